@@ -1,0 +1,68 @@
+"""Batches with dynamic padding: length-bucketed, seeded per epoch (so a resumed run sees the same order)."""
+from __future__ import annotations
+
+import random
+from typing import Dict, Iterator, List, Sequence
+
+import numpy as np
+
+from .tasks import IGNORE_INDEX, Feature
+
+# Neighbouring lengths are grouped within pools of this many batches, then the batches are shuffled:
+# little padding, yet every batch still mixes the data set.
+POOL_BATCHES = 50
+
+
+def train_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+                  rank: int = 0, world_size: int = 1) -> List[List[int]]:
+    """Index batches for one epoch. Deterministic in (seed, epoch); rank r of `world_size` gets every r-th batch."""
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    pool = batch_size * POOL_BATCHES
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    # every rank takes the same number of batches, so data-parallel steps stay in lock-step
+    per_rank = len(batches) // world_size if world_size > 1 else len(batches)
+    return batches[rank::world_size][:per_rank]
+
+
+def eval_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
+    """Length-sorted batches for inference (least padding); callers restore the original order by index."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(features: Sequence[Feature], pad_token_id: int) -> Dict[str, np.ndarray]:
+    """Pad a list of features to the longest one: int64 arrays [B, L] (labels [B] or [B, L])."""
+    max_len = max(len(f["input_ids"]) for f in features)
+    n = len(features)
+    input_ids = np.full((n, max_len), pad_token_id, dtype="int64")
+    token_type_ids = np.zeros((n, max_len), dtype="int64")
+    attention_mask = np.zeros((n, max_len), dtype="int64")
+    for i, f in enumerate(features):
+        k = len(f["input_ids"])
+        input_ids[i, :k] = f["input_ids"]
+        token_type_ids[i, :k] = f["token_type_ids"]
+        attention_mask[i, :k] = 1
+    batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+             "index": np.array([f["index"] for f in features], dtype="int64")}
+    if isinstance(features[0]["labels"], list):
+        labels = np.full((n, max_len), IGNORE_INDEX, dtype="int64")
+        token_mask = np.zeros((n, max_len), dtype="int64")
+        for i, f in enumerate(features):
+            labels[i, :len(f["labels"])] = f["labels"]
+            token_mask[i, :len(f["token_mask"])] = f["token_mask"]
+        batch["labels"], batch["token_mask"] = labels, token_mask
+    else:
+        batch["labels"] = np.array([f["labels"] for f in features], dtype="int64")
+    return batch
+
+
+def iterate(features: Sequence[Feature], batches: Sequence[Sequence[int]], pad_token_id: int
+            ) -> Iterator[Dict[str, np.ndarray]]:
+    for idx in batches:
+        yield collate([features[i] for i in idx], pad_token_id)

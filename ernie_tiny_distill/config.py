@@ -1,0 +1,327 @@
+"""Run configuration: typed dataclasses, YAML loading, `a.b=c` overrides, validation before any work starts."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from .errors import UserError
+
+TASKS = ("classification", "ner")
+STAGES = ("teacher", "general", "task")
+
+
+def _choices(*values: str) -> Dict[str, Any]:
+    return {"choices": values}
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from. `format` picks the reader; paths are read, never copied."""
+
+    format: str = field(default="demo", metadata=_choices("demo", "imdb", "conll", "msra", "csv", "tsv", "jsonl"))
+    # imdb: aclImdb_v1.tar.gz or its extracted folder (null = PaddleNLP download);
+    # conll/msra: a folder with train.txt, dev.txt|valid.txt, test.txt; demo: where to write the demo data.
+    path: Optional[str] = None
+    train_file: Optional[str] = None
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    text_column: str = "text"
+    label_column: str = "label"
+    # Data sets without a dev split (IMDB) get one carved from train: a count (>= 1) or a fraction (< 1).
+    dev_size: float = 0.1
+    split_seed: int = 0
+    max_train_examples: Optional[int] = None
+    max_dev_examples: Optional[int] = None
+    max_test_examples: Optional[int] = None
+    # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2.
+    # "imdb_unsup" (the 50k train/unsup reviews), "demo", or a text file with one document per line.
+    unlabeled: Optional[str] = None
+    max_unlabeled_examples: Optional[int] = None
+    iob_repair: str = field(default="convert", metadata=_choices("convert", "reject"))
+    unknown_eval_labels: str = field(default="error", metadata=_choices("error", "map_to_o"))
+    encoding_errors: str = field(default="replace", metadata=_choices("replace", "strict"))
+    skip_empty: bool = False
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class StudentConfig:
+    """How the student is initialised."""
+
+    init: str = field(default="teacher_layers", metadata=_choices("teacher_layers", "pretrained", "config"))
+    path: Optional[str] = None  # init=pretrained: a checkpoint directory (e.g. a stage-1 output)
+    layers: Optional[List[int]] = None  # init=teacher_layers: 0-based teacher layers to keep
+    every_k: Optional[int] = None  # init=teacher_layers: keep layers k-1, 2k-1, ... (when `layers` is null)
+    # init=config: a randomly initialised ERNIE of this shape (vocabulary from the teacher).
+    num_layers: int = 4
+    hidden_size: int = 312
+    num_heads: int = 12
+    intermediate_size: int = 1248
+
+
+@dataclass
+class ModelConfig:
+    # A PaddleNLP model name (downloads), a PaddleNLP directory, a Hugging Face BERT directory,
+    # "minilm" (the offline all-MiniLM-L6-v2 package) or, for distillation, a fine-tuned teacher run.
+    teacher: Optional[str] = None
+    student: StudentConfig = field(default_factory=StudentConfig)
+    max_seq_length: int = 128
+    truncation: str = field(default="head", metadata=_choices("head", "head_tail"))
+    dropout: Optional[float] = None  # overrides hidden/attention dropout of the trained model when set
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    eval_every: Optional[int] = None  # steps; null = once per epoch
+    log_every: int = 10
+    keep_checkpoints: int = 2
+    num_threads: int = 2
+    amp: bool = False
+    seed: int = 42
+    resume: bool = True
+    on_nan: str = field(default="stop", metadata=_choices("stop", "skip"))
+    progress: bool = True
+
+
+@dataclass
+class DistillConfig:
+    """Loss weights: L = kd_weight·T²·KL + ce_weight·CE + hidden_weight·MSE + attention_weight·Att + mlm_weight·KL_mlm."""
+
+    temperature: float = 1.0
+    kd_weight: float = 1.0
+    ce_weight: float = 1.0
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    attention_loss: str = field(default="kl", metadata=_choices("kl", "mse"))
+    mlm_weight: float = 0.0
+    mask_prob: float = 0.15
+    # Student layer i (1-based; 0 = embeddings) is matched to teacher layer layer_map[i]; null = uniform.
+    layer_map: Optional[List[int]] = None
+    cache_teacher: bool = True
+    allow_weak_teacher: bool = False
+
+
+@dataclass
+class Config:
+    task: str = field(default="classification", metadata=_choices(*TASKS))
+    stage: str = field(default="task", metadata=_choices(*STAGES))
+    output_dir: Optional[str] = field(default=None, metadata={"required": True})
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML file (if given), apply `a.b=c` overrides, validate; every problem names its key."""
+    raw: Dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"not valid YAML: {e}", where=str(path)) from None
+        if not isinstance(raw, dict):
+            raise UserError("expected a mapping of config keys at the top level", where=str(path))
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not of the form key=value (e.g. train.epochs=2)")
+        _set_dotted(raw, key.strip(), _parse_value(value))
+    cfg = _build(Config, raw, prefix="")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(raw: Dict[str, Any]) -> Config:
+    cfg = _build(Config, dict(raw), prefix="")
+    validate(cfg)
+    return cfg
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(raw: Dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"cannot set {key!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _suggest(key: str, allowed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _build(cls, raw: Any, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config key {prefix.rstrip('.') or '<top>'!r} must be a section (mapping), got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise UserError(
+                f"unknown config key {prefix + str(key)!r}; {_suggest(str(key), list(fields))}"
+                f"allowed keys here: {', '.join(fields)}"
+            )
+    values = {}
+    for name, f in fields.items():
+        full = prefix + name
+        if name not in raw:
+            if f.metadata.get("required"):
+                raise UserError(f"missing required config key {full!r}")
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], prefix=full + ".")
+        else:
+            values[name] = _coerce(raw[name], hint, full, f.metadata.get("choices"))
+    return cls(**values)
+
+
+def _type_name(hint) -> str:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin in (list, List):
+        return f"list of {_type_name(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint, key: str, choices: Optional[Sequence[str]]):
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(value, inner, key, choices)
+    expected = _type_name(hint)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise UserError(f"config key {key!r} must be a {expected}, got {value!r}")
+        (inner,) = typing.get_args(hint)
+        return [_coerce(v, inner, f"{key}[{i}]", None) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config key {key!r} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise UserError(f"config key {key!r} must be a string, got {value!r}")
+        if choices and value not in choices:
+            raise UserError(
+                f"config key {key!r} must be one of {', '.join(choices)}; got {value!r}. "
+                f"{_suggest(value, choices)}".rstrip()
+            )
+        return value
+    raise TypeError(f"unsupported config type {hint} for {key}")  # a bug in this file, not user input
+
+
+# ---------------------------------------------------------------- semantic checks
+
+
+def validate(cfg: Config) -> None:
+    """Range and consistency checks that types alone cannot express."""
+    d, t, m = cfg.distill, cfg.train, cfg.model
+    if d.temperature <= 0:
+        raise UserError(f"config key 'distill.temperature' must be > 0, got {d.temperature}")
+    for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight"):
+        if getattr(d, name) < 0:
+            raise UserError(f"config key 'distill.{name}' must be >= 0, got {getattr(d, name)}")
+    if not 0.0 < d.mask_prob < 1.0:
+        raise UserError(f"config key 'distill.mask_prob' must be in (0, 1), got {d.mask_prob}")
+    positive = {
+        "train.batch_size": t.batch_size,
+        "train.eval_batch_size": t.eval_batch_size,
+        "train.learning_rate": t.learning_rate,
+        "train.epochs": t.epochs,
+        "train.num_threads": t.num_threads,
+        "train.log_every": t.log_every,
+        "train.keep_checkpoints": t.keep_checkpoints,
+        "model.max_seq_length": m.max_seq_length,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise UserError(f"config key {key!r} must be > 0, got {value}")
+    if m.max_seq_length < 8:
+        raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
+    if not 0.0 <= t.warmup_ratio < 1.0:
+        raise UserError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
+    if m.dropout is not None and not 0.0 <= m.dropout < 1.0:
+        raise UserError(f"config key 'model.dropout' must be in [0, 1), got {m.dropout}")
+    if cfg.data.dev_size <= 0:
+        raise UserError(f"config key 'data.dev_size' must be > 0, got {cfg.data.dev_size}")
+    if not m.teacher:
+        role = "the model to fine-tune" if cfg.stage == "teacher" else "the teacher to distill from"
+        raise UserError(
+            f"stage {cfg.stage!r} needs 'model.teacher' ({role}); it is not set",
+            hint="e.g. model.teacher=minilm, a PaddleNLP name such as ernie-3.0-medium-zh, or a run directory",
+        )
+    s = m.student
+    if cfg.stage != "teacher":
+        if s.init == "pretrained" and not s.path:
+            raise UserError("config key 'model.student.path' is required when model.student.init is 'pretrained'")
+        if s.init == "teacher_layers" and not s.layers and not s.every_k:
+            raise UserError(
+                "model.student.init is 'teacher_layers' but neither 'model.student.layers' nor "
+                "'model.student.every_k' is set"
+            )
+        if s.every_k is not None and s.every_k <= 0:
+            raise UserError(f"config key 'model.student.every_k' must be > 0, got {s.every_k}")
+        if s.init == "config" and s.hidden_size % s.num_heads:
+            raise UserError(
+                f"model.student.hidden_size ({s.hidden_size}) must be divisible by "
+                f"model.student.num_heads ({s.num_heads})"
+            )
+    if cfg.stage == "general":
+        if d.hidden_weight + d.attention_weight + d.mlm_weight <= 0:
+            raise UserError(
+                "stage 'general' needs at least one of distill.hidden_weight, distill.attention_weight, "
+                "distill.mlm_weight to be > 0"
+            )
+        if not cfg.data.unlabeled:
+            raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
+    if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
+        raise UserError("stage 'task' has every loss weight at 0: nothing to train")

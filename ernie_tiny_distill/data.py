@@ -1,0 +1,155 @@
+"""Turn the `data` config section into train/dev/test/unlabeled example lists (readers do the parsing)."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from . import readers
+from .config import DataConfig
+from .errors import UserError
+from .examples import TaggedSentence, TextExample
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataSplits:
+    train: list
+    dev: list
+    test: list
+    unlabeled: list = field(default_factory=list)
+    labels: List[str] = field(default_factory=list)
+
+
+def _first_existing(folder: str, names) -> Optional[str]:
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _limit(examples: list, n: Optional[int]) -> list:
+    return examples if n is None else examples[:n]
+
+
+def _demo_dir(cfg: DataConfig) -> str:
+    return cfg.path or os.path.join(cfg.cache_dir or ".cache", "demo_data")
+
+
+def _tagging_files(cfg: DataConfig):
+    train, dev, test = cfg.train_file, cfg.dev_file, cfg.test_file
+    if cfg.path:
+        if not os.path.isdir(cfg.path):
+            raise UserError(
+                f"data.path {cfg.path!r} is not a directory",
+                hint="expected a folder with train.txt, dev.txt (or valid.txt) and test.txt in CoNLL column format",
+            )
+        train = train or _first_existing(cfg.path, ["train.txt", "train.tsv"])
+        dev = dev or _first_existing(cfg.path, ["dev.txt", "valid.txt", "dev.tsv", "validation.txt"])
+        test = test or _first_existing(cfg.path, ["test.txt", "test.tsv"])
+    if not train:
+        raise UserError(
+            "no training file: set data.train_file or data.path (a folder with train.txt)",
+            hint="CoNLL-2003 is available from its maintainers; offline, point data.path at a local copy",
+        )
+    return train, dev, test
+
+
+def _read_tagged(cfg: DataConfig, path: str) -> List[TaggedSentence]:
+    if cfg.format == "msra":
+        return readers.read_msra(path, encoding_errors=cfg.encoding_errors)
+    return readers.read_conll(path, iob_repair=cfg.iob_repair, encoding_errors=cfg.encoding_errors)
+
+
+def _read_labeled(cfg: DataConfig, task: str):
+    """(train, dev or None, test or None) for the configured format."""
+    if cfg.format == "demo":
+        from .demo_data import write_demo_data
+
+        paths = write_demo_data(_demo_dir(cfg))
+        prefix = "sentiment" if task == "classification" else "ner"
+        if task == "classification":
+            read = lambda p: readers.read_classification_file(p)  # noqa: E731
+        else:
+            read = lambda p: readers.read_conll(p)  # noqa: E731
+        return read(paths[f"{prefix}_train"]), read(paths[f"{prefix}_dev"]), read(paths[f"{prefix}_test"])
+    if cfg.format == "imdb":
+        if task != "classification":
+            raise UserError("data.format 'imdb' is a classification data set but task is 'ner'")
+        train = readers.read_imdb(cfg.path, "train", cache_dir=cfg.cache_dir)
+        test = readers.read_imdb(cfg.path, "test", cache_dir=cfg.cache_dir)
+        return train, None, test
+    if cfg.format in ("conll", "msra"):
+        if task != "ner":
+            raise UserError(f"data.format {cfg.format!r} is a tagging format but task is {task!r}")
+        train, dev, test = _tagging_files(cfg)
+        return _read_tagged(cfg, train), dev and _read_tagged(cfg, dev), test and _read_tagged(cfg, test)
+    # csv / tsv / jsonl classification files
+    if task != "classification":
+        raise UserError(f"data.format {cfg.format!r} holds classification data but task is {task!r}")
+    if not cfg.train_file:
+        raise UserError(f"data.format {cfg.format!r} needs data.train_file (and optionally dev_file, test_file)")
+
+    def read(path):
+        return readers.read_classification_file(
+            path, text_column=cfg.text_column, label_column=cfg.label_column, file_format=cfg.format,
+            encoding_errors=cfg.encoding_errors, skip_empty=cfg.skip_empty,
+        )
+
+    return read(cfg.train_file), cfg.dev_file and read(cfg.dev_file), cfg.test_file and read(cfg.test_file)
+
+
+def read_unlabeled(cfg: DataConfig, task: str) -> list:
+    """The unlabeled corpus (stage 1) / transfer set (stage 2): TextExample or TaggedSentence without labels."""
+    spec = cfg.unlabeled
+    if not spec:
+        return []
+    if spec == "imdb_unsup":
+        docs = readers.read_imdb(cfg.path, "unsup", limit=cfg.max_unlabeled_examples, cache_dir=cfg.cache_dir)
+    elif spec == "demo":
+        from .demo_data import write_demo_data
+
+        paths = write_demo_data(_demo_dir(cfg))
+        docs = readers.read_plain_text(paths["sentiment_unlabeled" if task == "classification" else "ner_unlabeled"])
+    elif os.path.isfile(spec):
+        docs = readers.read_plain_text(spec, encoding_errors=cfg.encoding_errors)
+    else:
+        raise UserError(
+            f"config key 'data.unlabeled' = {spec!r} is neither 'imdb_unsup', 'demo' nor an existing text file "
+            "(one document per line)"
+        )
+    docs = _limit(docs, cfg.max_unlabeled_examples)
+    if task == "ner":
+        # tagging models need words: unlabeled sentences are split on whitespace
+        docs = [TaggedSentence(tokens=d.text.split()) for d in docs]
+    return docs
+
+
+def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> DataSplits:
+    train, dev, test = _read_labeled(cfg, task)
+    if dev is None:
+        train, dev = readers.split_train_dev(train, cfg.dev_size if cfg.dev_size < 1 else int(cfg.dev_size),
+                                             seed=cfg.split_seed)
+        logger.info("no dev split: %d training examples held out as dev (seed %d)", len(dev), cfg.split_seed)
+    train = _balanced_subset(train, cfg.max_train_examples, cfg.split_seed)
+    dev = _limit(dev, cfg.max_dev_examples)
+    test = _limit(test or [], cfg.max_test_examples)
+    labels = readers.label_set(train)
+    dev = readers.check_labels_known(dev, labels, where="dev split", policy=cfg.unknown_eval_labels)
+    test = readers.check_labels_known(test, labels, where="test split", policy=cfg.unknown_eval_labels)
+    unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
+    return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)
+
+
+def _balanced_subset(examples: list, n: Optional[int], seed: int) -> list:
+    """The first n examples after a seeded shuffle (a fixed-size random subset, the same for every run)."""
+    if n is None or n >= len(examples):
+        return examples
+    import random
+
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    return [examples[i] for i in sorted(order[:n])]

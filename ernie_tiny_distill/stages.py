@@ -1,0 +1,225 @@
+"""Run one stage from a config: read data, build teacher/student, train, evaluate the best checkpoint."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import paddle
+import yaml
+from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
+
+from . import data as data_lib
+from . import models, readers, teacher_cache
+from .config import Config
+from .errors import UserError
+from .tasks import GeneralTask, Task, make_task
+from .trainer import Distillable, TeacherRows, Trainer, default_layer_map
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+# Stage 1 scores itself on this share of the unlabeled corpus, held out from training.
+GENERAL_DEV_FRACTION, GENERAL_DEV_MAX = 0.02, 500
+# A teacher must beat the chance level by this margin on dev before it may teach.
+WEAK_TEACHER_MARGIN = 0.02
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def run_stage(cfg: Config) -> Dict[str, object]:
+    """Train one stage as configured; returns (and writes to output_dir/summary.json) the results."""
+    started = time.time()
+    seed_everything(cfg.train.seed)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    tokenizer = models.load_tokenizer(cfg.model.teacher)
+    if cfg.stage == "general":
+        summary = _run_general(cfg, tokenizer)
+    else:
+        summary = _run_supervised(cfg, tokenizer)
+    summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir, seconds=round(time.time() - started, 1))
+    with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+# ---------------------------------------------------------------- stage 1
+
+
+def _run_general(cfg: Config, tokenizer) -> Dict[str, object]:
+    d = cfg.distill
+    corpus = data_lib.read_unlabeled(cfg.data, cfg.task)
+    if len(corpus) < 4:
+        raise UserError(f"data.unlabeled has {len(corpus)} documents; stage 'general' needs more text")
+    n_dev = min(GENERAL_DEV_MAX, max(1, int(len(corpus) * GENERAL_DEV_FRACTION)))
+    train_docs, dev_docs = corpus[n_dev:], corpus[:n_dev]
+    task = GeneralTask(tokenizer, cfg.model.max_seq_length)
+    model_class = ErnieForMaskedLM if d.mlm_weight > 0 else ErnieModel
+    teacher = models.load_model(cfg.model.teacher, model_class)
+    if d.mlm_weight > 0:
+        _require_mlm_head(cfg.model.teacher)
+    student = models.build_student(cfg.model.student, teacher, tokenizer, model_class, dropout=cfg.model.dropout)
+    trainer = _make_trainer(cfg, task, student, teacher, tokenizer)
+    train_features = task.encode(train_docs)
+    dev_features = task.encode(dev_docs)
+    best_dir = os.path.join(cfg.output_dir, "best")
+
+    def save_best(metrics):
+        models.save_model_dir(trainer.trainable.student, tokenizer, best_dir,
+                              {**task.metadata(), "stage": "general", "dev": metrics})
+
+    state = trainer.fit(train_features, dev_features, dev_docs, on_best=save_best)
+    total, non_embedding = models.count_parameters(student)
+    return {"train_examples": len(train_features), "dev": {"loss": state["best_metric"]}, "best_dir": best_dir,
+            "params": total, "nonembedding_params": non_embedding, "history": state["history"]}
+
+
+def _require_mlm_head(spec: str) -> None:
+    path = models.resolve(spec)
+    from . import convert
+
+    has_head = False
+    if os.path.isdir(path) and convert.is_hf_bert_dir(path):
+        has_head = convert.load_hf_bert(path)[2]
+    elif os.path.isdir(path):
+        from safetensors import safe_open
+
+        for name in os.listdir(path):
+            if name.endswith(".safetensors"):
+                with safe_open(os.path.join(path, name), framework="np") as f:
+                    has_head |= any(k.startswith("cls.") for k in f.keys())
+    else:
+        has_head = True  # PaddleNLP pretrained names ship their MLM head
+    if not has_head:
+        raise UserError(
+            f"distill.mlm_weight > 0 needs a teacher with a masked-LM head, and {spec!r} has none",
+            hint="set distill.mlm_weight=0 and use distill.hidden_weight / distill.attention_weight instead",
+        )
+
+
+# ---------------------------------------------------------------- teacher fine-tuning and stage 2
+
+
+def _teacher_labels(cfg: Config, data_labels) -> list:
+    """For distillation the label order is the teacher's (its logits are in that order)."""
+    meta = models.read_task_metadata(models.resolve(cfg.model.teacher)) if cfg.stage == "task" else None
+    if meta is None:
+        return list(data_labels)
+    where = f"model.teacher={cfg.model.teacher}"
+    if meta.get("task") != cfg.task:
+        raise UserError(f"the teacher is a {meta.get('task')!r} model but task is {cfg.task!r}", where=where)
+    if sorted(meta["labels"]) != sorted(data_labels):
+        raise UserError(
+            f"the teacher was trained with {len(meta['labels'])} labels {meta['labels'][:8]} but the training "
+            f"data has {len(data_labels)}: {list(data_labels)[:8]}", where=where)
+    return list(meta["labels"])
+
+
+def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
+    transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+    splits = data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
+    labels = _teacher_labels(cfg, splits.labels)
+    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation)
+    if cfg.stage == "teacher":
+        teacher = None
+        model = models.load_model(cfg.model.teacher, task.model_class, task.num_labels, cfg.model.dropout)
+    else:
+        teacher = models.load_model(cfg.model.teacher, task.model_class, task.num_labels)
+        model = models.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
+                                     cfg.model.dropout)
+    train_features = task.encode(splits.train)
+    if transfer:
+        # transfer set: no gold labels, so only the KD term sees these examples
+        train_features += task.encode(splits.unlabeled, offset=len(train_features))
+    dev_features, test_features = task.encode(splits.dev), task.encode(splits.test)
+    trainer = _make_trainer(cfg, task, model, teacher, tokenizer)
+
+    teacher_dev = None
+    if teacher is not None:
+        teacher_dev = trainer.evaluate(teacher, dev_features, splits.dev)
+        _check_teacher(cfg, task, teacher_dev, splits.dev)
+        if cfg.distill.cache_teacher and trainer.kd_from_logits_only:
+            trainer.teacher_rows = TeacherRows(*_cached_teacher_rows(cfg, task, trainer, teacher, train_features))
+
+    best_dir = os.path.join(cfg.output_dir, "best")
+
+    def save_best(metrics):
+        models.save_model_dir(trainer.trainable.student, tokenizer, best_dir,
+                              {**task.metadata(), "stage": cfg.stage, "dev": _headline(metrics, task)})
+
+    state = trainer.fit(train_features, dev_features, splits.dev, on_best=save_best)
+    best = models.load_model(best_dir, task.model_class, task.num_labels)
+    dev_metrics = trainer.evaluate(best, dev_features, splits.dev)
+    test_metrics = trainer.evaluate(best, test_features, splits.test) if test_features else None
+    total, non_embedding = models.count_parameters(best)
+    result = {
+        "metric_name": task.metric_name, "dev": dev_metrics, "test": test_metrics,
+        "teacher_dev": teacher_dev, "train_examples": len(splits.train),
+        "transfer_examples": len(splits.unlabeled), "params": total, "nonembedding_params": non_embedding,
+        "layers": models.num_layers(best), "hidden": models.hidden_size(best), "best_dir": best_dir,
+        "best_step": state["best_step"], "history": state["history"], "train_seconds": state.get("seconds"),
+    }
+    with open(os.path.join(best_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev}, f, indent=2)
+    return result
+
+
+def _headline(metrics: Dict, task: Task) -> Dict:
+    return {k: v for k, v in metrics.items() if k != "per_class"}
+
+
+def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> None:
+    score, chance = float(teacher_dev[task.metric_name]), task.chance_level(dev_examples)
+    logger.info("teacher dev %s = %.4f (chance level %.4f)", task.metric_name, score, chance)
+    if score <= chance + WEAK_TEACHER_MARGIN:
+        message = (f"the teacher's dev {task.metric_name} is {score:.4f}, at the chance level ({chance:.4f}): "
+                   "it has nothing to teach")
+        if not cfg.distill.allow_weak_teacher:
+            raise UserError(message, where=f"model.teacher={cfg.model.teacher}",
+                            hint="fine-tune it first (stage=teacher), or set distill.allow_weak_teacher=true")
+        logger.warning("%s (continuing: distill.allow_weak_teacher=true)", message)
+
+
+def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):
+    teacher_dir = models.resolve(cfg.model.teacher)
+    if cfg.data.cache_dir:
+        cache_dir = os.path.join(cfg.data.cache_dir, "teacher_logits")
+    elif os.path.isdir(teacher_dir) and os.access(teacher_dir, os.W_OK):
+        cache_dir = os.path.join(teacher_dir, "logits_cache")
+    else:
+        cache_dir = os.path.join(cfg.output_dir, "teacher_logits")
+    return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
+                                       lambda fs: trainer.predict_logits(teacher, fs))
+
+
+def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer) -> Trainer:
+    d = cfg.distill
+    intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
+    teacher_hidden = models.hidden_size(teacher) if intermediate and d.hidden_weight > 0 else None
+    trainable = Distillable(student, models.hidden_size(student), teacher_hidden)
+    layer_map = None
+    if intermediate:
+        if d.attention_weight > 0:
+            models.disable_attention_dropout(student)
+        n_s, n_t = models.num_layers(student), models.num_layers(teacher)
+        s = cfg.model.student
+        selected = models.layers_to_keep(s, n_t) if s.init == "teacher_layers" else None
+        layer_map = d.layer_map or default_layer_map(n_s, n_t, selected)
+        if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
+            raise UserError(
+                f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
+                f"embeddings, then one per student layer), got {layer_map}")
+        logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
+    return Trainer(cfg, task, trainable, teacher=teacher, layer_map=layer_map,
+                   pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
+                   vocab_size=models.encoder_of(student).config.vocab_size)

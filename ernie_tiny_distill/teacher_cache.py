@@ -1,0 +1,68 @@
+"""Teacher logits computed once per (teacher, data) and stored on disk, validated against both before reuse."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from typing import Sequence
+
+import numpy as np
+
+from .tasks import Feature, Task
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature]) -> str:
+    """Hash of the teacher's weights file identity, the label list and every input id sequence."""
+    h = hashlib.sha256(f"v{FORMAT_VERSION}|{task.name}|{task.labels}".encode())
+    weights = os.path.join(teacher_dir, "model.safetensors")
+    if os.path.isfile(weights):
+        st = os.stat(weights)
+        h.update(f"{os.path.abspath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        h.update(teacher_dir.encode())
+    for f in features:
+        h.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
+        h.update(b"|")
+        if "token_mask" in f:
+            h.update(np.asarray(f["token_mask"], dtype=np.int8).tobytes())
+    return h.hexdigest()[:20]
+
+
+def build_rows(logits: Sequence[np.ndarray], task: Task, features: Sequence[Feature]):
+    rows = [task.kd_rows_numpy(lg, f) for lg, f in zip(logits, features)]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(r) for r in rows])
+    return np.concatenate(rows, axis=0).astype(np.float32), offsets
+
+
+def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequence[Feature], compute_logits):
+    """(rows [N, C], offsets [n_features + 1]); `compute_logits(features)` runs the teacher when needed."""
+    key = fingerprint(teacher_dir, task, features)
+    path = os.path.join(cache_dir, f"teacher_logits-{key}.npz")
+    if os.path.isfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                rows, offsets = z["rows"], z["offsets"]
+            if (meta.get("fingerprint") == key and len(offsets) == len(features) + 1
+                    and offsets[-1] == len(rows) and rows.shape[1] == task.num_labels):
+                logger.info("teacher logits from cache %s", path)
+                return rows, offsets
+            logger.warning("teacher-logit cache %s does not match the data; rebuilding", path)
+        except (OSError, ValueError, KeyError) as e:
+            logger.warning("teacher-logit cache %s is unreadable (%s); rebuilding", path, e)
+    logger.info("computing teacher logits for %d examples (cached in %s)", len(features), cache_dir)
+    rows, offsets = build_rows(compute_logits(features), task, features)
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".teacher_logits-", suffix=".npz", dir=cache_dir)
+    os.close(fd)
+    meta = json.dumps({"fingerprint": key, "teacher": teacher_dir, "num_features": len(features)})
+    np.savez(tmp, rows=rows, offsets=offsets, meta=np.array(meta))
+    os.replace(tmp, path)
+    return rows, offsets
