@@ -20,6 +20,13 @@ def set_threads(num_threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
 
 
+def quiet_paddlenlp() -> None:
+    """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter. Imports Paddle."""
+    from paddlenlp.utils.log import logger
+
+    logger.set_level("WARNING")
+
+
 def main_wrapper(main: Callable[[], int], debug: bool) -> int:
     """Run `main`; a UserError prints `error: ...` (no traceback unless --debug) and exits with status 2."""
     try:

@@ -9,7 +9,7 @@ from typing import List, Optional
 from . import readers
 from .config import DataConfig
 from .errors import UserError
-from .examples import TaggedSentence, TextExample
+from .examples import TaggedSentence
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 import paddle
@@ -14,7 +14,7 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import models, readers, teacher_cache
+from . import models, teacher_cache
 from .config import Config
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task

@@ -13,7 +13,6 @@ import pytest
 from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the repo may be used uninstalled
 
 import paddle  # noqa: E402
 from paddlenlp.transformers import (  # noqa: E402

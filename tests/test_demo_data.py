@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections import Counter
 
 import pytest
 
 # The package is not necessarily installed; make the repo root importable.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ernie_tiny_distill.demo_data import write_demo_data  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402

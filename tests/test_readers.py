@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the repo may be used uninstalled
 
 from ernie_tiny_distill import readers  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402

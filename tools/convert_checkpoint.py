@@ -4,7 +4,6 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 

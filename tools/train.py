@@ -3,7 +3,7 @@ import argparse
 import json
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, set_threads, setup_logging
+from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
 from ernie_tiny_distill.config import load_config
 
 
@@ -18,6 +18,7 @@ def main() -> int:
     def run() -> int:
         cfg = load_config(args.config, args.overrides)
         set_threads(cfg.train.num_threads)
+        quiet_paddlenlp()
         from ernie_tiny_distill.stages import run_stage  # imports Paddle: after the thread count is set
 
         summary = run_stage(cfg)
