@@ -35,11 +35,35 @@ def seed_everything(seed: int) -> None:
     paddle.seed(seed)
 
 
-def run_stage(cfg: Config) -> Dict[str, object]:
-    """Train one stage as configured; returns (and writes to output_dir/summary.json) the results."""
+def finished_summary(cfg: Config):
+    """The summary of a finished run of exactly this config in cfg.output_dir, else None."""
+    summary_file = os.path.join(cfg.output_dir, SUMMARY_FILE)
+    config_file = os.path.join(cfg.output_dir, "config.yaml")
+    if not (os.path.isfile(summary_file) and os.path.isfile(config_file)):
+        return None
+    with open(config_file, encoding="utf-8") as f:
+        if yaml.safe_load(f) != cfg.to_dict():
+            return None
+    with open(summary_file, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
+    """Train one stage as configured; returns (and writes to output_dir/summary.json) the results.
+
+    With skip_if_done, a run that already finished with the same config is not repeated (pipelines re-run
+    cheaply); an unfinished one resumes from its last checkpoint either way.
+    """
+    if skip_if_done:
+        done = finished_summary(cfg)
+        if done is not None:
+            logger.info("%s: already finished with this config; skipping", cfg.output_dir)
+            return done
     started = time.time()
     seed_everything(cfg.train.seed)
     os.makedirs(cfg.output_dir, exist_ok=True)
+    if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
+        os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
     with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
     tokenizer = models.load_tokenizer(cfg.model.teacher)

@@ -1,0 +1,134 @@
+"""Each stage trains a tiny model and its loss goes down; an interrupted run resumes to the same weights."""
+import json
+import os
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from ernie_tiny_distill import trainer as trainer_mod
+from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.random_teacher import write_random_teacher
+from ernie_tiny_distill.stages import run_stage
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    paths = write_demo_data(str(root / "demo"))
+    texts = []
+    for key in ("sentiment_train", "sentiment_unlabeled", "ner_unlabeled"):
+        with open(paths[key], encoding="utf-8") as f:
+            texts += f.read().splitlines()
+    teacher = write_random_teacher(str(root / "random_teacher"), texts, num_layers=2, hidden_size=32,
+                                   num_heads=2, intermediate_size=64)
+    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+
+
+def make_config(ws, task, stage, name, **sections):
+    raw = {
+        "task": task, "stage": stage, "output_dir": str(ws["root"] / name),
+        "data": {"format": "demo", "path": ws["demo"], "unlabeled": "demo", "max_train_examples": 64,
+                 "max_dev_examples": 32, "max_test_examples": 32, "max_unlabeled_examples": 64},
+        "model": {"teacher": ws["teacher"], "max_seq_length": 48,
+                  "student": {"init": "config", "num_layers": 1, "hidden_size": 16, "num_heads": 2,
+                              "intermediate_size": 32}},
+        "train": {"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0, "log_every": 2,
+                  "progress": False, "seed": 7},
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return config_from_dict(raw)
+
+
+def logged(run_dir, part):
+    with open(os.path.join(run_dir, "train_log.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line)[part] for line in f]
+
+
+def first_vs_last(values, k=3):
+    return float(np.mean(values[:k])), float(np.mean(values[-k:]))
+
+
+@pytest.fixture(scope="module")
+def cls_teacher(workspace):
+    cfg = make_config(workspace, "classification", "teacher", "cls_teacher", train={"epochs": 6})
+    return run_stage(cfg)
+
+
+def test_teacher_stage_ce_goes_down(cls_teacher):
+    first, last = first_vs_last(logged(cls_teacher["output_dir"], "ce"))
+    assert last < first
+    assert os.path.isfile(os.path.join(cls_teacher["best_dir"], "model.safetensors"))
+    assert cls_teacher["test"]["num_examples"] == 32
+
+
+def test_general_stage_hidden_and_attention_go_down(workspace):
+    cfg = make_config(workspace, "classification", "general", "general",
+                      distill={"hidden_weight": 1.0, "attention_weight": 1.0})
+    summary = run_stage(cfg)
+    for part in ("hidden", "attention"):
+        first, last = first_vs_last(logged(summary["output_dir"], part))
+        assert last < first, part
+    # the projection (student 16 -> teacher 32 wide) is trained but not part of the saved student
+    weights = load_file(os.path.join(summary["best_dir"], "model.safetensors"))
+    assert not any("projection" in k for k in weights)
+
+
+def test_task_stage_kd_goes_down_and_uses_cache(workspace, cls_teacher):
+    cfg = make_config(workspace, "classification", "task", "cls_student",
+                      model={"teacher": cls_teacher["output_dir"]},
+                      distill={"temperature": 2.0, "allow_weak_teacher": True})
+    summary = run_stage(cfg)
+    first, last = first_vs_last(logged(summary["output_dir"], "kd"))
+    assert last < first
+    cache = os.path.join(cls_teacher["best_dir"], "logits_cache")
+    assert len([f for f in os.listdir(cache) if f.endswith(".npz")]) == 1
+    assert summary["transfer_examples"] == 64  # the unlabeled set fed the KD term
+
+
+def test_ner_task_stage_runs_per_token(workspace):
+    teacher = run_stage(make_config(workspace, "ner", "teacher", "ner_teacher", train={"epochs": 3}))
+    cfg = make_config(workspace, "ner", "task", "ner_student", model={"teacher": teacher["output_dir"]},
+                      distill={"allow_weak_teacher": True})
+    summary = run_stage(cfg)
+    assert set(summary["test"]) >= {"f1", "precision", "recall", "per_class"}
+    first, last = first_vs_last(logged(summary["output_dir"], "kd"))
+    assert last < first
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, monkeypatch):
+    common = dict(model={"teacher": cls_teacher["output_dir"]},
+                  distill={"temperature": 2.0, "allow_weak_teacher": True},
+                  train={"max_steps": 12, "eval_every": 4})
+    straight = run_stage(make_config(workspace, "classification", "task", "resume_a", **common))
+
+    # crash in the middle of step 7, after the checkpoint at step 4 was written
+    original = trainer_mod.Trainer.loss_parts
+    calls = {"n": 0}
+
+    def crashing(self, batch, step=0):
+        calls["n"] += 1
+        if step == 6 and self.trainable.training:
+            raise Interrupt()
+        return original(self, batch, step)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "loss_parts", crashing)
+    cfg_b = make_config(workspace, "classification", "task", "resume_b", **common)
+    with pytest.raises(Interrupt):
+        run_stage(cfg_b)
+    monkeypatch.setattr(trainer_mod.Trainer, "loss_parts", original)
+    assert os.listdir(os.path.join(cfg_b.output_dir, "checkpoints")) == ["step-4"]
+    resumed = run_stage(cfg_b)
+
+    a = load_file(os.path.join(straight["best_dir"], "model.safetensors"))
+    b = load_file(os.path.join(resumed["best_dir"], "model.safetensors"))
+    assert straight["best_step"] == resumed["best_step"]
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6, err_msg=key)
+    assert resumed["test"]["accuracy"] == straight["test"]["accuracy"]
