@@ -63,6 +63,9 @@ class StudentConfig:
     hidden_size: int = 312
     num_heads: int = 12
     intermediate_size: int = 1248
+    # init=config: "teacher_pca" starts the embedding tables from the teacher's, projected onto their top
+    # principal directions (a narrow student then starts with word similarities instead of noise).
+    embeddings: str = field(default="teacher_pca", metadata=_choices("teacher_pca", "random"))
 
 
 @dataclass

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
 
@@ -214,7 +215,37 @@ def student_from_config(student_cfg: StudentConfig, teacher, model_class, num_la
     )
     if num_labels is not None:
         config.num_labels = num_labels
-    return model_class(config)
+    student = model_class(config)
+    if student_cfg.embeddings == "teacher_pca":
+        copy_embeddings_pca(teacher, student)
+    return student
+
+
+def pca_basis(matrix: np.ndarray, width: int) -> np.ndarray:
+    """[H_teacher, width]: the top `width` principal directions of the rows of `matrix`."""
+    centered = matrix - matrix.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)  # vt: [H_teacher, H_teacher]
+    return vt[:width].T
+
+
+def copy_embeddings_pca(teacher, student) -> None:
+    """Student embedding tables = teacher tables projected on the word embeddings' top principal directions.
+
+    One basis for word, position and token-type tables keeps their sum (the embedding input) consistent;
+    the rescaling keeps the projected rows' typical norm that of the teacher's rows.
+    """
+    t_emb, s_emb = encoder_of(teacher).embeddings, encoder_of(student).embeddings
+    width = s_emb.word_embeddings.weight.shape[1]
+    words = t_emb.word_embeddings.weight.numpy()
+    if width > words.shape[1]:
+        raise UserError(f"model.student.hidden_size ({width}) is wider than the teacher ({words.shape[1]}); "
+                        "use model.student.embeddings=random")
+    basis = pca_basis(words, width)
+    scale = np.linalg.norm(words, axis=1).mean() / max(1e-6, np.linalg.norm(words @ basis, axis=1).mean())
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        source, target = getattr(t_emb, name).weight, getattr(s_emb, name).weight
+        if source.shape[0] == target.shape[0]:
+            target.set_value((source.numpy() @ basis * scale).astype(target.numpy().dtype))
 
 
 def build_student(student_cfg: StudentConfig, teacher, teacher_tokenizer, model_class,

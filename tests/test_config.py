@@ -1,0 +1,256 @@
+"""Config loading: YAML + `a.b=c` overrides with typed parsing; every error names its key and what is allowed."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ernie_tiny_distill.config import Config, config_from_dict, load_config
+from ernie_tiny_distill.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.y*ml"))
+
+# the smallest valid stage-2 config
+BASE = ["output_dir=out", "model.teacher=teacher_dir", "model.student.every_k=2"]
+
+
+def write(tmp_path, text: str, name: str = "run.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def load(*overrides, path=None) -> Config:
+    return load_config(path, list(BASE) + list(overrides))
+
+
+def fails(match: str, *overrides, path=None, base=True):
+    with pytest.raises(UserError, match=match) as info:
+        load_config(path, (list(BASE) if base else []) + list(overrides))
+    return str(info.value)
+
+
+# --------------------------------------------------------------------------- loading and overrides
+
+
+def test_yaml_file_is_read(tmp_path):
+    path = write(tmp_path, """
+task: ner
+stage: task
+output_dir: runs/ner
+data: {format: conll, path: data/conll, max_train_examples: 200}
+model:
+  teacher: minilm
+  max_seq_length: 64
+  student: {init: teacher_layers, layers: [1, 3]}
+train: {batch_size: 8, learning_rate: 0.0001, amp: false, max_steps: 50}
+distill: {temperature: 2, kd_weight: 0.5}
+""")
+    cfg = load_config(path)
+    assert (cfg.task, cfg.stage, cfg.output_dir) == ("ner", "task", "runs/ner")
+    assert (cfg.data.format, cfg.data.path, cfg.data.max_train_examples) == ("conll", "data/conll", 200)
+    assert cfg.model.teacher == "minilm" and cfg.model.max_seq_length == 64
+    assert cfg.model.student.layers == [1, 3] and cfg.model.student.every_k is None
+    assert (cfg.train.batch_size, cfg.train.learning_rate, cfg.train.amp, cfg.train.max_steps) == (8, 1e-4, False, 50)
+    assert cfg.distill.temperature == 2.0 and isinstance(cfg.distill.temperature, float)  # int widened
+    assert cfg.distill.kd_weight == 0.5
+    assert cfg.distill.ce_weight == 1.0 and cfg.train.epochs == 3.0  # untouched keys keep their defaults
+
+
+def test_overrides_parse_types_and_win_over_yaml(tmp_path):
+    path = write(tmp_path, "output_dir: o\nmodel: {teacher: t, student: {every_k: 2}}\n"
+                           "train: {max_steps: 100, amp: false}\n")
+    cfg = load_config(path, [
+        "train.batch_size=8",  # int
+        "distill.temperature=2.5",  # float
+        "distill.kd_weight=3",  # int for a float key
+        "train.amp=true",  # bool
+        "model.student.layers=[0, 2]",  # list
+        "train.max_steps=null",  # null clears a value set in the file
+        "model.teacher=minilm",  # string
+        "data.unlabeled=corpus.txt",  # a section absent from the file is created
+        "output_dir=elsewhere",
+    ])
+    assert cfg.train.batch_size == 8 and type(cfg.train.batch_size) is int
+    assert cfg.distill.temperature == 2.5
+    assert cfg.distill.kd_weight == 3.0 and type(cfg.distill.kd_weight) is float
+    assert cfg.train.amp is True
+    assert cfg.model.student.layers == [0, 2]
+    assert cfg.train.max_steps is None
+    assert cfg.model.teacher == "minilm" and cfg.data.unlabeled == "corpus.txt"
+    assert cfg.output_dir == "elsewhere"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG config._coerce: PyYAML (YAML 1.1) reads '1e-5'/'5e-5' as strings, so "
+                                       "the usual way to write a learning rate is rejected as 'must be a number'")
+@pytest.mark.parametrize("how", ["override", "yaml"])
+def test_scientific_notation_learning_rate(tmp_path, how):
+    if how == "override":
+        cfg = load("train.learning_rate=1e-5")
+    else:
+        cfg = load(path=write(tmp_path, "train:\n  learning_rate: 1e-5\n"))
+    assert cfg.train.learning_rate == pytest.approx(1e-5)
+
+
+def test_saved_config_round_trips(tmp_path):
+    # stages.run_stage writes output_dir/config.yaml with yaml.safe_dump(cfg.to_dict())
+    cfg = load("train.learning_rate=0.00005", "model.student.layers=[0, 1]", "distill.temperature=4")
+    path = write(tmp_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
+    assert load_config(path) == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+# --------------------------------------------------------------------------- unknown keys, types, choices
+
+
+def test_unknown_key_names_key_and_suggests():
+    msg = fails(r"unknown config key 'train\.learnig_rate'", "train.learnig_rate=0.1")
+    assert "did you mean 'learning_rate'?" in msg
+    assert "allowed keys here:" in msg and "batch_size" in msg
+
+
+def test_unknown_top_level_section_in_yaml(tmp_path):
+    path = write(tmp_path, "trian:\n  epochs: 1\n")
+    msg = fails(r"unknown config key 'trian'", path=path)
+    assert "did you mean 'train'?" in msg
+
+
+def test_unknown_nested_key_without_close_match():
+    msg = fails(r"unknown config key 'model\.student\.zzz'", "model.student.zzz=1")
+    assert "did you mean" not in msg and "every_k" in msg
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=abc", r"config key 'train\.batch_size' must be an integer, got 'abc'"),
+    ("train.batch_size=2.5", r"config key 'train\.batch_size' must be an integer, got 2\.5"),
+    ("train.batch_size=true", r"config key 'train\.batch_size' must be an integer, got True"),
+    ("train.amp=maybe", r"config key 'train\.amp' must be true or false, got 'maybe'"),
+    ("distill.temperature=hot", r"config key 'distill\.temperature' must be a number, got 'hot'"),
+    ("model.student.layers=3", r"config key 'model\.student\.layers' must be a list of int, got 3"),
+    ("model.student.layers=[1, x]", r"config key 'model\.student\.layers\[1\]' must be an integer, got 'x'"),
+    ("model.teacher=[a]", r"config key 'model\.teacher' must be a string, got \['a'\]"),
+])
+def test_wrong_type_names_key_and_expected_type(override, message):
+    fails(message, override)
+
+
+def test_scalar_where_a_section_is_expected(tmp_path):
+    fails(r"config key 'train' must be a section \(mapping\), got 5", path=write(tmp_path, "train: 5\n"))
+    fails(r"cannot set 'output_dir\.x': 'output_dir' is not a section", "output_dir.x=1")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("task=nerr", r"config key 'task' must be one of classification, ner; got 'nerr'\. did you mean 'ner'\?"),
+    ("stage=distill", r"config key 'stage' must be one of teacher, general, task; got 'distill'"),
+    ("distill.attention_loss=l2", r"config key 'distill\.attention_loss' must be one of kl, mse; got 'l2'"),
+    ("model.truncation=tail", r"config key 'model\.truncation' must be one of head, head_tail; got 'tail'"),
+    ("data.format=parquet", r"config key 'data\.format' must be one of demo, imdb, conll, msra, csv, tsv, jsonl"),
+])
+def test_bad_choice_lists_choices(override, message):
+    fails(message, override)
+
+
+def test_malformed_override_and_files(tmp_path):
+    fails(r"override 'train\.epochs' is not of the form key=value", "train.epochs")
+    fails(r"override '=3' is not of the form key=value", "=3")
+    fails(r"config file not found: .*nope\.yaml", path=str(tmp_path / "nope.yaml"))
+    bad = write(tmp_path, "train: [unclosed\n", "bad.yaml")
+    fails(re.escape(bad) + r": not valid YAML", path=bad)
+    listy = write(tmp_path, "- a\n- b\n", "list.yaml")
+    fails(re.escape(listy) + r": expected a mapping of config keys at the top level", path=listy)
+
+
+# --------------------------------------------------------------------------- semantic validation
+
+
+def test_missing_output_dir():
+    fails(r"missing required config key 'output_dir'", "model.teacher=t", "model.student.every_k=2", base=False)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG config._build: 'required' is only checked when the key is absent; "
+                                       "output_dir: null (or empty) passes and the run crashes later in os.path")
+@pytest.mark.parametrize("override", ["output_dir=null", "output_dir="])
+def test_null_or_empty_output_dir_is_rejected(override):
+    fails(r"output_dir", override)
+
+
+@pytest.mark.parametrize("temperature", ["0", "-1.5"])
+def test_temperature_must_be_positive(temperature):
+    fails(rf"config key 'distill\.temperature' must be > 0, got {re.escape(str(float(temperature)))}",
+          f"distill.temperature={temperature}")
+
+
+@pytest.mark.parametrize("name", ["kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight"])
+def test_negative_weight(name):
+    fails(rf"config key 'distill\.{name}' must be >= 0, got -0\.5", f"distill.{name}=-0.5")
+
+
+def test_all_task_weights_zero():
+    fails(r"stage 'task' has every loss weight at 0", "distill.kd_weight=0", "distill.ce_weight=0")
+
+
+@pytest.mark.parametrize("stage, role", [("task", "the teacher to distill from"),
+                                         ("general", "the teacher to distill from"),
+                                         ("teacher", "the model to fine-tune")])
+def test_stage_needs_a_teacher(stage, role):
+    msg = fails(rf"stage '{stage}' needs 'model\.teacher' \({role}\); it is not set",
+                "output_dir=o", f"stage={stage}", "model.student.every_k=2", "distill.hidden_weight=1",
+                "data.unlabeled=u.txt", base=False)
+    assert "hint:" in msg
+
+
+def test_teacher_stage_needs_no_student_settings():
+    cfg = load_config(None, ["output_dir=o", "stage=teacher", "model.teacher=t"])
+    assert cfg.stage == "teacher"
+
+
+def test_general_stage_needs_unlabeled_data():
+    fails(r"stage 'general' needs 'data\.unlabeled'", "stage=general", "distill.hidden_weight=1")
+    fails(r"stage 'general' needs at least one of distill\.hidden_weight, distill\.attention_weight, "
+          r"distill\.mlm_weight", "stage=general", "data.unlabeled=u.txt")
+    cfg = load("stage=general", "distill.attention_weight=1", "data.unlabeled=u.txt")
+    assert cfg.stage == "general"
+
+
+def test_student_settings():
+    fails(r"neither 'model\.student\.layers' nor 'model\.student\.every_k' is set",
+          "output_dir=o", "model.teacher=t", base=False)
+    fails(r"config key 'model\.student\.every_k' must be > 0, got -1", "model.student.every_k=-1")
+    fails(r"'model\.student\.path' is required when model\.student\.init is 'pretrained'",
+          "model.student.init=pretrained")
+    fails(r"model\.student\.hidden_size \(100\) must be divisible by model\.student\.num_heads \(12\)",
+          "model.student.init=config", "model.student.hidden_size=100")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG config.validate: every_k=0 is falsy, so the 'neither layers nor "
+                                       "every_k is set' check fires first and says a key the user set is not set")
+def test_every_k_zero_is_reported_as_out_of_range():
+    fails(r"config key 'model\.student\.every_k' must be > 0, got 0", "model.student.every_k=0")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.max_seq_length=4", r"config key 'model\.max_seq_length' must be >= 8, got 4"),
+    ("model.max_seq_length=0", r"config key 'model\.max_seq_length' must be > 0, got 0"),
+    ("train.batch_size=0", r"config key 'train\.batch_size' must be > 0, got 0"),
+    ("train.warmup_ratio=1", r"config key 'train\.warmup_ratio' must be in \[0, 1\), got 1\.0"),
+    ("distill.mask_prob=0", r"config key 'distill\.mask_prob' must be in \(0, 1\), got 0\.0"),
+    ("model.dropout=1.5", r"config key 'model\.dropout' must be in \[0, 1\), got 1\.5"),
+    ("data.dev_size=0", r"config key 'data\.dev_size' must be > 0, got 0\.0"),
+])
+def test_range_checks(override, message):
+    fails(message, override)
+
+
+# --------------------------------------------------------------------------- shipped configs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_config_loads_and_validates(path):
+    cfg = load_config(str(path))
+    assert cfg.output_dir
+    first = path.read_text(encoding="utf-8").lstrip().splitlines()[0]
+    # the issue asks for a header comment giving the command that runs the file
+    assert first.startswith("#") and "train.py" in path.read_text(encoding="utf-8").split("\n\n")[0], first
