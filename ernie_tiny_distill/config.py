@@ -77,6 +77,9 @@ class ModelConfig:
     max_seq_length: int = 128
     truncation: str = field(default="head", metadata=_choices("head", "head_tail"))
     dropout: Optional[float] = None  # overrides hidden/attention dropout of the trained model when set
+    # stage teacher: > 0 fine-tunes LoRA adapters of this rank (PaddleNLP peft) on the attention and FFN
+    # projections plus the task head, instead of all weights; they are merged into the saved teacher.
+    lora_rank: int = 0
 
 
 @dataclass
@@ -292,6 +295,10 @@ def validate(cfg: Config) -> None:
         raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
     if not 0.0 <= t.warmup_ratio < 1.0:
         raise UserError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
+    if m.lora_rank < 0:
+        raise UserError(f"config key 'model.lora_rank' must be >= 0, got {m.lora_rank}")
+    if m.lora_rank and cfg.stage != "teacher":
+        raise UserError("config key 'model.lora_rank' applies to stage 'teacher' only (students train fully)")
     if m.dropout is not None and not 0.0 <= m.dropout < 1.0:
         raise UserError(f"config key 'model.dropout' must be in [0, 1), got {m.dropout}")
     if cfg.data.dev_size <= 0:

@@ -291,6 +291,31 @@ def check_same_vocab(teacher_tokenizer, student_tokenizer, where: str) -> None:
         )
 
 
+LORA_TARGETS = [".*self_attn.q_proj", ".*self_attn.k_proj", ".*self_attn.v_proj", ".*self_attn.out_proj",
+                ".*linear1", ".*linear2"]
+
+
+def add_lora(model, rank: int):
+    """Wrap `model` with PaddleNLP LoRA adapters; only adapters and the task head stay trainable."""
+    from paddlenlp.peft import LoRAConfig, LoRAModel
+
+    config = LoRAConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS,
+                        trainable_modules=[".*classifier.*"], merge_weights=True)
+    lora = LoRAModel(model, config)
+    lora.mark_only_lora_as_trainable()
+    return lora
+
+
+def merge_lora(lora_model, model_class):
+    """A plain `model_class` whose weights are W + scaling·A·B: what distillation and export expect."""
+    lora_model.eval()  # with merge_weights=True, eval() folds each adapter into its base weight
+    merged = {k: v for k, v in lora_model.model.state_dict().items() if "lora_" not in k}
+    plain = model_class(copy.deepcopy(lora_model.model.config))
+    plain.set_state_dict(merged)
+    lora_model.train()
+    return plain
+
+
 def count_parameters(model) -> Tuple[int, int]:
     """(total, non-embedding) parameter counts; embeddings are the word/position/type tables."""
     total = embedding = 0

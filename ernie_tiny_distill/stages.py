@@ -157,6 +157,8 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
     if cfg.stage == "teacher":
         teacher = None
         model = models.load_model(cfg.model.teacher, task.model_class, task.num_labels, cfg.model.dropout)
+        if cfg.model.lora_rank:
+            model = models.add_lora(model, cfg.model.lora_rank)
     else:
         teacher = models.load_model(cfg.model.teacher, task.model_class, task.num_labels)
         model = models.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
@@ -178,7 +180,10 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
     best_dir = os.path.join(cfg.output_dir, "best")
 
     def save_best(metrics):
-        models.save_model_dir(trainer.trainable.student, tokenizer, best_dir,
+        model_to_save = trainer.trainable.student
+        if cfg.model.lora_rank:
+            model_to_save = models.merge_lora(model_to_save, task.model_class)
+        models.save_model_dir(model_to_save, tokenizer, best_dir,
                               {**task.metadata(), "stage": cfg.stage, "dev": _headline(metrics, task)})
 
     state = trainer.fit(train_features, dev_features, splits.dev, on_best=save_best)

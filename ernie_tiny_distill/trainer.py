@@ -208,8 +208,9 @@ class Trainer:
         scheduler = LinearDecayWithWarmup(t.learning_rate, total_steps, t.warmup_ratio)
         # no weight decay on biases and LayerNorm parameters (standard for BERT fine-tuning)
         decay = {p.name for n, p in self.trainable.named_parameters() if not any(s in n for s in ("bias", "norm"))}
+        trainable = [p for p in self.trainable.parameters() if not p.stop_gradient]  # LoRA freezes the base
         optimizer = paddle.optimizer.AdamW(
-            learning_rate=scheduler, parameters=self.trainable.parameters(), weight_decay=t.weight_decay,
+            learning_rate=scheduler, parameters=trainable, weight_decay=t.weight_decay,
             apply_decay_param_fun=lambda name: name in decay,
             grad_clip=nn.ClipGradByGlobalNorm(t.max_grad_norm) if t.max_grad_norm > 0 else None,
         )

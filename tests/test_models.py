@@ -9,6 +9,7 @@ import paddle
 import pytest
 from helpers import hand_tokenizer, tiny_teacher_dir  # noqa: F401  (fixtures)
 from paddlenlp.transformers import (
+    ErnieForMaskedLM,
     ErnieForSequenceClassification,
     ErnieForTokenClassification,
     ErnieModel,
@@ -111,6 +112,18 @@ def test_select_layers_bare_teacher_into_token_classifier(teacher):
     np.testing.assert_array_equal(s["ernie.pooler.dense.weight"], t["pooler.dense.weight"])
     assert s["classifier.weight"].shape == (H, 5)
     assert models.num_layers(student) == 1 and models.hidden_size(student) == H
+
+
+def test_select_layers_copies_mlm_head(tiny_teacher_dir):
+    # stage 1 with distill.mlm_weight > 0: the student starts from the teacher's MLM head as well
+    mlm_teacher = models.load_model(str(tiny_teacher_dir), ErnieForMaskedLM)
+    student = models.select_teacher_layers(mlm_teacher, [1, 3], ErnieForMaskedLM)
+    t, s = arrays(mlm_teacher), arrays(student)
+    head = [k for k in s if k.startswith("cls.")]
+    assert "cls.predictions.transform.weight" in head
+    for key in head + ["ernie.embeddings.word_embeddings.weight"]:
+        np.testing.assert_array_equal(s[key], t[key], err_msg=key)
+    np.testing.assert_array_equal(s["ernie.encoder.layers.1.norm2.weight"], t["ernie.encoder.layers.3.norm2.weight"])
 
 
 @pytest.mark.parametrize("cfg, n, expected", [

@@ -10,7 +10,7 @@ from helpers import CLS, ID, SEP, UNK, hand_tokenizer  # noqa: F401  (fixture)
 
 from ernie_tiny_distill import batching, metrics
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.tasks import IGNORE_INDEX, ClassificationTask, TaggingTask, make_task
+from ernie_tiny_distill.tasks import IGNORE_INDEX, ClassificationTask, GeneralTask, TaggingTask, make_task
 
 X = IGNORE_INDEX
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
@@ -145,6 +145,14 @@ def test_classification_exact_fit_is_not_truncated(hand_tokenizer, caplog):
         (f,) = task.encode([TextExample(LONG, "pos")])
     assert f["input_ids"] == [CLS] + LONG_IDS + [SEP]
     assert "truncated" not in caplog.text
+
+
+def test_general_task_joins_words_and_truncates(hand_tokenizer):
+    task = GeneralTask(hand_tokenizer, max_seq_length=6)
+    f, g = task.encode([TaggedSentence(["John", "lives", "in", "new", "york"]), TextExample("bad film")], offset=2)
+    assert f["input_ids"] == [CLS, ID["john"], ID["lives"], ID["in"], ID["new"], SEP]  # 4 pieces of room
+    assert g["input_ids"] == [CLS, ID["bad"], ID["film"], SEP]
+    assert (f["labels"], f["index"], g["index"]) == (X, 2, 3)
 
 
 def test_make_task():

@@ -98,6 +98,25 @@ def test_ner_task_stage_runs_per_token(workspace):
     assert last < first
 
 
+def test_lora_teacher_trains_adapters_and_saves_a_merged_plain_model(workspace):
+    cfg = make_config(workspace, "classification", "teacher", "lora_teacher", model={"lora_rank": 4},
+                      train={"epochs": 3})
+    summary = run_stage(cfg)
+    first, last = first_vs_last(logged(summary["output_dir"], "ce"))
+    assert last < first
+    merged = load_file(os.path.join(summary["best_dir"], "model.safetensors"))
+    base = load_file(os.path.join(workspace["teacher"], "model.safetensors"))
+    assert not any("lora" in k for k in merged)
+    # the merged plain model scores exactly what the adapter model scored on dev during training
+    assert summary["dev"]["accuracy"] == max(h["accuracy"] for h in summary["history"])
+    # the adapters changed the attention projections, folded into the plain weights
+    key = "encoder.layers.0.self_attn.q_proj.weight"
+    assert np.abs(merged["ernie." + key] - base[key]).max() > 0
+    # ... while parameters without adapters stay frozen
+    np.testing.assert_array_equal(merged["ernie.embeddings.word_embeddings.weight"],
+                                  base["embeddings.word_embeddings.weight"])
+
+
 class Interrupt(Exception):
     pass
 
