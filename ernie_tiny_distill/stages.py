@@ -18,7 +18,7 @@ from . import models, teacher_cache
 from .config import Config
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
-from .trainer import Distillable, TeacherRows, Trainer, default_layer_map
+from .trainer import Distillable, TeacherRows, Trainer, default_layer_map, init_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -60,20 +60,24 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
             logger.info("%s: already finished with this config; skipping", cfg.output_dir)
             return done
     started = time.time()
+    init_distributed()
+    is_main = paddle.distributed.get_rank() == 0  # under paddle.distributed.launch only rank 0 writes files
     seed_everything(cfg.train.seed)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
-        os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
-    with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    if is_main:
+        if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
+            os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
+        with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
     tokenizer = models.load_tokenizer(cfg.model.teacher)
     if cfg.stage == "general":
         summary = _run_general(cfg, tokenizer)
     else:
         summary = _run_supervised(cfg, tokenizer)
     summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir, seconds=round(time.time() - started, 1))
-    with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    if is_main:
+        with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
     return summary
 
 
@@ -187,6 +191,9 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
                               {**task.metadata(), "stage": cfg.stage, "dev": _headline(metrics, task)})
 
     state = trainer.fit(train_features, dev_features, splits.dev, on_best=save_best)
+    if not trainer.is_main:  # data parallel: rank 0 evaluates the best model and writes the results
+        return {"metric_name": task.metric_name, "best_dir": best_dir, "rank": trainer.rank,
+                "train_examples": len(splits.train), "skipped_batches": state["skipped_batches"]}
     best = models.load_model(best_dir, task.model_class, task.num_labels)
     dev_metrics = trainer.evaluate(best, dev_features, splits.dev)
     test_metrics = trainer.evaluate(best, test_features, splits.test) if test_features else None
@@ -197,6 +204,7 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
         "transfer_examples": len(splits.unlabeled), "params": total, "nonembedding_params": non_embedding,
         "layers": models.num_layers(best), "hidden": models.hidden_size(best), "best_dir": best_dir,
         "best_step": state["best_step"], "history": state["history"], "train_seconds": state.get("seconds"),
+        "skipped_batches": state["skipped_batches"],
     }
     with open(os.path.join(best_dir, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev}, f, indent=2)

@@ -80,8 +80,8 @@ class Trainer:
             teacher.eval()
             for p in teacher.parameters():
                 p.stop_gradient = True
+        self.world_size = init_distributed()
         self.rank = paddle.distributed.get_rank()
-        self.world_size = paddle.distributed.get_world_size()
         self.is_main = self.rank == 0
         self.run_dir = cfg.output_dir
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
@@ -230,25 +230,30 @@ class Trainer:
         total_steps = t.max_steps or max(1, math.ceil(t.epochs * per_epoch))
         eval_every = t.eval_every or per_epoch
         optimizer, scheduler = self._optimizer(total_steps)
-        model = self.trainable
-        if self.world_size > 1:
-            model = paddle.DataParallel(self.trainable)
+        # Data parallel without paddle.DataParallel: loss_parts calls the student (and the projection) directly,
+        # which DataParallel's reducer would never see; gradients are averaged explicitly in _sync_gradients.
 
-        state = {"best_metric": None, "best_step": None, "history": []}
+        state = {"best_metric": None, "best_step": None, "history": [], "skipped_batches": 0}
         start = 0
         last = checkpoint.latest(self.ckpt_dir) if t.resume else None
         if last:
             state = checkpoint.load(last, self.trainable, optimizer)
             start = state.pop("step")
             logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
+        if self.world_size > 1:
+            self._broadcast_parameters()  # every process starts from rank 0's weights
         sign = 1 if self.task.greater_is_better else -1
+        if t.amp and not paddle.device.is_compiled_with_cuda():
+            # measured on Paddle 3.3.1: dygraph auto_cast leaves CPU ops in float32, so say so
+            logger.warning("train.amp=true has no effect on CPU (Paddle runs these ops in float32)")
         self._log_run_header(len(train), per_epoch, total_steps)
 
         writer = self._visualdl() if self.is_main else None
         log_path = os.path.join(self.run_dir, "train_log.jsonl")
         progress = _progress(total_steps, start, enabled=t.progress and self.is_main)
         sums: Dict[str, float] = {}
-        n_logged, skipped, epoch_batches, epoch_of_batches = 0, 0, None, None
+        n_logged, epoch_batches, epoch_of_batches = 0, None, None
+        skipped = state.get("skipped_batches", 0)
         started = time.time()
         for step in range(start, total_steps):
             epoch, position = divmod(step, per_epoch)
@@ -257,28 +262,32 @@ class Trainer:
                                                        self.world_size)
                 epoch_of_batches = epoch
             batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
-            # dropout masks depend only on (seed, step): a resumed run repeats them exactly
-            paddle.seed(t.seed * 1_000_003 + step)
-            model.train()
+            # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
+            paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
+            self.trainable.train()
             with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
                 parts = self.loss_parts(batch, step)
                 total = self.combine(parts)
             bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
-            if bad:
+            what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
+                    "a loss is not finite on another process")
+            if self._any_process(bool(bad)):  # every process skips or stops together
                 if t.on_nan == "skip":
                     skipped += 1
-                    logger.warning("step %d: non-finite loss in %s; batch skipped (train.on_nan=skip)", step + 1,
-                                   ", ".join(bad))
+                    state["skipped_batches"] = skipped
+                    logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
                     optimizer.clear_grad()
                     scheduler.step()
                     progress.update(1)
                     continue
                 raise UserError(
-                    f"step {step + 1}: the {', '.join(bad)} loss is {float(parts[bad[0]])}; training stopped",
+                    f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
                     hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
                          "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
                 )
             total.backward()
+            if self.world_size > 1:
+                self._sync_gradients()
             optimizer.step()
             scheduler.step()
             optimizer.clear_grad()
@@ -312,8 +321,57 @@ class Trainer:
         progress.close()
         if writer:
             writer.close()
+        if self.world_size > 1:
+            self._check_replicas_agree()
         state.update(total_steps=total_steps, skipped_batches=skipped, seconds=round(time.time() - started, 1))
         return state
+
+    # ------------------------------------------------------------ data parallel
+
+    def _trained_parameters(self) -> list:
+        return [p for p in self.trainable.parameters() if not p.stop_gradient]
+
+    def _broadcast_parameters(self) -> None:
+        for p in self.trainable.parameters():
+            paddle.distributed.broadcast(p, src=0)
+
+    def _sync_gradients(self) -> None:
+        """Average gradients over processes: one all-reduce of all gradients concatenated."""
+        grads = [p.grad for p in self._trained_parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = paddle.concat([g.reshape([-1]).astype("float32") for g in grads])
+        paddle.distributed.all_reduce(flat)
+        flat = flat / self.world_size
+        offset = 0
+        for g in grads:
+            n = int(g.numel())
+            g.set_value(flat[offset:offset + n].reshape(g.shape).astype(g.dtype))
+            offset += n
+
+    def _any_process(self, flag: bool) -> bool:
+        if self.world_size == 1:
+            return flag
+        value = paddle.to_tensor([1.0 if flag else 0.0])
+        paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
+        return float(value) > 0
+
+    def parameter_checksum(self) -> float:
+        return float(sum(float(p.astype("float64").abs().sum()) for p in self.trainable.parameters()))
+
+    def _check_replicas_agree(self) -> None:
+        """After data-parallel training every process must hold the same weights; log it, warn if not."""
+        local = self.parameter_checksum()
+        high, low = paddle.to_tensor([local]), paddle.to_tensor([-local])
+        paddle.distributed.all_reduce(high, op=paddle.distributed.ReduceOp.MAX)
+        paddle.distributed.all_reduce(low, op=paddle.distributed.ReduceOp.MAX)
+        if float(high) == -float(low):
+            logger.info("process %d of %d: final parameter checksum %.10e, identical on all processes",
+                        self.rank, self.world_size, local)
+        else:
+            logger.warning("process %d of %d: final parameter checksum %.10e differs between processes "
+                           "(%.10e .. %.10e): the replicas diverged", self.rank, self.world_size, local,
+                           -float(low), float(high))
 
     def _log_run_header(self, n_train: int, per_epoch: int, total_steps: int) -> None:
         t = self.cfg.train
@@ -323,6 +381,10 @@ class Trainer:
             self.cfg.stage, n_train, t.batch_size, self.world_size, t.batch_size * self.world_size, per_epoch,
             total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.weights.items()),
         )
+        if self.world_size > 1:
+            logger.info("process %d of %d: %d batches per epoch, every %d-th batch of the shuffled epoch starting "
+                        "at %d (disjoint from the other processes)", self.rank, self.world_size, per_epoch,
+                        self.world_size, self.rank)
 
     def _visualdl(self):
         try:
@@ -344,6 +406,17 @@ class Trainer:
         progress.set_postfix(shown, refresh=False)
         if not getattr(progress, "enabled", True):
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def init_distributed() -> int:
+    """Join the process group when started by `python -m paddle.distributed.launch` (gloo on CPU, NCCL on GPU).
+
+    Returns the number of processes; 1 (and nothing to do) for an ordinary run.
+    """
+    world_size = paddle.distributed.get_world_size()
+    if world_size > 1 and not paddle.distributed.is_initialized():
+        paddle.distributed.init_parallel_env()
+    return world_size
 
 
 class TeacherRows:
