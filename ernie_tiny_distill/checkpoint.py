@@ -11,6 +11,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import paddle
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .errors import UserError
@@ -92,16 +93,17 @@ def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) ->
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(directory)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:  # safetensors reports a full disk as SafetensorError
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+        full = getattr(e, "errno", None) == errno.ENOSPC or "os error 28" in str(e)
+        reason = "the disk is full" if full else str(e)
         previous = latest(directory)
         raise UserError(
             f"could not write checkpoint for step {step}: {reason}",
             where=directory,
             hint=f"the previous checkpoint is intact: {previous}" if previous else "no earlier checkpoint exists",
         ) from None
-    _rotate(directory, keep)
+    _rotate(directory, keep, current=step)
     return final
 
 
@@ -122,8 +124,13 @@ def latest(directory: str) -> Optional[str]:
     return steps[-1][1] if steps else None
 
 
-def _rotate(directory: str, keep: int) -> None:
-    for _, path in _steps(directory)[:-keep]:
+def _rotate(directory: str, keep: int, current: int) -> None:
+    """Keep the `keep` newest checkpoints up to `current`; later steps belong to an abandoned earlier run."""
+    steps = _steps(directory)
+    for step, path in steps:
+        if step > current:
+            shutil.rmtree(path, ignore_errors=True)
+    for _, path in [sp for sp in steps if sp[0] <= current][:-keep]:
         shutil.rmtree(path, ignore_errors=True)
     for name in os.listdir(directory):  # temp dirs left behind by a crash mid-save
         if name.startswith(".tmp-step-"):
@@ -137,7 +144,7 @@ def load(path: str, layer, optimizer) -> Dict:
             state = json.load(f)
         weights = load_file(os.path.join(path, "model.safetensors"))
         opt_tensors = load_file(os.path.join(path, "optimizer.safetensors"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:
         raise UserError(f"cannot read checkpoint: {e}", where=path) from None
     own = layer.state_dict()
     if set(weights) != set(own):

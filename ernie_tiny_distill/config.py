@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,7 @@ def _build(cls, raw: Any, prefix: str):
     values = {}
     for name, f in fields.items():
         full = prefix + name
-        if name not in raw:
+        if name not in raw or (f.metadata.get("required") and raw[name] in (None, "")):
             if f.metadata.get("required"):
                 raise UserError(f"missing required config key {full!r}")
             continue
@@ -228,8 +229,15 @@ def _type_name(hint) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(value: Any, hint, key: str, choices: Optional[Sequence[str]]):
     origin = typing.get_origin(hint)
+    if hint in (int, float) and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 (PyYAML) reads 1e-5 as a string; users mean a number
+        if hint is int and value.is_integer():
+            value = int(value)
     if origin is typing.Union:
         if value is None:
             return None
@@ -313,7 +321,7 @@ def validate(cfg: Config) -> None:
     if cfg.stage != "teacher":
         if s.init == "pretrained" and not s.path:
             raise UserError("config key 'model.student.path' is required when model.student.init is 'pretrained'")
-        if s.init == "teacher_layers" and not s.layers and not s.every_k:
+        if s.init == "teacher_layers" and not s.layers and s.every_k is None:
             raise UserError(
                 "model.student.init is 'teacher_layers' but neither 'model.student.layers' nor "
                 "'model.student.every_k' is set"

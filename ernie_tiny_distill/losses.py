@@ -10,7 +10,8 @@ import paddle.nn.functional as F
 def _masked_mean(values: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle.Tensor:
     """Mean of `values` over positions where `mask` is true; 0 (not NaN) when nothing is valid."""
     if mask is None:
-        return values.mean()
+        # zero rows (e.g. a tagging batch whose words were all truncated away) must give 0, not mean([]) = NaN
+        return values.sum() / max(1, int(values.size))
     mask = mask.astype(values.dtype)
     # clip the count at 1 so an all-masked batch gives 0 / 1 = 0 instead of 0 / 0
     return (values * mask).sum() / paddle.clip(mask.sum(), min=1.0)

@@ -33,7 +33,7 @@ def tagging_metrics(gold: Sequence[List[str]], predicted: Sequence[List[str]]) -
     kwargs = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     report = classification_report(gold, predicted, output_dict=True, **kwargs)
     per_class = {
-        name: {k: float(v) if k != "support" else int(v) for k, v in row.items()}
+        name: {("f1" if k == "f1-score" else k): float(v) if k != "support" else int(v) for k, v in row.items()}
         for name, row in report.items()
         if not name.endswith("avg")
     }

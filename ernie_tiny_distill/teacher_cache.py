@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -55,7 +56,7 @@ def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequen
                 logger.info("teacher logits from cache %s", path)
                 return rows, offsets
             logger.warning("teacher-logit cache %s does not match the data; rebuilding", path)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             logger.warning("teacher-logit cache %s is unreadable (%s); rebuilding", path, e)
     logger.info("computing teacher logits for %d examples (cached in %s)", len(features), cache_dir)
     rows, offsets = build_rows(compute_logits(features), task, features)

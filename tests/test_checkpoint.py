@@ -157,8 +157,6 @@ def test_resaving_the_same_step_replaces_it(tmp_path):
     assert_same(weights(layer2), weights(layer))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checkpoints of an earlier run (train.resume=false, same output_dir) "
-                                       "outrank new ones; _rotate deletes the checkpoint save() just wrote")
 def test_save_never_deletes_the_checkpoint_it_just_wrote(tmp_path):
     layer, optimizer, _ = trained(1)
     for step in (9, 10):  # an earlier run in the same output_dir
@@ -205,8 +203,6 @@ def test_other_write_error_is_reported(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG checkpoint.save: a real full disk surfaces from safetensors' save_file "
-                                       "as SafetensorError (not OSError), so the 'disk is full' handling never runs")
 def test_disk_full_as_safetensors_reports_it(tmp_path, monkeypatch):
     layer, optimizer, _ = trained(1)
     checkpoint.save(str(tmp_path), 1, layer, optimizer, {}, keep=2)
@@ -244,8 +240,6 @@ def test_missing_state_file_is_a_user_error(tmp_path):
         checkpoint.load(path, layer, optimizer)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG checkpoint.load: a damaged .safetensors raises SafetensorError, which "
-                                       "except (OSError, ValueError) misses: a traceback instead of a UserError")
 def test_damaged_weights_file_is_a_user_error(tmp_path):
     layer, optimizer, _ = trained(1)
     path = checkpoint.save(str(tmp_path), 1, layer, optimizer, {}, keep=2)

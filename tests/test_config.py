@@ -84,8 +84,6 @@ def test_overrides_parse_types_and_win_over_yaml(tmp_path):
     assert cfg.output_dir == "elsewhere"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG config._coerce: PyYAML (YAML 1.1) reads '1e-5'/'5e-5' as strings, so "
-                                       "the usual way to write a learning rate is rejected as 'must be a number'")
 @pytest.mark.parametrize("how", ["override", "yaml"])
 def test_scientific_notation_learning_rate(tmp_path, how):
     if how == "override":
@@ -170,8 +168,6 @@ def test_missing_output_dir():
     fails(r"missing required config key 'output_dir'", "model.teacher=t", "model.student.every_k=2", base=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG config._build: 'required' is only checked when the key is absent; "
-                                       "output_dir: null (or empty) passes and the run crashes later in os.path")
 @pytest.mark.parametrize("override", ["output_dir=null", "output_dir="])
 def test_null_or_empty_output_dir_is_rejected(override):
     fails(r"output_dir", override)
@@ -225,8 +221,6 @@ def test_student_settings():
           "model.student.init=config", "model.student.hidden_size=100")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG config.validate: every_k=0 is falsy, so the 'neither layers nor "
-                                       "every_k is set' check fires first and says a key the user set is not set")
 def test_every_k_zero_is_reported_as_out_of_range():
     fails(r"config key 'model\.student\.every_k' must be > 0, got 0", "model.student.every_k=0")
 

@@ -93,6 +93,7 @@ def test_select_layers_with_head_class_copies_classifier(cls_teacher):
     assert s["classifier.weight"].shape == (H, 3)
 
 
+@pytest.mark.filterwarnings("ignore:Skip loading for classifier")  # the new head, by design
 def test_select_layers_new_head_when_label_count_differs(cls_teacher):
     student = models.select_teacher_layers(cls_teacher, [3], ErnieForSequenceClassification, num_labels=2)
     t, s = arrays(cls_teacher), arrays(student)
@@ -102,6 +103,7 @@ def test_select_layers_new_head_when_label_count_differs(cls_teacher):
                                   t["ernie.embeddings.word_embeddings.weight"])
 
 
+@pytest.mark.filterwarnings("ignore:Skip loading for classifier")  # the new head, by design
 def test_select_layers_bare_teacher_into_token_classifier(teacher):
     student = models.select_teacher_layers(teacher, [2], ErnieForTokenClassification, num_labels=5)
     t, s = arrays(teacher), arrays(student)

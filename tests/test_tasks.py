@@ -225,10 +225,10 @@ def test_tagging_metrics_seqeval_strict_by_hand(hand_tokenizer):
     assert m["recall"] == pytest.approx(1 / 4)
     assert m["f1"] == pytest.approx(2 * (1 / 2) * (1 / 4) / (1 / 2 + 1 / 4))  # = 1/3
     assert m["num_sentences"] == 3
-    per = m["per_class"]  # seqeval's report keys ("f1-score"; classification_metrics says "f1")
-    assert per["PER"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1-score": 2 / 3, "support": 2})
-    assert per["LOC"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1})
-    assert per["ORG"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1})
+    per = m["per_class"]  # per-class keys match classification_metrics ("f1")
+    assert per["PER"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2})
+    assert per["LOC"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1})
+    assert per["ORG"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1})
     assert set(per) == {"PER", "LOC", "ORG"}
     # through the task adapter
     task = TaggingTask(hand_tokenizer, NER_LABELS, 16)

@@ -174,8 +174,6 @@ def test_cache_for_other_data_under_the_same_name_is_rebuilt(task, teacher_dir, 
     _assert_rebuilt(task, teacher_dir, cache, features, fake, rows, caplog, "does not match the data")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG teacher_cache.load_or_build: a truncated .npz raises "
-                                       "zipfile.BadZipFile, which the except (OSError, ValueError, KeyError) misses")
 def test_truncated_cache_file_is_rebuilt(task, teacher_dir, tmp_path, caplog):
     cache = str(tmp_path / "cache")
     features, fake, rows, _, path = _build_once(task, teacher_dir, cache)
