@@ -1,6 +1,7 @@
 """Shared command-line plumbing: logging, thread count, and clean exits for user errors."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -28,7 +29,10 @@ def quiet_paddlenlp() -> None:
 
 
 def main_wrapper(main: Callable[[], int], debug: bool) -> int:
-    """Run `main`; a UserError prints `error: ...` (no traceback unless --debug) and exits with status 2."""
+    """Run `main`; a UserError prints `error: ...` (no traceback unless --debug) and exits with status 2.
+
+    So do a full disk and permission errors (OSError with ENOSPC, EDQUOT, EACCES, EPERM, EROFS).
+    """
     try:
         return main() or 0
     except UserError as e:
@@ -39,3 +43,22 @@ def main_wrapper(main: Callable[[], int], debug: bool) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the machine, not the input or this package: a full disk or a directory that may not be written
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}\n  hint: {_ENVIRONMENT_ERRNOS[e.errno]}", file=sys.stderr)
+        return 2
+
+
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free some space (or point output_dir elsewhere), then re-run the same command: it resumes "
+                  "from the last complete checkpoint",
+    errno.EDQUOT: "the disk quota is exhausted; free some space, then re-run the same command to resume",
+    errno.EACCES: "this path may not be read or written by you; choose another output_dir or fix its permissions",
+    errno.EPERM: "this path may not be read or written by you; choose another output_dir or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another output_dir (or data.cache_dir)",
+}

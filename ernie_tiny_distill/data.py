@@ -44,8 +44,11 @@ def _tagging_files(cfg: DataConfig):
     if cfg.path:
         if not os.path.isdir(cfg.path):
             raise UserError(
-                f"data.path {cfg.path!r} is not a directory",
-                hint="expected a folder with train.txt, dev.txt (or valid.txt) and test.txt in CoNLL column format",
+                f"data.path {cfg.path!r} is not a directory" if os.path.exists(cfg.path)
+                else f"data.path {cfg.path!r} does not exist",
+                hint="expected a folder with train.txt, dev.txt (or valid.txt) and test.txt in CoNLL column format "
+                     "(token first, tag last, blank line between sentences); CoNLL-2003 can be fetched when online "
+                     "with paddlenlp.datasets.load_dataset('conll2003') and saved in that layout",
             )
         train = train or _first_existing(cfg.path, ["train.txt", "train.tsv"])
         dev = dev or _first_existing(cfg.path, ["dev.txt", "valid.txt", "dev.tsv", "validation.txt"])
@@ -138,10 +141,23 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     dev = _limit(dev, cfg.max_dev_examples)
     test = _limit(test or [], cfg.max_test_examples)
     labels = readers.label_set(train)
-    dev = readers.check_labels_known(dev, labels, where="dev split", policy=cfg.unknown_eval_labels)
-    test = readers.check_labels_known(test, labels, where="test split", policy=cfg.unknown_eval_labels)
+    dev_where, test_where = _eval_sources(cfg)
+    dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
+    test = readers.check_labels_known(test, labels, where=test_where, policy=cfg.unknown_eval_labels)
     unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
     return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)
+
+
+def _eval_sources(cfg: DataConfig):
+    """How error messages name the dev and test splits: the file they came from when there is one."""
+    dev = test = None
+    if cfg.format in ("conll", "msra"):
+        _, dev, test = _tagging_files(cfg)
+    elif cfg.format in ("csv", "tsv", "jsonl"):
+        dev, test = cfg.dev_file, cfg.test_file
+    elif cfg.format == "imdb" and cfg.path:
+        test = f"{cfg.path} (test)"
+    return (f"dev split {dev}" if dev else "dev split", f"test split {test}" if test else "test split")
 
 
 def _balanced_subset(examples: list, n: Optional[int], seed: int) -> list:

@@ -250,3 +250,44 @@ def markdown_table(results: List[Dict]) -> str:
                      f"{100 * frac:.0f}%" if frac else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- grids (tools/benchmark.py latency)
+
+
+SUPPORTED = {("paddle", "fp32"), ("paddle", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("dygraph", "fp32")}
+
+
+def run_grid(export_dir: str, *, seq_lens=(64, 128, 256), threads=(1, 2), backends=("paddle", "onnx"),
+             precisions=("fp32", "int8"), tokenization=(False,), batch_size: int = 32, iterations: int = 20,
+             warmup: int = 3, dygraph_model: Optional[str] = None, log=None) -> List[Dict]:
+    """Every supported (backend, precision) x threads x seq_len x tokenization; failures become error rows.
+
+    Unsupported pairs (Paddle INT8: see export.py; ONNX bf16) are skipped. backend "dygraph" times the
+    checkpoint the export came from (export.json "source", or `dygraph_model`), FP32 without tokenization.
+    """
+    results = []
+    for backend in backends:
+        for precision in precisions:
+            if (backend, precision) not in SUPPORTED:
+                continue
+            for n in threads:
+                for seq_len in seq_lens:
+                    for tok in (tokenization if backend != "dygraph" else (False,)):
+                        row = {"backend": backend, "precision": precision, "threads": n, "seq_len": seq_len,
+                               "include_tokenization": tok}
+                        try:
+                            if backend == "dygraph":
+                                source = dygraph_model or ex.read_export_metadata(export_dir).get("source")
+                                row = measure_dygraph(source, num_threads=n, seq_len=seq_len,
+                                                      batch_size=batch_size, iterations=iterations, warmup=warmup)
+                            else:
+                                row = measure(export_dir, backend=backend, precision=precision, num_threads=n,
+                                              seq_len=seq_len, batch_size=batch_size, iterations=iterations,
+                                              warmup=warmup, include_tokenization=tok)
+                        except UserError as e:
+                            row["error"] = str(e)
+                        results.append(row)
+                        if log:
+                            log(row)
+    return results

@@ -105,9 +105,9 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
 
 
 def _check_pickle_free(path: str) -> None:
-    """Refuse directories that only hold pickled weights (.pdparams): loading pickles can run code."""
-    files = os.listdir(path)
-    if not any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files):
+    """Refuse directories without the safetensors weights PaddleNLP looks for first: it would fall back to
+    pickled .pdparams, and loading pickles can run code. (Any other *.safetensors file does not count.)"""
+    if not any(os.path.isfile(os.path.join(path, f)) for f in ("model.safetensors", "model.safetensors.index.json")):
         raise UserError(
             f"{path} has no .safetensors weights; only safetensors checkpoints are loaded",
             hint="convert a trusted .pdparams checkpoint once with "

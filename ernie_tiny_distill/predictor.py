@@ -527,3 +527,107 @@ def _check_texts(texts) -> List[str]:
         if not isinstance(t, str):
             raise UserError(f"item {i} is {type(t).__name__}, expected a string")
     return texts
+
+
+# ---------------------------------------------------------------- input files (tools/predict.py)
+
+
+def read_texts_file(path: str) -> List[str]:
+    """One text per line (a blank line is an empty text, so output lines match input lines).
+
+    Bytes that are not UTF-8 are replaced with U+FFFD; the count is logged as a warning.
+    """
+    from .readers import _read_bytes, decode_bytes
+
+    text = decode_bytes(_read_bytes(path, what="text file"), where=path, encoding_errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_jsonl_texts(stream, where: str = "stdin") -> List[str]:
+    """{"text": ...} per line (blank lines skipped); a bad line raises UserError naming its line number."""
+    import json
+
+    texts = []
+    for number, raw in enumerate(stream, 1):
+        line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise UserError(f"not valid JSON: {e}", where=f"{where}:{number}",
+                            hint='expected one {"text": "..."} object per line') from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise UserError('expected an object with a string "text" field', where=f"{where}:{number}")
+        texts.append(record["text"])
+    return texts
+
+
+# ---------------------------------------------------------------- HTTP service (tools/serve.py)
+
+
+def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_batch_size: int = 64,
+               max_text_chars: int = 100_000):
+    """A FastAPI app: POST /predict {"texts": [...]} -> {"results": [...]}, GET /health.
+
+    4xx answers: 400 body is not JSON; 413 body larger than max_request_bytes, more than max_batch_size
+    texts, or a text longer than max_text_chars; 422 no "texts" list, an empty list, a non-string or an
+    empty/whitespace-only text. The predictor runs in a worker thread (one request at a time).
+    """
+    import json
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    app = FastAPI(title="ernie_tiny_distill predictor", version="1")
+    info = {"task": predictor.task, "labels": predictor.labels, "backend": predictor.backend,
+            "precision": predictor.precision, "max_seq_length": predictor.encoder.max_seq_length,
+            "model": os.path.basename(os.path.abspath(predictor.encoder.export_dir))}
+
+    def fail(status: int, message: str):
+        return JSONResponse({"error": message}, status_code=status)
+
+    def health():
+        return {"status": "ok", **info}
+
+    async def predict(request):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_request_bytes:
+            return fail(413, f"request body is larger than {max_request_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_request_bytes:
+                return fail(413, f"request body is larger than {max_request_bytes} bytes")
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            return fail(400, f"request body is not valid UTF-8 JSON: {e}")
+        texts = payload.get("texts") if isinstance(payload, dict) else None
+        if not isinstance(texts, list):
+            return fail(422, 'expected a JSON object {"texts": ["...", ...]}')
+        if not texts:
+            return fail(422, '"texts" is empty')
+        if len(texts) > max_batch_size:
+            return fail(413, f"{len(texts)} texts in one request; the limit is {max_batch_size}")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                return fail(422, f"texts[{i}] is not a string")
+            if not t.strip():
+                return fail(422, f"texts[{i}] is empty")
+            if len(t) > max_text_chars:
+                return fail(413, f"texts[{i}] has {len(t)} characters; the limit is {max_text_chars}")
+        try:
+            results = await run_in_threadpool(predictor.predict, texts)
+        except UserError as e:
+            return fail(422, str(e))
+        return {"task": predictor.task, "results": results}
+
+    predict.__annotations__ = {"request": Request}  # explicit: this module uses postponed annotations
+    app.get("/health")(health)
+    app.post("/predict")(predict)
+    return app

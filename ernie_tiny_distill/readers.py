@@ -756,7 +756,8 @@ def check_labels_known(examples, known: Sequence[str], *, where: str, policy: st
         raise UserError(
             f"labels not in the training label set: {shown}; known labels: {', '.join(repr(k) for k in known)}",
             where=where,
-            hint="policy='map_to_o' replaces unknown tags with 'O'" if tagging else None,
+            hint="policy 'map_to_o' (config key data.unknown_eval_labels) replaces unknown tags with 'O'"
+            if tagging else None,
         )
     out = [
         TaggedSentence(ex.tokens, None if ex.tags is None else [t if t in known_set else "O" for t in ex.tags])

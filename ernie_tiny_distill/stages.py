@@ -14,7 +14,7 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import models, teacher_cache
+from . import checkpoint, models, teacher_cache
 from .config import Config
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
@@ -67,6 +67,7 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
     if is_main:
         if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
             os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
+        _warn_if_resuming_another_config(cfg)
         with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
     tokenizer = models.load_tokenizer(cfg.model.teacher)
@@ -79,6 +80,32 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
         with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
     return summary
+
+
+def _changed_keys(old, new, prefix=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')} ({old!r} -> {new!r})"]
+
+
+def _warn_if_resuming_another_config(cfg: Config) -> None:
+    """Resuming checkpoints written under other settings is allowed (e.g. more epochs), but never silent."""
+    config_file = os.path.join(cfg.output_dir, "config.yaml")
+    last = checkpoint.latest(os.path.join(cfg.output_dir, "checkpoints")) if cfg.train.resume else None
+    if not last or not os.path.isfile(config_file):
+        return
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            old = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return
+    changed = _changed_keys(old, cfg.to_dict())
+    if changed:
+        logger.warning("resuming from %s, which was written with other settings: %s; to start over instead, "
+                       "use a new output_dir or train.resume=false", last, ", ".join(changed[:6]))
 
 
 # ---------------------------------------------------------------- stage 1

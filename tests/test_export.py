@@ -1,0 +1,288 @@
+"""Export: files and metadata, dygraph vs Paddle Inference parity (both tasks), ONNX and INT8, bad model dirs.
+
+Tiny random ERNIE models (2 layers, hidden 64) built in seconds; the fixtures here are shared with
+test_predictor.py. Tolerances: Paddle Inference and ONNX Runtime logits within 1e-4 of dygraph (absolute);
+INT8 argmax agreement with FP32 >= 90% of scored rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ernie_tiny_distill import export as ex
+from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.readers import read_classification_file, read_conll
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONLL_TEST = os.path.join(ROOT, "..", "shared", "datasets", "conll2003", "test.txt")
+TOLERANCE = 1e-4
+RIGGED_WORDS = ["angela", "merkel", "berlin"]  # always in the random teacher's vocabulary (see rig_ner_model)
+NER_MAX_LEN = 24  # short, so the window tests need few words
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+HAS_ORT = _has("onnxruntime") and _has("paddle2onnx")
+
+
+@pytest.fixture(scope="session")
+def deploy_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
+    sentiment = read_classification_file(paths["sentiment_train"])
+    ner = read_conll(paths["ner_train"])
+    texts = [e.text for e in sentiment] + [" ".join(s.tokens) for s in ner] + [
+        "Angela Merkel visited Berlin and met Angela Merkel in Berlin ."]
+    from ernie_tiny_distill.random_teacher import write_random_teacher
+
+    write_random_teacher(str(root / "teacher"), texts, num_layers=2, hidden_size=64, num_heads=4,
+                         intermediate_size=128)
+    return {"root": root, "paths": paths, "teacher": str(root / "teacher"),
+            "ner_labels": sorted({t for s in ner for t in s.tags})}
+
+
+def build_task_model(deploy_root, task: str, out: str, *, max_seq_length: int = 64, rig: bool = False,
+                     truncation: str = "head"):
+    """A trained-format model dir (config, safetensors, tokenizer, task.json) from the random teacher."""
+    from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
+
+    from ernie_tiny_distill import models, tasks
+
+    tokenizer = models.load_tokenizer(deploy_root["teacher"])
+    labels = ["neg", "pos"] if task == "classification" else deploy_root["ner_labels"]
+    cls = ErnieForSequenceClassification if task == "classification" else ErnieForTokenClassification
+    model = models.load_model(deploy_root["teacher"], cls, num_labels=len(labels))
+    if task == "classification":
+        _sharpen_head(model)
+    if rig:
+        rig_ner_model(model, tokenizer, labels)
+    meta = tasks.make_task(task, tokenizer, labels, max_seq_length, truncation).metadata()
+    meta.update(stage="teacher", dev=None)
+    models.save_model_dir(model, tokenizer, out, meta)
+    return out
+
+
+def _sharpen_head(model):
+    """Scale the random classifier up so predictions have margins (INT8 agreement means something)."""
+    import paddle
+
+    with paddle.no_grad():
+        model.classifier.weight.set_value(model.classifier.weight * 40.0)
+
+
+def rig_ner_model(model, tokenizer, labels):
+    """Deterministic tagger: every layer is the identity (zeroed output projections), and the words
+    'angela'/'merkel'/'berlin' get embeddings along directions the classifier maps to B-PER/I-PER/B-LOC;
+    everything else is 'O'. The tags then do not depend on context, padding or windows."""
+    import paddle
+
+    hidden = model.ernie.config.hidden_size
+    rng = np.random.default_rng(0)
+    directions = np.linalg.qr(rng.normal(size=(hidden, 3)))[0].T.astype("float32")  # 3 orthonormal rows
+    with paddle.no_grad():
+        for layer in model.ernie.encoder.layers:
+            for lin in (layer.self_attn.out_proj, layer.linear2):
+                lin.weight.set_value(paddle.zeros_like(lin.weight))
+                lin.bias.set_value(paddle.zeros_like(lin.bias))
+        emb = model.ernie.embeddings.word_embeddings.weight.numpy()
+        for word, d in zip(RIGGED_WORDS, directions):
+            emb[tokenizer.convert_tokens_to_ids(word)] = 10.0 * d
+        model.ernie.embeddings.word_embeddings.weight.set_value(emb)
+        weight = np.zeros((hidden, len(labels)), dtype="float32")
+        bias = np.full(len(labels), -20.0, dtype="float32")
+        bias[labels.index("O")] = 4.0
+        for tag, d in zip(["B-PER", "I-PER", "B-LOC"], directions):
+            weight[:, labels.index(tag)] = d
+            bias[labels.index(tag)] = 0.0
+        model.classifier.weight.set_value(weight)
+        model.classifier.bias.set_value(bias)
+
+
+@pytest.fixture(scope="session")
+def cls_model(deploy_root):
+    return build_task_model(deploy_root, "classification", str(deploy_root["root"] / "cls_model"))
+
+
+@pytest.fixture(scope="session")
+def ner_model(deploy_root):
+    return build_task_model(deploy_root, "ner", str(deploy_root["root"] / "ner_model"), max_seq_length=NER_MAX_LEN,
+                            rig=True)
+
+
+@pytest.fixture(scope="session")
+def cls_export(deploy_root, cls_model):
+    out = str(deploy_root["root"] / "cls_export")
+    ex.export_model(cls_model, out, onnx=HAS_ORT)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ner_export(deploy_root, ner_model):
+    out = str(deploy_root["root"] / "ner_export")
+    ex.export_model(ner_model, out, onnx=HAS_ORT)
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def dygraph_logits(model_dir, features):
+    """Logits the way Trainer.predict_logits computes them (explicit attention_mask, padded batch)."""
+    import paddle
+
+    from ernie_tiny_distill import batching, models
+
+    meta = models.read_task_metadata(model_dir)
+    cls = ex._model_class(meta)
+    model = models.load_model(model_dir, cls, num_labels=len(meta["labels"]))
+    model.eval()
+    batch = batching.collate([{**f, "labels": 0, "index": i} for i, f in enumerate(features)], 0)
+    with paddle.no_grad():
+        out = model(input_ids=paddle.to_tensor(batch["input_ids"]), token_type_ids=paddle.to_tensor(batch["token_type_ids"]),
+                    attention_mask=paddle.to_tensor(batch["attention_mask"]), return_dict=True).logits.numpy()
+    return [out[i] if out.ndim == 2 else out[i, : len(f["input_ids"])] for i, f in enumerate(features)]
+
+
+def max_diff(a, b):
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+
+def ner_sentences(deploy_root, n_conll=30):
+    sentences = [s.tokens for s in read_conll(deploy_root["paths"]["ner_test"])][:30]
+    if os.path.isfile(CONLL_TEST):
+        sentences += [s.tokens for s in read_conll(CONLL_TEST)][:n_conll]
+    return sentences
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_export_writes_a_self_contained_directory(cls_export):
+    files = set(os.listdir(cls_export))
+    assert {ex.MODEL_FILE, ex.PARAMS_FILE, ex.LABELS_FILE, ex.EXPORT_FILE, "vocab.txt", "tokenizer_config.json"} <= files
+    assert not any(f.startswith(".") for f in files)
+    meta = json.load(open(os.path.join(cls_export, ex.EXPORT_FILE)))
+    assert json.load(open(os.path.join(cls_export, ex.LABELS_FILE))) == ["neg", "pos"]
+    assert meta["task"] == "classification" and meta["layers"] == 2 and meta["hidden"] == 64 and meta["heads"] == 4
+    assert meta["params"] > meta["nonembedding_params"] > 0 and meta["vocab_size"] > 100
+    assert meta["paddle_version"] and meta["inputs"] == ["input_ids", "token_type_ids"]
+    assert meta["files"][ex.PARAMS_FILE] == os.path.getsize(os.path.join(cls_export, ex.PARAMS_FILE))
+    assert meta["check"]["max_abs_diff_dygraph_vs_inference"] <= TOLERANCE
+    assert meta["check"]["max_abs_diff_padded_vs_unpadded"] <= TOLERANCE
+    # no training-time checkpoint files: the directory runs on its own
+    assert "model.safetensors" not in files and "task.json" not in files
+
+
+def test_classification_parity_on_demo_texts(deploy_root, cls_model, cls_export):
+    from ernie_tiny_distill.predictor import Predictor
+
+    p = Predictor(cls_export, batch_size=8)
+    texts = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])][:40]
+    features = p.encoder.task.encode([type("E", (), {"text": t, "label": None})() for t in texts])
+    assert len({len(f["input_ids"]) for f in features}) > 5  # batches really are padded
+    assert max_diff(dygraph_logits(cls_model, features), p.logits(features)) <= TOLERANCE
+
+
+def test_ner_parity_on_real_sentences(deploy_root, ner_model, ner_export):
+    from ernie_tiny_distill.examples import TaggedSentence
+    from ernie_tiny_distill.predictor import Predictor
+
+    p = Predictor(ner_export, batch_size=8)
+    sentences = ner_sentences(deploy_root)
+    features = p.encoder.task.encode([TaggedSentence(s, None) for s in sentences])
+    assert max_diff(dygraph_logits(ner_model, features), p.logits(features)) <= TOLERANCE
+    # and the tags equal the training-time TaggingTask.predict for sentences that fit
+    ref = dygraph_logits(ner_model, features)
+    fits = [i for i, f in enumerate(features) if f["num_words"] == sum(f["token_mask"])]
+    expected = [p.encoder.task.predict(ref[i], features[i]) for i in fits]
+    assert p.predict_tokens([sentences[i] for i in fits]) == expected
+
+
+def test_export_of_a_model_without_task_is_refused(deploy_root, tmp_path):
+    with pytest.raises(UserError, match="not a task model"):
+        ex.export_model(deploy_root["teacher"], str(tmp_path / "out"))
+    general = tmp_path / "general"
+    shutil.copytree(deploy_root["teacher"], general)
+    (general / "task.json").write_text(json.dumps({"task": "general", "labels": []}))
+    with pytest.raises(UserError, match="not a task model"):
+        ex.export_model(str(general), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_export_leaves_the_old_directory(cls_model, tmp_path, monkeypatch):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    import paddle
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(paddle.jit, "save", boom)
+    with pytest.raises(RuntimeError):
+        ex.export_model(cls_model, str(out), verify=False)
+    assert os.listdir(out) == ["keep.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["exp"]  # no temporary directories left behind
+
+
+def test_export_tool_reports_clean_errors(deploy_root, tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "export.py"), "--model", deploy_root["teacher"],
+           "--out", str(tmp_path / "x")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "error:" in r.stderr and "not a task model" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
+def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
+    from ernie_tiny_distill.examples import TaggedSentence
+    from ernie_tiny_distill.predictor import Predictor
+
+    for export_dir in (cls_export, ner_export):
+        meta = json.load(open(os.path.join(export_dir, ex.EXPORT_FILE)))
+        assert meta["onnx"]["max_abs_diff_vs_paddle"] <= TOLERANCE
+        paddle_p, onnx_p = Predictor(export_dir), Predictor(export_dir, backend="onnx")
+        if meta["task"] == "classification":
+            texts = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])][:20]
+            features = paddle_p.encoder.task.encode([type("E", (), {"text": t, "label": None})() for t in texts])
+        else:
+            features = paddle_p.encoder.task.encode([TaggedSentence(s, None) for s in ner_sentences(deploy_root, 10)])
+        assert max_diff(paddle_p.logits(features), onnx_p.logits(features)) <= TOLERANCE
+    texts = ["Angela Merkel visited Berlin .", "nothing here"]
+
+    def spans(results):
+        return [[(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in results]
+
+    assert spans(Predictor(ner_export).predict(texts)) == spans(Predictor(ner_export, backend="onnx").predict(texts))
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
+@pytest.mark.parametrize("method", ["static", "dynamic"])
+def test_int8_agrees_with_fp32(deploy_root, cls_export, tmp_path, method):
+    from ernie_tiny_distill.predictor import Predictor
+
+    export_dir = str(tmp_path / "int8")
+    shutil.copytree(cls_export, export_dir)
+    train = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_train"])]
+    meta = ex.quantize_int8(export_dir, train[:100], method=method)
+    assert os.path.isfile(os.path.join(export_dir, ex.INT8_ONNX_FILE))
+    assert meta["int8"]["method"] == method and meta["int8"]["agreement_with_fp32"] >= 0.9
+    test = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])]
+    fp32 = [r["label"] for r in Predictor(export_dir).predict(test)]
+    int8 = [r["label"] for r in Predictor(export_dir, backend="onnx", precision="int8").predict(test)]
+    assert np.mean([a == b for a, b in zip(fp32, int8)]) >= 0.9
+    with pytest.raises(UserError, match="INT8"):
+        Predictor(export_dir, backend="paddle", precision="int8")

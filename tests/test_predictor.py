@@ -1,0 +1,293 @@
+"""Predictor on raw text: entity offsets, windows for long sentences, truncation, bad inputs, CLI, HTTP, latency.
+
+Uses the session fixtures of test_export.py (tiny random models; the NER one is rigged so that 'Angela'
+'Merkel' 'Berlin' are tagged B-PER I-PER B-LOC whatever their context).
+"""
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_export import HAS_ORT, NER_MAX_LEN, ROOT, build_task_model  # noqa: F401 - fixtures below
+from test_export import cls_export, cls_model, deploy_root, ner_export, ner_model  # noqa: F401
+
+from ernie_tiny_distill import predictor as pr
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.examples import TextExample
+
+# ---------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize("text", [
+    "Angela Merkel visited the U.S. on Monday, didn't she? Germany's O'Neill won 6-4 (3.5%) on 1996-08-30.",
+    "  leading and trailing  ", "tabs\tand\nnew\r\nlines", "naïve café — “quoted” … ‘single’",
+    "北京欢迎你！Tokyo", "zero\u200bwidth and \ufffd replacement \x00 nul", "emoji 😀 ok", "", " \t\n ",
+    "a-b-c-d-e-f-g-h", "...!!!???", "e.g. U.K. Mr. Smith's car isn't red",
+])
+def test_split_words_offsets_index_the_original(text):
+    words = pr.split_words(text)
+    end = 0
+    for word, start, stop in words:
+        assert text[start:stop] == word and start >= end and word.strip() == word and word
+        end = stop
+    covered = {i for _, s, e in words for i in range(s, e)}
+    for i, ch in enumerate(text):  # every visible character the tokenizer keeps is in a word
+        if not ch.isspace() and ch not in "\u200b\ufffd\x00":
+            assert i in covered, (text, i, ch)
+
+
+def test_split_words_conll_style():
+    words = [w for w, _, _ in pr.split_words("The U.S. team's coach didn't say, (Reuters) 1-0 O'Neill.")]
+    assert words == ["The", "U.S.", "team", "'s", "coach", "did", "n't", "say", ",", "(", "Reuters", ")", "1-0",
+                     "O'Neill", "."]
+
+
+def test_iob_entities():
+    assert pr.iob_entities(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
+        ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5), ("ORG", 5, 7), ("MISC", 8, 9)]
+    assert pr.iob_entities([]) == [] and pr.iob_entities(["O", "O"]) == []
+
+
+@pytest.mark.parametrize("lengths,budget", [([1] * 100, 10), ([3, 1, 7, 2, 2, 9, 1, 1, 4] * 7, 12), ([5], 5),
+                                            ([1, 1], 10)])
+def test_windows_cover_every_word(lengths, budget):
+    windows = pr.make_windows(lengths, budget)
+    assert windows[0][0] == 0 and windows[-1][1] == len(lengths)
+    for (a, b), (c, d) in zip(windows, windows[1:]):
+        assert a < c <= b  # progress, with overlap or adjacency
+    assert all(sum(lengths[a:b]) <= budget for a, b in windows)
+    best = pr.best_window(lengths, windows)
+    assert len(best) == len(lengths)
+    for w, (k, pos) in enumerate(best):
+        assert windows[k][0] + pos == w
+
+
+# ---------------------------------------------------------------- classification
+
+
+def test_classification_results(cls_export):
+    p = pr.Predictor(cls_export, batch_size=3)
+    texts = ["A wonderful film.", "", "   \t ", "Dull and far too long.", "x " * 500, "Great fun."]
+    out = p.predict(texts)
+    assert len(out) == len(texts)
+    for i in (0, 3, 4, 5):
+        assert out[i]["label"] in ("neg", "pos")
+        assert abs(sum(out[i]["probabilities"].values()) - 1) < 1e-6
+    assert out[1] == out[2] == {"label": None, "probabilities": None, "error": "empty text"}
+    # order is restored after length-sorted batching
+    single = [p.predict([t])[0] for t in texts]
+    assert [o["label"] for o in out] == [o["label"] for o in single]
+
+
+@pytest.mark.parametrize("truncation", ["head", "head_tail"])
+def test_long_text_truncation_matches_training(cls_export, truncation):
+    p = pr.Predictor(cls_export, truncation=truncation)
+    words = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:300]
+    rng = np.random.default_rng(0)
+    text = " ".join(rng.choice(words, size=6000))  # > LONG_TEXT_CHARS: tokenized from the ends only
+    assert len(text) > pr.LONG_TEXT_CHARS
+    fast = p.encoder.classification_feature(text)
+    full = p.encoder.task.encode([TextExample(text)])[0]
+    assert fast["input_ids"] == full["input_ids"] and fast["truncated"]
+
+
+def test_one_megabyte_text(cls_export, ner_export):
+    text = ("word " * 200_000)[:1_000_000]
+    out = pr.Predictor(cls_export).predict([text])[0]
+    assert out["label"] in ("neg", "pos")
+    entities = pr.Predictor(ner_export, batch_size=64).predict(["Angela Merkel . " + "x " * 3_000 + "in Berlin"])
+    assert [e["text"] for e in entities[0]["entities"]] == ["Angela Merkel", "Berlin"]
+
+
+# ---------------------------------------------------------------- NER
+
+
+def test_entities_with_offsets_into_the_original(ner_export):
+    p = pr.Predictor(ner_export)
+    texts = ["Yesterday Angela Merkel met reporters in Berlin.",
+             "  ANGELA\u00a0 merkel!!\tberlin's mayor", "nothing to see", "", "   "]
+    out = p.predict(texts)
+    for text, result in zip(texts, out):
+        for e in result["entities"]:
+            assert text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1
+    assert [(e["type"], e["text"], e["start"], e["end"]) for e in out[0]["entities"]] == [
+        ("PER", "Angela Merkel", 10, 23), ("LOC", "Berlin", 41, 47)]
+    assert [(e["type"], e["text"]) for e in out[1]["entities"]] == [("PER", "ANGELA\u00a0 merkel"), ("LOC", "berlin")]
+    assert out[2] == out[3] == out[4] == {"entities": []}
+
+
+def test_long_sentence_windows_lose_no_word(ner_export):
+    p = pr.Predictor(ner_export, batch_size=16)
+    assert p.encoder.max_seq_length == NER_MAX_LEN
+    words = []
+    for i in range(150):
+        words += ["Angela", "Merkel"] if i % 7 == 0 else (["Berlin"] if i % 11 == 0 else ["filler", "text"])
+    tags = p.predict_tokens([words, ["Berlin"], []])
+    assert [len(t) for t in tags] == [len(words), 1, 0]
+    expected = []
+    for i, w in enumerate(words):
+        expected.append({"Angela": "B-PER", "Merkel": "I-PER", "Berlin": "B-LOC"}.get(w, "O"))
+    assert tags[0] == expected and tags[1] == ["B-LOC"]
+    text = " ".join(words)
+    entities = p.predict([text])[0]["entities"]
+    assert len(entities) == words.count("Angela") + words.count("Berlin")
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)
+
+
+def test_window_merge_matches_unwindowed_prediction(ner_export):
+    """With enough length for the whole sentence, the windowed and the single-window answers agree."""
+    short = pr.Predictor(ner_export)
+    long = pr.Predictor(ner_export, max_seq_length=512)
+    sentence = ("The chancellor Angela Merkel arrived in Berlin on Monday morning after the summit " * 6).split()
+    assert short.predict_tokens([sentence]) == long.predict_tokens([sentence])
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_wrong_task_calls(cls_export, ner_export):
+    with pytest.raises(UserError, match="needs a classification model, but this export is a ner model"):
+        pr.Predictor(ner_export).classify(["text"])
+    with pytest.raises(UserError, match="needs a ner model"):
+        pr.Predictor(cls_export).predict_tokens([["a", "b"]])
+    with pytest.raises(UserError, match="this export is a ner model, but a classification model was asked for"):
+        pr.Predictor(ner_export, task="classification")
+
+
+def test_bad_items(cls_export):
+    p = pr.Predictor(cls_export)
+    with pytest.raises(UserError, match="item 1 is int"):
+        p.predict(["ok", 3])
+    with pytest.raises(UserError, match="not a single string"):
+        p.predict("just one string")
+    with pytest.raises(UserError, match="backend"):
+        pr.Predictor(cls_export, backend="tensorrt")
+    with pytest.raises(UserError, match="max_seq_length"):
+        pr.Predictor(cls_export, max_seq_length=4096)
+
+
+@pytest.mark.parametrize("missing", ["inference.json", "inference.pdiparams", "labels.json", "export.json",
+                                     "vocab.txt", "tokenizer_config.json"])
+def test_incomplete_export_dir_names_the_missing_file(cls_export, tmp_path, missing):
+    broken = tmp_path / "broken"
+    shutil.copytree(cls_export, broken)
+    os.remove(broken / missing)
+    with pytest.raises(UserError, match=f"{missing} is missing"):
+        pr.Predictor(str(broken))
+
+
+def test_missing_dir_and_missing_onnx(cls_export, tmp_path):
+    with pytest.raises(UserError, match="export directory not found"):
+        pr.Predictor(str(tmp_path / "nope"))
+    copy = tmp_path / "no_onnx"
+    shutil.copytree(cls_export, copy)
+    for name in ("model.onnx", "model.int8.onnx"):
+        if (copy / name).exists():
+            os.remove(copy / name)
+    if HAS_ORT:
+        with pytest.raises(UserError, match="model.onnx is missing"):
+            pr.Predictor(str(copy), backend="onnx")
+        with pytest.raises(UserError, match="model.int8.onnx is missing"):
+            pr.Predictor(str(copy), backend="onnx", precision="int8")
+
+
+def test_bf16_option(cls_export):
+    from paddle.base import core
+
+    texts = ["A wonderful film.", "Dull and far too long.", "Great fun for everyone."]
+    if not core.supports_bfloat16():
+        with pytest.raises(UserError, match="bf16"):
+            pr.Predictor(cls_export, precision="bf16")
+        return
+    fp32, bf16 = pr.Predictor(cls_export), pr.Predictor(cls_export, precision="bf16")
+    features = [fp32.encoder.classification_feature(t) for t in texts]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(fp32.logits(features), bf16.logits(features))) < 0.1
+
+
+def test_input_files(tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_bytes("first line\n\nbad \xff\xfe bytes caf\xe9\nlast".encode("utf-8").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
+    texts = pr.read_texts_file(str(f))
+    assert len(texts) == 4 and texts[1] == "" and "\ufffd" in texts[2]
+    assert pr.read_jsonl_texts(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
+    with pytest.raises(UserError, match="stdin:2"):
+        pr.read_jsonl_texts(['{"text": "a"}', "{nope"])
+    with pytest.raises(UserError, match='string "text" field'):
+        pr.read_jsonl_texts(['{"txt": "a"}'])
+
+
+def test_predict_tool(cls_export, ner_export, tmp_path, monkeypatch, capsys):
+    f = tmp_path / "texts.txt"
+    f.write_bytes(b"A wonderful film.\n\nbroken \xff bytes here\n")
+    tool = os.path.join(ROOT, "tools", "predict.py")
+    r = subprocess.run([sys.executable, tool, "--model", cls_export, "--file", str(f)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == 3 and lines[1]["error"] == "empty text" and lines[2]["label"] in ("neg", "pos")
+    assert "not valid UTF-8" in r.stderr and "1 byte" in r.stderr
+    main = runpy.run_path(tool, run_name="tool")["main"]  # in-process: the clean-error path
+    monkeypatch.setattr(sys, "argv", [tool, "--model", ner_export, "--task", "classification", "x"])
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "this export is a ner model" in err and "Traceback" not in err
+    monkeypatch.setattr(sys, "argv", [tool, "--model", str(tmp_path / "missing"), "x"])
+    assert main() == 2 and "export directory not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- HTTP service
+
+
+def test_serve_endpoints(cls_export):
+    from fastapi.testclient import TestClient
+
+    app = pr.create_app(pr.Predictor(cls_export), max_request_bytes=2000, max_batch_size=4, max_text_chars=500)
+    client = TestClient(app)
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["task"] == "classification" and health["labels"] == ["neg", "pos"]
+    ok = client.post("/predict", json={"texts": ["A wonderful film.", "Awful."]})
+    assert ok.status_code == 200 and len(ok.json()["results"]) == 2
+    assert ok.json()["results"][0]["label"] in ("neg", "pos")
+    cases = [
+        (dict(content=b"{not json"), 400, "not valid UTF-8 JSON"),
+        (dict(content=b"\xff\xfe"), 400, "not valid"),
+        (dict(json={"texts": []}), 422, "empty"),
+        (dict(json={"text": "a"}), 422, "expected a JSON object"),
+        (dict(json=["a"]), 422, "expected a JSON object"),
+        (dict(json={"texts": ["ok", "  "]}), 422, "texts[1] is empty"),
+        (dict(json={"texts": ["ok", 5]}), 422, "texts[1] is not a string"),
+        (dict(json={"texts": ["a"] * 5}), 413, "limit is 4"),
+        (dict(json={"texts": ["a" * 600]}), 413, "limit is 500"),
+        (dict(json={"texts": ["a " * 1500]}), 413, "larger than 2000 bytes"),
+    ]
+    for kwargs, status, message in cases:
+        r = client.post("/predict", **kwargs)
+        assert r.status_code == status, (kwargs, r.text)
+        assert message in r.json()["error"]
+
+
+# ---------------------------------------------------------------- latency
+
+
+def test_latency_measure(cls_export, ner_export):
+    from ernie_tiny_distill import latency
+
+    r = latency.measure(cls_export, seq_len=32, batch_size=4, iterations=3, warmup=1)
+    assert r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"] * 0.5 and r["throughput_seq_per_s"] > 0
+    # 2 layers, H=64, I=128, S=32: 2*(2*32*(4*64*64 + 2*64*128) + 4*32*32*64) + pooler/classifier
+    assert r["gflop_per_seq"] * 1e9 == 2 * (2 * 32 * (4 * 64 * 64 + 2 * 64 * 128) + 4 * 32 * 32 * 64) + 2 * 64 * 64 + 2 * 64 * 2
+    assert r["environment"]["paddle_version"] and r["environment"]["threads"] == 1
+    t = latency.measure(ner_export, seq_len=16, batch_size=2, iterations=2, warmup=1, include_tokenization=True)
+    assert t["include_tokenization"] and t["p50_ms"] > 0
+    rows = latency.run_grid(cls_export, seq_lens=[16], threads=[1], backends=["paddle", "dygraph"],
+                            precisions=["fp32", "int8"], batch_size=2, iterations=2, warmup=1)
+    assert [(r["backend"], r["precision"]) for r in rows] == [("paddle", "fp32"), ("dygraph", "fp32")]
+    assert "error" not in rows[1], rows[1]
+    table = latency.markdown_table(rows)
+    assert table.count("\n") == 3 and "| paddle | fp32 | 1 | 16 |" in table

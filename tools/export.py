@@ -1,0 +1,53 @@
+"""Export a trained checkpoint for deployment: `python tools/export.py --model RUN_OR_BEST_DIR --out EXPORT_DIR`.
+
+Writes the Paddle Inference model (inference.json + .pdiparams), tokenizer, labels.json and export.json;
+--onnx adds model.onnx (paddle2onnx); --int8 adds model.int8.onnx (ONNX Runtime post-training quantization
+calibrated on --calibration-file: JSONL/CSV/TSV with a text column, CoNLL for NER, or one text per line).
+"""
+import argparse
+import json
+import sys
+
+from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a stage's output dir or its best/ dir (with task.json)")
+    parser.add_argument("--out", required=True, help="export directory to write (replaced atomically)")
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx for backend 'onnx'")
+    parser.add_argument("--int8", action="store_true", help="also write model.int8.onnx (implies --onnx)")
+    parser.add_argument("--calibration-file", help="training texts for INT8 calibration and the agreement check")
+    parser.add_argument("--calibration-size", type=int, default=300, help="texts used for calibration")
+    parser.add_argument("--int8-method", choices=["dynamic", "static"], default="dynamic",
+                        help="dynamic: per-batch activation scales (more accurate here); static: ranges "
+                             "calibrated on the calibration texts")
+    parser.add_argument("--no-verify", action="store_true", help="skip the dygraph vs inference logit check")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+    setup_logging()
+
+    def run() -> int:
+        set_threads(args.threads)
+        quiet_paddlenlp()
+        from ernie_tiny_distill.errors import UserError
+        from ernie_tiny_distill.export import export_model, read_calibration_texts
+
+        texts = None
+        if args.int8:
+            if not args.calibration_file:
+                raise UserError("--int8 needs --calibration-file (a few hundred training texts)")
+            texts = read_calibration_texts(args.calibration_file, args.model)[: args.calibration_size]
+        meta = export_model(args.model, args.out, precision="int8" if args.int8 else "fp32", onnx=args.onnx,
+                            calibration_texts=texts, int8_method=args.int8_method, verify=not args.no_verify)
+        shown = {k: meta[k] for k in ("task", "labels", "max_seq_length", "layers", "hidden", "params",
+                                      "nonembedding_params", "check", "onnx", "int8", "files") if k in meta}
+        print(json.dumps(shown, indent=2))
+        return 0
+
+    return main_wrapper(run, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

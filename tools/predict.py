@@ -1,0 +1,54 @@
+"""Predict with an export directory: `python tools/predict.py --model EXPORT_DIR "some text" "another text"`.
+
+Texts come from the arguments, --file (one text per line; bytes that are not UTF-8 are replaced and
+counted in a warning) or JSONL on stdin ({"text": ...} per line). Prints one JSON result per text:
+classification {"label", "probabilities"}, NER {"entities": [{"type", "text", "start", "end", "score"}]}.
+An empty text gives {"label": null, "error": "empty text"} (classification) or {"entities": []} (NER).
+"""
+import argparse
+import json
+import sys
+
+from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="export directory (tools/export.py --out)")
+    parser.add_argument("texts", nargs="*", help="texts to predict (else --file, else JSONL on stdin)")
+    parser.add_argument("--file", help="one text per line")
+    parser.add_argument("--backend", choices=["auto", "paddle", "onnx"], default="auto",
+                        help="auto: Paddle Inference, or ONNX Runtime for --precision int8")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
+    parser.add_argument("--task", choices=["classification", "ner"], help="fail unless the model is this task")
+    parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+    setup_logging()
+
+    def run() -> int:
+        set_threads(args.threads)
+        quiet_paddlenlp()
+        from ernie_tiny_distill.predictor import Predictor, read_jsonl_texts, read_texts_file
+
+        predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads,
+                              batch_size=args.batch_size, max_seq_length=args.max_seq_length, device=args.device,
+                              task=args.task)
+        if args.texts:
+            texts = args.texts
+        elif args.file:
+            texts = read_texts_file(args.file)
+        else:
+            texts = read_jsonl_texts(sys.stdin.buffer)
+        for result in predictor.predict(texts):
+            print(json.dumps(result, ensure_ascii=False))
+        return 0
+
+    return main_wrapper(run, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

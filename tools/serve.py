@@ -1,0 +1,45 @@
+"""Serve an export directory over HTTP: `python tools/serve.py --model EXPORT_DIR --port 8000`.
+
+POST /predict {"texts": ["...", ...]} -> {"task", "results": [...]} (results as tools/predict.py prints);
+GET /health. Clear 4xx answers for bad JSON (400), an empty list or empty text (422) and size limits (413).
+Listens on 127.0.0.1 unless --host says otherwise.
+"""
+import argparse
+import sys
+
+from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="export directory (tools/export.py --out)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--backend", choices=["auto", "paddle", "onnx"], default="auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-request-bytes", type=int, default=1 << 20)
+    parser.add_argument("--max-batch-size", type=int, default=64, help="most texts in one request")
+    parser.add_argument("--max-text-chars", type=int, default=100_000)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+    setup_logging()
+
+    def run() -> int:
+        set_threads(args.threads)
+        quiet_paddlenlp()
+        import uvicorn
+
+        from ernie_tiny_distill.predictor import Predictor, create_app
+
+        predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads)
+        app = create_app(predictor, max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
+                         max_text_chars=args.max_text_chars)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+
+    return main_wrapper(run, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
