@@ -24,7 +24,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-C_GRID = (0.25, 1.0, 4.0, 16.0)
+C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 
 
 def make_model(C: float):
@@ -122,10 +122,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--train", choices=("subset", "all"), default="subset")
     parser.add_argument("--out", help="write the result JSON here")
+    parser.add_argument("--c-grid", default=",".join(f"{c:g}" for c in C_GRID),
+                        help="comma-separated values of the inverse regularisation C, picked on dev")
     parser.add_argument("--timing", action="store_true", help="also time batch-1 latency and batch-32 throughput")
     args = parser.parse_args(argv)
+    grid = [float(c) for c in args.c_grid.split(",") if c.strip()]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = run(args.config, args.overrides, args.train, args.out, timing=args.timing)
+    result = run(args.config, args.overrides, args.train, args.out, grid=grid, timing=args.timing)
     print(json.dumps({k: result[k] for k in ("train", "train_examples", "C", "dev_accuracy", "test")}, indent=2))
     return 0
 

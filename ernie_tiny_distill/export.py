@@ -120,6 +120,7 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
         what = "has no task.json" if task_meta is None else f"is a {task_meta.get('task')!r} model"
         raise UserError(f"{model_dir} is not a task model ({what}); only classification and NER checkpoints "
                         "can be exported", hint="export the best/ directory of a teacher or task-distillation run")
+    _check_out_dir(out_dir, path)
     labels = list(task_meta.get("labels") or [])
     if not labels:
         raise UserError("task.json has no labels", where=os.path.join(path, models.TASK_FILE))
@@ -230,6 +231,19 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str)
         "paddlenlp_version": paddlenlp.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _check_out_dir(out_dir: str, model_path: str) -> None:
+    """Only an empty directory or an earlier export may be replaced, and never the checkpoint itself."""
+    out, model = os.path.realpath(out_dir), os.path.realpath(model_path)
+    if out == model or model.startswith(out + os.sep):
+        raise UserError(f"--out {out_dir} would overwrite the checkpoint {model_path}; choose another directory")
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise UserError(f"output path exists and is not a directory: {out_dir}")
+        if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, EXPORT_FILE)):
+            raise UserError(f"output directory {out_dir} exists and is not an export directory (no {EXPORT_FILE}); "
+                            "refusing to replace it", hint="choose a new or empty directory")
 
 
 def _replace_dir(tmp: str, out_dir: str) -> None:

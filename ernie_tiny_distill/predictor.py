@@ -44,6 +44,7 @@ BACKENDS = ("paddle", "onnx", "auto")
 PRECISIONS = ("fp32", "bf16", "int8")
 DEVICES = ("cpu", "gpu", "auto")
 EMPTY_TEXT = "empty text"
+WORD_CACHE_SIZE = 200_000  # memoized word -> pieces entries per predictor (cleared when full)
 LONG_TEXT_CHARS = 20_000  # classification texts longer than this are tokenized from both ends only
 
 # ---------------------------------------------------------------- words with offsets
@@ -172,6 +173,7 @@ class TextEncoder:
         self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
                                     self.truncation)
         self.budget = self.max_seq_length - 2
+        self._word_cache: Dict[str, List[int]] = {}
 
     # -- classification
     def classification_feature(self, text: str) -> Dict:
@@ -217,8 +219,19 @@ class TextEncoder:
 
     # -- tagging
     def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
-        """Pieces per word (an untokenizable word gets [UNK]); a word is capped at the window budget."""
-        return [p[: self.budget] for p in self.task.word_pieces(words)]
+        """Pieces per word, as TaggingTask.word_pieces (an untokenizable word gets [UNK]), capped at the
+        window budget. Words repeat a lot, so their pieces are memoized (the tokenizer call dominates)."""
+        cache = self._word_cache
+        out = []
+        for word in words:
+            pieces = cache.get(word)
+            if pieces is None:
+                pieces = self.task.word_pieces([word])[0][: self.budget]
+                if len(cache) >= WORD_CACHE_SIZE:
+                    cache.clear()
+                cache[word] = pieces
+            out.append(pieces)
+        return out
 
     def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
         """Window features for one sentence and, per word, (window number, position in that window)."""

@@ -100,10 +100,11 @@ class Profile:
     out_dir: str = "."                      # report: <out>/benchmarks/results.json, <out>/docs/...
     results_name: str = "results.json"
     int8_variant: str = "two_stage_kd"      # which trained student (first seed) gets exported + quantized
+    int8_method: str = "dynamic"            # tools/export.py --int8-method (its default; see export.quantize_int8)
     latency: Dict[str, object] = field(default_factory=lambda: {"threads": 1, "seq_len": 128, "batch_size": 32,
                                                                   "iterations": 100, "warmup": 10})
     quiet_timeout: float = 4 * 3600.0       # latency waits this long for a quiet machine, then measures anyway
-    run_tfidf_grid: Tuple[float, ...] = (0.25, 1.0, 4.0, 16.0)
+    run_tfidf_grid: Tuple[float, ...] = (0.25, 1.0, 4.0, 16.0, 64.0)
     extra_distill: Dict[str, object] = field(default_factory=dict)   # merged into every task-stage distill section
 
 
@@ -333,7 +334,7 @@ class Matrix:
         for model in sorted(self.p.students, reverse=True):   # B first
             row = f"{t}/{model}/{self.p.int8_variant}/seed{self.p.seeds[model][0]}"
             jobs.append(Job(f"{t}/export/{model}", "export", t, [row], model, extra={"row": row}))
-            jobs.append(Job(f"{t}/int8/{model}", "int8", t, [f"{t}/export/{model}"], model, extra={"row": row}))
+            jobs.append(Job(f"{t}/int8/{model}", "int8", t, [row], model, extra={"row": row}))
         spec = self.p.tasks[t]
         if spec.long_seq and "B" in self.p.students:
             row = f"{t}/B/len{spec.long_seq}/seed{self.p.seeds['B'][0]}"
@@ -590,13 +591,13 @@ class Matrix:
             if old_cfg is not None and not _same_config(old_cfg, full):
                 raise UserError(f"{cfg.output_dir} holds a teacher run of a different config; "
                                 "not touching it (move it away or fix the teacher YAML)")
-            others = _processes_running(os.path.basename(self.p.tasks[job.task].teacher_config), cfg.output_dir)
+            others = _processes_running(self.p.tasks[job.task].teacher_config, cfg.output_dir)
             if others:
                 logger.info("%s: being trained by another process (pid %s); waiting for its training to finish",
                             job.name, ", ".join(map(str, others)))
                 while not _training_finished(cfg.output_dir, cfg.train.epochs):
                     if _finished(full) is not None or not _processes_running(
-                            os.path.basename(self.p.tasks[job.task].teacher_config), cfg.output_dir):
+                            self.p.tasks[job.task].teacher_config, cfg.output_dir):
                         break
                     time.sleep(60)
                 summary = _finished(full)
@@ -645,8 +646,10 @@ class Matrix:
     def _run_tfidf(self, job: Job) -> None:
         spec = self.p.tasks[job.task]
         out = self.out(job.task, "tfidf_lr", job.extra["train"] + ".json")
-        command = " ".join(["python -m ernie_tiny_distill.baselines --config", spec.teacher_config,
-                            *spec.teacher_overrides, "--train", job.extra["train"], "--out", out])
+        grid = ",".join(f"{c:g}" for c in self.p.run_tfidf_grid)
+        args = ["--config", spec.teacher_config, *spec.teacher_overrides, "--train", job.extra["train"],
+                "--c-grid", grid, "--out", out]
+        command = " ".join(["python -m ernie_tiny_distill.baselines", *args])
         fingerprint = _sha([self.teacher_cfg(job.task).to_dict()["data"], job.extra, list(self.p.run_tfidf_grid)])
         previous = self.result(job.name)
         if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(out):
@@ -657,9 +660,8 @@ class Matrix:
         logger.info("  %s: %s", job.name, command)
         self.ran.append(job.name)
         with open(log_file, "a", encoding="utf-8") as log:
-            rc = subprocess.call([sys.executable, "-m", "ernie_tiny_distill.baselines", "--config",
-                                  spec.teacher_config, *spec.teacher_overrides, "--train", job.extra["train"],
-                                  "--out", out], stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+            rc = subprocess.call([sys.executable, "-m", "ernie_tiny_distill.baselines", *args],
+                                 stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
         result = _read_json(out)
         if rc != 0 or result is None:
             raise RuntimeError(f"{command} exited with status {rc}:\n{_tail(log_file)}")
@@ -678,56 +680,87 @@ class Matrix:
     def _export_dir(self, job: Job) -> str:
         return self.out(job.task, "export", job.name.split("/")[-1])
 
-    def _run_export(self, job: Job) -> None:
-        from . import export as ex
+    def _export_subprocess(self, job: Job, args: List[str]) -> str:
+        command = " ".join(["python tools/export.py", *args])
+        log_file = self.out("logs", job.name.replace("/", "_") + ".log")
+        os.makedirs(os.path.dirname(log_file), exist_ok=True)
+        logger.info("  %s: %s", job.name, command)
+        self.ran.append(job.name)
+        with open(log_file, "a", encoding="utf-8") as log:
+            log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n")
+            log.flush()
+            rc = subprocess.call([sys.executable, str(REPO / "tools" / "export.py"), *args], stdout=log,
+                                 stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if rc != 0:
+            raise RuntimeError(f"{command} exited with status {rc}:\n{_tail(log_file)}")
+        return command
 
+    def _run_export(self, job: Job) -> None:
         model_dir, out = self._model_dir(job), self._export_dir(job)
-        weights = os.path.join(model_dir, "model.safetensors")
-        fingerprint = _sha([os.path.abspath(model_dir), os.stat(weights).st_mtime_ns])
+        fingerprint = _sha([os.path.abspath(model_dir), os.stat(os.path.join(model_dir, "model.safetensors")).st_mtime_ns])
         previous = self.result(job.name)
-        if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+        if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(os.path.join(out, "export.json")):
             logger.info("%s: exported earlier; skipping", job.name)
             return
-        self.ran.append(job.name)
-        meta = ex.export_model(model_dir, out)
-        files = meta.get("files") or ex.file_sizes(out)
-        size = sum(files.get(n, 0) for n in (ex.MODEL_FILE, ex.PARAMS_FILE))
+        command = self._export_subprocess(job, ["--model", model_dir, "--out", out, "--threads", "1"])
+        meta = _read_json(os.path.join(out, "export.json")) or {}
+        files = meta.get("files") or {}
+        size = sum(v for k, v in files.items() if k.startswith("inference."))
         self._record(job, fingerprint=fingerprint, model_dir=model_dir, export_dir=out, size_mb=size / 2**20,
-                     check=meta.get("check"), commands=[f"python tools/export.py --model {model_dir} --out {out}"])
+                     check=meta.get("check"), commands=[command])
+
+    def calibration_file(self, t: str) -> str:
+        """Training texts for INT8 (one per line; CoNLL: the training file itself, which export reads)."""
+        cfg = self.teacher_cfg(t)
+        if cfg.task == "ner" and cfg.data.path:
+            for name in ("train.txt", "train.tsv"):
+                if os.path.isfile(os.path.join(cfg.data.path, name)):
+                    return os.path.join(cfg.data.path, name)
+        path = self.out(t, "calibration.txt")
+        if not os.path.isfile(path):
+            from . import data as data_lib
+
+            train = data_lib.load_splits(cfg.data, cfg.task).train[:300]
+            lines = [" ".join((e.text if hasattr(e, "text") else " ".join(e.tokens)).split()) for e in train]
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+        return path
 
     def _run_int8(self, job: Job) -> None:
         from . import data as data_lib
-        from . import export as ex
         from . import metrics
-        from .predictor import Predictor
 
-        export_dir = self.result(f"{job.task}/export/{job.model}")["export_dir"]
-        fingerprint = _sha([self.result(f"{job.task}/export/{job.model}")["fingerprint"]])
+        model_dir = self._model_dir(job)
+        out = self.out(job.task, "export", f"{job.model}-int8")
+        fingerprint = _sha([os.path.abspath(model_dir), os.stat(os.path.join(model_dir, "model.safetensors")).st_mtime_ns,
+                            self.p.int8_method])
         previous = self.result(job.name)
-        if previous and previous.get("fingerprint") == fingerprint and \
-                os.path.isfile(os.path.join(export_dir, ex.INT8_ONNX_FILE)):
+        if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(os.path.join(out, "model.int8.onnx")):
             logger.info("%s: quantized earlier; skipping", job.name)
             return
-        self.ran.append(job.name)
+        command = self._export_subprocess(job, ["--model", model_dir, "--out", out, "--int8", "--calibration-file",
+                                                self.calibration_file(job.task), "--int8-method", self.p.int8_method,
+                                                "--threads", "1"])
+        meta = _read_json(os.path.join(out, "export.json")) or {}
+        from .predictor import Predictor
+
         cfg = self.teacher_cfg(job.task)
         splits = data_lib.load_splits(cfg.data, cfg.task)
-        texts = [ex_.text if hasattr(ex_, "text") else " ".join(ex_.tokens) for ex_ in splits.train[:300]]
-        meta = ex.quantize_int8(export_dir, texts)
-        predictor = Predictor(export_dir, backend="onnx", precision="int8", num_threads=1)
+        predictor = Predictor(out, backend="onnx", precision="int8", num_threads=1)
         started = time.time()
         if cfg.task == "classification":
-            out = predictor.classify([e.text for e in splits.test])
-            test = metrics.classification_metrics([e.label for e in splits.test], [o["label"] for o in out],
+            pred = predictor.classify([e.text for e in splits.test])
+            test = metrics.classification_metrics([e.label for e in splits.test], [o["label"] for o in pred],
                                                   predictor.labels)
         else:
             tags = predictor.predict_tokens([e.tokens for e in splits.test])
             test = metrics.tagging_metrics([e.tags for e in splits.test], tags)
         source = self.result(job.extra["row"])["summary"]
-        self._record(job, fingerprint=fingerprint, export_dir=export_dir, int8=meta.get("int8"),
-                     size_mb=os.path.getsize(os.path.join(export_dir, ex.INT8_ONNX_FILE)) / 2**20,
+        self._record(job, fingerprint=fingerprint, export_dir=out, int8=meta.get("int8"),
+                     size_mb=os.path.getsize(os.path.join(out, "model.int8.onnx")) / 2**20,
                      summary={**source, "test": _headline(test), "source_test": source["test"]},
-                     eval_seconds=round(time.time() - started, 1),
-                     commands=[f"python tools/export.py --model {self._model_dir(job)} --out {export_dir} --int8"])
+                     eval_seconds=round(time.time() - started, 1), commands=[command])
 
     def _run_latency(self, job: Job) -> None:
         from . import latency
@@ -868,22 +901,33 @@ def _tail(path: str, n: int = 25) -> str:
         return ""
 
 
-def _cmdlines() -> List[Tuple[int, str]]:
+def _processes() -> List[Tuple[int, List[str], str]]:
+    """(pid, argv, cwd) of the other processes visible in /proc."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                out.append((int(pid), f.read().replace(b"\0", b" ").decode(errors="replace")))
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
+        out.append((int(pid), argv, cwd))
     return out
 
 
-def _processes_running(config_name: str, output_dir: str) -> List[int]:
-    """Other processes training this config (e.g. a teacher started by hand)."""
-    return [pid for pid, cmd in _cmdlines() if "train.py" in cmd and (config_name in cmd or output_dir in cmd)]
+def _processes_running(config_path: str, output_dir: str) -> List[int]:
+    """Other processes running tools/train.py on this config file or into this output_dir."""
+    targets = {os.path.realpath(config_path), os.path.realpath(output_dir)}
+    found = []
+    for pid, argv, cwd in _processes():
+        if not any(a.endswith("train.py") for a in argv):
+            continue
+        paths = [a.split("=", 1)[1] if a.startswith("output_dir=") else a for a in argv]
+        if any(os.path.realpath(os.path.join(cwd, a)) in targets for a in paths):
+            found.append(pid)
+    return found
 
 
 def _training_finished(output_dir: str, epochs: float) -> bool:
@@ -907,8 +951,8 @@ def _training_finished(output_dir: str, epochs: float) -> bool:
 
 
 def _busy() -> Dict:
-    procs = [cmd[:160] for pid, cmd in _cmdlines()
-             if ("train.py" in cmd or "pytest" in cmd or "baselines" in cmd) and "python" in cmd]
+    procs = [" ".join(argv)[:160] for _, argv, _ in _processes()
+             if any(a.endswith(("train.py", "pytest", "baselines")) or a == "pytest" for a in argv)]
     return {"loadavg_1min": round(os.getloadavg()[0], 2), "training_processes": procs}
 
 
@@ -1060,6 +1104,7 @@ def _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric) -
                dev_metric=statistics.mean(devs), train_examples=first.get("train_examples"),
                transfer_examples=first.get("transfer_examples"),
                pct_of_teacher=100 * mean / teacher_metric if (mean is not None and teacher_metric) else None,
+               teacher_dev_metric=(first.get("teacher_dev") or {}).get(metric),
                train_commands=[" && ".join(r.get("commands") or []) for _, r in runs],
                train_seconds=sum(r.get("seconds") or 0 for _, r in runs))
     return row
@@ -1156,6 +1201,34 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     return out
 
 
+def summary_lines(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
+    """One line per task: the teacher, and each student's best variant (by test mean) with its speed-up."""
+    out = []
+    for t in tasks:
+        teacher = _get(rows, t, None, "teacher")
+        if not teacher or teacher["metric"] is None:
+            out.append(f"- {t}: teacher not finished yet.")
+            continue
+        name = METRIC_LABEL.get(teacher["metric_name"], teacher["metric_name"])
+        bits = [f"teacher {100 * teacher['metric']:.2f} {name}"]
+        for model in ("A", "B"):
+            cands = [r for r in (_get(rows, t, model, v) for v in VARIANTS) if r and r["metric"] is not None]
+            if not cands:
+                continue
+            best = max(cands, key=lambda r: r["metric"])
+            nokd = _get(rows, t, model, "no_kd")
+            speed = f", {best['speedup_vs_teacher']:.1f}× faster" if best.get("speedup_vs_teacher") else ""
+            gain = (f", {100 * (best['metric'] - nokd['metric']):+.2f} vs no_kd"
+                    if nokd and nokd is not best and nokd["metric"] is not None else "")
+            bits.append(f"student {model} best = {best['variant']} {_metric_cell(best)} "
+                        f"({best['pct_of_teacher']:.1f}% of teacher{gain}{speed})")
+        for r in rows:
+            if r["task"] == t and r["variant"] == "tfidf_lr" and r["metric"] is not None:
+                bits.append(f"{r['model']} {100 * r['metric']:.2f}")
+        out.append(f"- **{t}**: " + "; ".join(bits) + ".")
+    return out
+
+
 def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     out = []
     for t in tasks:
@@ -1170,7 +1243,7 @@ def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
                 d = [100 * (two["per_seed"][s] - kd["per_seed"][s]) for s in common]
                 wins = sum(x > 0 for x in d)
                 paired = f"; per seed {', '.join(f'{x:+.2f}' for x in d)} (stage 1 better in {wins} of {len(d)})"
-            verdict = "helps" if diff > 0 else "does not help"
+            verdict = "helps" if diff > 0 else ("makes no difference" if diff == 0 else "does not help")
             noise = kd.get("metric_std")
             if noise is not None and abs(diff) < 100 * noise:
                 verdict += " (within one seed standard deviation)"
@@ -1209,7 +1282,7 @@ def _configs_table(m: Matrix, t: str) -> List[str]:
     tcfg = m.teacher_cfg(t)
     d = tcfg.data
     lines.append(f"- Teacher: `{tcfg.model.teacher}` fine-tuned by `{m.teacher_command(t)}` "
-                 f"({tcfg.train.epochs:g} epochs, lr {tcfg.train.learning_rate:g}, batch {tcfg.train.batch_size}, "
+                 f"({tcfg.train.epochs:g} epoch(s), lr {tcfg.train.learning_rate:g}, batch {tcfg.train.batch_size}, "
                  f"max_seq_length {tcfg.model.max_seq_length}, truncation {tcfg.model.truncation}).")
     data_bits = [f"format {d.format}, path `{d.path}`"]
     if d.max_train_examples:
@@ -1243,7 +1316,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
          f"Generated by `{command}` from the run directories under `{p.runs_dir}/` "
          f"({time.strftime('%Y-%m-%d %H:%M')}). Every number below comes from those runs; "
          "raw rows: `benchmarks/" + p.results_name + "`, figure: `docs/pareto.png`.", ""]
-    L += ["## Setup", ""]
+    L += ["## Summary", ""] + summary_lines(rows, m.tasks) + ["", "## Setup", ""]
     L.append("- Students: " + "; ".join(f"**{k}** = {s.layers} layers, hidden {s.hidden}, {s.heads} heads, "
                                         f"FFN {s.intermediate}" for k, s in sorted(p.students.items())) +
              ". `no_kd` and `task_kd` start from `init: config` (random encoder, embeddings = the teacher's "
@@ -1269,6 +1342,9 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
                  f"lr = {ch['learning_rate']:g} for B and {ch['learning_rate'] * p.lr_factor.get('A', 1):g} for A "
                  f"({p.lr_factor.get('A', 1):g}× B's, not swept); no-KD lr = {ch['nokd_learning_rate']:g} for B, "
                  f"{ch['nokd_learning_rate'] * p.lr_factor.get('A', 1):g} for A. Two-stage rows use the task-KD values.")
+        if not sw["grid"]:
+            L.append("  (fixed in the profile: no dev sweep)")
+            continue
         L += ["", "| sweep point (student B, seed %d) | dev %s |" % (p.seeds["B"][0], sw["grid"][0]["metric_name"]),
               "|---|---|"]
         for g in sw["grid"]:
@@ -1328,37 +1404,56 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
 
 
 def plot_pareto(rows: List[Dict], tasks: Sequence[str], path: str, p: Profile) -> bool:
+    """Metric vs p50 latency, one panel per task, one point per row (colour = variant, label = model)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 5.5), squeeze=False)
     colors = {"teacher": "black", "no_kd": "tab:gray", "task_kd": "tab:blue", "two_stage_kd": "tab:green",
               "int8": "tab:purple", "tfidf_lr": "tab:orange"}
     for ax, t in zip(axes[0], tasks):
         pts = [r for r in rows if r["task"] == t and r["metric"] is not None and r["latency_ms_p50"]]
         missing = [r for r in rows if r["task"] == t and r["metric"] is not None and not r["latency_ms_p50"]]
+        labelled = {}
         for r in pts:
             c = colors.get(r["variant"], "tab:red")
             y = 100 * r["metric"]
             err = 100 * r["metric_std"] if r.get("metric_std") else None
-            ax.errorbar(r["latency_ms_p50"], y, yerr=err, fmt="o", color=c, capsize=3)
+            ax.errorbar(r["latency_ms_p50"], y, yerr=err, fmt="o", color=c, capsize=3, markersize=6,
+                        label=r["variant"] if r["variant"] not in labelled.values() else None)
             short = r["model"].replace("student ", "").split(" (")[0].replace("teacher MiniLM-L6-H384", "teacher")
-            ax.annotate(f"{short} {r['variant'] if r['variant'] not in ('teacher',) else ''}".strip(),
-                        (r["latency_ms_p50"], y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            short = short.split(",")[0]
+            if r["variant"] == "int8":
+                short += " INT8"
+            if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
+                short += f" @{r['latency_seq_len']} tok"
+            key = (short, round(r["latency_ms_p50"], 3))
+            if key not in labelled:   # one label per point group (variants of a model share the latency)
+                top = max(100 * q["metric"] for q in pts if round(q["latency_ms_p50"], 3) == key[1])
+                ax.annotate(short, (r["latency_ms_p50"], top), textcoords="offset points", xytext=(5, 6),
+                            fontsize=8)
+            labelled[key] = r["variant"]
         ax.set_xscale("log")
-        ax.set_xlabel("p50 latency, batch 1, seq 128 (ms, log scale)")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("p50 latency at batch 1 (ms, log scale; seq 128 unless marked)")
         metric = METRIC_LABEL.get(pts[0]["metric_name"] if pts else "", "metric")
         ax.set_ylabel(f"test {metric} (%)")
         title = p.tasks[t].title
         if missing:
             title += f"  ({len(missing)} rows without latency not shown)"
         ax.set_title(title, fontsize=10)
-        ax.grid(True, alpha=0.3)
-    fig.suptitle("Accuracy vs CPU latency (1 thread; upper left is better)", fontsize=11)
+        ax.grid(True, alpha=0.3, which="both")
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(handles, labels, fontsize=8, loc="best")
+    fig.suptitle("Test metric vs CPU latency (1 thread; upper left is better; error bars = std over seeds)",
+                 fontsize=11)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -277,31 +277,30 @@ class Trainer:
             what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
                     "a loss is not finite on another process")
             if self._any_process(bool(bad)):  # every process skips or stops together
-                if t.on_nan == "skip":
-                    skipped += 1
-                    state["skipped_batches"] = skipped
-                    logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
-                    optimizer.clear_grad()
-                    scheduler.step()
-                    progress.update(1)
-                    continue
-                raise UserError(
-                    f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
-                    hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
-                         "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
-                )
-            total.backward()
-            if self.world_size > 1:
-                self._sync_gradients()
-            optimizer.step()
+                if t.on_nan != "skip":
+                    raise UserError(
+                        f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
+                        hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
+                             "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
+                    )
+                # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
+                skipped += 1
+                state["skipped_batches"] = skipped
+                logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
+                optimizer.clear_grad()
+            else:
+                total.backward()
+                if self.world_size > 1:
+                    self._sync_gradients()
+                optimizer.step()
+                optimizer.clear_grad()
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
+                sums["loss"] = sums.get("loss", 0.0) + float(total)
+                n_logged += 1
             scheduler.step()
-            optimizer.clear_grad()
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
-            sums["loss"] = sums.get("loss", 0.0) + float(total)
-            n_logged += 1
             progress.update(1)
-            if (step + 1) % t.log_every == 0 or step + 1 == total_steps:
+            if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
                 record = {k: v / n_logged for k, v in sums.items()}
                 record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
                 self._log(record, writer, log_path, progress)

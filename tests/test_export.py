@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +18,7 @@ import pytest
 from ernie_tiny_distill import export as ex
 from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.examples import TextExample
 from ernie_tiny_distill.readers import read_classification_file, read_conll
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,11 +37,15 @@ def _has(module: str) -> bool:
 
 
 HAS_ORT = _has("onnxruntime") and _has("paddle2onnx")
+HAS_ORT_QUANT = HAS_ORT and _has("onnxruntime.quantization")  # needs ml_dtypes too
 
 
 @pytest.fixture(scope="session")
 def deploy_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("deploy")
+    # a fixed path under the session's base temp: test_predictor.py imports these fixtures, and its copies
+    # find the models already built instead of building them again
+    root = tmp_path_factory.getbasetemp() / "deploy"
+    root.mkdir(exist_ok=True)
     paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
     sentiment = read_classification_file(paths["sentiment_train"])
     ner = read_conll(paths["ner_train"])
@@ -57,6 +62,8 @@ def deploy_root(tmp_path_factory):
 def build_task_model(deploy_root, task: str, out: str, *, max_seq_length: int = 64, rig: bool = False,
                      truncation: str = "head"):
     """A trained-format model dir (config, safetensors, tokenizer, task.json) from the random teacher."""
+    if os.path.isfile(os.path.join(out, "task.json")):
+        return out
     from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
     from ernie_tiny_distill import models, tasks
@@ -125,14 +132,16 @@ def ner_model(deploy_root):
 @pytest.fixture(scope="session")
 def cls_export(deploy_root, cls_model):
     out = str(deploy_root["root"] / "cls_export")
-    ex.export_model(cls_model, out, onnx=HAS_ORT)
+    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+        ex.export_model(cls_model, out, onnx=HAS_ORT)
     return out
 
 
 @pytest.fixture(scope="session")
 def ner_export(deploy_root, ner_model):
     out = str(deploy_root["root"] / "ner_export")
-    ex.export_model(ner_model, out, onnx=HAS_ORT)
+    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+        ex.export_model(ner_model, out, onnx=HAS_ORT)
     return out
 
 
@@ -191,7 +200,7 @@ def test_classification_parity_on_demo_texts(deploy_root, cls_model, cls_export)
 
     p = Predictor(cls_export, batch_size=8)
     texts = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])][:40]
-    features = p.encoder.task.encode([type("E", (), {"text": t, "label": None})() for t in texts])
+    features = p.encoder.task.encode([TextExample(t) for t in texts])
     assert len({len(f["input_ids"]) for f in features}) > 5  # batches really are padded
     assert max_diff(dygraph_logits(cls_model, features), p.logits(features)) <= TOLERANCE
 
@@ -226,6 +235,11 @@ def test_failed_export_leaves_the_old_directory(cls_model, tmp_path, monkeypatch
     out = tmp_path / "exp"
     out.mkdir()
     (out / "keep.txt").write_text("old")
+    with pytest.raises(UserError, match="not an export directory"):  # never replaces arbitrary directories
+        ex.export_model(cls_model, str(out))
+    with pytest.raises(UserError, match="would overwrite the checkpoint"):
+        ex.export_model(cls_model, cls_model)
+    (out / ex.EXPORT_FILE).write_text("{}")  # an earlier export may be replaced, but only by a complete one
     import paddle
 
     def boom(*a, **k):
@@ -234,16 +248,19 @@ def test_failed_export_leaves_the_old_directory(cls_model, tmp_path, monkeypatch
     monkeypatch.setattr(paddle.jit, "save", boom)
     with pytest.raises(RuntimeError):
         ex.export_model(cls_model, str(out), verify=False)
-    assert os.listdir(out) == ["keep.txt"]
+    assert sorted(os.listdir(out)) == [ex.EXPORT_FILE, "keep.txt"]
     assert sorted(os.listdir(tmp_path)) == ["exp"]  # no temporary directories left behind
 
 
-def test_export_tool_reports_clean_errors(deploy_root, tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "export.py"), "--model", deploy_root["teacher"],
-           "--out", str(tmp_path / "x")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stderr
-    assert "error:" in r.stderr and "not a task model" in r.stderr and "Traceback" not in r.stderr
+def test_export_tool_reports_clean_errors(deploy_root, tmp_path, monkeypatch, capsys):
+    tool = os.path.join(ROOT, "tools", "export.py")
+    main = runpy.run_path(tool, run_name="tool")["main"]
+    monkeypatch.setattr(sys, "argv", [tool, "--model", deploy_root["teacher"], "--out", str(tmp_path / "x")])
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "not a task model" in err and "Traceback" not in err
+    monkeypatch.setattr(sys, "argv", [tool, "--model", deploy_root["teacher"], "--out", str(tmp_path / "x"), "--int8"])
+    assert main() == 2 and "--calibration-file" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
@@ -257,7 +274,7 @@ def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
         paddle_p, onnx_p = Predictor(export_dir), Predictor(export_dir, backend="onnx")
         if meta["task"] == "classification":
             texts = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])][:20]
-            features = paddle_p.encoder.task.encode([type("E", (), {"text": t, "label": None})() for t in texts])
+            features = paddle_p.encoder.task.encode([TextExample(t) for t in texts])
         else:
             features = paddle_p.encoder.task.encode([TaggedSentence(s, None) for s in ner_sentences(deploy_root, 10)])
         assert max_diff(paddle_p.logits(features), onnx_p.logits(features)) <= TOLERANCE
@@ -269,7 +286,7 @@ def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
     assert spans(Predictor(ner_export).predict(texts)) == spans(Predictor(ner_export, backend="onnx").predict(texts))
 
 
-@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
+@pytest.mark.skipif(not HAS_ORT_QUANT, reason="onnxruntime.quantization (onnxruntime, ml_dtypes) not installed")
 @pytest.mark.parametrize("method", ["static", "dynamic"])
 def test_int8_agrees_with_fp32(deploy_root, cls_export, tmp_path, method):
     from ernie_tiny_distill.predictor import Predictor

@@ -146,6 +146,7 @@ def test_inf_loss_with_on_nan_skip_skips_and_counts_batches(ws, monkeypatch, log
     with open(os.path.join(cfg.output_dir, "train_log.jsonl"), encoding="utf-8") as f:
         records = [json.loads(line) for line in f]
     assert [r["step"] for r in records] == [1, 3, 4, 5, 7, 8]  # skipped steps are not trained on nor logged
+    assert [h["step"] for h in summary["history"]] == [2, 4, 6, 8]  # but evaluation and checkpoints still happen
     assert all(math.isfinite(r["loss"]) for r in records)
     assert all_finite(os.path.join(summary["best_dir"], "model.safetensors"))
 

@@ -14,8 +14,9 @@ import sys
 
 import numpy as np
 import pytest
-from test_export import HAS_ORT, NER_MAX_LEN, ROOT, build_task_model  # noqa: F401 - fixtures below
-from test_export import cls_export, cls_model, deploy_root, ner_export, ner_model  # noqa: F401
+from test_export import HAS_ORT, NER_MAX_LEN, ROOT
+# the session fixtures (test_export.py builds the tiny models once under a fixed temp path)
+from test_export import cls_export, cls_model, deploy_root, ner_export, ner_model  # noqa: F401,F811
 
 from ernie_tiny_distill import predictor as pr
 from ernie_tiny_distill.errors import UserError
@@ -245,6 +246,7 @@ def test_predict_tool(cls_export, ner_export, tmp_path, monkeypatch, capsys):
 
 
 def test_serve_endpoints(cls_export):
+    pytest.importorskip("httpx", reason="fastapi's TestClient needs httpx")
     from fastapi.testclient import TestClient
 
     app = pr.create_app(pr.Predictor(cls_export), max_request_bytes=2000, max_batch_size=4, max_text_chars=500)

@@ -7,7 +7,6 @@ when the pieces are put together (data.load_splits, stages.run_stage, models, co
 docs/troubleshooting.md for the full list.
 """
 import json
-import logging
 import os
 import shutil
 import subprocess

@@ -36,7 +36,8 @@ def run_latency(args) -> int:
                             log=lambda r: print(latency.markdown_table([r]).splitlines()[-1], file=sys.stderr))
     env = latency.environment(max(args.threads))
     print(f"\n{env['cpu_model']} ({env['logical_cpus']} CPUs, {', '.join(env['isa'])}), "
-          f"Paddle {env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}\n")
+          f"Paddle {env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}, "
+          f"1-min load average {env.get('load_average_1min')}\n")
     print(latency.markdown_table(rows))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
