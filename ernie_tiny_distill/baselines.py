@@ -24,7 +24,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
+C_GRID = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
 
 
 def make_model(C: float):

@@ -7,8 +7,8 @@ jobs (and `stages.run_stage` skips finished stages / resumes interrupted ones fr
 
 Job names: `imdb/teacher`, `imdb/B/sweep/kd_T2_ce0.5_lr1e-3`, `imdb/B/sweep/select`, `imdb/B/task_kd/seed2`,
 `imdb/B/two_stage_kd/seed1` (stage 1 + stage 2), `imdb/tfidf_lr/subset`, `imdb/B/len512/seed1`,
-`imdb/export/B`, `imdb/int8/B`, `imdb/latency`. `--only` / `--skip` take names, prefixes (`imdb/B`),
-single components (`export`, `latency`, `sweep`, `seed2`) or globs (`*/A/*`); the dependencies of selected
+`imdb/export/B`, `imdb/int8/B`, `imdb/latency`. `--only` / `--skip` take names or any run of whole name
+components (`imdb/B`, `B/task_kd`, `export`, `latency`, `sweep`, `seed2`) or globs (`*/A/*`); the dependencies of selected
 jobs (teacher, sweep, stage 1) are pulled in unless skipped explicitly.
 
 The report (`report()`): benchmarks/results.json, docs/benchmarks.md, docs/pareto.png, from the result files
@@ -104,7 +104,7 @@ class Profile:
     latency: Dict[str, object] = field(default_factory=lambda: {"threads": 1, "seq_len": 128, "batch_size": 32,
                                                                   "iterations": 100, "warmup": 10})
     quiet_timeout: float = 4 * 3600.0       # latency waits this long for a quiet machine, then measures anyway
-    run_tfidf_grid: Tuple[float, ...] = (0.25, 1.0, 4.0, 16.0, 64.0)
+    run_tfidf_grid: Tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
     extra_distill: Dict[str, object] = field(default_factory=dict)   # merged into every task-stage distill section
 
 
@@ -198,10 +198,10 @@ def _fmt(x: float) -> str:
 
 
 def _matches(name: str, selectors: Sequence[str]) -> bool:
-    parts = name.split("/")
     for s in _split_list(selectors):
-        s = s.strip().rstrip("/")
-        if s and (name == s or name.startswith(s + "/") or s in parts or fnmatch.fnmatchcase(name, s)):
+        s = s.strip().strip("/")
+        # a run of whole name components (imdb/B, task_kd, B/task_kd/seed2, export) or a glob (*/A/*)
+        if s and (f"/{s}/" in f"/{name}/" or fnmatch.fnmatchcase(name, s)):
             return True
     return False
 

@@ -24,11 +24,13 @@ def add_latency(subparsers) -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--dygraph-model", help="checkpoint for the dygraph rows (default: export.json source)")
     p.add_argument("--json", help="write the results (with the environment) to this file")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
 
 def run_latency(args) -> int:
-    from ernie_tiny_distill import latency
+    from ernie_tiny_distill import export, latency
 
+    export.read_export_metadata(args.model)  # a missing/incomplete directory is an error, not a table of them
     tok = {"no": (False,), "yes": (True,), "both": (False, True)}[args.tokenization]
     rows = latency.run_grid(args.model, seq_lens=args.seq_lens, threads=args.threads, backends=args.backends,
                             precisions=args.precisions, tokenization=tok, batch_size=args.batch_size,
