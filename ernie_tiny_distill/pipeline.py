@@ -1,6 +1,7 @@
 """The quickstart pipeline: teacher -> stage 1 -> stage 2 -> evaluation (-> export) on the demo data."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Dict, List, Optional, Sequence
@@ -54,17 +55,27 @@ def run_quickstart(config_dir: str, out_dir: str, tasks: Sequence[str], teacher:
             summaries[stage] = run_stage(cfg, skip_if_done=True)
         exported = None
         if export:
-            exported = _export(summaries["task"]["best_dir"], os.path.join(out_dir, task, "export"))
+            exported = _export(summaries["task"]["best_dir"], os.path.join(out_dir, task, "export"), task)
         rows.append(_rows(task, summaries, exported))
     return rows
 
 
-def _export(model_dir: str, export_dir: str) -> Optional[Dict]:
-    try:
-        from .export import export_model
-    except ImportError:  # the deployment module is optional for training-only installs
-        return None
-    return export_model(model_dir, export_dir)
+EXAMPLES = {
+    "classification": ["The acting was superb and the ending left me breathless.",
+                       "A dull, overlong mess; I could not wait for it to end."],
+    "ner": ["Maria Schneider flew from Berlin to New York to meet executives of Deutsche Bank ."],
+}
+
+
+def _export(model_dir: str, export_dir: str, task: str) -> Dict:
+    """Export the student for Paddle Inference and run it once on raw text, as a user would."""
+    from .export import export_model
+    from .predictor import Predictor
+
+    meta = export_model(model_dir, export_dir)
+    meta["export_dir"] = export_dir
+    meta["examples"] = list(zip(EXAMPLES[task], Predictor(export_dir, num_threads=2).predict(EXAMPLES[task])))
+    return meta
 
 
 def _rows(task: str, summaries: Dict[str, Dict], exported: Optional[Dict]) -> Dict:
@@ -79,7 +90,8 @@ def _rows(task: str, summaries: Dict[str, Dict], exported: Optional[Dict]) -> Di
                     "hidden": student["hidden"]},
         "pct_of_teacher": 100.0 * s_score / t_score if t_score else None,
         "seconds": sum(s.get("seconds", 0) for s in summaries.values()),
-        "export_dir": exported and exported.get("export_dir"),
+        "export_dir": exported and exported["export_dir"],
+        "examples": exported["examples"] if exported else [],
     }
 
 
@@ -92,4 +104,9 @@ def format_table(rows: Sequence[Dict]) -> str:
             pct = "100.0" if role == "teacher" else f"{r['pct_of_teacher']:.1f}"
             lines.append(f"| {r['task']} | {role} | {m['layers']}x{m['hidden']} | {m['params'] / 1e6:.1f}M | "
                          f"{r['metric']} {m['score']:.4f} | {pct} |")
+    for r in rows:
+        if r["export_dir"]:
+            lines.append(f"\n{r['task']} student exported to {r['export_dir']} (Paddle Inference); on raw text:")
+            for text, prediction in r["examples"]:
+                lines.append(f"  {text!r} -> {json.dumps(prediction)}")
     return "\n".join(lines)
