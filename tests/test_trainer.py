@@ -76,6 +76,28 @@ def test_general_stage_hidden_and_attention_go_down(workspace):
     assert not any("projection" in k for k in weights)
 
 
+def test_general_stage_mlm_kl_with_an_mlm_teacher(workspace, tmp_path):
+    """A teacher with a masked-LM head: the student (teacher layer 1 + the copied head) learns P_T at masked tokens."""
+    import paddle
+    from paddlenlp.transformers import ErnieForMaskedLM
+
+    from ernie_tiny_distill import models
+
+    paddle.seed(0)
+    base = models.load_model(workspace["teacher"], ErnieForMaskedLM)  # the MLM head starts random
+    mlm_dir = str(tmp_path / "mlm_teacher")
+    base.save_pretrained(mlm_dir, safe_serialization=True)
+    models.load_tokenizer(workspace["teacher"]).save_pretrained(mlm_dir)
+    cfg = make_config(workspace, "classification", "general", "general_mlm",
+                      model={"teacher": mlm_dir, "student": {"init": "teacher_layers", "layers": [1]}},
+                      distill={"mlm_weight": 1.0, "temperature": 1.0})
+    summary = run_stage(cfg)
+    first, last = first_vs_last(logged(summary["output_dir"], "mlm"))
+    assert last < first
+    weights = load_file(os.path.join(summary["best_dir"], "model.safetensors"))
+    assert any(k.startswith("cls.predictions") for k in weights)  # the student keeps its MLM head
+
+
 def test_task_stage_kd_goes_down_and_uses_cache(workspace, cls_teacher):
     cfg = make_config(workspace, "classification", "task", "cls_student",
                       model={"teacher": cls_teacher["output_dir"]},
