@@ -10,12 +10,9 @@ selected by name, prefix, component or glob: `--only imdb/B/task_kd/seed2`, `--o
 docs/pareto.png (profile cpu). `--plan` lists the selected jobs and their commands without running them.
 Long runs: nohup python tools/reproduce.py --task all > /work/logs/reproduce.log 2>&1 &
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ernie_tiny_distill.cli import main_wrapper, setup_logging  # noqa: E402
+from ernie_tiny_distill.cli import main_wrapper, setup_logging
 
 
 def main() -> int:
