@@ -644,3 +644,15 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
     app.get("/health")(health)
     app.post("/predict")(predict)
     return app
+
+
+def evaluate_export(predictor: "Predictor", examples: Sequence) -> Dict:
+    """The task metric of an exported model on labeled examples, computed as training-time evaluation does."""
+    from . import metrics
+
+    task = predictor.meta["task"]
+    if task == "ner":
+        predicted = predictor.predict_tokens([ex.tokens for ex in examples])
+        return metrics.tagging_metrics([ex.tags for ex in examples], predicted)
+    predicted = [r["label"] for r in predictor.classify([ex.text for ex in examples])]
+    return metrics.classification_metrics([ex.label for ex in examples], predicted, predictor.meta["labels"])

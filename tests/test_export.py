@@ -303,3 +303,30 @@ def test_int8_agrees_with_fp32(deploy_root, cls_export, tmp_path, method):
     assert np.mean([a == b for a, b in zip(fp32, int8)]) >= 0.9
     with pytest.raises(UserError, match="INT8"):
         Predictor(export_dir, backend="paddle", precision="int8")
+
+
+@pytest.mark.parametrize("task", ["classification", "ner"])
+def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model, cls_export, ner_model, ner_export,
+                                                         task):
+    """tools/evaluate.py's metric (exported model) equals Trainer.evaluate's (dygraph) on the same examples."""
+    from ernie_tiny_distill import models
+    from ernie_tiny_distill.config import config_from_dict
+    from ernie_tiny_distill.predictor import Predictor, evaluate_export
+    from ernie_tiny_distill.trainer import Distillable, Trainer
+
+    model_dir, export_dir = (cls_model, cls_export) if task == "classification" else (ner_model, ner_export)
+    p = Predictor(export_dir, batch_size=8)
+    if task == "classification":
+        examples = read_classification_file(deploy_root["paths"]["sentiment_test"])[:60]
+        metric = "accuracy"
+    else:
+        examples = read_conll(deploy_root["paths"]["ner_test"])[:60]
+        metric = "f1"
+    cfg = config_from_dict({"task": task, "stage": "teacher", "output_dir": str(deploy_root["root"] / "eval"),
+                            "model": {"teacher": model_dir, "max_seq_length": 512}})
+    model = models.load_model(model_dir, ex._model_class(p.meta), num_labels=len(p.labels))
+    trainer = Trainer(cfg, p.encoder.task, Distillable(model, 1, None))
+    # the long length keeps every word, as the predictor's windows do
+    p.encoder.task.max_seq_length = 512
+    expected = trainer.evaluate(model, p.encoder.task.encode(examples), examples)
+    assert evaluate_export(p, examples)[metric] == pytest.approx(expected[metric], abs=1e-9)
