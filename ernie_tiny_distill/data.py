@@ -137,9 +137,10 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
         train, dev = readers.split_train_dev(train, cfg.dev_size if cfg.dev_size < 1 else int(cfg.dev_size),
                                              seed=cfg.split_seed)
         logger.info("no dev split: %d training examples held out as dev (seed %d)", len(dev), cfg.split_seed)
-    train = _balanced_subset(train, cfg.max_train_examples, cfg.split_seed)
-    dev = _limit(dev, cfg.max_dev_examples)
-    test = _limit(test or [], cfg.max_test_examples)
+    # subsets are seeded random samples: files sorted by label (IMDB) would otherwise give one-class subsets
+    train = _random_subset(train, cfg.max_train_examples, cfg.split_seed)
+    dev = _random_subset(dev, cfg.max_dev_examples, cfg.split_seed)
+    test = _random_subset(test or [], cfg.max_test_examples, cfg.split_seed)
     labels = readers.label_set(train)
     dev_where, test_where = _eval_sources(cfg)
     dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
@@ -160,7 +161,7 @@ def _eval_sources(cfg: DataConfig):
     return (f"dev split {dev}" if dev else "dev split", f"test split {test}" if test else "test split")
 
 
-def _balanced_subset(examples: list, n: Optional[int], seed: int) -> list:
+def _random_subset(examples: list, n: Optional[int], seed: int) -> list:
     """The first n examples after a seeded shuffle (a fixed-size random subset, the same for every run)."""
     if n is None or n >= len(examples):
         return examples
