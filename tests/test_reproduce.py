@@ -144,6 +144,23 @@ def test_report_only_writes_markdown_and_figure(mini):
     assert Path(out["report"]["figure"]).is_file()
 
 
+def test_report_fills_the_readme_between_markers_only(mini, tmp_path):
+    root, profiles, _ = mini
+    readme = root / "out" / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{reproduce.README_BEGIN}\nstale table\n{reproduce.README_END}\nafter\n")
+    out = reproduce.main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
+    text = readme.read_text()
+    assert out["report"]["readme"] == str(readme)
+    assert "stale table" not in text
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{reproduce.README_END}\nafter\n")
+    assert "| demo | student B 1L-16H | task_kd |" in text
+    assert "`python tools/reproduce.py --task demo --profile tiny --report-only`" in text
+    assert not reproduce.update_readme(str(tmp_path / "missing.md"), "x")
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert not reproduce.update_readme(str(plain), "x") and plain.read_text() == "no markers\n"
+
+
 def test_config_schema_additions_do_not_invalidate_finished_runs(tmp_path):
     m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
     stage = m.stages(next(j for j in m.jobs() if j.name == "demo/B/no_kd/seed1"))[0]
