@@ -120,6 +120,9 @@ class DistillConfig:
     layer_map: Optional[List[int]] = None
     cache_teacher: bool = True
     allow_weak_teacher: bool = False
+    # The teacher reads its inputs at this length (null = model.max_seq_length): e.g. a student reading 512
+    # tokens taught by a teacher that was fine-tuned, and is cheap to run, at 128. Task stage, logit KD only.
+    teacher_max_seq_length: Optional[int] = None
 
 
 @dataclass
@@ -281,6 +284,9 @@ def validate(cfg: Config) -> None:
     d, t, m = cfg.distill, cfg.train, cfg.model
     if d.temperature <= 0:
         raise UserError(f"config key 'distill.temperature' must be > 0, got {d.temperature}")
+    if d.teacher_max_seq_length is not None and d.teacher_max_seq_length < 3:
+        raise UserError(f"config key 'distill.teacher_max_seq_length' must be >= 3 (room for [CLS], one token "
+                        f"and [SEP]) or null, got {d.teacher_max_seq_length}")
     for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight"):
         if getattr(d, name) < 0:
             raise UserError(f"config key 'distill.{name}' must be >= 0, got {getattr(d, name)}")

@@ -422,6 +422,7 @@ class Matrix:
                     max_seq_length: Optional[int] = None, what: str = "") -> Stage:
         cfg = self._base(job.task, output_dir, "task", job.seed)
         cfg["model"]["student"] = student
+        teacher_length = cfg["model"]["max_seq_length"]
         if max_seq_length:
             cfg["model"]["max_seq_length"] = max_seq_length
         if transfer:
@@ -432,6 +433,9 @@ class Matrix:
             cfg["distill"] = {"kd_weight": 1.0, "ce_weight": ce_weight, "temperature": temperature}
         else:
             cfg["distill"] = {"kd_weight": 0.0, "ce_weight": 1.0}
+        if kd and max_seq_length and max_seq_length != teacher_length:
+            # the teacher keeps reading the length it was fine-tuned at (and stays as cheap to run)
+            cfg["distill"]["teacher_max_seq_length"] = teacher_length
         cfg["distill"].update(self.p.extra_distill)
         cfg["train"].update(epochs=epochs, learning_rate=lr)
         spec = self.p.tasks[job.task]

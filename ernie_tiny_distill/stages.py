@@ -203,10 +203,20 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
 
     teacher_dev = None
     if teacher is not None:
-        teacher_dev = trainer.evaluate(teacher, dev_features, splits.dev)
+        teacher_task = _teacher_task(cfg, task, trainer, tokenizer, labels)
+        if teacher_task is task:
+            teacher_train, teacher_dev_features = train_features, dev_features
+        else:
+            teacher_train = teacher_task.encode(splits.train)
+            if transfer:
+                teacher_train += teacher_task.encode(splits.unlabeled, offset=len(teacher_train))
+            teacher_dev_features = teacher_task.encode(splits.dev)
+            _check_same_kd_rows(task, train_features, teacher_train, cfg.distill.teacher_max_seq_length)
+        teacher_dev = trainer.evaluate(teacher, teacher_dev_features, splits.dev)
         _check_teacher(cfg, task, teacher_dev, splits.dev)
         if cfg.distill.cache_teacher and trainer.kd_from_logits_only:
-            trainer.teacher_rows = TeacherRows(*_cached_teacher_rows(cfg, task, trainer, teacher, train_features))
+            trainer.teacher_rows = TeacherRows(*_cached_teacher_rows(cfg, teacher_task, trainer, teacher,
+                                                                     teacher_train))
 
     best_dir = os.path.join(cfg.output_dir, "best")
 
@@ -252,6 +262,32 @@ def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> 
             raise UserError(message, where=f"model.teacher={cfg.model.teacher}",
                             hint="fine-tune it first (stage=teacher), or set distill.allow_weak_teacher=true")
         logger.warning("%s (continuing: distill.allow_weak_teacher=true)", message)
+
+
+def _teacher_task(cfg: Config, task: Task, trainer: Trainer, tokenizer, labels) -> Task:
+    """The student's task, or the same task at distill.teacher_max_seq_length when that differs."""
+    length = cfg.distill.teacher_max_seq_length
+    if not length or length == cfg.model.max_seq_length:
+        return task
+    if not (cfg.distill.cache_teacher and trainer.kd_from_logits_only):
+        raise UserError(
+            f"distill.teacher_max_seq_length={length} (student: model.max_seq_length={cfg.model.max_seq_length}) "
+            "works with cached logit KD only", where="config key 'distill.teacher_max_seq_length'",
+            hint="set distill.cache_teacher=true and distill.hidden_weight/attention_weight/mlm_weight to 0, "
+                 "or remove teacher_max_seq_length")
+    logger.info("the teacher reads %d tokens, the student %d", length, cfg.model.max_seq_length)
+    return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation)
+
+
+def _check_same_kd_rows(task: Task, student_features, teacher_features, length: int) -> None:
+    """Both encodings must give the same KD rows per example (NER: every word kept at both lengths)."""
+    for s, t in zip(student_features, teacher_features):
+        if task.kd_row_count(s) != task.kd_row_count(t):
+            raise UserError(
+                f"training example {s['index']} has {task.kd_row_count(s)} KD rows for the student but "
+                f"{task.kd_row_count(t)} at the teacher's length {length}: their outputs cannot be compared",
+                where="config key 'distill.teacher_max_seq_length'",
+                hint="for NER use a teacher length that fits every sentence the student reads, or null")
 
 
 def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):

@@ -57,6 +57,11 @@ class Task:
         """Same rows for one example's logits in numpy (for the teacher-logit cache), in the same order."""
         raise NotImplementedError
 
+    def kd_row_count(self, feature: Feature) -> int:
+        """How many rows kd_rows_numpy gives for this feature (features of one example encoded at two lengths
+        must agree for a teacher at another length to teach it)."""
+        raise NotImplementedError
+
     def predict(self, logits: np.ndarray, feature: Feature):
         raise NotImplementedError
 
@@ -114,6 +119,9 @@ class ClassificationTask(Task):
 
     def kd_rows_numpy(self, logits, feature):
         return logits[None, :]  # [1, C]
+
+    def kd_row_count(self, feature):
+        return 1
 
     def predict(self, logits, feature):
         return self.labels[int(np.argmax(logits))]
@@ -187,6 +195,9 @@ class TaggingTask(Task):
     def kd_rows_numpy(self, logits, feature):
         mask = np.asarray(feature["token_mask"], dtype=bool)
         return logits[: len(mask)][mask]  # [n_words, C]
+
+    def kd_row_count(self, feature):
+        return int(np.count_nonzero(feature["token_mask"]))
 
     def predict(self, logits, feature):
         rows = self.kd_rows_numpy(logits, feature)

@@ -179,6 +179,10 @@ def test_temperature_must_be_positive(temperature):
           f"distill.temperature={temperature}")
 
 
+def test_teacher_max_seq_length_must_leave_room_for_a_token():
+    fails(r"config key 'distill\.teacher_max_seq_length' must be >= 3 .* got 2", "distill.teacher_max_seq_length=2")
+
+
 @pytest.mark.parametrize("name", ["kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight"])
 def test_negative_weight(name):
     fails(rf"config key 'distill\.{name}' must be >= 0, got -0\.5", f"distill.{name}=-0.5")

@@ -173,3 +173,58 @@ def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, mo
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6, err_msg=key)
     assert resumed["test"]["accuracy"] == straight["test"]["accuracy"]
+
+
+def test_teacher_at_its_own_length_teaches_a_longer_student(workspace, cls_teacher):
+    """distill.teacher_max_seq_length: the cached soft labels are the teacher's logits on 8-token inputs while
+    the student reads 48."""
+    import paddle
+
+    from ernie_tiny_distill import data as data_lib
+    from ernie_tiny_distill import models
+    from ernie_tiny_distill.tasks import make_task
+
+    cache_dir = workspace["root"] / "t8_cache"
+    cfg = make_config(workspace, "classification", "task", "cls_student_t8", model={"teacher": cls_teacher["output_dir"]},
+                      data={"cache_dir": str(cache_dir)}, train={"epochs": 1},
+                      distill={"teacher_max_seq_length": 8, "allow_weak_teacher": True})
+    summary = run_stage(cfg)
+    assert summary["test"]["accuracy"] is not None
+    (npz,) = list((cache_dir / "teacher_logits").glob("*.npz"))
+    with np.load(npz, allow_pickle=False) as z:
+        rows = z["rows"]
+    tokenizer = models.load_tokenizer(cls_teacher["best_dir"])
+    splits = data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=True)
+    task8 = make_task("classification", tokenizer, models.read_task_metadata(cls_teacher["best_dir"])["labels"], 8)
+    feature = task8.encode(splits.train[:1])[0]
+    assert len(feature["input_ids"]) == 8
+    teacher = models.load_model(cls_teacher["best_dir"], task8.model_class, task8.num_labels)
+    teacher.eval()
+    with paddle.no_grad():
+        expected = teacher(input_ids=paddle.to_tensor([feature["input_ids"]]),
+                           token_type_ids=paddle.to_tensor([feature["token_type_ids"]])).numpy()[0]
+    np.testing.assert_allclose(rows[0], expected, atol=1e-5)
+    assert len(rows) == 64 + 64  # labeled + transfer set, one row each
+
+
+def test_teacher_length_needs_logit_only_kd(workspace, cls_teacher):
+    from ernie_tiny_distill.errors import UserError
+
+    cfg = make_config(workspace, "classification", "task", "cls_student_t8_hidden",
+                      model={"teacher": cls_teacher["output_dir"]},
+                      distill={"teacher_max_seq_length": 8, "hidden_weight": 1.0, "allow_weak_teacher": True})
+    with pytest.raises(UserError, match="teacher_max_seq_length=8 .* works with cached logit KD only"):
+        run_stage(cfg)
+
+
+def test_kd_rows_must_agree_between_lengths():
+    from ernie_tiny_distill.errors import UserError
+    from ernie_tiny_distill.stages import _check_same_kd_rows
+    from ernie_tiny_distill.tasks import TaggingTask
+
+    task = TaggingTask.__new__(TaggingTask)   # kd_row_count reads only the feature
+    same = [{"token_mask": [0, 1, 1, 0], "index": 0}]
+    _check_same_kd_rows(task, same, [{"token_mask": [0, 1, 0, 1, 0], "index": 0}], 5)
+    with pytest.raises(UserError, match="training example 3 has 2 KD rows for the student but 1 at the teacher's "
+                                        "length 3"):
+        _check_same_kd_rows(task, [{"token_mask": [0, 1, 1, 0], "index": 3}], [{"token_mask": [0, 1, 0], "index": 3}], 3)
