@@ -101,7 +101,8 @@ class Profile:
     config_dir: str
     out_dir: str = "."                      # report: <out>/benchmarks/results.json, <out>/docs/...
     results_name: str = "results.json"
-    int8_variant: str = "two_stage_kd"      # which trained student (first seed) gets exported + quantized
+    # which trained student (first seed) gets exported + quantized: task KD, the recipe every student row has
+    int8_variant: str = "task_kd"
     int8_method: str = "dynamic"            # tools/export.py --int8-method (its default; see export.quantize_int8)
     latency: Dict[str, object] = field(default_factory=lambda: {"threads": 1, "seq_len": 128, "batch_size": 32,
                                                                   "iterations": 100, "warmup": 10})
