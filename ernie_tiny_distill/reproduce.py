@@ -1168,6 +1168,22 @@ GOALS = {  # task -> (min % of teacher for A, for B, min KD gain in points for B
 }
 
 
+def _paired(a: Dict, b: Dict) -> Tuple[List[str], float, float]:
+    """Seeds both rows ran, and each row's mean test metric over exactly those seeds (rows with different seed
+    sets, e.g. 3 seeds vs 1, are compared like for like)."""
+    pa, pb = a.get("per_seed") or {}, b.get("per_seed") or {}
+    common = sorted(set(pa) & set(pb), key=int)
+    if not common:
+        return [], a["metric"], b["metric"]
+    return common, statistics.mean(pa[k] for k in common), statistics.mean(pb[k] for k in common)
+
+
+def _seeds_note(common: List[str], a: Dict, b: Dict) -> str:
+    if len(common) == len(a.get("per_seed") or {}) == len(b.get("per_seed") or {}):
+        return f"mean of {len(common)} seed{'s' if len(common) != 1 else ''}"
+    return f"on the seed{'s' if len(common) != 1 else ''} both ran: {', '.join(common)}"
+
+
 def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     out = []
     for t in tasks:
@@ -1191,12 +1207,12 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
                 kd = _get(rows, t, model, v)
                 if not (nokd and kd and nokd["metric"] is not None and kd["metric"] is not None):
                     continue
-                gain = 100 * (kd["metric"] - nokd["metric"])
-                n = len(kd.get("seeds") or [])
+                common, kd_mean, nokd_mean = _paired(kd, nokd)
+                gain = 100 * (kd_mean - nokd_mean)
                 if model == "B":
-                    out.append(f"- {t}: B with KD ({v}) beats B without KD by ≥ {gain_goal:g} points (mean of {n} "
-                               f"seeds) — **{'met' if gain >= gain_goal else 'not met'}**: {gain:+.2f} points "
-                               f"({_metric_cell(kd)} vs {_metric_cell(nokd)}).")
+                    out.append(f"- {t}: B with KD ({v}) beats B without KD by ≥ {gain_goal:g} points "
+                               f"({_seeds_note(common, kd, nokd)}) — **{'met' if gain >= gain_goal else 'not met'}**: "
+                               f"{gain:+.2f} points ({100 * kd_mean:.2f} vs {100 * nokd_mean:.2f}).")
                 else:
                     out.append(f"- {t}: A, {v} vs no_kd (one seed, for reference): {gain:+.2f} points.")
         teacher = _get(rows, t, None, "teacher")
@@ -1248,9 +1264,9 @@ def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
             kd, two = _get(rows, t, model, "task_kd"), _get(rows, t, model, "two_stage_kd")
             if not (kd and two and kd["metric"] is not None and two["metric"] is not None):
                 continue
-            diff = 100 * (two["metric"] - kd["metric"])
+            common, two_mean, kd_mean = _paired(two, kd)
+            diff = 100 * (two_mean - kd_mean)
             paired = ""
-            common = sorted(set(kd.get("per_seed") or {}) & set(two.get("per_seed") or {}))
             if len(common) > 1:
                 d = [100 * (two["per_seed"][s] - kd["per_seed"][s]) for s in common]
                 wins = sum(x > 0 for x in d)
@@ -1258,9 +1274,9 @@ def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
             verdict = "helps" if diff > 0 else ("makes no difference" if diff == 0 else "does not help")
             noise = kd.get("metric_std")
             if noise is not None and abs(diff) < 100 * noise:
-                verdict += " (within one seed standard deviation)"
-            out.append(f"- {t}, student {model}: two_stage_kd {_metric_cell(two)} vs task_kd {_metric_cell(kd)} "
-                       f"= {diff:+.2f} points: stage 1 {verdict}{paired}.")
+                verdict += " (within one seed standard deviation of task_kd)"
+            out.append(f"- {t}, student {model}: two_stage_kd {100 * two_mean:.2f} vs task_kd {100 * kd_mean:.2f} "
+                       f"({_seeds_note(common, two, kd)}) = {diff:+.2f} points: stage 1 {verdict}{paired}.")
     return out or ["- not measured yet."]
 
 

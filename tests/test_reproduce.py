@@ -169,3 +169,19 @@ def test_config_schema_additions_do_not_invalidate_finished_runs(tmp_path):
     assert reproduce._same_config(old, stage.cfg)
     old["train"]["learning_rate"] = 1.0
     assert not reproduce._same_config(old, stage.cfg)
+
+
+def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
+    row = {"task": "x", "model": "student B 2L-128H", "metric_name": "accuracy", "pct_of_teacher": 95.0}
+    nokd = dict(row, variant="no_kd", metric=0.78, metric_std=0.01, per_seed={"1": 0.77, "2": 0.78, "3": 0.79})
+    kd = dict(row, variant="task_kd", metric=0.80, metric_std=0.01, per_seed={"1": 0.79, "2": 0.80, "3": 0.81})
+    two = dict(row, variant="two_stage_kd", metric=0.82, metric_std=None, per_seed={"1": 0.82})
+    assert reproduce._paired(two, kd) == (["1"], 0.82, 0.79)
+    (line,) = reproduce.stage1_effect([nokd, kd, two], ["x"])
+    assert line == ("- x, student B: two_stage_kd 82.00 vs task_kd 79.00 (on the seed both ran: 1) = +3.00 points: "
+                    "stage 1 helps.")
+    lines = reproduce.goals([nokd, kd, two], ["x"])   # no goals for task x
+    assert lines == []
+    gains = [g for g in reproduce.goals([dict(r, task="imdb") for r in (nokd, kd, two)], ["imdb"]) if "beats" in g]
+    assert gains[0].endswith("(mean of 3 seeds) — **met**: +2.00 points (80.00 vs 78.00).")
+    assert gains[1].endswith("(on the seed both ran: 1) — **met**: +5.00 points (82.00 vs 77.00).")
