@@ -1416,6 +1416,12 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
         L += [f"### {p.tasks[t].title} — test {metric} on the full test split", "", markdown_table(trows), ""]
         L.append("Per-seed test scores and dev scores: `benchmarks/" + p.results_name + "` (`per_seed`, `dev_metric`).")
         L.append("")
+    pending = [j.name for j in m.jobs() if not m.is_done(j.name)]
+    L += ["## Rows not run (yet)", ""]
+    L += ([f"The matrix has {len(pending)} unfinished job(s); each resumes with its command (finished stages "
+           "are skipped):", ""] + [f"- `python tools/reproduce.py --task {n.split('/')[0]} --only {n}`" for n in pending]
+          if pending else ["None: every job of the matrix has finished."])
+    L.append("")
     L += ["## Goals of issue 4", ""] + goals(rows, m.tasks)
     L += ["", "## Does stage 1 (general distillation) help over task KD alone?", ""] + stage1_effect(rows, m.tasks)
     L += ["", "## Commands", "",
