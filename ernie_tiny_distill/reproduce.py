@@ -1453,14 +1453,16 @@ def plot_pareto(rows: List[Dict], tasks: Sequence[str], path: str, p: Profile) -
     for ax, t in zip(axes[0], tasks):
         pts = [r for r in rows if r["task"] == t and r["metric"] is not None and r["latency_ms_p50"]]
         missing = [r for r in rows if r["task"] == t and r["metric"] is not None and not r["latency_ms_p50"]]
-        labelled = {}
+        labelled, in_legend = {}, set()
         for r in pts:
             c = colors.get(r["variant"], "tab:red")
             y = 100 * r["metric"]
             err = 100 * r["metric_std"] if r.get("metric_std") else None
             ax.errorbar(r["latency_ms_p50"], y, yerr=err, fmt="o", color=c, capsize=3, markersize=6,
-                        label=r["variant"] if r["variant"] not in labelled.values() else None)
-            short = r["model"].replace("student ", "").split(" (")[0].replace("teacher MiniLM-L6-H384", "teacher")
+                        label=r["variant"] if r["variant"] not in in_legend else None)
+            in_legend.add(r["variant"])
+            short = r["model"] if r["variant"] == "tfidf_lr" else r["model"].replace("student ", "").split(" (")[0]
+            short = short.replace("teacher MiniLM-L6-H384", "teacher")
             short = short.split(",")[0]
             if r["variant"] == "int8":
                 short += " INT8"
