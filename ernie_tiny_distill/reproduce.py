@@ -508,7 +508,9 @@ class Matrix:
         chosen = {j.name for j in jobs if (not only or _matches(j.name, only)) and not _matches(j.name, skip)}
         frontier = list(chosen)
         while frontier:   # dependencies come along unless skipped explicitly
-            for dep in by_name[frontier.pop()].deps:
+            job = by_name[frontier.pop()]
+            # latency measures the exports that exist; only its hard dependencies (the teacher's export) come along
+            for dep in job.extra.get("hard_deps", job.deps):
                 if dep in by_name and dep not in chosen and not _matches(dep, skip):
                     chosen.add(dep)
                     frontier.append(dep)

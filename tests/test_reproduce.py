@@ -185,3 +185,9 @@ def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
     gains = [g for g in reproduce.goals([dict(r, task="imdb") for r in (nokd, kd, two)], ["imdb"]) if "beats" in g]
     assert gains[0].endswith("(mean of 3 seeds) — **met**: +2.00 points (80.00 vs 78.00).")
     assert gains[1].endswith("(on the seed both ran: 1) — **met**: +5.00 points (82.00 vs 77.00).")
+
+
+def test_selecting_latency_pulls_in_only_the_teacher_export(tmp_path):
+    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    names = [j.name for j in m.select(["demo/latency"])]
+    assert names == ["demo/teacher", "demo/export/teacher", "demo/latency"]
