@@ -1,12 +1,13 @@
 """Shared command-line plumbing: logging, thread count, and clean exits for user errors."""
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import os
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 from .errors import UserError
 
@@ -26,6 +27,22 @@ def quiet_paddlenlp() -> None:
     from paddlenlp.utils.log import logger
 
     logger.set_level("WARNING")
+
+
+def run_tool(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], Optional[int]],
+             argv: Optional[Sequence[str]] = None) -> int:
+    """The frame of a tools/ script that runs a model: adds --debug, parses, sets up logging, makes the thread
+    count (`--threads`) explicit before Paddle is imported, quiets PaddleNLP, and exits cleanly on user errors."""
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    def run() -> Optional[int]:
+        set_threads(args.threads)
+        quiet_paddlenlp()
+        return body(args)
+
+    return main_wrapper(run, args.debug)
 
 
 def main_wrapper(main: Callable[[], int], debug: bool) -> int:

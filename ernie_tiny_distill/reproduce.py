@@ -225,13 +225,17 @@ def _sha(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _write_json(path: str, data) -> None:
+def _write_text(path: str, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _write_json(path: str, data) -> None:
+    _write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _read_json(path: str):
@@ -397,11 +401,7 @@ class Matrix:
         cfg = self.teacher_cfg(t)
         train = data_lib.load_splits(cfg.data, cfg.task).train
         lines = [" ".join(ex.tokens) if hasattr(ex, "tokens") else " ".join(ex.text.split()) for ex in train]
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(line for line in lines if line.strip()) + "\n")
-        os.replace(tmp, path)
+        _write_text(path, "\n".join(line for line in lines if line.strip()) + "\n")
         logger.info("wrote %d unlabeled training sentences to %s", len(lines), path)
         return path
 
@@ -1533,10 +1533,7 @@ def update_readme(path: str, table: str) -> bool:
         return False
     new = text[:start + len(README_BEGIN)] + "\n" + table + "\n" + text[end:]
     if new != text:
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(new)
-        os.replace(tmp, path)
+        _write_text(path, new)
     return True
 
 
@@ -1547,10 +1544,7 @@ def report(m: Matrix, command: str) -> Dict[str, str]:
     md = os.path.join(out, "docs", "benchmarks.md" if m.p.name == "cpu" else f"benchmarks_{m.p.name}.md")
     png = os.path.join(out, "docs", "pareto.png" if m.p.name == "cpu" else f"pareto_{m.p.name}.png")
     _write_json(results, rows)
-    text = render_markdown(m, rows, extra, command)
-    os.makedirs(os.path.dirname(os.path.abspath(md)), exist_ok=True)
-    with open(md, "w", encoding="utf-8") as f:
-        f.write(text)
+    _write_text(md, render_markdown(m, rows, extra, command))
     written = {"results": results, "markdown": md}
     # the README summary only shows the whole matrix (a single-task run must not drop the other task's rows)
     if set(m.tasks) == set(m.p.tasks):

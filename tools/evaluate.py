@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import run_tool
 
 
 def main() -> int:
@@ -19,13 +19,8 @@ def main() -> int:
     parser.add_argument("--backend", choices=["paddle", "onnx"], default="paddle")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-    setup_logging()
 
-    def run() -> int:
-        set_threads(args.threads)
-        quiet_paddlenlp()
+    def run(args) -> int:
         from ernie_tiny_distill.config import load_config
         from ernie_tiny_distill.data import load_splits
         from ernie_tiny_distill.predictor import Predictor, evaluate_export
@@ -37,7 +32,7 @@ def main() -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "per_class"}, indent=2))
         return 0
 
-    return main_wrapper(run, args.debug)
+    return run_tool(parser, run)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import run_tool
 
 
 def main() -> int:
@@ -24,13 +24,8 @@ def main() -> int:
                              "calibrated on the calibration texts")
     parser.add_argument("--no-verify", action="store_true", help="skip the dygraph vs inference logit check")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-    setup_logging()
 
-    def run() -> int:
-        set_threads(args.threads)
-        quiet_paddlenlp()
+    def run(args) -> int:
         from ernie_tiny_distill.errors import UserError
         from ernie_tiny_distill.export import export_model, read_calibration_texts
 
@@ -46,7 +41,7 @@ def main() -> int:
         print(json.dumps(shown, indent=2))
         return 0
 
-    return main_wrapper(run, args.debug)
+    return run_tool(parser, run)
 
 
 if __name__ == "__main__":

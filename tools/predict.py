@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import run_tool
 
 
 def main() -> int:
@@ -25,13 +25,8 @@ def main() -> int:
     parser.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
     parser.add_argument("--task", choices=["classification", "ner"], help="fail unless the model is this task")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-    setup_logging()
 
-    def run() -> int:
-        set_threads(args.threads)
-        quiet_paddlenlp()
+    def run(args) -> int:
         from ernie_tiny_distill.predictor import Predictor, read_jsonl_texts, read_texts_file
 
         predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads,
@@ -47,7 +42,7 @@ def main() -> int:
             print(json.dumps(result, ensure_ascii=False))
         return 0
 
-    return main_wrapper(run, args.debug)
+    return run_tool(parser, run)
 
 
 if __name__ == "__main__":

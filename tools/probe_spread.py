@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp  # noqa: E402
+from ernie_tiny_distill.cli import run_tool  # noqa: E402
 
 
 def spread(x):
@@ -25,7 +25,6 @@ def spread(x):
 
 
 def run(args) -> None:
-    quiet_paddlenlp()
     import numpy as np
     import paddle
     from paddlenlp.transformers import ErnieModel
@@ -59,9 +58,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", required=True, help="model dirs or names (e.g. minilm, <run>/best)")
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    return main_wrapper(lambda: run(args), args.debug)
+    parser.add_argument("--threads", type=int, default=1)
+    return run_tool(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Listens on 127.0.0.1 unless --host says otherwise.
 import argparse
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import run_tool
 
 
 def main() -> int:
@@ -21,13 +21,8 @@ def main() -> int:
     parser.add_argument("--max-request-bytes", type=int, default=1 << 20)
     parser.add_argument("--max-batch-size", type=int, default=64, help="most texts in one request")
     parser.add_argument("--max-text-chars", type=int, default=100_000)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-    setup_logging()
 
-    def run() -> int:
-        set_threads(args.threads)
-        quiet_paddlenlp()
+    def run(args) -> int:
         import uvicorn
 
         from ernie_tiny_distill.predictor import Predictor, create_app
@@ -38,7 +33,7 @@ def main() -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
         return 0
 
-    return main_wrapper(run, args.debug)
+    return run_tool(parser, run)
 
 
 if __name__ == "__main__":
