@@ -114,6 +114,9 @@ class DistillConfig:
     hidden_weight: float = 0.0
     attention_weight: float = 0.0
     attention_loss: str = field(default="kl", metadata=_choices("kl", "mse"))
+    # mse: TinyBERT's MSE(W·h_S, h_T); relative_mse: the same divided by the teacher's variance per layer
+    # (losses.relative_hidden_mse), so the mean state alone earns nothing and every matched layer counts the same.
+    hidden_loss: str = field(default="mse", metadata=_choices("mse", "relative_mse"))
     mlm_weight: float = 0.0
     mask_prob: float = 0.15
     # Student layer i (1-based; 0 = embeddings) is matched to teacher layer layer_map[i]; null = uniform.

@@ -53,6 +53,33 @@ def hidden_mse(student_hidden: paddle.Tensor, teacher_hidden: paddle.Tensor, mas
     return _masked_mean(per_token, mask)
 
 
+def relative_hidden_mse(student_hidden: paddle.Tensor, teacher_hidden: paddle.Tensor,
+                        mask: Optional[paddle.Tensor] = None, eps: float = 1e-6):
+    """`hidden_mse` divided by the teacher's variance around its mean state (over the valid tokens of the batch):
+    the fraction of the teacher's variation the student leaves unexplained. Predicting the teacher's mean vector
+    for every token scores 1.0 in every layer.
+
+    Why: plain MSE is dominated by the layers whose states are large, and a student can lower it a long way by
+    reproducing the teacher's mean state alone (MiniLM's last layer varies ~6x less than its middle ones, so the
+    state the classifier reads gets the least weight). Relative to the variance, each layer counts the same and
+    only the input-dependent part of the states is rewarded.
+    """
+    teacher = teacher_hidden.astype("float32")
+    if mask is None:
+        valid = paddle.ones(teacher.shape[:-1], dtype="float32")
+    else:
+        valid = mask.astype("float32")
+    weights = valid.unsqueeze(-1)  # [B, L, 1]
+    count = paddle.clip(valid.sum(), min=1.0)
+    center = (teacher * weights).sum(axis=[0, 1]) / count  # [H]: the teacher's mean state
+    variance = _masked_mean(((teacher - center) ** 2).mean(axis=-1), valid)
+    return hidden_mse(student_hidden, teacher, mask) / (variance + eps)
+
+
+# distill.hidden_loss -> function
+HIDDEN_LOSSES = {"mse": hidden_mse, "relative_mse": relative_hidden_mse}
+
+
 def attention_loss(
     student_attention: paddle.Tensor,
     teacher_attention: paddle.Tensor,

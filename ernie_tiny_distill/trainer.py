@@ -153,7 +153,8 @@ class Trainer:
             parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
         if want_hidden:
             mask = batch["attention_mask"]
-            terms = [losses.hidden_mse(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
+            hidden_loss = losses.HIDDEN_LOSSES[d.hidden_loss]
+            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
                      for i, j in enumerate(self.layer_map)]
             parts["hidden"] = paddle.add_n(terms) / len(terms)
         if want_attention:

@@ -172,6 +172,19 @@ def test_hidden_mse_masked_hand_computed():
     assert value(losses.hidden_mse(tensor(s), tensor(t), tensor([[0, 0, 0]], "int64"))) == 0.0
 
 
+def test_relative_hidden_mse_divides_by_the_teachers_variance():
+    s = [[[1.0, 2.0], [0.0, 0.0], [100.0, -100.0]]]  # token 2 is padding
+    t = [[[0.0, 0.0], [1.0, 3.0], [0.0, 0.0]]]
+    mask = tensor([[1, 1, 0]], "int64")
+    # valid teacher tokens (0, 0), (1, 3): mean (0.5, 1.5), squared deviations per token (0.25 + 2.25) / 2 = 1.25;
+    # hidden_mse over the same tokens = ((1 + 4) / 2 + (1 + 9) / 2) / 2 = 3.75
+    assert value(losses.relative_hidden_mse(tensor(s), tensor(t), mask)) == pytest.approx(3.75 / 1.25, rel=1e-5)
+    # predicting the teacher's mean state for every token explains none of its variance: exactly 1
+    mean_state = [[[0.5, 1.5], [0.5, 1.5], [7.0, 7.0]]]
+    assert value(losses.relative_hidden_mse(tensor(mean_state), tensor(t), mask)) == pytest.approx(1.0, rel=1e-5)
+    assert value(losses.relative_hidden_mse(tensor(t), tensor(t), mask)) == 0.0
+
+
 # --------------------------------------------------------------------------- attention_loss
 
 # teacher: 2 heads, student: 1 head; [B=1, heads, L=2, L=2] rows are attention distributions

@@ -64,9 +64,10 @@ def test_teacher_stage_ce_goes_down(cls_teacher):
     assert cls_teacher["test"]["num_examples"] == 32
 
 
-def test_general_stage_hidden_and_attention_go_down(workspace):
-    cfg = make_config(workspace, "classification", "general", "general",
-                      distill={"hidden_weight": 1.0, "attention_weight": 1.0})
+@pytest.mark.parametrize("hidden_loss", ["mse", "relative_mse"])
+def test_general_stage_hidden_and_attention_go_down(workspace, hidden_loss):
+    cfg = make_config(workspace, "classification", "general", f"general_{hidden_loss}",
+                      distill={"hidden_weight": 1.0, "attention_weight": 1.0, "hidden_loss": hidden_loss})
     summary = run_stage(cfg)
     for part in ("hidden", "attention"):
         first, last = first_vs_last(logged(summary["output_dir"], part))
