@@ -1,12 +1,13 @@
 """How much do an encoder's final hidden states vary across inputs? A diagnostic for stage-1 students.
 
-    python tools/probe_spread.py --config configs/bench/imdb_B_general_seed1.yaml \
-        --models minilm runs/bench/imdb/B/general/seed1/best runs/bench/conll/B/general/seed1/best --teacher minilm
+    python tools/probe_spread.py --config configs/bench/imdb_B_general_seed1.yaml --teacher minilm --init-student \
+        --models minilm runs/bench/imdb/B/general/seed1/best runs/bench/conll/B/general/seed1/best
 
 For each model it encodes the first --examples dev texts of the config's data (one batch, no training) and prints
 the spread of the [CLS] state and of the mean-pooled state across examples, relative to the norm of their mean:
 mean_i ||x_i - mean(x)|| / ||mean(x)||. Near 0 means every input gets almost the same vector (a collapsed
-representation a new classification head has to learn to read).
+representation a new classification head has to learn to read). --init-student adds the config's student as
+initialised before any training (same seed and scheme), the starting point that stage 1 is meant to improve on.
 
 With --teacher it also prints, for the teacher layers that the config's student is matched to in stage 1, the
 teacher's variance around its mean state: the hidden MSE a student earns by outputting the teacher's mean
@@ -29,63 +30,79 @@ def spread(x):
     return float(np.linalg.norm(x - center, axis=1).mean() / np.linalg.norm(center))
 
 
-def run(args) -> None:
+def encode(model, tokenizer, texts, max_seq_length):
+    """(hidden states of every layer [B, L, H] each, the valid-token mask [B, L]) as numpy."""
     import numpy as np
     import paddle
+
+    enc = tokenizer(texts, max_length=max_seq_length, truncation=True, padding=True, return_attention_mask=True)
+    model.eval()
+    with paddle.no_grad():
+        states = model(input_ids=paddle.to_tensor(enc["input_ids"]),
+                       token_type_ids=paddle.to_tensor(enc["token_type_ids"]),
+                       attention_mask=paddle.to_tensor(enc["attention_mask"]),
+                       output_hidden_states=True, return_dict=True).hidden_states
+    return [s.numpy() for s in states], np.asarray(enc["attention_mask"], dtype=bool)
+
+
+def print_teacher_variance(name, states, valid, layer_map) -> None:
+    import numpy as np
+
+    variances = []
+    for j in layer_map:
+        tokens = states[j][valid]  # [tokens, H]
+        variances.append(float(((tokens - tokens.mean(0)) ** 2).mean()))
+        print(f"{name} layer {j}: variance around the mean state {variances[-1]:.4f}")
+    print(f"{name}: hidden MSE of the mean-state predictor over layers {layer_map}: {np.mean(variances):.4f}")
+
+
+def print_spread(name, states, valid, num_texts, max_seq_length) -> None:
+    last = states[-1]
+    mask = valid[..., None].astype(last.dtype)
+    mean_pooled = (last * mask).sum(1) / mask.sum(1)
+    print(f"{name}: [CLS] spread/norm {spread(last[:, 0]):.3f}   mean-pooled spread/norm "
+          f"{spread(mean_pooled):.3f}   ({num_texts} dev texts, {max_seq_length} tokens)")
+
+
+def run(args) -> None:
     from paddlenlp.transformers import ErnieModel
 
     from ernie_tiny_distill import data as data_lib
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill import models, stages
     from ernie_tiny_distill.config import load_config
+    from ernie_tiny_distill.trainer import default_layer_map
 
     cfg = load_config(args.config)
-    task = "classification" if cfg.task == "classification" else cfg.task
-    dev = data_lib.load_splits(cfg.data, task).dev[: args.examples]
+    dev = data_lib.load_splits(cfg.data, cfg.task).dev[: args.examples]
     texts = [e.text if hasattr(e, "text") else " ".join(e.tokens) for e in dev]
     if args.teacher:
-        from ernie_tiny_distill.trainer import default_layer_map
-
-        tokenizer = models.load_tokenizer(args.teacher)
-        enc = tokenizer(texts, max_length=args.max_seq_length, truncation=True, padding=True,
-                        return_attention_mask=True)
-        teacher = models.load_model(args.teacher, ErnieModel)
-        teacher.eval()
-        with paddle.no_grad():
-            states = teacher(input_ids=paddle.to_tensor(enc["input_ids"]),
-                             token_type_ids=paddle.to_tensor(enc["token_type_ids"]),
-                             attention_mask=paddle.to_tensor(enc["attention_mask"]),
-                             output_hidden_states=True, return_dict=True).hidden_states
-        valid = np.asarray(enc["attention_mask"], dtype=bool)
+        states, valid = encode(models.load_model(args.teacher, ErnieModel), models.load_tokenizer(args.teacher),
+                               texts, args.max_seq_length)
         student = cfg.model.student
         layer_map = cfg.distill.layer_map or default_layer_map(
-            student.num_layers or len(student.layers or []), len(states) - 1, student.layers)
-        variances = []
-        for j in layer_map:
-            tokens = states[j].numpy()[valid]  # [tokens, H]
-            variances.append(float(((tokens - tokens.mean(0)) ** 2).mean()))
-            print(f"{args.teacher} layer {j}: variance around the mean state {variances[-1]:.4f}")
-        print(f"{args.teacher}: hidden MSE of the mean-state predictor over layers {layer_map}: "
-              f"{np.mean(variances):.4f}")
+            len(models.layers_to_keep(student, len(states) - 1)) if student.init == "teacher_layers"
+            else student.num_layers, len(states) - 1, student.layers)
+        print_teacher_variance(args.teacher, states, valid, layer_map)
+    if args.init_student:
+        stages.seed_everything(cfg.train.seed)  # initialised the way stage 1 does it (same seed, same scheme)
+        teacher_tokenizer = models.load_tokenizer(cfg.model.teacher)
+        student = models.build_student(cfg.model.student, models.load_model(cfg.model.teacher, ErnieModel),
+                                       teacher_tokenizer, ErnieModel)
+        states, valid = encode(student, teacher_tokenizer, texts, args.max_seq_length)
+        print_spread(f"student of {args.config} at initialisation", states, valid, len(texts), args.max_seq_length)
     for spec in args.models:
-        tokenizer = models.load_tokenizer(spec)
-        enc = tokenizer(texts, max_length=args.max_seq_length, truncation=True, padding=True,
-                        return_attention_mask=True)
-        model = models.load_model(spec, ErnieModel)
-        model.eval()
-        with paddle.no_grad():
-            seq = model(input_ids=paddle.to_tensor(enc["input_ids"]),
-                        token_type_ids=paddle.to_tensor(enc["token_type_ids"]))[0].numpy()
-        mask = np.asarray(enc["attention_mask"], dtype=np.float32)[..., None]
-        mean_pooled = (seq * mask).sum(1) / mask.sum(1)
-        print(f"{spec}: [CLS] spread/norm {spread(seq[:, 0]):.3f}   mean-pooled spread/norm "
-              f"{spread(mean_pooled):.3f}   ({len(texts)} dev texts, {args.max_seq_length} tokens)")
+        states, valid = encode(models.load_model(spec, ErnieModel), models.load_tokenizer(spec), texts,
+                               args.max_seq_length)
+        print_spread(spec, states, valid, len(texts), args.max_seq_length)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="a config whose data section gives the dev texts")
-    parser.add_argument("--models", nargs="+", required=True, help="model dirs or names (e.g. minilm, <run>/best)")
+    parser.add_argument("--models", nargs="*", default=[], help="model dirs or names (e.g. minilm, <run>/best)")
     parser.add_argument("--teacher", help="also print the teacher's per-layer variance (e.g. minilm)")
+    parser.add_argument("--init-student", action="store_true",
+                        help="also probe the config's student as initialised, before training")
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
