@@ -24,7 +24,8 @@ def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature]) -> st
     weights = os.path.join(teacher_dir, "model.safetensors")
     if os.path.isfile(weights):
         st = os.stat(weights)
-        h.update(f"{os.path.abspath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
+        # realpath: the same teacher reached through a symlink (another checkout's runs/) hits the same cache
+        h.update(f"{os.path.realpath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
     else:
         h.update(teacher_dir.encode())
     for f in features:
