@@ -1426,6 +1426,8 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L.append("")
     L += ["## Goals of issue 4", ""] + goals(rows, m.tasks)
     L += ["", "## Does stage 1 (general distillation) help over task KD alone?", ""] + stage1_effect(rows, m.tasks)
+    L += ["", "What the stage-1 students of the CPU profile learned, measured with `tools/probe_spread.py`, and a "
+          "loss variant tried: [stage1_imdb.md](stage1_imdb.md)."]
     L += ["", "## Commands", "",
           f"Whole matrix (resumable; finished stages are skipped): `python tools/reproduce.py --task all "
           f"--profile {p.name}`; report only: `python tools/reproduce.py --task all --profile {p.name} --report-only`.",
