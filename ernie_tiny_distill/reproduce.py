@@ -1282,6 +1282,31 @@ def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     return out or ["- not measured yet."]
 
 
+def long_input_effect(rows: List[Dict], m: "Matrix") -> List[str]:
+    """Student B reading `long_seq` tokens vs the same recipe (two-stage) at the profile's length, same seeds,
+    and what its latency costs against the teacher at 128."""
+    out = []
+    for t in m.tasks:
+        spec = m.p.tasks[t]
+        if not spec.long_seq:
+            continue
+        long_row = next((r for r in rows if r["task"] == t and r["variant"] == f"len{spec.long_seq}"), None)
+        short = _get(rows, t, "B", "two_stage_kd")
+        if not (long_row and short and long_row["metric"] is not None and short["metric"] is not None):
+            out.append(f"- {t}: not measured yet.")
+            continue
+        common, long_mean, short_mean = _paired(long_row, short)
+        line = (f"- {t}, student B, two-stage recipe: {spec.long_seq} tokens {100 * long_mean:.2f} vs "
+                f"{m.teacher_cfg(t).model.max_seq_length} tokens {100 * short_mean:.2f} "
+                f"({_seeds_note(common, long_row, short)}) = {100 * (long_mean - short_mean):+.2f} points")
+        if long_row.get("latency_ms_p50"):
+            line += (f"; p50 latency at {spec.long_seq} tokens {long_row['latency_ms_p50']:.2f} ms "
+                     f"({long_row['speedup_vs_teacher']:.1f}× faster than the teacher at {m.p.latency['seq_len']})")
+        out.append(line + ". The teacher gives its soft labels at 128 tokens "
+                   "(`distill.teacher_max_seq_length`); the student starts from the same stage-1 run as two_stage_kd.")
+    return out
+
+
 def environment() -> Dict:
     from importlib import metadata
 
@@ -1428,6 +1453,9 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L += ["", "## Does stage 1 (general distillation) help over task KD alone?", ""] + stage1_effect(rows, m.tasks)
     L += ["", "What the stage-1 students of the CPU profile learned, measured with `tools/probe_spread.py`, and a "
           "loss variant tried: [stage1_imdb.md](stage1_imdb.md)."]
+    long_lines = long_input_effect(rows, m)
+    if long_lines:
+        L += ["", "## Does student B gain from reading longer inputs?", ""] + long_lines
     L += ["", "## Commands", "",
           f"Whole matrix (resumable; finished stages are skipped): `python tools/reproduce.py --task all "
           f"--profile {p.name}`; report only: `python tools/reproduce.py --task all --profile {p.name} --report-only`.",

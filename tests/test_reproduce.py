@@ -191,3 +191,19 @@ def test_selecting_latency_pulls_in_only_the_teacher_export(tmp_path):
     m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
     names = [j.name for j in m.select(["demo/latency"])]
     assert names == ["demo/teacher", "demo/export/teacher", "demo/latency"]
+
+
+def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp_path):
+    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    m.p.tasks["demo"].long_seq = 64
+    short_len = m.teacher_cfg("demo").model.max_seq_length
+    row = {"task": "demo", "metric_name": "accuracy", "pct_of_teacher": 90.0, "metric_std": None}
+    two = dict(row, model="student B 1L-16H", variant="two_stage_kd", metric=0.75, per_seed={"1": 0.70, "2": 0.80})
+    kd = dict(row, model="student B 1L-16H", variant="task_kd", metric=0.9, per_seed={"1": 0.9})
+    long_row = dict(row, model="student B 1L-16H, 64 tokens", variant="len64", metric=0.72, per_seed={"1": 0.72},
+                    latency_ms_p50=2.0, speedup_vs_teacher=5.0)
+    (line,) = reproduce.long_input_effect([kd, two, long_row], m)
+    assert line.startswith(f"- demo, student B, two-stage recipe: 64 tokens 72.00 vs {short_len} tokens 70.00 "
+                           "(on the seed both ran: 1) = +2.00 points; p50 latency at 64 tokens 2.00 ms "
+                           "(5.0× faster than the teacher at 128).")
+    assert reproduce.long_input_effect([kd, two], m) == ["- demo: not measured yet."]
