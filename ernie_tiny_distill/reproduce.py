@@ -1503,9 +1503,13 @@ def plot_pareto(rows: List[Dict], tasks: Sequence[str], path: str, p: Profile) -
             key = (short, round(r["latency_ms_p50"], 3))
             if key not in labelled:   # one label per point group (variants of a model share the latency)
                 top = max(100 * q["metric"] for q in pts if round(q["latency_ms_p50"], 3) == key[1])
-                ax.annotate(short, (r["latency_ms_p50"], top), textcoords="offset points", xytext=(5, 6),
-                            fontsize=8)
-            labelled[key] = r["variant"]
+                labelled[key] = (r["latency_ms_p50"], top)
+        for short, (x, y) in ((k[0], xy) for k, xy in labelled.items()):
+            # a label runs to the right of its point; if another labelled point sits just to the right at about
+            # the same height, the text would cross it, so put this label on the left instead
+            crowded = any(x < x2 < 1.6 * x and abs(y2 - y) < 3 for x2, y2 in labelled.values())
+            ax.annotate(short, (x, y), textcoords="offset points", xytext=(-5, 6) if crowded else (5, 6),
+                        ha="right" if crowded else "left", fontsize=8)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
