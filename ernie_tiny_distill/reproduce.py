@@ -1296,13 +1296,14 @@ def long_input_effect(rows: List[Dict], m: "Matrix") -> List[str]:
             out.append(f"- {t}: not measured yet.")
             continue
         common, long_mean, short_mean = _paired(long_row, short)
+        short_len = m.teacher_cfg(t).model.max_seq_length  # the students' length and the teacher's
         line = (f"- {t}, student B, two-stage recipe: {spec.long_seq} tokens {100 * long_mean:.2f} vs "
-                f"{m.teacher_cfg(t).model.max_seq_length} tokens {100 * short_mean:.2f} "
+                f"{short_len} tokens {100 * short_mean:.2f} "
                 f"({_seeds_note(common, long_row, short)}) = {100 * (long_mean - short_mean):+.2f} points")
         if long_row.get("latency_ms_p50"):
             line += (f"; p50 latency at {spec.long_seq} tokens {long_row['latency_ms_p50']:.2f} ms "
                      f"({long_row['speedup_vs_teacher']:.1f}× faster than the teacher at {m.p.latency['seq_len']})")
-        out.append(line + ". The teacher gives its soft labels at 128 tokens "
+        out.append(line + f". The teacher gives its soft labels at {short_len} tokens "
                    "(`distill.teacher_max_seq_length`); the student starts from the same stage-1 run as two_stage_kd.")
     return out
 

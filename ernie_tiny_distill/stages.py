@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 import paddle
@@ -302,6 +302,19 @@ def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, fea
                                        lambda fs: trainer.predict_logits(teacher, fs))
 
 
+def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
+    """Teacher hidden-state index for each of the student's n_s + 1 hidden states (distill.layer_map, else a student
+    made of teacher layers matches its sources, else uniform)."""
+    s = cfg.model.student
+    selected = models.layers_to_keep(s, n_t) if s.init == "teacher_layers" else None
+    layer_map = cfg.distill.layer_map or default_layer_map(n_s, n_t, selected)
+    if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
+        raise UserError(
+            f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
+            f"embeddings, then one per student layer), got {layer_map}")
+    return layer_map
+
+
 def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer) -> Trainer:
     d = cfg.distill
     intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
@@ -311,14 +324,7 @@ def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer) -> Train
     if intermediate:
         if d.attention_weight > 0:
             models.disable_attention_dropout(student)
-        n_s, n_t = models.num_layers(student), models.num_layers(teacher)
-        s = cfg.model.student
-        selected = models.layers_to_keep(s, n_t) if s.init == "teacher_layers" else None
-        layer_map = d.layer_map or default_layer_map(n_s, n_t, selected)
-        if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
-            raise UserError(
-                f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
-                f"embeddings, then one per student layer), got {layer_map}")
+        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher))
         logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
     return Trainer(cfg, task, trainable, teacher=teacher, layer_map=layer_map,
                    pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,

@@ -65,34 +65,33 @@ def print_spread(name, states, valid, num_texts, max_seq_length) -> None:
 
 
 def run(args) -> None:
+    import functools
+
     from paddlenlp.transformers import ErnieModel
 
     from ernie_tiny_distill import data as data_lib
     from ernie_tiny_distill import models, stages
     from ernie_tiny_distill.config import load_config
-    from ernie_tiny_distill.trainer import default_layer_map
 
     cfg = load_config(args.config)
     dev = data_lib.load_splits(cfg.data, cfg.task).dev[: args.examples]
     texts = [e.text if hasattr(e, "text") else " ".join(e.tokens) for e in dev]
+    load_model = functools.lru_cache(maxsize=None)(lambda spec: models.load_model(spec, ErnieModel))
+    student = None
+    if args.teacher or args.init_student:
+        stages.seed_everything(cfg.train.seed)  # initialised the way stage 1 does it (same seed, same scheme)
+        student = models.build_student(cfg.model.student, load_model(cfg.model.teacher),
+                                       models.load_tokenizer(cfg.model.teacher), ErnieModel)
     if args.teacher:
-        states, valid = encode(models.load_model(args.teacher, ErnieModel), models.load_tokenizer(args.teacher),
-                               texts, args.max_seq_length)
-        student = cfg.model.student
-        layer_map = cfg.distill.layer_map or default_layer_map(
-            len(models.layers_to_keep(student, len(states) - 1)) if student.init == "teacher_layers"
-            else student.num_layers, len(states) - 1, student.layers)
+        states, valid = encode(load_model(args.teacher), models.load_tokenizer(args.teacher), texts,
+                               args.max_seq_length)
+        layer_map = stages.layer_map_for(cfg, models.num_layers(student), len(states) - 1)
         print_teacher_variance(args.teacher, states, valid, layer_map)
     if args.init_student:
-        stages.seed_everything(cfg.train.seed)  # initialised the way stage 1 does it (same seed, same scheme)
-        teacher_tokenizer = models.load_tokenizer(cfg.model.teacher)
-        student = models.build_student(cfg.model.student, models.load_model(cfg.model.teacher, ErnieModel),
-                                       teacher_tokenizer, ErnieModel)
-        states, valid = encode(student, teacher_tokenizer, texts, args.max_seq_length)
+        states, valid = encode(student, models.load_tokenizer(cfg.model.teacher), texts, args.max_seq_length)
         print_spread(f"student of {args.config} at initialisation", states, valid, len(texts), args.max_seq_length)
     for spec in args.models:
-        states, valid = encode(models.load_model(spec, ErnieModel), models.load_tokenizer(spec), texts,
-                               args.max_seq_length)
+        states, valid = encode(load_model(spec), models.load_tokenizer(spec), texts, args.max_seq_length)
         print_spread(spec, states, valid, len(texts), args.max_seq_length)
 
 
