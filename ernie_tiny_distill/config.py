@@ -55,18 +55,34 @@ class DataConfig:
 class StudentConfig:
     """How the student is initialised."""
 
-    init: str = field(default="teacher_layers", metadata=_choices("teacher_layers", "pretrained", "config"))
+    init: str = field(default="teacher_layers",
+                      metadata=_choices("teacher_layers", "teacher_pruned", "pretrained", "config"))
     path: Optional[str] = None  # init=pretrained: a checkpoint directory (e.g. a stage-1 output)
-    layers: Optional[List[int]] = None  # init=teacher_layers: 0-based teacher layers to keep
-    every_k: Optional[int] = None  # init=teacher_layers: keep layers k-1, 2k-1, ... (when `layers` is null)
-    # init=config: a randomly initialised ERNIE of this shape (vocabulary from the teacher).
-    num_layers: int = 4
-    hidden_size: int = 312
-    num_heads: int = 12
-    intermediate_size: int = 1248
+    # init=teacher_layers / teacher_pruned: 0-based teacher layers to keep, or every k-th (layers k-1, 2k-1, ...)
+    layers: Optional[List[int]] = None
+    every_k: Optional[int] = None
+    # init=config: the shape of a randomly initialised ERNIE (vocabulary from the teacher); null = 4, 312, 12, 1248.
+    # init=teacher_pruned: what to keep of the fine-tuned teacher (null = everything): attention heads and FFN
+    # neurons per layer, chosen by importance on the training data, and the residual width (a projection on the
+    # teacher's principal directions when below the teacher's).
+    num_layers: Optional[int] = None
+    hidden_size: Optional[int] = None
+    num_heads: Optional[int] = None
+    intermediate_size: Optional[int] = None
     # init=config: "teacher_pca" starts the embedding tables from the teacher's, projected onto their top
     # principal directions (a narrow student then starts with word similarities instead of noise).
     embeddings: str = field(default="teacher_pca", metadata=_choices("teacher_pca", "random"))
+    # init=teacher_pruned: "uniform" keeps num_heads / intermediate_size in every layer; "global" keeps the same
+    # totals but lets layers whose units matter more keep more of them (per-layer L2-normalised importance).
+    allocation: str = field(default="uniform", metadata=_choices("uniform", "global"))
+    # init=teacher_pruned: importance is measured on this many training examples (cached per teacher and data),
+    # or read from importance_file (e.g. another run's importance.json).
+    importance_examples: int = 2048
+    importance_file: Optional[str] = None
+
+    def shape_for_config_init(self):
+        """(num_layers, hidden_size, num_heads, intermediate_size) of an init=config student."""
+        return (self.num_layers or 4, self.hidden_size or 312, self.num_heads or 12, self.intermediate_size or 1248)
 
 
 @dataclass
@@ -330,17 +346,23 @@ def validate(cfg: Config) -> None:
     if cfg.stage != "teacher":
         if s.init == "pretrained" and not s.path:
             raise UserError("config key 'model.student.path' is required when model.student.init is 'pretrained'")
-        if s.init == "teacher_layers" and not s.layers and s.every_k is None:
+        if s.init in ("teacher_layers", "teacher_pruned") and not s.layers and s.every_k is None:
             raise UserError(
-                "model.student.init is 'teacher_layers' but neither 'model.student.layers' nor "
+                f"model.student.init is {s.init!r} but neither 'model.student.layers' nor "
                 "'model.student.every_k' is set"
             )
         if s.every_k is not None and s.every_k <= 0:
             raise UserError(f"config key 'model.student.every_k' must be > 0, got {s.every_k}")
-        if s.init == "config" and s.hidden_size % s.num_heads:
+        for key in ("num_layers", "hidden_size", "num_heads", "intermediate_size"):
+            if getattr(s, key) is not None and getattr(s, key) <= 0:
+                raise UserError(f"config key 'model.student.{key}' must be > 0 (or null), got {getattr(s, key)}")
+        if s.importance_examples <= 0:
+            raise UserError(f"config key 'model.student.importance_examples' must be > 0, got {s.importance_examples}")
+        _, hidden, heads, _ = s.shape_for_config_init()
+        if s.init == "config" and hidden % heads:
             raise UserError(
-                f"model.student.hidden_size ({s.hidden_size}) must be divisible by "
-                f"model.student.num_heads ({s.num_heads})"
+                f"model.student.hidden_size ({hidden}) must be divisible by "
+                f"model.student.num_heads ({heads})"
             )
     if cfg.stage == "general":
         if d.hidden_weight + d.attention_weight + d.mlm_weight <= 0:

@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
 
-from . import convert
+from . import convert, pruned_ernie
 from .config import StudentConfig
 from .errors import UserError
 
@@ -98,10 +98,21 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         return model
     if os.path.isdir(path):
         _check_pickle_free(path)
+        if _is_pruned_dir(path):
+            model_class = pruned_ernie.pruned_class(model_class)
     try:
         return model_class.from_pretrained(path, **overrides)
     except Exception as e:
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
+
+
+def _is_pruned_dir(path: str) -> bool:
+    """A student pruned from its teacher (per-layer head counts and FFN widths in config.json)."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("layer_heads") is not None
+    except (OSError, ValueError):
+        return False
 
 
 def _check_pickle_free(path: str) -> None:
@@ -147,7 +158,10 @@ def hidden_size(model) -> int:
     return encoder_of(model).config.hidden_size
 
 
-def layers_to_keep(student_cfg: StudentConfig, teacher_layers: int) -> List[int]:
+def layers_to_keep(student_cfg: StudentConfig, teacher_layers: int) -> Optional[List[int]]:
+    """Teacher layers a student made of teacher layers (teacher_layers / teacher_pruned) keeps; else None."""
+    if student_cfg.init not in ("teacher_layers", "teacher_pruned"):
+        return None
     if student_cfg.layers:
         layers = list(student_cfg.layers)
     else:
@@ -200,12 +214,13 @@ def select_teacher_layers(teacher, layers: Sequence[int], model_class, num_label
 def student_from_config(student_cfg: StudentConfig, teacher, model_class, num_labels: Optional[int] = None):
     """A randomly initialised ERNIE sharing the teacher's vocabulary and position/type embedding sizes."""
     t = encoder_of(teacher).config
+    num_layers_, hidden, heads, intermediate = student_cfg.shape_for_config_init()
     config = ErnieConfig(
         vocab_size=t.vocab_size,
-        hidden_size=student_cfg.hidden_size,
-        num_hidden_layers=student_cfg.num_layers,
-        num_attention_heads=student_cfg.num_heads,
-        intermediate_size=student_cfg.intermediate_size,
+        hidden_size=hidden,
+        num_hidden_layers=num_layers_,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
         hidden_act=t.hidden_act,
         max_position_embeddings=t.max_position_embeddings,
         type_vocab_size=t.type_vocab_size,

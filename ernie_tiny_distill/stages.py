@@ -14,7 +14,7 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, models, teacher_cache
+from . import checkpoint, models, pruning, teacher_cache
 from .config import Config
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
@@ -123,10 +123,22 @@ def _run_general(cfg: Config, tokenizer) -> Dict[str, object]:
     teacher = models.load_model(cfg.model.teacher, model_class)
     if d.mlm_weight > 0:
         _require_mlm_head(cfg.model.teacher)
-    student = models.build_student(cfg.model.student, teacher, tokenizer, model_class, dropout=cfg.model.dropout)
-    trainer = _make_trainer(cfg, task, student, teacher, tokenizer)
     train_features = task.encode(train_docs)
     dev_features = task.encode(dev_docs)
+    basis = None
+    if cfg.model.student.init == "teacher_pruned":
+        if not cfg.model.student.importance_file:
+            raise UserError("stage 'general' has no labels to measure head/neuron importance with",
+                            where="config key 'model.student.importance_file'",
+                            hint="point it at the importance.json of a task-stage run of the same teacher")
+        student, basis = pruning.student_from_teacher(
+            cfg.model.student, teacher, models.resolve(cfg.model.teacher), train_features, model_class, None,
+            _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id)
+        if cfg.model.dropout is not None:
+            models.set_dropout(student, cfg.model.dropout)
+    else:
+        student = models.build_student(cfg.model.student, teacher, tokenizer, model_class, dropout=cfg.model.dropout)
+    trainer = _make_trainer(cfg, task, student, teacher, tokenizer, basis)
     best_dir = os.path.join(cfg.output_dir, "best")
 
     def save_best(metrics):
@@ -192,14 +204,23 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
             model = models.add_lora(model, cfg.model.lora_rank)
     else:
         teacher = models.load_model(cfg.model.teacher, task.model_class, task.num_labels)
-        model = models.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
-                                     cfg.model.dropout)
+        model = None
+        if cfg.model.student.init != "teacher_pruned":
+            model = models.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
+                                         cfg.model.dropout)
     train_features = task.encode(splits.train)
+    basis = None
+    if model is None:  # a student pruned from the teacher: importance is measured on the training data
+        model, basis = pruning.student_from_teacher(
+            cfg.model.student, teacher, models.resolve(cfg.model.teacher), train_features, task.model_class,
+            task.num_labels, _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id)
+        if cfg.model.dropout is not None:
+            models.set_dropout(model, cfg.model.dropout)
     if transfer:
         # transfer set: no gold labels, so only the KD term sees these examples
         train_features += task.encode(splits.unlabeled, offset=len(train_features))
     dev_features, test_features = task.encode(splits.dev), task.encode(splits.test)
-    trainer = _make_trainer(cfg, task, model, teacher, tokenizer)
+    trainer = _make_trainer(cfg, task, model, teacher, tokenizer, basis)
 
     teacher_dev = None
     if teacher is not None:
@@ -290,14 +311,19 @@ def _check_same_kd_rows(task: Task, student_features, teacher_features, length: 
                 hint="for NER use a teacher length that fits every sentence the student reads, or null")
 
 
-def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):
+def _cache_dir(cfg: Config, kind: str) -> str:
+    """Where per-teacher caches go: data.cache_dir, else the teacher's own directory, else the run directory."""
     teacher_dir = models.resolve(cfg.model.teacher)
     if cfg.data.cache_dir:
-        cache_dir = os.path.join(cfg.data.cache_dir, "teacher_logits")
-    elif os.path.isdir(teacher_dir) and os.access(teacher_dir, os.W_OK):
-        cache_dir = os.path.join(teacher_dir, "logits_cache")
-    else:
-        cache_dir = os.path.join(cfg.output_dir, "teacher_logits")
+        return os.path.join(cfg.data.cache_dir, f"teacher_{kind}")
+    if os.path.isdir(teacher_dir) and os.access(teacher_dir, os.W_OK):
+        return os.path.join(teacher_dir, f"{kind}_cache")
+    return os.path.join(cfg.output_dir, f"teacher_{kind}")
+
+
+def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):
+    teacher_dir = models.resolve(cfg.model.teacher)
+    cache_dir = _cache_dir(cfg, "logits")
     return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
                                        lambda fs: trainer.predict_logits(teacher, fs))
 
@@ -306,7 +332,7 @@ def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
     """Teacher hidden-state index for each of the student's n_s + 1 hidden states (distill.layer_map, else a student
     made of teacher layers matches its sources, else uniform)."""
     s = cfg.model.student
-    selected = models.layers_to_keep(s, n_t) if s.init == "teacher_layers" else None
+    selected = models.layers_to_keep(s, n_t)
     layer_map = cfg.distill.layer_map or default_layer_map(n_s, n_t, selected)
     if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
         raise UserError(
@@ -315,11 +341,13 @@ def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
     return layer_map
 
 
-def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer) -> Trainer:
+def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, basis=None) -> Trainer:
     d = cfg.distill
     intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
     teacher_hidden = models.hidden_size(teacher) if intermediate and d.hidden_weight > 0 else None
-    trainable = Distillable(student, models.hidden_size(student), teacher_hidden)
+    # a student projected from the teacher starts its W_h at the projection back (P^T), not at random
+    trainable = Distillable(student, models.hidden_size(student), teacher_hidden,
+                            None if basis is None else basis.T)
     layer_map = None
     if intermediate:
         if d.attention_weight > 0:

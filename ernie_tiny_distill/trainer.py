@@ -32,13 +32,17 @@ class Distillable(nn.Layer):
     """What the optimizer trains: the student plus, for hidden-state matching between different widths,
     a learned projection student width -> teacher width (TinyBERT's W_h). Only `student` is exported."""
 
-    def __init__(self, student: nn.Layer, student_hidden: int, teacher_hidden: Optional[int]):
+    def __init__(self, student: nn.Layer, student_hidden: int, teacher_hidden: Optional[int],
+                 initial_projection: Optional[np.ndarray] = None):
         super().__init__()
         self.student = student
         self.projection = (
             nn.Linear(student_hidden, teacher_hidden)
             if teacher_hidden is not None and teacher_hidden != student_hidden else None
         )
+        if self.projection is not None and initial_projection is not None:  # [student_hidden, teacher_hidden]
+            self.projection.weight.set_value(initial_projection.astype("float32"))
+            self.projection.bias.set_value(np.zeros([teacher_hidden], dtype="float32"))
 
     def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
         return hidden if self.projection is None else self.projection(hidden)
