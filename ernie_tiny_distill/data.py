@@ -105,11 +105,32 @@ def _read_labeled(cfg: DataConfig, task: str):
     return read(cfg.train_file), cfg.dev_file and read(cfg.dev_file), cfg.test_file and read(cfg.test_file)
 
 
+AUGMENT = "augment"
+
+
+def _augmented(cfg: DataConfig, task: str, train: list) -> list:
+    """data.unlabeled=augment (NER): tag-preserving augmented copies of the training sentences as the transfer set,
+    data.max_unlabeled_examples of them (default: as many as there are training sentences)."""
+    if task != "ner":
+        raise UserError("config key 'data.unlabeled' = 'augment' is for NER (tag-preserving mention and word "
+                        "replacement); for classification give unlabeled text (e.g. imdb_unsup or a text file)")
+    from .augment import augmented_transfer_set
+
+    count = cfg.max_unlabeled_examples or len(train)
+    docs = augmented_transfer_set(train, count, seed=cfg.split_seed)
+    logger.info("transfer set: %d augmented copies of training sentences (mention + label-wise word replacement)",
+                len(docs))
+    return docs
+
+
 def read_unlabeled(cfg: DataConfig, task: str) -> list:
     """The unlabeled corpus (stage 1) / transfer set (stage 2): TextExample or TaggedSentence without labels."""
     spec = cfg.unlabeled
     if not spec:
         return []
+    if spec == AUGMENT:
+        raise UserError("config key 'data.unlabeled' = 'augment' builds a transfer set from the training data; "
+                        "it is for stage 'task' (stage 'general' needs real unlabeled text)")
     if spec == "imdb_unsup":
         docs = readers.read_imdb(cfg.path, "unsup", limit=cfg.max_unlabeled_examples, cache_dir=cfg.cache_dir)
     elif spec == "demo":
@@ -145,7 +166,10 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     dev_where, test_where = _eval_sources(cfg)
     dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
     test = readers.check_labels_known(test, labels, where=test_where, policy=cfg.unknown_eval_labels)
-    unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
+    if need_unlabeled and cfg.unlabeled == AUGMENT:
+        unlabeled = _augmented(cfg, task, train)
+    else:
+        unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
     return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)
 
 

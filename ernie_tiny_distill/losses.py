@@ -1,7 +1,7 @@
 """Distillation losses as pure functions of tensors; masked means are over valid positions only (0 if none)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import paddle
 import paddle.nn.functional as F
@@ -86,19 +86,25 @@ def attention_loss(
     mask: Optional[paddle.Tensor] = None,
     kind: str = "kl",
     eps: float = 1e-8,
+    teacher_heads: Optional[Sequence[int]] = None,
 ) -> paddle.Tensor:
     """Match attention distributions [B, heads, L, L] (softmax probabilities over the last axis).
 
-    Head counts may differ between teacher and student, so both are averaged over heads first.
+    Head counts may differ between teacher and student, so both are averaged over heads first; a student whose
+    head k was pruned from teacher head teacher_heads[k] is instead matched head by head to those heads.
     kind="kl": KL(teacher ‖ student) per query row; kind="mse": squared error per row, summed over keys.
     Averaged over query positions where `mask` [B, L] is true; padded keys carry ~0 probability in both.
     """
-    s = student_attention.astype("float32").mean(axis=1)  # [B, L, L]
-    t = teacher_attention.astype("float32").mean(axis=1)  # [B, L, L]
+    s = student_attention.astype("float32")
+    t = teacher_attention.astype("float32")
+    if teacher_heads is not None:
+        t = paddle.index_select(t, paddle.to_tensor(list(teacher_heads), dtype="int64"), axis=1)  # [B, h, L, L]
+    else:
+        s, t = s.mean(axis=1, keepdim=True), t.mean(axis=1, keepdim=True)  # [B, 1, L, L]
     if kind == "kl":
-        per_row = (t * (paddle.log(t + eps) - paddle.log(s + eps))).sum(axis=-1)  # [B, L]
+        per_row = (t * (paddle.log(t + eps) - paddle.log(s + eps))).sum(axis=-1).mean(axis=1)  # [B, L]
     elif kind == "mse":
-        per_row = ((s - t) ** 2).sum(axis=-1)  # [B, L]
+        per_row = ((s - t) ** 2).sum(axis=-1).mean(axis=1)  # [B, L]
     else:
         raise ValueError(f"attention loss kind must be 'kl' or 'mse', got {kind!r}")
     return _masked_mean(per_row, mask)

@@ -12,6 +12,7 @@ The shape lives in config.json:
     attention_head_size  width of one head (the teacher's: hidden / heads)
     pooler_size          output width of the [CLS] pooler (sequence classification reads it)
     source_heads         [L][heads] the teacher head each kept head came from (attention distillation uses it)
+    source_layers        [L] the teacher layer each layer came from (the default distillation layer map)
 """
 from __future__ import annotations
 

@@ -262,6 +262,7 @@ def build_pruned(teacher, plan: Plan, model_class, num_labels: Optional[int], ba
     # the pooler keeps the teacher's output width: tanh does not commute with a projection
     config.pooler_size = t_config.hidden_size
     config.source_heads = plan.heads
+    config.source_layers = plan.layers
     if num_labels is not None:
         config.num_labels = num_labels
     student = pruned_class(model_class)(config)

@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import paddle
@@ -328,11 +328,12 @@ def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, fea
                                        lambda fs: trainer.predict_logits(teacher, fs))
 
 
-def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
+def layer_map_for(cfg: Config, n_s: int, n_t: int, source_layers: Optional[List[int]] = None) -> List[int]:
     """Teacher hidden-state index for each of the student's n_s + 1 hidden states (distill.layer_map, else a student
-    made of teacher layers matches its sources, else uniform)."""
+    made of teacher layers matches its sources, else uniform). `source_layers`: the teacher layers a student
+    loaded from a directory (init=pretrained) was pruned from, as its config.json records them."""
     s = cfg.model.student
-    selected = models.layers_to_keep(s, n_t)
+    selected = models.layers_to_keep(s, n_t) or source_layers
     layer_map = cfg.distill.layer_map or default_layer_map(n_s, n_t, selected)
     if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
         raise UserError(
@@ -352,8 +353,20 @@ def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, basis=No
     if intermediate:
         if d.attention_weight > 0:
             models.disable_attention_dropout(student)
-        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher))
+        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher),
+                                  getattr(models.encoder_of(student).config, "source_layers", None))
         logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
     return Trainer(cfg, task, trainable, teacher=teacher, layer_map=layer_map,
                    pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
-                   vocab_size=models.encoder_of(student).config.vocab_size)
+                   vocab_size=models.encoder_of(student).config.vocab_size,
+                   attention_heads=_attention_heads(student, layer_map))
+
+
+def _attention_heads(student, layer_map):
+    """Heads pruned from teacher heads are matched to them one by one, where the student layer is mapped to the
+    teacher layer it came from; elsewhere heads are averaged."""
+    config = models.encoder_of(student).config
+    source_heads, source_layers = getattr(config, "source_heads", None), getattr(config, "source_layers", None)
+    if not layer_map or not source_heads or not source_layers:
+        return None
+    return [heads if layer_map[i + 1] == t + 1 else None for i, (t, heads) in enumerate(zip(source_layers, source_heads))]

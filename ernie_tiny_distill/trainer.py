@@ -62,8 +62,11 @@ def default_layer_map(student_layers: int, teacher_layers: int, selected: Option
 class Trainer:
     def __init__(self, cfg: Config, task: Task, trainable: Distillable, teacher: Optional[nn.Layer] = None,
                  layer_map: Optional[List[int]] = None, teacher_rows: Optional["TeacherRows"] = None,
-                 pad_token_id: int = 0, mask_token_id: Optional[int] = None, vocab_size: Optional[int] = None):
+                 pad_token_id: int = 0, mask_token_id: Optional[int] = None, vocab_size: Optional[int] = None,
+                 attention_heads: Optional[List[Optional[List[int]]]] = None):
         self.cfg = cfg
+        # per student layer: the teacher heads its heads were pruned from (matched head by head), or None (averaged)
+        self.attention_heads = attention_heads
         self.task = task
         self.trainable = trainable
         self.teacher = teacher
@@ -163,7 +166,9 @@ class Trainer:
             parts["hidden"] = paddle.add_n(terms) / len(terms)
         if want_attention:
             mask = batch["attention_mask"]
-            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss)
+            heads = self.attention_heads or [None] * len(self.layer_map)
+            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss,
+                                           teacher_heads=heads[i - 1])
                      for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
             parts["attention"] = paddle.add_n(terms) / len(terms)
         return parts

@@ -204,3 +204,31 @@ def test_config_takes_teacher_pruned_and_checks_it():
         load_config(overrides=["output_dir=x", "model.teacher=t", "model.student.init=teacher_pruned",
                                "model.student.every_k=2", "model.student.num_heads=0"])
     assert StudentConfig().shape_for_config_init() == (4, 312, 12, 1248)
+
+
+def test_attention_of_pruned_heads_is_matched_head_by_head():
+    from ernie_tiny_distill import losses
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 3, 4, 4)).astype("float32")
+    teacher = paddle.nn.functional.softmax(paddle.to_tensor(logits), axis=-1)  # 3 heads
+    student = paddle.index_select(teacher, paddle.to_tensor([2, 0]), axis=1)  # kept heads 2 and 0, in that order
+    assert float(losses.attention_loss(student, teacher, teacher_heads=[2, 0])) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.attention_loss(student, teacher)) > 1e-3  # head-averaged maps differ
+    swapped = float(losses.attention_loss(student, teacher, teacher_heads=[0, 2]))
+    t = teacher.numpy()[0]
+    expected = np.mean([(t[h] * (np.log(t[h] + 1e-8) - np.log(t[k] + 1e-8))).sum(-1).mean()
+                        for h, k in ((0, 2), (2, 0))])
+    assert swapped == pytest.approx(expected, rel=1e-5)
+
+
+def test_attention_head_map_only_where_a_layer_meets_its_source():
+    from types import SimpleNamespace
+
+    from ernie_tiny_distill.stages import _attention_heads
+
+    config = SimpleNamespace(source_heads=[[0, 3], [1]], source_layers=[2, 5])
+    student = SimpleNamespace(ernie=SimpleNamespace(config=config))  # a task model: its encoder is .ernie
+    assert _attention_heads(student, [0, 3, 6]) == [[0, 3], [1]]
+    assert _attention_heads(student, [0, 3, 4]) == [[0, 3], None]
+    assert _attention_heads(student, None) is None
