@@ -264,6 +264,8 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
         "best_step": state["best_step"], "history": state["history"], "train_seconds": state.get("seconds"),
         "skipped_batches": state["skipped_batches"],
     }
+    if teacher_dev is not None:
+        result["teacher_comparison"] = compare_with_teacher(cfg, task, dev_metrics, teacher_dev)
     with open(os.path.join(best_dir, "metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev}, f, indent=2)
     return result
@@ -271,6 +273,27 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
 
 def _headline(metrics: Dict, task: Task) -> Dict:
     return {k: v for k, v in metrics.items() if k != "per_class"}
+
+
+def compare_with_teacher(cfg: Config, task: Task, student_dev: Dict, teacher_dev: Dict) -> Dict[str, object]:
+    """The student's dev metric beside its teacher's, with a warning when the teacher has little left to teach.
+
+    A student trained without KD that already matches its teacher on dev says the teacher is weak for this
+    student: distilling from it has made such students worse (e.g. an undertrained tweet-NER teacher), so say so.
+    """
+    name = task.metric_name
+    student, teacher = float(student_dev[name]), float(teacher_dev[name])
+    kd = cfg.distill.kd_weight > 0 or cfg.distill.hidden_weight > 0 or cfg.distill.attention_weight > 0
+    logger.info("dev %s: student %.4f, teacher %.4f (%s)", name, student, teacher,
+                "distilled" if kd else "trained without KD")
+    out: Dict[str, object] = {"metric": name, "student_dev": student, "teacher_dev": teacher, "kd": kd}
+    matches = student >= teacher if task.greater_is_better else student <= teacher
+    if not kd and matches:
+        out["warning"] = (f"without KD this student already matches its teacher on dev ({name} {student:.4f} vs "
+                          f"{teacher:.4f}): the teacher has little to teach it, and KD from it may make it worse; "
+                          "compare a KD run with this one before using it")
+        logger.warning(out["warning"])
+    return out
 
 
 def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> None:

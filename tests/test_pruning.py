@@ -232,3 +232,20 @@ def test_attention_head_map_only_where_a_layer_meets_its_source():
     assert _attention_heads(student, [0, 3, 6]) == [[0, 3], [1]]
     assert _attention_heads(student, [0, 3, 4]) == [[0, 3], None]
     assert _attention_heads(student, None) is None
+
+
+def test_a_no_kd_student_that_matches_its_teacher_is_warned_about(caplog):
+    from ernie_tiny_distill.config import load_config
+    from ernie_tiny_distill.stages import compare_with_teacher
+    from ernie_tiny_distill.tasks import make_task
+
+    task = make_task("ner", None, ["O", "B-PER", "I-PER"], 32)
+    no_kd = load_config(overrides=["output_dir=x", "model.teacher=t", "model.student.init=config",
+                                   "distill.kd_weight=0"])
+    kd = load_config(overrides=["output_dir=x", "model.teacher=t", "model.student.init=config"])
+    out = compare_with_teacher(no_kd, task, {"f1": 0.40}, {"f1": 0.36})
+    assert "already matches its teacher on dev (f1 0.4000 vs 0.3600)" in out["warning"]
+    assert "already matches" in caplog.text
+    assert "warning" not in compare_with_teacher(no_kd, task, {"f1": 0.30}, {"f1": 0.36})
+    assert "warning" not in compare_with_teacher(kd, task, {"f1": 0.40}, {"f1": 0.36})  # a KD run: a report line
+    assert compare_with_teacher(kd, task, {"f1": 0.40}, {"f1": 0.36})["teacher_dev"] == 0.36
