@@ -102,3 +102,28 @@ def test_export_onnx_int8_and_predictor_parity(runs, tmp_path):
     assert os.path.isfile(os.path.join(out, "model.int8.onnx"))
     int8 = Predictor(out, backend="onnx", precision="int8")
     assert len(int8.predict([" ".join(sentences[0])])) == 1
+
+
+def test_stage_one_from_a_pruned_student_reuses_the_task_runs_importance(runs):
+    importance = os.path.join(runs["student"]["output_dir"], "importance.json")
+    block = {**runs["student_sections"]["model"]["student"], "importance_file": importance}
+    cfg = runs["config"]("general", "general_pruned", train={"max_steps": 2},
+                         data={"unlabeled": "demo", "max_unlabeled_examples": 40},
+                         model={"teacher": runs["teacher"]["output_dir"], "max_seq_length": 40, "student": block},
+                         distill={"hidden_weight": 1.0, "attention_weight": 1.0})
+    summary = run_stage(cfg)
+    with open(os.path.join(summary["best_dir"], "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["layer_heads"] == [2, 2] and config["source_layers"] == [0, 2]
+    with open(os.path.join(cfg.output_dir, "pruning.json"), encoding="utf-8") as f:
+        assert json.load(f)["init_report"]["prediction_agreement"] is None  # a bare encoder predicts nothing
+    # without an importance file stage 1 has nothing to measure importance with
+    from ernie_tiny_distill.errors import UserError
+
+    bad = runs["config"]("general", "general_pruned_bad", train={"max_steps": 1},
+                         data={"unlabeled": "demo", "max_unlabeled_examples": 40},
+                         model={"teacher": runs["teacher"]["output_dir"], "max_seq_length": 40,
+                                "student": runs["student_sections"]["model"]["student"]},
+                         distill={"hidden_weight": 1.0})
+    with pytest.raises(UserError, match="model.student.importance_file"):
+        run_stage(bad)
