@@ -279,6 +279,17 @@ def runnable_pairs(export_dir: str, backends, precisions) -> Tuple[List[Tuple[st
     return pairs, skipped
 
 
+def pairs_or_error(export_dir: str, backends, precisions, say=print) -> List[Tuple[str, str]]:
+    """runnable_pairs, saying each skipped pair in one line; an error when nothing is left to time."""
+    pairs, skipped = runnable_pairs(export_dir, backends, precisions)
+    for line in skipped:
+        say(line)
+    if not pairs:
+        why = "; ".join(skipped) or f"no supported pair among {list(backends)} x {list(precisions)}"
+        raise UserError(f"--backends/--precisions: nothing to time in {export_dir}: {why}")
+    return pairs
+
+
 # ---------------------------------------------------------------- grids (tools/benchmark.py latency)
 
 
@@ -370,3 +381,18 @@ def measure_interleaved(targets: List[Dict], *, num_threads: int = 1, batch_size
         result.update(_summary(metas[key], t["seq_len"], batch_size, lat[key], thr[key], num_threads))
         out[key] = result
     return out
+
+
+def interleaved_grid(pairs: Dict[str, List[Tuple[str, str]]], *, seq_lens, threads, rounds: int = 5,
+                     batch_size: int = 32, iterations: int = 20, warmup: int = 3) -> List[Dict]:
+    """One interleaved run per (threads, seq_len) over every export x its (backend, precision) pairs; rows are
+    labelled `<export dir name> <backend> <precision>`."""
+    rows = []
+    for n in threads:
+        for seq in seq_lens:
+            targets = [{"key": f"{os.path.basename(os.path.normpath(m))} {b} {p}", "export_dir": m, "backend": b,
+                        "precision": p, "seq_len": seq} for m, ps in pairs.items() for b, p in ps]
+            results = measure_interleaved(targets, num_threads=n, batch_size=batch_size, iterations=iterations,
+                                          warmup=warmup, rounds=rounds)
+            rows += [dict(r, label=key) for key, r in results.items()]
+    return rows

@@ -15,10 +15,14 @@ from .rows import (METRIC_LABEL, _f, _metric_cell, collect_rows, goals, long_inp
 from .util import read_json, write_json, write_text
 
 
+def _interleaved(extra: Dict) -> bool:
+    lats = [e["latency"] for e in extra.values() if e.get("latency")]
+    return bool(lats) and all(x.get("interleaved") for x in lats)
+
+
 def _interleave_note(extra: Dict, lat_cfg: Dict) -> str:
     """How teacher and students were timed: interleaved (round-robin) or one after the other, per the results."""
-    lats = [e["latency"] for e in extra.values() if e.get("latency")]
-    if lats and all(x.get("interleaved") for x in lats):
+    if _interleaved(extra):
         return (f"Teacher and students of a task are timed interleaved in one run ({lat_cfg.get('rounds', 5)} "
                 "round-robin rounds over the models; p50/p95 over all samples of a model), so a drift of the "
                 "machine hits all of them alike; ")
@@ -136,7 +140,8 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L.append("- Training ran on a machine shared with other jobs (two training jobs at a time, one thread each), "
              "so training times are not benchmarks; latency was measured separately, last (below).")
     lat_cfg = p.latency
-    L.append(f"- Latency: exported models (`export.export_model`, static graph) timed with `latency.measure`: "
+    timer = "measure_interleaved" if _interleaved(extra) else "measure"
+    L.append(f"- Latency: exported models (`export.export_model`, static graph) timed with `latency.{timer}`: "
              f"Paddle Inference FP32 with oneDNN, **{lat_cfg['threads']} thread**, batch 1 at seq "
              f"{lat_cfg['seq_len']} (synthetic token ids, tokenization excluded; {lat_cfg['iterations']} timed runs "
              f"after {lat_cfg['warmup']} warm-up) for p50/p95, and sequences/s at batch {lat_cfg['batch_size']}. "
