@@ -125,10 +125,12 @@ def test_onnx_backend_on_an_export_without_model_onnx_is_one_line_or_an_error(tm
     lines = []
     pairs = latency.pairs_or_error(str(tmp_path), ["paddle", "onnx"], ["fp32", "int8"], lines.append)
     assert pairs == [("paddle", "fp32")]
-    assert lines == [f"skipped onnx fp32: {tmp_path} has no model.onnx (add it with tools/export.py --onnx)",
-                     f"skipped onnx int8: {tmp_path} has no model.int8.onnx (add it with tools/export.py --int8)"]
-    with pytest.raises(UserError, match="nothing to time .* has no model.onnx"):
+    assert lines == [f"skipped onnx fp32/int8: {tmp_path} has no model.onnx or model.int8.onnx (add them with "
+                     "tools/export.py --onnx / tools/export.py --int8)"]
+    with pytest.raises(UserError, match=f"^--backends/--precisions: nothing to time: skipped onnx fp32: {tmp_path} "
+                                        r"has no model.onnx \(add it with tools/export.py --onnx\)$"):
         latency.pairs_or_error(str(tmp_path), ["onnx"], ["fp32"], lines.append)
+    assert len(lines) == 1   # the error says it all, no extra line
     (tmp_path / "model.onnx").write_bytes(b"")
     assert latency.pairs_or_error(str(tmp_path), ["onnx"], ["fp32"]) == [("onnx", "fp32")]
 

@@ -264,29 +264,32 @@ HOW = {"model.onnx": "tools/export.py --onnx", "model.int8.onnx": "tools/export.
 
 
 def runnable_pairs(export_dir: str, backends, precisions) -> Tuple[List[Tuple[str, str]], List[str]]:
-    """The supported (backend, precision) pairs whose files the export has, and one line per pair skipped for a
-    missing file (unsupported pairs, e.g. Paddle INT8 or ONNX bf16, are left out silently)."""
-    pairs, skipped = [], []
+    """The supported (backend, precision) pairs whose files the export has, and one line per backend skipped for
+    a missing file (unsupported pairs, e.g. Paddle INT8 or ONNX bf16, are left out silently)."""
+    pairs, missing = [], {}
     for backend in backends:
         for precision in precisions:
             if (backend, precision) not in SUPPORTED:
                 continue
             need = NEEDS.get((backend, precision))
             if need and not os.path.isfile(os.path.join(export_dir, need)):
-                skipped.append(f"skipped {backend} {precision}: {export_dir} has no {need} (add it with {HOW[need]})")
+                missing.setdefault(backend, []).append((precision, need))
                 continue
             pairs.append((backend, precision))
+    skipped = [f"skipped {backend} {'/'.join(p for p, _ in items)}: {export_dir} has no "
+               f"{' or '.join(n for _, n in items)} (add {'it' if len(items) == 1 else 'them'} with "
+               f"{' / '.join(HOW[n] for _, n in items)})" for backend, items in missing.items()]
     return pairs, skipped
 
 
 def pairs_or_error(export_dir: str, backends, precisions, say=print) -> List[Tuple[str, str]]:
-    """runnable_pairs, saying each skipped pair in one line; an error when nothing is left to time."""
+    """runnable_pairs, saying each skipped backend in one line; an error (one line) when nothing is left."""
     pairs, skipped = runnable_pairs(export_dir, backends, precisions)
-    for line in skipped:
-        say(line)
     if not pairs:
         why = "; ".join(skipped) or f"no supported pair among {list(backends)} x {list(precisions)}"
-        raise UserError(f"--backends/--precisions: nothing to time in {export_dir}: {why}")
+        raise UserError(f"--backends/--precisions: nothing to time: {why}")
+    for line in skipped:
+        say(line)
     return pairs
 
 
@@ -386,7 +389,7 @@ def measure_interleaved(targets: List[Dict], *, num_threads: int = 1, batch_size
 def interleaved_grid(pairs: Dict[str, List[Tuple[str, str]]], *, seq_lens, threads, rounds: int = 5,
                      batch_size: int = 32, iterations: int = 20, warmup: int = 3) -> List[Dict]:
     """One interleaved run per (threads, seq_len) over every export x its (backend, precision) pairs; rows are
-    labelled `<export dir name> <backend> <precision>`."""
+    labelled with the export directory's name."""
     rows = []
     for n in threads:
         for seq in seq_lens:
@@ -394,5 +397,5 @@ def interleaved_grid(pairs: Dict[str, List[Tuple[str, str]]], *, seq_lens, threa
                         "precision": p, "seq_len": seq} for m, ps in pairs.items() for b, p in ps]
             results = measure_interleaved(targets, num_threads=n, batch_size=batch_size, iterations=iterations,
                                           warmup=warmup, rounds=rounds)
-            rows += [dict(r, label=key) for key, r in results.items()]
+            rows += [dict(r, label=key.rsplit(" ", 2)[0]) for key, r in results.items()]
     return rows
