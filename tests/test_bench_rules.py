@@ -1,7 +1,6 @@
 """Benchmark rules without training: the shared "finished with this config" rule, the report guard, interleaved
 latency scheduling (fake clock), backends an export cannot run, the TF-IDF baseline on 3 classes, --plan."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from .jobs import Matrix
 from .profile import TaskSpec
-from .util import headline, read_json
+from .util import read_json
 
 VARIANTS = ("no_kd", "task_kd", "two_stage_kd")
 METRIC_LABEL = {"accuracy": "accuracy", "f1": "entity F1"}
