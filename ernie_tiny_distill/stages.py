@@ -15,7 +15,7 @@ from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
 from . import checkpoint, models, pruning, teacher_cache
-from .config import Config
+from .config import Config, config_from_dict
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
 from .trainer import Distillable, TeacherRows, Trainer, default_layer_map, init_distributed
@@ -35,17 +35,35 @@ def seed_everything(seed: int) -> None:
     paddle.seed(seed)
 
 
+def same_config(old, new: Dict) -> bool:
+    """A recorded config (config.yaml) equals `new` (a complete config dict) after filling the current defaults:
+    a key added to the package later, with a default, does not make a finished run look different; a changed
+    value or an unknown key does."""
+    if old is None:
+        return False
+    if old == new:
+        return True
+    try:
+        return config_from_dict(old).to_dict() == new
+    except (UserError, TypeError, ValueError):
+        return False
+
+
 def finished_summary(cfg: Config):
-    """The summary of a finished run of exactly this config in cfg.output_dir, else None."""
+    """The summary of a finished run of this config (by `same_config`) in cfg.output_dir, else None."""
     summary_file = os.path.join(cfg.output_dir, SUMMARY_FILE)
     config_file = os.path.join(cfg.output_dir, "config.yaml")
     if not (os.path.isfile(summary_file) and os.path.isfile(config_file)):
         return None
-    with open(config_file, encoding="utf-8") as f:
-        if yaml.safe_load(f) != cfg.to_dict():
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            old = yaml.safe_load(f)
+        if not same_config(old, cfg.to_dict()):
             return None
-    with open(summary_file, encoding="utf-8") as f:
-        return json.load(f)
+        with open(summary_file, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
 
 
 def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:

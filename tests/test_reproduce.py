@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ernie_tiny_distill import reproduce
+from ernie_tiny_distill import stages
+from ernie_tiny_distill.bench import report
+from ernie_tiny_distill.bench import rows as bench_rows
+from ernie_tiny_distill.bench.cli import main as reproduce_main
+from ernie_tiny_distill.bench.jobs import Matrix
+from ernie_tiny_distill.bench.profile import Profile, profile_from_dict
 from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.random_teacher import write_random_teacher
 
@@ -22,7 +27,7 @@ ROW_KEYS = {"task", "model", "variant", "layers", "hidden", "params", "nonembedd
             "speedup_vs_teacher", "command"}
 
 
-def tiny_profile(root: Path) -> reproduce.Profile:
+def tiny_profile(root: Path) -> Profile:
     paths = write_demo_data(str(root / "demo"))
     with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
         texts = f.read().splitlines()
@@ -38,17 +43,21 @@ def tiny_profile(root: Path) -> reproduce.Profile:
             "train": {"epochs": 2, "batch_size": 8, "learning_rate": 3e-3, "num_threads": 1, "progress": False,
                       "log_every": 2},
         }))
-    spec = reproduce.TaskSpec("demo", str(teacher_yaml), unlabeled="demo", max_unlabeled=48, transfer=True,
-                              no_kd_epochs=2, kd_epochs=1, general_epochs=1, tfidf=True, title="demo reviews")
-    return reproduce.Profile(
-        name="tiny", tasks={"demo": spec}, students={"B": reproduce.Shape(1, 16, 2, 32)}, seeds={"B": [1]},
-        sweep=None, nokd_sweep_lr=None,
-        fixed={"temperature": 2.0, "ce_weight": 0.5, "learning_rate": 3e-3, "nokd_learning_rate": 3e-3},
-        general={"learning_rate": 3e-3, "hidden_weight": 1.0, "attention_weight": 1.0}, lr_factor={"B": 1.0},
-        train={"batch_size": 8, "eval_batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "log_every": 2,
-               "num_threads": 1, "progress": False},
-        runs_dir=str(root / "runs"), config_dir=str(root / "configs"), out_dir=str(root / "out"),
-        run_tfidf_grid=(1.0,), extra_distill={"allow_weak_teacher": True}, quiet_timeout=0)
+    return profile_from_dict({
+        "name": "tiny", "runs_dir": str(root / "runs"), "config_dir": str(root / "configs"),
+        "out_dir": str(root / "out"),
+        "tasks": {"demo": {"teacher_config": str(teacher_yaml), "unlabeled": "demo", "max_unlabeled": 48,
+                           "transfer": True, "no_kd_epochs": 2, "kd_epochs": 1, "general_epochs": 1, "tfidf": True,
+                           "title": "demo reviews"}},
+        "students": {"B": {"model": {"init": "config", "num_layers": 1, "hidden_size": 16, "num_heads": 2,
+                                     "intermediate_size": 32, "embeddings": "teacher_pca"}, "seeds": [1]}},
+        "variants": {"no_kd": {"kd": False}, "task_kd": {}, "two_stage_kd": {"stage1": True}},
+        "sweep": None, "nokd_sweep_lr": None,
+        "fixed": {"temperature": 2.0, "ce_weight": 0.5, "learning_rate": 3e-3, "nokd_learning_rate": 3e-3},
+        "general": {"learning_rate": 3e-3, "hidden_weight": 1.0, "attention_weight": 1.0},
+        "train": {"batch_size": 8, "eval_batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "log_every": 2,
+                  "num_threads": 1, "progress": False},
+        "tfidf_grid": [1.0], "extra_distill": {"allow_weak_teacher": True}, "quiet_timeout": 0})
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def mini(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(ROOT)  # tools/train.py paths in the recorded commands are relative to the repository root
     try:
-        first = reproduce.main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd",
+        first = reproduce_main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd",
                                 "--only", "demo/tfidf_lr/subset", "--skip", "export,latency"], profiles=profiles)
     finally:
         os.chdir(cwd)
@@ -66,7 +75,7 @@ def mini(tmp_path_factory):
 
 
 def test_selection_by_name_prefix_component_and_glob(tmp_path):
-    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    m = Matrix(tiny_profile(tmp_path), ["demo"])
     names = [j.name for j in m.jobs()]
     assert names[0] == "demo/tfidf_lr/subset" and names[-1] == "demo/latency"  # latency is measured last
     picked = [j.name for j in m.select(["demo/B/task_kd/seed1"])]
@@ -106,7 +115,7 @@ def test_rows_run_and_results_schema(mini):
     cfg = yaml.safe_load(Path(cmd.split("--config ")[1]).read_text())
     assert cfg["distill"]["kd_weight"] == 1.0 and cfg["data"]["unlabeled"] == "demo"
     assert cfg["train"]["epochs"] == 1.0 and cfg["train"]["num_threads"] == 1
-    m = reproduce.Matrix(tiny_profile(root), ["demo"])
+    m = Matrix(tiny_profile(root), ["demo"])
     nokd_cfg = m.stages(next(j for j in m.jobs() if j.name == "demo/B/no_kd/seed1"))[0].cfg
     assert nokd_cfg["distill"]["kd_weight"] == 0.0 and nokd_cfg["data"]["unlabeled"] is None
     assert nokd_cfg["data"] == {**cfg["data"], "unlabeled": None, "max_unlabeled_examples": None}
@@ -122,7 +131,7 @@ def test_rerun_skips_finished_rows(mini):
     os.chdir(ROOT)
     try:
         started = time.time()
-        again = reproduce.main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd,tfidf_lr/subset",
+        again = reproduce_main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd,tfidf_lr/subset",
                                 "--skip", "export,latency", "--no-report"], profiles=profiles)
     finally:
         os.chdir(cwd)
@@ -135,7 +144,7 @@ def test_rerun_skips_finished_rows(mini):
 
 def test_report_only_writes_markdown_and_figure(mini):
     root, profiles, _ = mini
-    out = reproduce.main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
+    out = reproduce_main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
     md = Path(out["report"]["markdown"]).read_text()
     assert "| model | variant | L×H |" in md and "| student B 1L-16H | task_kd | 1×16 |" in md
     assert "## Goals of issue 4" in md and "## Summary" in md
@@ -147,28 +156,28 @@ def test_report_only_writes_markdown_and_figure(mini):
 def test_report_fills_the_readme_between_markers_only(mini, tmp_path):
     root, profiles, _ = mini
     readme = root / "out" / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n{reproduce.README_BEGIN}\nstale table\n{reproduce.README_END}\nafter\n")
-    out = reproduce.main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
+    readme.write_text(f"# Title\n\nbefore\n{report.README_BEGIN}\nstale table\n{report.README_END}\nafter\n")
+    out = reproduce_main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
     text = readme.read_text()
     assert out["report"]["readme"] == str(readme)
     assert "stale table" not in text
-    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{reproduce.README_END}\nafter\n")
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{report.README_END}\nafter\n")
     assert "| demo | student B 1L-16H | task_kd |" in text
     assert "`python tools/reproduce.py --task demo --profile tiny --report-only`" in text
-    assert not reproduce.update_readme(str(tmp_path / "missing.md"), "x")
+    assert not report.update_readme(str(tmp_path / "missing.md"), "x")
     plain = tmp_path / "plain.md"
     plain.write_text("no markers\n")
-    assert not reproduce.update_readme(str(plain), "x") and plain.read_text() == "no markers\n"
+    assert not report.update_readme(str(plain), "x") and plain.read_text() == "no markers\n"
 
 
 def test_config_schema_additions_do_not_invalidate_finished_runs(tmp_path):
-    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    m = Matrix(tiny_profile(tmp_path), ["demo"])
     stage = m.stages(next(j for j in m.jobs() if j.name == "demo/B/no_kd/seed1"))[0]
     old = json.loads(json.dumps(stage.cfg))
     del old["train"]["amp"]                      # written by an older version of the package
-    assert reproduce._same_config(old, stage.cfg)
+    assert stages.same_config(old, stage.cfg)
     old["train"]["learning_rate"] = 1.0
-    assert not reproduce._same_config(old, stage.cfg)
+    assert not stages.same_config(old, stage.cfg)
 
 
 def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
@@ -176,25 +185,25 @@ def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
     nokd = dict(row, variant="no_kd", metric=0.78, metric_std=0.01, per_seed={"1": 0.77, "2": 0.78, "3": 0.79})
     kd = dict(row, variant="task_kd", metric=0.80, metric_std=0.01, per_seed={"1": 0.79, "2": 0.80, "3": 0.81})
     two = dict(row, variant="two_stage_kd", metric=0.82, metric_std=None, per_seed={"1": 0.82})
-    assert reproduce._paired(two, kd) == (["1"], 0.82, 0.79)
-    (line,) = reproduce.stage1_effect([nokd, kd, two], ["x"])
+    assert bench_rows._paired(two, kd) == (["1"], 0.82, 0.79)
+    (line,) = bench_rows.stage1_effect([nokd, kd, two], ["x"])
     assert line == ("- x, student B: two_stage_kd 82.00 vs task_kd 79.00 (on the seed both ran: 1) = +3.00 points: "
                     "stage 1 helps.")
-    lines = reproduce.goals([nokd, kd, two], ["x"])   # no goals for task x
+    lines = bench_rows.goals([nokd, kd, two], ["x"])   # no goals for task x
     assert lines == []
-    gains = [g for g in reproduce.goals([dict(r, task="imdb") for r in (nokd, kd, two)], ["imdb"]) if "beats" in g]
+    gains = [g for g in bench_rows.goals([dict(r, task="imdb") for r in (nokd, kd, two)], ["imdb"]) if "beats" in g]
     assert gains[0].endswith("(mean of 3 seeds) — **met**: +2.00 points (80.00 vs 78.00).")
     assert gains[1].endswith("(on the seed both ran: 1) — **met**: +5.00 points (82.00 vs 77.00).")
 
 
 def test_selecting_latency_pulls_in_only_the_teacher_export(tmp_path):
-    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    m = Matrix(tiny_profile(tmp_path), ["demo"])
     names = [j.name for j in m.select(["demo/latency"])]
     assert names == ["demo/teacher", "demo/export/teacher", "demo/latency"]
 
 
 def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp_path):
-    m = reproduce.Matrix(tiny_profile(tmp_path), ["demo"])
+    m = Matrix(tiny_profile(tmp_path), ["demo"])
     m.p.tasks["demo"].long_seq = 64
     short_len = m.teacher_cfg("demo").model.max_seq_length
     row = {"task": "demo", "metric_name": "accuracy", "pct_of_teacher": 90.0, "metric_std": None}
@@ -202,8 +211,8 @@ def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp
     kd = dict(row, model="student B 1L-16H", variant="task_kd", metric=0.9, per_seed={"1": 0.9})
     long_row = dict(row, model="student B 1L-16H, 64 tokens", variant="len64", metric=0.72, per_seed={"1": 0.72},
                     latency_ms_p50=2.0, speedup_vs_teacher=5.0)
-    (line,) = reproduce.long_input_effect([kd, two, long_row], m)
+    (line,) = bench_rows.long_input_effect([kd, two, long_row], m)
     assert line.startswith(f"- demo, student B, two-stage recipe: 64 tokens 72.00 vs {short_len} tokens 70.00 "
                            "(on the seed both ran: 1) = +2.00 points; p50 latency at 64 tokens 2.00 ms "
                            "(5.0× faster than the teacher at 128).")
-    assert reproduce.long_input_effect([kd, two], m) == ["- demo: not measured yet."]
+    assert bench_rows.long_input_effect([kd, two], m) == ["- demo: not measured yet."]

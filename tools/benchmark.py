@@ -1,18 +1,27 @@
-"""Benchmarks. `python tools/benchmark.py latency --model EXPORT_DIR --seq-lens 64 128 256 --threads 1 2
---backends paddle onnx dygraph --precisions fp32 bf16 int8` times the export as deployed and prints a markdown
-table (p50/p95 ms at batch 1, sequences/s and GFLOP/s at batch 32); --json writes all numbers.
-Subcommands are argparse subparsers: add one with a `add_X(subparsers)` function and a `run_X(args)`.
+"""Time an export as deployed: p50/p95 ms at batch 1, sequences/s and GFLOP/s at a batch, one markdown table.
+
+    python tools/benchmark.py latency --model EXPORT_DIR --seq-lens 64 128 256 --threads 1 2 \\
+        --backends paddle onnx dygraph --precisions fp32 bf16 int8 [--json out.json]
+    python tools/benchmark.py latency --interleave --model TEACHER_EXPORT --model STUDENT_EXPORT ... \\
+        --backends paddle --precisions fp32 --seq-lens 128 --threads 1 --rounds 5
+
+--interleave times several exports in one run, round-robin over the models for --rounds rounds (p50 over all
+samples of a model), so speed-up ratios between them do not depend on the machine's drift. A backend whose file
+the export lacks (model.onnx, model.int8.onnx) is skipped with one line; nothing left to time is an error.
 """
 import argparse
 import json
 import sys
 
 from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.errors import UserError
 
 
 def add_latency(subparsers) -> None:
-    p = subparsers.add_parser("latency", help="latency/throughput of an export directory")
-    p.add_argument("--model", required=True, help="export directory")
+    p = subparsers.add_parser("latency", help="latency/throughput of one or more export directories")
+    p.add_argument("--model", required=True, action="append", help="export directory (repeat with --interleave)")
+    p.add_argument("--interleave", action="store_true", help="time every --model in one round-robin run")
+    p.add_argument("--rounds", type=int, default=5, help="--interleave: round-robin rounds")
     p.add_argument("--seq-lens", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=["paddle", "onnx"], choices=["paddle", "onnx", "dygraph"])
@@ -28,19 +37,33 @@ def add_latency(subparsers) -> None:
 
 
 def run_latency(args) -> int:
-    from ernie_tiny_distill import export, latency
+    from ernie_tiny_distill import export
+    from ernie_tiny_distill.bench import latency
 
-    export.read_export_metadata(args.model)  # a missing/incomplete directory is an error, not a table of them
-    tok = {"no": (False,), "yes": (True,), "both": (False, True)}[args.tokenization]
-    rows = latency.run_grid(args.model, seq_lens=args.seq_lens, threads=args.threads, backends=args.backends,
-                            precisions=args.precisions, tokenization=tok, batch_size=args.batch_size,
-                            iterations=args.iterations, warmup=args.warmup, dygraph_model=args.dygraph_model,
-                            log=lambda r: print(latency.markdown_table([r]).splitlines()[-1], file=sys.stderr))
+    if len(args.model) > 1 and not args.interleave:
+        raise UserError("--model: several export directories are timed together with --interleave only")
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    pairs = {}
+    for model in args.model:
+        export.read_export_metadata(model)  # a missing/incomplete directory is an error, not a table of them
+        pairs[model] = latency.pairs_or_error(model, args.backends, args.precisions, say)
     env = latency.environment(max(args.threads))
-    print(f"\n{env['cpu_model']} ({env['logical_cpus']} CPUs, {', '.join(env['isa'])}), "
-          f"Paddle {env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}, "
-          f"1-min load average {env.get('load_average_1min')}\n")
-    print(latency.markdown_table(rows))
+    print(f"{env['cpu_model']} ({env['logical_cpus']} CPUs, {', '.join(env['isa'])}), Paddle "
+          f"{env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}, 1-min load average "
+          f"{env.get('load_average_1min')}; batch-size columns at batch {args.batch_size}\n")
+    if args.interleave:
+        if args.tokenization != "no" or "dygraph" in args.backends:
+            raise UserError("--interleave: times exports without tokenization (--tokenization no, no dygraph)")
+        rows = latency.interleaved_grid(pairs, seq_lens=args.seq_lens, threads=args.threads, rounds=args.rounds,
+                                        batch_size=args.batch_size, iterations=args.iterations, warmup=args.warmup)
+        print(latency.markdown_table(rows))
+    else:
+        tok = {"no": (False,), "yes": (True,), "both": (False, True)}[args.tokenization]
+        print(latency.table_header())
+        rows = latency.run_grid(args.model[0], seq_lens=args.seq_lens, threads=args.threads, pairs=pairs[args.model[0]],
+                                tokenization=tok, batch_size=args.batch_size, iterations=args.iterations,
+                                warmup=args.warmup, dygraph_model=args.dygraph_model,
+                                log=lambda r: print(latency.table_row(r), flush=True))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"environment": env, "results": rows}, f, indent=2)

@@ -1,0 +1,197 @@
+"""Jobs after training: TF-IDF reference rows, exports, INT8 exports and the interleaved latency run."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Dict, List
+
+from ..config import load_config
+from .jobs import REPO, Job, Matrix
+from .runner import busy, record, run_logged, wait_quiet
+from .util import headline, read_json, sha
+
+logger = logging.getLogger(__name__)
+
+BASELINES_MODULE = "ernie_tiny_distill.baselines"   # `python -m ernie_tiny_distill.baselines`, as documented
+
+
+def tfidf_args(m: Matrix, job: Job) -> List[str]:
+    spec = m.p.tasks[job.task]
+    grid = ",".join(f"{c:g}" for c in m.p.tfidf_grid)
+    return ["--config", spec.teacher_config, *spec.teacher_overrides, "--train", job.extra["train"],
+            "--c-grid", grid, "--out", m.out(job.task, "tfidf_lr", job.extra["train"] + ".json")]
+
+
+def tfidf_command(m: Matrix, job: Job) -> str:
+    return " ".join([f"python -m {BASELINES_MODULE}", *tfidf_args(m, job)])
+
+
+def run_tfidf(m: Matrix, job: Job) -> None:
+    out = m.out(job.task, "tfidf_lr", job.extra["train"] + ".json")
+    command = tfidf_command(m, job)
+    fingerprint = sha([m.teacher_cfg(job.task).to_dict()["data"], job.extra, list(m.p.tfidf_grid)])
+    previous = m.result(job.name)
+    if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(out):
+        logger.info("%s: finished earlier; skipping", job.name)
+        return
+    run_logged(m, job.name, ["-m", BASELINES_MODULE, *tfidf_args(m, job)], command)
+    result = read_json(out)
+    if result is None:
+        raise RuntimeError(f"{command} exited 0 but wrote no {out}")
+    record(m, job, fingerprint=fingerprint, commands=[command], output=out,
+           summary={"metric_name": "accuracy", "test": result["test"],
+                    "dev": {"accuracy": result["dev_accuracy"]}, "C": result["C"],
+                    "train_examples": result["train_examples"], "seconds": result["seconds"]})
+
+
+def model_dir(m: Matrix, job: Job) -> str:
+    if job.model == "teacher":
+        return os.path.join(m.teacher_cfg(job.task).output_dir, "best")
+    return m.result(job.extra["row"])["summary"]["best_dir"]
+
+
+def export_dir(m: Matrix, job: Job) -> str:
+    if job.kind == "int8":
+        return m.out(job.task, "export", f"{job.model}-int8")
+    return m.out(job.task, "export", job.name.split("/")[-1])
+
+
+def export_args(m: Matrix, job: Job, source: str, create: bool = True) -> List[str]:
+    args = ["--model", source, "--out", export_dir(m, job)]
+    if job.kind == "int8":
+        args += ["--int8", "--calibration-file", calibration_file(m, job.task, create), "--int8-method",
+                 m.p.int8_method]
+    return args + ["--threads", "1"]
+
+
+def _export(m: Matrix, job: Job, source: str) -> str:
+    args = export_args(m, job, source)
+    command = " ".join(["python tools/export.py", *args])
+    run_logged(m, job.name, [str(REPO / "tools" / "export.py"), *args], command, env={"OMP_NUM_THREADS": "1"})
+    return command
+
+
+def _weights_fingerprint(source: str, *extra) -> str:
+    return sha([os.path.abspath(source), os.stat(os.path.join(source, "model.safetensors")).st_mtime_ns, *extra])
+
+
+def run_export(m: Matrix, job: Job) -> None:
+    source, out = model_dir(m, job), export_dir(m, job)
+    fingerprint = _weights_fingerprint(source)
+    previous = m.result(job.name)
+    if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(os.path.join(out, "export.json")):
+        logger.info("%s: exported earlier; skipping", job.name)
+        return
+    command = _export(m, job, source)
+    meta = read_json(os.path.join(out, "export.json")) or {}
+    files = meta.get("files") or {}
+    size = sum(v for k, v in files.items() if k.startswith("inference."))
+    record(m, job, fingerprint=fingerprint, model_dir=source, export_dir=out, size_mb=size / 2**20,
+           check=meta.get("check"), commands=[command])
+
+
+def calibration_file(m: Matrix, t: str, create: bool = True) -> str:
+    """Training texts for INT8 (one per line; CoNLL: the training file itself, which export reads)."""
+    cfg = m.teacher_cfg(t)
+    if cfg.task == "ner" and cfg.data.path:
+        for name in ("train.txt", "train.tsv"):
+            if os.path.isfile(os.path.join(cfg.data.path, name)):
+                return os.path.join(cfg.data.path, name)
+    path = m.out(t, "calibration.txt")
+    if create and not os.path.isfile(path):
+        from .. import data as data_lib
+
+        train = data_lib.load_splits(cfg.data, cfg.task).train[:300]
+        lines = [" ".join((e.text if hasattr(e, "text") else " ".join(e.tokens)).split()) for e in train]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    return path
+
+
+def run_int8(m: Matrix, job: Job) -> None:
+    from .. import data as data_lib
+    from ..predictor import Predictor, evaluate_export
+
+    source, out = model_dir(m, job), export_dir(m, job)
+    fingerprint = _weights_fingerprint(source, m.p.int8_method)
+    previous = m.result(job.name)
+    if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(os.path.join(out, "model.int8.onnx")):
+        logger.info("%s: quantized earlier; skipping", job.name)
+        return
+    command = _export(m, job, source)
+    meta = read_json(os.path.join(out, "export.json")) or {}
+    cfg = m.teacher_cfg(job.task)
+    splits = data_lib.load_splits(cfg.data, cfg.task)
+    predictor = Predictor(out, backend="onnx", precision="int8", num_threads=1)
+    started = time.time()
+    test = evaluate_export(predictor, splits.test)
+    src = m.result(job.extra["row"])["summary"]
+    record(m, job, fingerprint=fingerprint, export_dir=out, int8=meta.get("int8"),
+           size_mb=os.path.getsize(os.path.join(out, "model.int8.onnx")) / 2**20,
+           summary={**src, "test": headline(test), "source_test": src["test"]},
+           eval_seconds=round(time.time() - started, 1), commands=[command])
+
+
+def latency_targets(m: Matrix, job: Job) -> List[Dict]:
+    """The finished exports of a task as interleaved-latency targets (key, export_dir, backend, precision, seq)."""
+    lat = m.p.latency
+    targets = []
+    for dep in job.deps:
+        res = m.result(dep)
+        if not res or res.get("status") != "done":
+            continue
+        kind, key = dep.split("/")[1], dep.split("/")[-1]
+        if kind == "export":
+            seq = int(key.split("-len")[1]) if "-len" in key else lat["seq_len"]
+            targets.append({"key": key, "export_dir": res["export_dir"], "backend": "paddle", "precision": "fp32",
+                            "seq_len": seq})
+        elif kind == "int8":
+            targets.append({"key": f"{key}-int8", "export_dir": res["export_dir"], "backend": "onnx",
+                            "precision": "int8", "seq_len": lat["seq_len"]})
+    return targets
+
+
+KEEP = ("backend", "precision", "threads", "seq_len", "batch_size", "p50_ms", "p95_ms", "throughput_seq_per_s",
+        "gflop_per_seq", "achieved_gflops", "iterations", "warmup", "rounds", "samples")
+
+
+def run_latency(m: Matrix, job: Job) -> None:
+    """Teacher and every student of the task timed in one interleaved run (round-robin over the models)."""
+    from . import latency
+
+    lat = m.p.latency
+    wait = wait_quiet(m.p.quiet_timeout)
+    targets = latency_targets(m, job)
+    logger.info("  latency, interleaved over %s (%d rounds, %d thread)", ", ".join(t["key"] for t in targets),
+                lat.get("rounds", 5), lat["threads"])
+    results = latency.measure_interleaved(
+        targets, num_threads=lat["threads"], batch_size=lat["batch_size"], iterations=lat["iterations"],
+        warmup=lat["warmup"], rounds=lat.get("rounds", 5), batch_iterations=max(5, lat["iterations"] // 10))
+    measured = {key: {k: r.get(k) for k in KEEP} for key, r in results.items()}
+    env = next(iter(results.values()))["environment"] if results else None
+    tfidf = tfidf_latency(m, job.task) if m.p.tasks[job.task].tfidf else {}
+    record(m, job, measured=measured, tfidf=tfidf, environment=env, interleaved=True,
+           quiet={"waited_s": wait["waited_s"], "quiet": wait["quiet"], "before": wait["busy"], "after": busy()},
+           commands=[f"python tools/reproduce.py --task {job.task} --only {job.name}"])
+
+
+def tfidf_latency(m: Matrix, t: str) -> Dict:
+    from .. import data as data_lib
+    from . import baselines
+
+    out = {}
+    for sub in ("subset", "all"):
+        res = m.result(f"{t}/tfidf_lr/{sub}")
+        if not res:
+            continue
+        cfg = m.teacher_cfg(t) if sub == "subset" else load_config(
+            m.p.tasks[t].teacher_config, m.p.tasks[t].teacher_overrides + ["data.max_train_examples=null"])
+        splits = data_lib.load_splits(cfg.data, cfg.task)
+        texts = [e.text for e in splits.train] + ([e.text for e in splits.dev] if sub == "all" else [])
+        labels = [e.label for e in splits.train] + ([e.label for e in splits.dev] if sub == "all" else [])
+        model = baselines.make_model(res["summary"]["C"], len(set(labels))).fit(texts, labels)
+        out[sub] = baselines.time_model(model, [e.text for e in splits.test[:500]],
+                                        batch_size=m.p.latency["batch_size"])
+    return out

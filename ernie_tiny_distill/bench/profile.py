@@ -1,0 +1,175 @@
+"""Benchmark profiles: the matrix (tasks, students, variants, sweep, budgets) read from a YAML file.
+
+A profile is `configs/bench/profiles/<name>.yaml` (or any path). Students are any `model.student` config block,
+passed to the generated configs untouched; variants are named recipes (KD or not, stage 1 first or not, and
+distill/train overrides), so a new benchmark row needs only YAML.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from ..errors import UserError
+
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "bench" / "profiles"
+
+
+@dataclass
+class TaskSpec:
+    """One task of the matrix. The teacher config's `data` section is copied into every student config."""
+
+    name: str                               # row-name prefix: imdb | conll | ...
+    teacher_config: str                     # YAML of the teacher run (its output_dir is the teacher)
+    teacher_overrides: List[str] = field(default_factory=list)
+    unlabeled: Optional[str] = None         # data.unlabeled value, or "train_text" (training text, labels dropped)
+    max_unlabeled: Optional[int] = None
+    transfer: bool = False                  # task KD (and stage 2 of two-stage) reads the transfer set
+    no_kd_epochs: float = 3.0
+    kd_epochs: float = 3.0
+    general_epochs: float = 1.0
+    kd_eval_every: Optional[int] = None     # dev evaluations as often as no_kd's (once per labeled epoch)
+    tfidf: bool = False                     # TF-IDF + LR reference rows (classification)
+    long_seq: Optional[int] = None          # the sweep student reading longer inputs (two-stage recipe, first seed)
+    title: str = ""
+    sweep_lr: Optional[List[float]] = None  # this task's learning-rate grid (KD and no-KD); None = the profile's
+    nokd_sweep_lr: Optional[List[float]] = None   # this task's no-KD learning-rate grid; None = as sweep_lr
+
+
+@dataclass
+class Variant:
+    """A named recipe: task KD or CE only, optionally after stage 1, plus distill/train overrides."""
+
+    name: str
+    kd: bool = True                         # False: CE only (kd_weight 0), no transfer set, no-KD lr and epochs
+    stage1: bool = False                    # run general distillation first and start the task stage from it
+    describe: str = "student {model}, {variant}, seed {seed}"   # the generated config's header
+    distill: Dict = field(default_factory=dict)   # merged last into the task stage's distill section
+    train: Dict = field(default_factory=dict)     # merged last into its train section
+
+
+@dataclass
+class Student:
+    """A student: any `model.student` block, its seeds, its learning-rate factor and the variants it runs."""
+
+    name: str
+    model: Dict
+    seeds: List[int] = field(default_factory=lambda: [1])
+    lr_factor: float = 1.0                  # times the sweep student's chosen learning rate
+    variants: Optional[List[str]] = None    # None = every variant of the profile
+    label: Optional[str] = None             # e.g. 3L-256H (default: from num_layers/layers and hidden_size)
+
+    @property
+    def layers(self) -> Optional[int]:
+        m = self.model
+        return len(m["layers"]) if m.get("layers") else m.get("num_layers")
+
+    @property
+    def hidden(self) -> Optional[int]:
+        return self.model.get("hidden_size")
+
+    def shape_label(self) -> str:
+        return self.label or f"{self.layers}L-{self.hidden}H"
+
+    def describe(self) -> str:
+        m = self.model
+        if all(k in m for k in ("num_layers", "hidden_size", "num_heads", "intermediate_size")):
+            return (f"{m['num_layers']} layers, hidden {m['hidden_size']}, {m['num_heads']} heads, "
+                    f"FFN {m['intermediate_size']}")
+        return ", ".join(f"{k} {v}" for k, v in m.items())
+
+
+@dataclass
+class Profile:
+    name: str
+    tasks: Dict[str, TaskSpec]
+    students: Dict[str, Student]
+    variants: Dict[str, Variant]
+    sweep: Optional[Dict[str, List[float]]]  # dev sweep for the sweep student, first seed; None = `fixed` as is
+    nokd_sweep_lr: Optional[List[float]]
+    fixed: Dict[str, float]                 # temperature, ce_weight, learning_rate, nokd_learning_rate
+    general: Dict[str, float]               # stage 1: learning_rate (sweep student), hidden/attention weights
+    train: Dict[str, object]                # common train.* keys
+    runs_dir: str
+    config_dir: str
+    sweep_student: str = "B"
+    out_dir: str = "."                      # report: <out>/benchmarks/results.json, <out>/docs/...
+    results_name: str = "results.json"
+    int8_variant: str = "task_kd"           # which trained student (first seed) is exported + quantized
+    int8_method: str = "dynamic"            # tools/export.py --int8-method
+    latency: Dict[str, object] = field(default_factory=lambda: {
+        "threads": 1, "seq_len": 128, "batch_size": 32, "iterations": 100, "warmup": 10, "rounds": 5})
+    quiet_timeout: float = 4 * 3600.0       # latency waits this long for a quiet machine, then measures anyway
+    tfidf_grid: List[float] = field(default_factory=lambda: [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0])
+    extra_distill: Dict[str, object] = field(default_factory=dict)   # merged into every task-stage distill section
+    source: Optional[str] = None            # the YAML file it was read from
+
+    def student_variants(self, student: str) -> List[str]:
+        return self.students[student].variants or list(self.variants)
+
+    @property
+    def seeds(self) -> Dict[str, List[int]]:
+        return {k: s.seeds for k, s in self.students.items()}
+
+    @property
+    def lr_factor(self) -> Dict[str, float]:
+        return {k: s.lr_factor for k, s in self.students.items()}
+
+
+def _build(cls, raw, where: str, **fixed):
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names - set(fixed))}")
+    try:
+        return cls(**fixed, **raw)
+    except TypeError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
+    """A Profile from its YAML mapping; unknown keys are errors naming the key."""
+    raw = copy.deepcopy(raw)
+    for key in ("name", "tasks", "students", "variants", "runs_dir", "config_dir"):
+        if key not in raw:
+            raise UserError(f"{where}: missing required key '{key}'")
+    raw["tasks"] = {k: _build(TaskSpec, v, f"{where}: tasks.{k}", name=k) for k, v in raw["tasks"].items()}
+    raw["students"] = {k: _build(Student, v, f"{where}: students.{k}", name=k) for k, v in raw["students"].items()}
+    raw["variants"] = {k: _build(Variant, v or {}, f"{where}: variants.{k}", name=k)
+                       for k, v in raw["variants"].items()}
+    for k, s in raw["students"].items():
+        missing = [v for v in s.variants or [] if v not in raw["variants"]]
+        if missing:
+            raise UserError(f"{where}: students.{k}.variants: unknown variant(s) {missing}")
+    profile = _build(Profile, raw, where)
+    if profile.sweep_student not in profile.students:
+        raise UserError(f"{where}: sweep_student {profile.sweep_student!r} is not one of the students")
+    return profile
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """`cpu` -> configs/bench/profiles/cpu.yaml; anything with a slash or .yaml suffix is a path."""
+    path = name_or_path if ("/" in name_or_path or name_or_path.endswith((".yaml", ".yml"))) \
+        else str(PROFILE_DIR / f"{name_or_path}.yaml")
+    if not os.path.isfile(path):
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise UserError(f"--profile: no profile {name_or_path!r} ({path} not found); known: {', '.join(known)}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise UserError(f"{path}: not valid YAML: {e}") from None
+    profile = profile_from_dict(raw, path)
+    profile.source = path
+    return profile
+
+
+def profile_names() -> List[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))

@@ -1,0 +1,79 @@
+"""Small helpers of the benchmark package: atomic writes, JSON/YAML reads, job-name selection, fingerprints."""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from typing import List, Optional, Sequence
+
+import yaml
+
+
+def fmt(x: float) -> str:
+    """A number as it appears in job names: 0.001 -> `0.001`, 1e-05 -> `1e-5`."""
+    return f"{x:g}".replace("e-0", "e-")
+
+
+def split_list(values: Optional[Sequence[str]]) -> List[str]:
+    out: List[str] = []
+    for v in values or []:
+        out += [x for x in v.split(",") if x.strip()]
+    return out
+
+
+def matches(name: str, selectors: Sequence[str]) -> bool:
+    """A run of whole name components (imdb/B, task_kd, B/task_kd/seed2, export) or a glob (*/A/*)."""
+    for s in split_list(selectors):
+        s = s.strip().strip("/")
+        if s and (f"/{s}/" in f"/{name}/" or fnmatch.fnmatchcase(name, s)):
+            return True
+    return False
+
+
+def sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_text(path: str, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str, data) -> None:
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_yaml(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def tail(path: str, n: int = 25) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def headline(metrics):
+    """A metrics dict without its per-class breakdown."""
+    if not metrics:
+        return metrics
+    return {k: v for k, v in metrics.items() if k != "per_class"}

@@ -1,0 +1,66 @@
+"""The cpu profile YAML generates, byte for byte, the stage configs committed under configs/bench/.
+
+The student rows' configs depend on the hyper-parameters the dev sweep chose; they are given here as recorded in
+docs/benchmarks.md ("Hyper-parameters chosen on dev"), so the test needs no runs.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ernie_tiny_distill.bench import jobs, profile
+from ernie_tiny_distill.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+CHOSEN = {"conll": {"temperature": 4.0, "ce_weight": 0.5, "learning_rate": 0.002, "nokd_learning_rate": 0.002},
+          "imdb": {"temperature": 2.0, "ce_weight": 0.5, "learning_rate": 0.001, "nokd_learning_rate": 0.0005}}
+
+
+def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    for name in ("conll_teacher.yaml", "imdb_teacher.yaml"):
+        shutil.copy(ROOT / "configs" / name, tmp_path / "configs" / name)
+    for task, chosen in CHOSEN.items():
+        select = tmp_path / "runs" / "bench" / "results" / task / "B" / "sweep" / "select.json"
+        select.parent.mkdir(parents=True)
+        select.write_text(json.dumps({"status": "done", "chosen": chosen}))
+    (tmp_path / "runs" / "bench" / "conll").mkdir()
+    (tmp_path / "runs" / "bench" / "conll" / "unlabeled.txt").write_text("")   # written from CoNLL otherwise
+    monkeypatch.chdir(tmp_path)
+    m = jobs.Matrix(profile.load_profile("cpu"), ["conll", "imdb"])
+    for job in m.jobs():
+        if job.kind == "train":
+            m.stages(job)
+    generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
+    committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
+    assert generated == committed and len(committed) == 50
+    for name in committed:
+        assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
+
+
+def test_full_profile_loads_and_students_pass_through_untouched():
+    full = profile.load_profile("full")
+    assert full.students["A"].seeds == [1, 2, 3] and full.tasks["imdb"].no_kd_epochs == 6.167
+    raw = {"name": "x", "runs_dir": "r", "config_dir": "c", "tasks": {},
+           "students": {"P": {"model": {"init": "teacher_pruned", "layers": [1, 4], "num_heads": 6,
+                                        "intermediate_size": 512, "hidden_size": 256}, "seeds": [1, 2, 3]}},
+           "variants": {"no_kd": {"kd": False}, "kd_recipe": {"distill": {"hidden_weight": 1.0,
+                                                                          "attention_weight": 1.0}}},
+           "sweep_student": "P", "sweep": None, "nokd_sweep_lr": None, "fixed": {}, "general": {}, "train": {}}
+    p = profile.profile_from_dict(raw)
+    m = jobs.Matrix(p, [])
+    assert m.student_block("P") == raw["students"]["P"]["model"]
+    assert p.students["P"].shape_label() == "2L-256H" and p.student_variants("P") == ["no_kd", "kd_recipe"]
+    assert p.variants["kd_recipe"].kd and p.variants["kd_recipe"].distill == {"hidden_weight": 1.0,
+                                                                              "attention_weight": 1.0}
+
+
+def test_profile_errors_name_the_key():
+    raw = {"name": "x", "runs_dir": "r", "config_dir": "c", "tasks": {}, "variants": {},
+           "students": {"B": {"model": {}, "seed": [1]}}}
+    with pytest.raises(UserError, match=r"students\.B: unknown key\(s\) \['seed'\]"):
+        profile.profile_from_dict(raw)
+    with pytest.raises(UserError, match="no profile 'nope'"):
+        profile.load_profile("nope")
