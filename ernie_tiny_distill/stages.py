@@ -35,16 +35,29 @@ def seed_everything(seed: int) -> None:
     paddle.seed(seed)
 
 
+# Keys that change how a run reports itself or where it keeps its checkpoints, never what it computes.
+PRESENTATION_KEYS = (("train", "progress"), ("train", "log_every"), ("train", "keep_checkpoints"),
+                     ("train", "resume"), ("train", "num_threads"))
+
+
+def _without_presentation(config: Dict) -> Dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for section, key in PRESENTATION_KEYS:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
+
+
 def same_config(old, new: Dict) -> bool:
     """A recorded config (config.yaml) equals `new` (a complete config dict) after filling the current defaults:
     a key added to the package later, with a default, does not make a finished run look different; a changed
-    value or an unknown key does."""
+    value or an unknown key does. Presentation keys (progress bar, log interval, threads, ...) do not count."""
     if old is None:
         return False
     if old == new:
         return True
     try:
-        return config_from_dict(old).to_dict() == new
+        return _without_presentation(config_from_dict(old).to_dict()) == _without_presentation(new)
     except (UserError, TypeError, ValueError):
         return False
 

@@ -161,3 +161,14 @@ def test_plan_shows_commands_and_recorded_times(tmp_path):
     assert "python tools/benchmark.py latency --interleave --model" in text
     assert text.endswith("estimated training time 4 min for 2 of 4 training jobs with a recorded time "
                          "(one job at a time, on the machine that recorded it)")
+
+
+def test_presentation_keys_do_not_make_a_finished_run_look_different():
+    from ernie_tiny_distill.config import load_config
+
+    cfg = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=teacher"])
+    shown = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=teacher", "train.progress=false",
+                                   "train.log_every=7", "train.num_threads=1"])
+    assert stages.same_config(shown.to_dict(), cfg.to_dict())
+    changed = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=teacher", "train.seed=1"])
+    assert not stages.same_config(changed.to_dict(), cfg.to_dict())
