@@ -153,14 +153,18 @@ class Matrix:
         return jobs
 
     def _student_jobs(self, t: str, model: str) -> List[Job]:
-        return [Job(f"{t}/{model}/{variant}/seed{seed}", "train", t,
-                    [f"{t}/teacher", f"{t}/{self.sweeper}/sweep/select"], model, variant, seed)
+        own = self.p.students[model].own_hyperparameters(t) is not None
+        deps = [f"{t}/teacher"] + ([] if own else [f"{t}/{self.sweeper}/sweep/select"])
+        return [Job(f"{t}/{model}/{variant}/seed{seed}", "train", t, deps, model, variant, seed)
                 for seed in self.p.seeds[model] for variant in self.p.student_variants(model)]
 
     def _deploy_jobs(self, t: str) -> List[Job]:
         jobs = [Job(f"{t}/export/teacher", "export", t, [f"{t}/teacher"], "teacher")]
         for model in self.students_b_first():
-            row = f"{t}/{model}/{self.p.int8_variant}/seed{self.p.seeds[model][0]}"
+            variants = self.p.student_variants(model)
+            # the profile's INT8 recipe, or the student's last (its best) when it does not run that one
+            variant = self.p.int8_variant if self.p.int8_variant in variants else variants[-1]
+            row = f"{t}/{model}/{variant}/seed{self.p.seeds[model][0]}"
             jobs.append(Job(f"{t}/export/{model}", "export", t, [row], model, extra={"row": row}))
             jobs.append(Job(f"{t}/int8/{model}", "int8", t, [row], model, extra={"row": row}))
         spec = self.p.tasks[t]
@@ -289,8 +293,9 @@ class Matrix:
                                      lr=job.extra["learning_rate"], transfer=False,
                                      student=self.student_block(model), epochs=spec.no_kd_epochs, test=False,
                                      what=f"dev sweep point for student {model} without KD (test split not read)")]
-        hp = self.chosen(t)
-        factor = self.p.lr_factor[model]
+        own = self.p.students[model].own_hyperparameters(t)
+        hp = own if own is not None else self.chosen(t)
+        factor = 1.0 if own is not None else self.p.lr_factor[model]
         kd_args = dict(kd=True, temperature=hp["temperature"], ce_weight=hp["ce_weight"],
                        lr=hp["learning_rate"] * factor, transfer=spec.transfer, epochs=spec.kd_epochs)
         if job.variant == f"len{spec.long_seq}":

@@ -63,6 +63,9 @@ class Student:
     lr_factor: float = 1.0                  # times the sweep student's chosen learning rate
     variants: Optional[List[str]] = None    # None = every variant of the profile
     label: Optional[str] = None             # e.g. 3L-256H (default: from num_layers/layers and hidden_size)
+    # per task: temperature, ce_weight, learning_rate, nokd_learning_rate chosen for this student (no sweep
+    # dependency; lr_factor is not applied). For students whose recipe differs from the swept one.
+    hyperparameters: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     @property
     def layers(self) -> Optional[int]:
@@ -72,6 +75,9 @@ class Student:
     @property
     def hidden(self) -> Optional[int]:
         return self.model.get("hidden_size")
+
+    def own_hyperparameters(self, task: str) -> Optional[Dict[str, float]]:
+        return self.hyperparameters.get(task)
 
     def shape_label(self) -> str:
         return self.label or f"{self.layers}L-{self.hidden}H"
