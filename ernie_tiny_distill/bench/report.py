@@ -8,6 +8,7 @@ import time
 from typing import Dict, List, Sequence
 
 from ..errors import UserError
+from . import born
 from .jobs import Matrix
 from .plot import plot_pareto
 from .rows import (METRIC_LABEL, _f, _metric_cell, collect_rows, goals, long_input_effect, markdown_table,
@@ -176,6 +177,14 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L += ["", "## Does stage 1 (general distillation) help over task KD alone?", ""] + stage1_effect(rows, m.tasks)
     L += ["", "What the stage-1 students of the CPU profile learned, measured with `tools/probe_spread.py`, and a "
           "loss variant tried: [stage1_imdb.md](stage1_imdb.md)."]
+    L += ["", "## Students born from the teacher (issue 10): goals", "",
+          "Students A′ (Ap) and B′ (Bp) start from the fine-tuned teacher (`model.student.init: teacher_pruned`): "
+          "layers, heads and FFN neurons kept by importance, B′ also projected to a narrower residual stream. "
+          "Goals: full test sets; speed-up = teacher p50 / student p50 measured interleaved in one run.", ""]
+    L += born.goals(rows, m.tasks)
+    L += ["", "## Does the initialisation matter?", "",
+          "Each student born from the teacher against the random-encoder student of its speed class (A: ~4×, "
+          "B: ~10×), best recipe of each:", ""] + born.init_matters(rows, m.tasks)
     long_lines = long_input_effect(rows, m)
     if long_lines:
         L += ["", "## Does student B gain from reading longer inputs?", ""] + long_lines

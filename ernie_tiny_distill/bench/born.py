@@ -1,0 +1,70 @@
+"""Report sections for students born from the teacher (issue 10): its goals, and whether the initialisation matters
+(a pruned-from-teacher student against the random-init student of the same speed class)."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+from .rows import _get, _paired, _seeds_note
+
+# task -> {student: (min % of teacher, min speed-up)}; the KD recipe must beat no-KD (same init) by KD_GAIN points
+GOALS = {"conll": {"Ap": (97.0, 4.0), "Bp": (93.0, 10.0)}, "imdb": {"Ap": (99.0, 4.0), "Bp": (98.0, 10.0)}}
+KD_GAIN = 1.5
+KD_VARIANT = "kd_recipe"
+# the random-init student of the same speed class each born student is compared with
+REFERENCE = {"Ap": "A", "Bp": "B"}
+
+
+def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
+    out = []
+    for t in tasks:
+        for model, (pct_goal, speed_goal) in GOALS.get(t, {}).items():
+            kd, nokd = _get(rows, t, model, KD_VARIANT), _get(rows, t, model, "no_kd")
+            done = [r for r in (kd, nokd) if r and r["metric"] is not None]
+            if not done:
+                out.append(f"- {t}: student {model}: not measured yet (goals ≥ {pct_goal:g}% of the teacher, "
+                           f"≥ {speed_goal:g}× faster, KD − no-KD ≥ {KD_GAIN:g} points).")
+                continue
+            best = max(done, key=lambda r: r["metric"])
+            met = best["pct_of_teacher"] >= pct_goal
+            out.append(f"- {t}: student {model} ≥ {pct_goal:g}% of the teacher — **{'met' if met else 'not met'}**: "
+                       f"{best['variant']} {best['pct_of_teacher']:.1f}%"
+                       + ("" if met else f" ({pct_goal - best['pct_of_teacher']:.1f} points of the teacher short)")
+                       + ".")
+            speed = best.get("speedup_vs_teacher")
+            if speed:
+                out.append(f"- {t}: student {model} ≥ {speed_goal:g}× faster (batch 1, seq 128, Paddle Inference FP32, "
+                           f"interleaved with the teacher) — **{'met' if speed >= speed_goal else 'not met'}**: "
+                           f"{speed:.1f}×.")
+            else:
+                out.append(f"- {t}: student {model} speed-up: not measured yet.")
+            if kd and nokd and kd["metric"] is not None and nokd["metric"] is not None:
+                common, kd_mean, nokd_mean = _paired(kd, nokd)
+                gain = 100 * (kd_mean - nokd_mean)
+                out.append(f"- {t}: student {model}, {KD_VARIANT} − no_kd ≥ {KD_GAIN:g} points "
+                           f"({_seeds_note(common, kd, nokd)}) — **{'met' if gain >= KD_GAIN else 'not met'}**: "
+                           f"{gain:+.2f} ({100 * kd_mean:.2f} vs {100 * nokd_mean:.2f}).")
+            else:
+                out.append(f"- {t}: student {model}, {KD_VARIANT} − no_kd: not measured yet.")
+    return out or ["- not measured yet."]
+
+
+def init_matters(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
+    """Born from the teacher vs from a random encoder, each with its best recipe, same speed class."""
+    out = []
+    for t in tasks:
+        for born, scratch in REFERENCE.items():
+            b_rows = [r for r in (_get(rows, t, born, v) for v in (KD_VARIANT, "no_kd")) if r and r["metric"] is not None]
+            s_rows = [r for r in (_get(rows, t, scratch, v) for v in ("task_kd", "two_stage_kd", "no_kd"))
+                      if r and r["metric"] is not None]
+            if not (b_rows and s_rows):
+                continue
+            b, s = max(b_rows, key=lambda r: r["metric"]), max(s_rows, key=lambda r: r["metric"])
+            line = (f"- {t}: {b['model']} ({b['variant']}) {100 * b['metric']:.2f} vs {s['model']} ({s['variant']}, "
+                    f"random encoder) {100 * s['metric']:.2f} = {100 * (b['metric'] - s['metric']):+.2f} points")
+            if b.get("speedup_vs_teacher") and s.get("speedup_vs_teacher"):
+                line += f"; {b['speedup_vs_teacher']:.1f}× vs {s['speedup_vs_teacher']:.1f}× faster than the teacher"
+            nokd = _get(rows, t, born, "no_kd")
+            if nokd and nokd["metric"] is not None and nokd is not b:
+                line += f"; born from the teacher without KD: {100 * nokd['metric']:.2f}"
+            out.append(line + ".")
+    return out or ["- not measured yet."]

@@ -1,0 +1,28 @@
+"""Report lines for students born from the teacher: goals met or missed with their numbers; init comparison."""
+from ernie_tiny_distill.bench import born
+
+
+def row(model, variant, metric, pct, speed=None, per_seed=None):
+    return {"task": "conll", "model": f"student {model} 2L", "variant": variant, "metric": metric,
+            "pct_of_teacher": pct, "speedup_vs_teacher": speed, "per_seed": per_seed or {"1": metric}}
+
+
+def test_goals_say_met_or_missed_with_the_numbers():
+    rows = [row("Ap", "kd_recipe", 0.84, 97.5, 4.3), row("Ap", "no_kd", 0.83, 96.3, 4.3),
+            row("Bp", "kd_recipe", 0.70, 81.0, 10.4, {"1": 0.70, "2": 0.71, "3": 0.69}),
+            row("Bp", "no_kd", 0.69, 80.0, 10.4, {"1": 0.68, "2": 0.69, "3": 0.70})]
+    lines = born.goals(rows, ["conll"])
+    assert "- conll: student Ap ≥ 97% of the teacher — **met**: kd_recipe 97.5%." in lines
+    assert "- conll: student Ap, kd_recipe − no_kd ≥ 1.5 points (mean of 1 seed) — **not met**: +1.00 (84.00 vs 83.00)." in lines
+    assert "- conll: student Bp ≥ 93% of the teacher — **not met**: kd_recipe 81.0% (12.0 points of the teacher short)." in lines
+    assert any("Bp ≥ 10× faster" in line and "**met**: 10.4×" in line for line in lines)
+    assert "- conll: student Bp, kd_recipe − no_kd ≥ 1.5 points (mean of 3 seeds) — **not met**: +1.00 (70.00 vs 69.00)." in lines
+    assert born.goals([], ["conll"])[0].startswith("- conll: student Ap: not measured yet")
+
+
+def test_init_comparison_takes_each_students_best_recipe():
+    rows = [row("Bp", "kd_recipe", 0.75, 87.0, 10.2), row("Bp", "no_kd", 0.73, 85.0, 10.2),
+            row("B", "task_kd", 0.66, 77.0, 13.0), row("B", "two_stage_kd", 0.68, 79.0, 13.0)]
+    (line,) = born.init_matters(rows, ["conll"])
+    assert line == ("- conll: student Bp 2L (kd_recipe) 75.00 vs student B 2L (two_stage_kd, random encoder) 68.00 = "
+                    "+7.00 points; 10.2× vs 13.0× faster than the teacher; born from the teacher without KD: 73.00.")
