@@ -26,7 +26,6 @@ _STRUCTURE_HINT = ("expected a post-LayerNorm BERT encoder exported to ONNX: wor
                    "LayerNorm, then per layer Q/K/V MatMul+Add, softmax attention, output MatMul+Add, residual + "
                    "LayerNorm, FFN MatMul+Add, GELU/ReLU, MatMul+Add, residual + LayerNorm")
 _PASS = ("Reshape", "Transpose", "Identity", "Cast", "Dropout")  # data-moving ops between attention pieces
-_ROLES = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 # HF parameter names of each role (used both to build the HF-layout state and to cross-check named biases)
 _HF_ROLE = {"query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
             "attn_out": "attention.output.dense", "ffn_in": "intermediate.dense", "ffn_out": "output.dense"}
@@ -515,6 +514,20 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _vocabulary(vocab_dir: str):
+    """The tokenizer of a HF BERT or PaddleNLP directory, with a UserError naming the directory if there is none."""
+    if not os.path.isdir(vocab_dir):
+        raise UserError("no such directory (expected the vocabulary source: a model directory with vocab.txt)",
+                        where=vocab_dir)
+    try:
+        return convert.load_tokenizer(vocab_dir)
+    except UserError:
+        raise
+    except Exception as exc:  # PaddleNLP raises assorted errors for a directory without tokenizer files
+        raise UserError(f"cannot load a tokenizer: {exc}", where=vocab_dir,
+                        hint="expected vocab.txt + tokenizer_config.json (e.g. the MiniLM teacher directory)") from None
+
+
 def convert_onnx_bert(src: str, dst_dir: str, vocab_dir: str, overwrite: bool = False) -> str:
     """Write a PaddleNLP ErnieModel directory (config.json, model.safetensors, the tokenizer files of `vocab_dir`,
     conversion_info.json) from a BERT ONNX file; written to a temporary sibling and renamed into place."""
@@ -522,7 +535,7 @@ def convert_onnx_bert(src: str, dst_dir: str, vocab_dir: str, overwrite: bool = 
     if os.path.isfile(dst_dir) or (os.path.isdir(dst_dir) and os.listdir(dst_dir) and not overwrite):
         raise UserError("destination exists and is not empty", where=dst_dir, hint="pass overwrite=True / --overwrite")
     model, findings = load_ernie_from_onnx(src)
-    tokenizer = convert.load_tokenizer(str(vocab_dir))
+    tokenizer = _vocabulary(str(vocab_dir))
     rows = model.config.vocab_size
     if len(tokenizer) != rows:
         raise UserError(f"the vocabulary has {len(tokenizer)} tokens but the ONNX word embeddings have {rows} rows",
