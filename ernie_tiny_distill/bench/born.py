@@ -48,6 +48,23 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     return out or ["- not measured yet."]
 
 
+def pretrained_small(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
+    """A separately pretrained small student (P3) against the students born from the teacher, same recipe."""
+    out = []
+    for t in tasks:
+        p3 = _get(rows, t, "P3", KD_VARIANT)
+        if not (p3 and p3["metric"] is not None):
+            continue
+        for born in REFERENCE:
+            b = _get(rows, t, born, KD_VARIANT)
+            if b and b["metric"] is not None:
+                speeds = (f" ({p3['speedup_vs_teacher']:.1f}× vs {b['speedup_vs_teacher']:.1f}× faster than the teacher)"
+                          if p3.get("speedup_vs_teacher") and b.get("speedup_vs_teacher") else "")
+                out.append(f"- {t}: {p3['model']} {100 * p3['metric']:.2f} vs {b['model']} {100 * b['metric']:.2f} = "
+                           f"{100 * (p3['metric'] - b['metric']):+.2f} points, both {KD_VARIANT}{speeds}.")
+    return out or ["- not measured yet."]
+
+
 def init_matters(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     """Born from the teacher vs from a random encoder, each with its best recipe, same speed class."""
     out = []
