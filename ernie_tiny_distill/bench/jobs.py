@@ -156,14 +156,19 @@ class Matrix:
         own = self.p.students[model].own_hyperparameters(t) is not None
         deps = [f"{t}/teacher"] + ([] if own else [f"{t}/{self.sweeper}/sweep/select"])
         return [Job(f"{t}/{model}/{variant}/seed{seed}", "train", t, deps, model, variant, seed)
-                for seed in self.p.seeds[model] for variant in self.p.student_variants(model)]
+                for seed in self.p.seeds[model] for variant in self.p.student_variants(model, t)]
+
+    def deploy_variant(self, model: str, t: str) -> str:
+        """The recipe whose first-seed student is exported and quantized: the student's own, else the profile's
+        INT8 recipe, else the student's last."""
+        variants = self.p.student_variants(model, t)
+        return self.p.students[model].deploy_variant or (
+            self.p.int8_variant if self.p.int8_variant in variants else variants[-1])
 
     def _deploy_jobs(self, t: str) -> List[Job]:
         jobs = [Job(f"{t}/export/teacher", "export", t, [f"{t}/teacher"], "teacher")]
         for model in self.students_b_first():
-            variants = self.p.student_variants(model)
-            # the profile's INT8 recipe, or the student's last (its best) when it does not run that one
-            variant = self.p.int8_variant if self.p.int8_variant in variants else variants[-1]
+            variant = self.deploy_variant(model, t)
             row = f"{t}/{model}/{variant}/seed{self.p.seeds[model][0]}"
             jobs.append(Job(f"{t}/export/{model}", "export", t, [row], model, extra={"row": row}))
             jobs.append(Job(f"{t}/int8/{model}", "int8", t, [row], model, extra={"row": row}))
@@ -252,7 +257,7 @@ class Matrix:
     def _task_stage(self, job: Job, name: str, output_dir: str, *, kd: bool, temperature: float, ce_weight: float,
                     lr: float, transfer: bool, student: Dict, epochs: float, test: bool = True,
                     max_seq_length: Optional[int] = None, what: str = "", distill: Optional[Dict] = None,
-                    train: Optional[Dict] = None) -> Stage:
+                    train: Optional[Dict] = None, data: Optional[Dict] = None) -> Stage:
         cfg = self._base(job.task, output_dir, "task", job.seed)
         cfg["model"]["student"] = student
         teacher_length = cfg["model"]["max_seq_length"]
@@ -276,6 +281,7 @@ class Matrix:
         if kd and transfer and spec.kd_eval_every:
             cfg["train"]["eval_every"] = spec.kd_eval_every
         cfg["train"].update(train or {})
+        cfg["data"].update((data or {}).get(job.task, {}))
         return self._stage(name, cfg, what)
 
     def stages(self, job: Job) -> List[Stage]:
@@ -309,7 +315,7 @@ class Matrix:
             raise ValueError(f"unknown variant {job.variant}")
         v = self.p.variants[job.variant]
         what = v.describe.format(model=model, seed=seed, variant=v.name)
-        overrides = dict(distill=v.distill, train=v.train, what=what)
+        overrides = dict(distill=v.distill, train=v.train, data=v.data, what=what)
         if not v.kd:
             return [self._task_stage(job, job.name, out, kd=False, temperature=1.0, ce_weight=1.0,
                                      lr=hp["nokd_learning_rate"] * factor, transfer=False,

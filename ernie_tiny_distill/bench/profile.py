@@ -51,6 +51,8 @@ class Variant:
     describe: str = "student {model}, {variant}, seed {seed}"   # the generated config's header
     distill: Dict = field(default_factory=dict)   # merged last into the task stage's distill section
     train: Dict = field(default_factory=dict)     # merged last into its train section
+    data: Dict[str, Dict] = field(default_factory=dict)   # per task: merged last into its data section
+    tasks: Optional[List[str]] = None       # the tasks it runs on (None = every task)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Student:
     # per task: temperature, ce_weight, learning_rate, nokd_learning_rate chosen for this student (no sweep
     # dependency; lr_factor is not applied). For students whose recipe differs from the swept one.
     hyperparameters: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    deploy_variant: Optional[str] = None   # the recipe exported and quantized (None = the profile's int8_variant)
 
     @property
     def layers(self) -> Optional[int]:
@@ -115,8 +118,9 @@ class Profile:
     extra_distill: Dict[str, object] = field(default_factory=dict)   # merged into every task-stage distill section
     source: Optional[str] = None            # the YAML file it was read from
 
-    def student_variants(self, student: str) -> List[str]:
-        return self.students[student].variants or list(self.variants)
+    def student_variants(self, student: str, task: Optional[str] = None) -> List[str]:
+        names = self.students[student].variants or list(self.variants)
+        return [v for v in names if task is None or not self.variants[v].tasks or task in self.variants[v].tasks]
 
     @property
     def seeds(self) -> Dict[str, List[int]]:

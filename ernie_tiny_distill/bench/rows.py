@@ -70,7 +70,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
         # students, aggregated over seeds
         for model in m.students_b_first():
             shape = m.p.students[model]
-            for variant in m.p.student_variants(model):
+            for variant in m.p.student_variants(model, t):
                 runs = [(s, m.result(f"{t}/{model}/{variant}/seed{s}")) for s in m.p.seeds[model]]
                 runs = [(s, r) for s, r in runs if r and r.get("status") == "done"]
                 if not runs:
@@ -99,7 +99,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
             if q:
                 shape = m.p.students[model]
                 row = _student_row(t, spec, metric, model, shape, "int8", [(m.p.seeds[model][0], q)], teacher_metric)
-                row["model"] += f" ({m.p.int8_variant} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
+                row["model"] += f" ({m.deploy_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
                 row["source_metric"] = q["summary"]["source_test"][metric]
                 row["size_mb"] = q["size_mb"]
                 row["size_mb_int8"] = q["size_mb"]
