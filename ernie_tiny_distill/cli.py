@@ -12,9 +12,11 @@ from typing import Callable, Optional, Sequence
 from .errors import UserError
 
 
+LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, datefmt=DATE_FORMAT)
 
 
 def set_threads(num_threads: int) -> None:
@@ -23,10 +25,12 @@ def set_threads(num_threads: int) -> None:
 
 
 def quiet_paddlenlp() -> None:
-    """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter. Imports Paddle."""
+    """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter, and print them like ours
+    (its own formatter adds ANSI colour codes, which show up raw in log files and plain terminals). Imports Paddle."""
     from paddlenlp.utils.log import logger
 
     logger.set_level("WARNING")
+    logger.handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", "paddlenlp"), DATE_FORMAT))
 
 
 def run_tool(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], Optional[int]],

@@ -6,13 +6,13 @@ import json
 import os
 import random
 import sys
-import tempfile
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from ernie_tiny_distill import fsutil
 from ernie_tiny_distill.errors import UserError
 
 # Bump whenever the generators change, so a stale manifest never short-circuits a rewrite.
-DEMO_DATA_VERSION = 1
+DEMO_DATA_VERSION = 2
 
 # Relative paths of every file, keyed as in the returned dict.
 _FILES: Dict[str, str] = {
@@ -428,6 +428,26 @@ def _plural_verb(vp: str) -> str:
     return " ".join(words)
 
 
+# Share of reviews that are one or two plain sentences (the way people write short comments), and the
+# share of a long review's evaluative sentences that agree with its label.
+_SHORT_RATE = 0.3
+_MAJORITY_RATE = 0.85
+
+
+def _short_review(rng: random.Random, pol: int, banned: Set[str]) -> str:
+    """One or two evaluative sentences (6-40 words), all of the label's polarity."""
+    for _ in range(500):
+        w = _ReviewWriter(rng, banned)
+        makers = [w.evaluative, w.evaluative, w.negated, w.verdict]
+        parts = [rng.choice(makers)(pol) for _ in range(rng.choice([1, 2, 2]))]
+        if len(parts) == 1 and parts[0][0] in (v for vs in _VERDICT.values() for v in vs):
+            continue  # a verdict alone ("Seven out of ten.") is too short to be a review
+        text = " ".join(t for t, _ in parts)
+        if 6 <= len(text.split()) <= 40:
+            return text
+    raise RuntimeError("demo review generator failed to satisfy its constraints")  # a bug
+
+
 def _review(rng: random.Random, pol: int, banned: Set[str], mixed: bool = False) -> str:
     """One review of 2-6 sentences and 30-120 words whose overall score has the sign of `pol`
     (or is exactly zero when `mixed`, for the deliberately ambiguous examples)."""
@@ -440,7 +460,7 @@ def _review(rng: random.Random, pol: int, banned: Set[str], mixed: bool = False)
         n_eval = n_sent - n_filler - int(has_verdict)
         for _ in range(n_eval):
             # Minority sentences of the opposite polarity keep bag-of-words shortcuts imperfect.
-            p = pol if (mixed and rng.random() < 0.5) or (not mixed and rng.random() < 0.72) \
+            p = pol if (mixed and rng.random() < 0.5) or (not mixed and rng.random() < _MAJORITY_RATE) \
                 else -pol
             kind = rng.random()
             if kind < 0.5:
@@ -488,6 +508,8 @@ def _sentiment_split(rng: random.Random, n: int, banned: Set[str], seen: Set[str
                 text = _review(rng, -pol, banned)  # a plainly mislabeled review
             elif i in noisy:
                 text = _review(rng, pol, banned, mixed=True)  # genuinely ambiguous
+            elif rng.random() < _SHORT_RATE:
+                text = _short_review(rng, pol, banned)
             else:
                 text = _review(rng, pol, banned)
             if text not in seen:  # no duplicates within or across splits (no test leakage)
@@ -711,24 +733,6 @@ def _ner_split(rng: random.Random, n: int, banned: Set[str], seen: Set[str]
 # Writing.
 # ---------------------------------------------------------------------------------------------
 
-def _atomic_write(path: str, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _rng(seed: int, task: str, split: str) -> random.Random:
     # String seeds are hashed with SHA-512 by `random`, so this is stable across runs and
     # independent of PYTHONHASHSEED; each split gets its own stream.
@@ -798,7 +802,7 @@ def write_demo_data(out_dir: str, seed: int = 0, n_train: int = 400, n_dev: int 
                            for t, l in rows)
         else:
             text = "".join(t + "\n" for t, _ in rows)
-        _atomic_write(paths[f"sentiment_{split}"], text)
+        fsutil.write_text(paths[f"sentiment_{split}"], text)
         counts[f"sentiment_{split}"] = len(rows)
 
     n_banned = _ner_banned()
@@ -811,11 +815,11 @@ def write_demo_data(out_dir: str, seed: int = 0, n_train: int = 400, n_dev: int 
         else:
             text = "\n".join("".join(f"{tok} {tag}\n" for tok, tag in zip(toks, tags))
                              for toks, tags in sents)
-        _atomic_write(paths[f"ner_{split}"], text)
+        fsutil.write_text(paths[f"ner_{split}"], text)
         counts[f"ner_{split}"] = len(sents)
 
     manifest = {"params": params, "files": _FILES, "counts": counts}
-    _atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    fsutil.write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return paths
 
 

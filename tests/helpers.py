@@ -1,14 +1,18 @@
-"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config and a tiny random teacher.
+"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config, and running a tools/ script
+in-process (Paddle is imported once per test session instead of once per command).
 
-Import what a test module needs (`from helpers import ...`); pytest puts tests/ on sys.path.
-Fixtures imported into several modules still build their files once per session (module-level cache).
+Session fixtures built from these (hand_tokenizer, tiny_teacher_dir, ...) live in conftest.py.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
+import subprocess
 from pathlib import Path
 
-import pytest
+ROOT = Path(__file__).resolve().parents[1]
 
 # ids are the list positions: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 john=5 ... play=23
 HAND_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "lives", "in", "new", "york", "the", "film",
@@ -19,8 +23,6 @@ PAD, UNK, CLS, SEP = ID["[PAD]"], ID["[UNK]"], ID["[CLS]"], ID["[SEP]"]
 # sentences for the random teacher's vocabulary (characters + frequent words)
 TEACHER_TEXTS = ["the cat sat on the mat .", "a dog ran in the park !", "John lives in New York .",
                  "the film was great", "the film was bad , unwatchable"]
-
-_CACHE: dict = {}
 
 
 def write_vocab(directory, pieces=HAND_VOCAB) -> str:
@@ -50,21 +52,25 @@ def tiny_config(vocab_size: int = len(HAND_VOCAB), hidden: int = 16, layers: int
     return config
 
 
-@pytest.fixture(scope="session")
-def hand_tokenizer(tmp_path_factory):
-    if "tokenizer" not in _CACHE:
-        _CACHE["tokenizer"] = make_tokenizer(tmp_path_factory.mktemp("hand_vocab"))
-    return _CACHE["tokenizer"]
+_TOOLS: dict = {}
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher_dir(tmp_path_factory) -> Path:
-    """A random 4-layer, 32-wide, 2-head ErnieModel directory (safetensors + vocab.txt), built once."""
-    if "teacher" not in _CACHE:
-        from ernie_tiny_distill.random_teacher import write_random_teacher
+def run_tool(script: str, *args) -> subprocess.CompletedProcess:
+    """Run tools/<script> in this process (its main(argv)); returns its exit code and what it printed.
 
-        path = tmp_path_factory.mktemp("tiny_teacher") / "teacher"
-        write_random_teacher(str(path), TEACHER_TEXTS, num_layers=4, hidden_size=32, num_heads=2,
-                             intermediate_size=64, seed=0)
-        _CACHE["teacher"] = path
-    return _CACHE["teacher"]
+    What the tool prints to stdout/stderr is captured, so are tracebacks printed by --debug; log records go to
+    pytest's log capture as usual.
+    """
+    if script not in _TOOLS:
+        spec = importlib.util.spec_from_file_location(f"tool_{Path(script).stem}", ROOT / "tools" / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[script] = module
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = _TOOLS[script].main(argv)
+        except SystemExit as e:  # argparse errors
+            code = e.code
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())

@@ -107,8 +107,11 @@ def test_sentiment_counts_and_balance(data):
         assert set(counts) == {"pos", "neg"}
         assert abs(counts["pos"] - counts["neg"]) <= 1
         for r in rows:
-            assert 30 <= len(r["text"].split()) <= 120, r["text"]
+            assert 6 <= len(r["text"].split()) <= 120, r["text"]
             assert "<br" not in r["text"]
+        # both one- or two-sentence comments (<= 40 words) and long reviews (>= 30 words)
+        lengths = [len(r["text"].split()) for r in rows]
+        assert min(lengths) <= 40 and max(lengths) >= 30
 
 
 def test_sentiment_vocabulary_and_phenomena(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_tool
 from safetensors.numpy import load_file
 
 from ernie_tiny_distill import checkpoint
@@ -172,8 +173,8 @@ def test_rerun_with_changed_settings_warns_before_resuming(ws, logs):
 # ---------------------------------------------------------------- kill -9 and resume
 
 
-def cli(ws, out_dir):
-    return [sys.executable, TRAIN, "--config", str(ROOT / "configs" / "demo_cls_teacher.yaml"),
+def train_args(ws, out_dir):
+    return ["--config", str(ROOT / "configs" / "demo_cls_teacher.yaml"),
             f"data.path={ws['demo']}", f"model.teacher={ws['teacher']}", f"output_dir={out_dir}",
             "data.max_train_examples=64", "data.max_dev_examples=32", "data.max_test_examples=32",
             "model.max_seq_length=48", "train.batch_size=8", "train.max_steps=60", "train.eval_every=5",
@@ -184,17 +185,19 @@ def cli(ws, out_dir):
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def run_to_end(command):
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+def run_to_end(args):
+    """tools/train.py in this process (only the run that gets killed needs a process of its own)."""
+    result = run_tool("train.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
-def test_kill_9_then_same_command_resumes_to_the_same_result(ws):
+def test_kill_9_then_same_command_resumes_to_the_same_result(ws, logs):
     straight_dir, killed_dir = ws["root"] / "straight", ws["root"] / "killed"
-    straight = run_to_end(cli(ws, straight_dir))
+    straight = run_to_end(train_args(ws, straight_dir))
 
-    proc = subprocess.Popen(cli(ws, killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen([sys.executable, TRAIN, *train_args(ws, killed_dir)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 240
     try:
         while not glob.glob(str(killed_dir / "checkpoints" / "step-*")):
@@ -218,8 +221,10 @@ def test_kill_9_then_same_command_resumes_to_the_same_result(ws):
     no_state.mkdir()
     (no_state / "model.safetensors").write_bytes(b"\0" * 10)
 
-    resumed = run_to_end(cli(ws, killed_dir))
-    assert f"resumed from {complete} (step {complete.rsplit('-', 1)[1]} of 60)" in resumed.stderr
+    logs.clear()
+    resumed = run_to_end(train_args(ws, killed_dir))
+    assert f"resumed from {complete} (step {complete.rsplit('-', 1)[1]} of 60)" in \
+        logs.messages("ernie_tiny_distill.trainer")
     assert not tmp.exists()  # temp dirs of crashed saves are cleaned up by the next save
 
     a = json.loads((straight_dir / "summary.json").read_text())

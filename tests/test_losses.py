@@ -6,7 +6,7 @@ import math
 import numpy as np
 import paddle
 import pytest
-from helpers import hand_tokenizer, tiny_config  # noqa: F401  (fixture)
+from helpers import tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie_tiny_distill import batching, losses

@@ -9,13 +9,12 @@ docs/troubleshooting.md for the full list.
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
+from helpers import run_tool
 from paddlenlp.transformers import BertTokenizer, ErnieModel
 
 from ernie_tiny_distill import convert, data, models
@@ -28,7 +27,6 @@ from ernie_tiny_distill.stages import run_stage
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "tools" / "train.py")
 CONVERT = str(ROOT / "tools" / "convert_checkpoint.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +51,9 @@ def config(ws, name, task="classification", stage="teacher", **sections):
     return config_from_dict(raw)
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=ENV)
+def cli(script, *args):
+    """Run a tools/ script in this process (helpers.run_tool): exit code, stdout and stderr as a shell sees them."""
+    return run_tool(os.path.basename(script), *args)
 
 
 def teacher_run_like(ws, name, metadata):
