@@ -221,3 +221,18 @@ def test_main_prints_paths_and_counts(tmp_path, capsys):
     for key in KEYS:
         assert key in out
     assert "sentiment_train" in out and " 10 " in out
+
+
+def test_word_lists_are_package_data():
+    """The generator's word lists live in ernie_tiny_distill/demo_words.json, installed with the package."""
+    import ast
+    from importlib import resources
+    from pathlib import Path
+
+    words = json.loads(resources.files("ernie_tiny_distill").joinpath("demo_words.json").read_text("utf-8"))
+    assert set(words) == {"notes", "sentiment", "ner"}
+    assert "Deutsche Bank" in words["ner"]["companies"] and "dull" in words["sentiment"]["general"]["neg1"]
+    setup_py = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text(encoding="utf-8"))
+    (package_data,) = [ast.literal_eval(k.value) for node in ast.walk(setup_py) if isinstance(node, ast.Call)
+                       for k in node.keywords if k.arg == "package_data"]
+    assert package_data == {"ernie_tiny_distill": ["demo_words.json"]}

@@ -128,7 +128,7 @@ def test_nan_loss_stops_naming_step_and_part_and_keeps_last_good_checkpoint(ws, 
     # the kept checkpoint is usable: without the fault, the same command resumes from it and finishes
     monkeypatch.undo()
     summary = run_stage(cfg)
-    assert summary["skipped_batches"] == 0 and summary["best_step"] is not None
+    assert summary["skipped_batches"] == 0 and summary["best_step"] in {2, 4, 6, 8}  # an evaluation step
     with open(os.path.join(cfg.output_dir, "train_log.jsonl"), encoding="utf-8") as f:
         steps = [json.loads(line)["step"] for line in f]
     assert steps == [1, 2, 3, 4, 5, 6, 7, 8]  # steps 1-4 from the first run, 5-8 after resuming
@@ -211,7 +211,7 @@ def test_kill_9_then_same_command_resumes_to_the_same_result(ws, logs):
     assert proc.returncode == -signal.SIGKILL
     assert not (killed_dir / "summary.json").exists(), "the run finished before it could be killed"
     complete = checkpoint.latest(str(killed_dir / "checkpoints"))
-    assert complete is not None
+    assert complete.rsplit("-", 1)[1] in {str(s) for s in range(5, 60, 5)}  # step-5, step-10, ... (eval_every=5)
 
     # what a crash in the middle of a save leaves behind; neither may be resumed from
     tmp = killed_dir / "checkpoints" / ".tmp-step-55-x1y2"
