@@ -231,3 +231,59 @@ def test_kd_rows_must_agree_between_lengths():
     with pytest.raises(UserError, match="training example 3 has 2 KD rows for the student but 1 at the teacher's "
                                         "length 3"):
         _check_same_kd_rows(task, [{"token_mask": [0, 1, 1, 0], "index": 3}], [{"token_mask": [0, 1, 0], "index": 3}], 3)
+
+
+# --------------------------------------------------------------------------- what the terminal shows
+
+
+def screen(raw: str):
+    """The lines a terminal ends up showing for `raw`: '\\r' returns to column 0, '\\n' starts the next line and
+    ESC[A moves up one line (how tqdm draws and clears bars); later characters overwrite earlier ones."""
+    rows, row, col, i = [[]], 0, 0, 0
+    while i < len(raw):
+        if raw.startswith("\x1b[A", i):
+            row, i = max(0, row - 1), i + 3
+            continue
+        ch = raw[i]
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append([])
+        else:
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = ch
+            col += 1
+        i += 1
+    return [text for text in ("".join(r).rstrip() for r in rows) if text]
+
+
+def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_teacher, capsys):
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)  # what setup_logging installs for a terminal user
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level, root.level = root.level, logging.INFO
+    try:
+        cfg = make_config(workspace, "classification", "task", "progress_bars",
+                          model={"teacher": cls_teacher["output_dir"]}, data={"cache_dir": None},
+                          train={"max_steps": 4, "eval_every": 2, "progress": True},
+                          distill={"allow_weak_teacher": True})
+        run_stage(cfg)
+    finally:
+        root.removeHandler(handler)
+        root.level = level
+    shown = screen(capsys.readouterr().err)
+    train_bars = [line for line in shown if line.startswith("task train:")]
+    assert len(train_bars) == 1 and "100%" in train_bars[0] and "4/4" in train_bars[0]
+    dev_lines = [line for line in shown if "step 2 dev accuracy" in line or "step 4 dev accuracy" in line]
+    assert len(dev_lines) == 2  # each on a line of its own, not glued to a bar:
+    assert all(line.startswith("INFO ernie_tiny_distill.trainer: step ") for line in dev_lines)
+    # the teacher's logits were computed (no cache dir given: a fresh cache under the run) with a bar of their own
+    assert not any(line.startswith("teacher logits") for line in shown)  # transient: cleared when done
+    assert any(line.startswith("INFO ernie_tiny_distill.teacher_cache: computing teacher logits") for line in shown)
