@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from typing import Callable, Optional, Sequence
 
 from .errors import UserError
@@ -15,8 +16,16 @@ from .errors import UserError
 LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
 
 
+# Warnings third-party packages print on every start that say nothing about the user's run: Paddle's C++
+# extension builder (this project compiles nothing), setuptools' distutils shim, and Paddle's "Skip loading"
+# for a fresh task head (models.load_model logs which weights are newly initialised instead).
+_NOISE = ("No ccache found", "Setuptools is replacing distutils", r"Skip loading for (classifier|cls)\.")
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, datefmt=DATE_FORMAT)
+    for message in _NOISE:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def set_threads(num_threads: int) -> None:

@@ -88,3 +88,18 @@ def test_paddlenlp_warnings_are_printed_without_colour_codes():
     assert "\x1b[" not in line
     assert line.endswith(" WARNING paddlenlp: a warning")
     assert paddlenlp_logger.logger.level == logging.WARNING
+
+
+def test_start_up_noise_is_filtered_but_other_warnings_are_not():
+    import warnings
+
+    from ernie_tiny_distill.cli import setup_logging
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        setup_logging()
+        warnings.warn("No ccache found. Please be aware that recompiling all source files may be required.")
+        warnings.warn("Skip loading for classifier.weight. classifier.weight is not found in the provided dict.")
+        warnings.warn("Skip loading for encoder.layers.0.linear1.weight. it is not found in the provided dict.")
+    assert [str(w.message) for w in caught] == [
+        "Skip loading for encoder.layers.0.linear1.weight. it is not found in the provided dict."]
