@@ -35,14 +35,14 @@ RESUME_TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+def ws(tmp_path_factory, demo_root):
     root = tmp_path_factory.mktemp("faults")
-    paths = write_demo_data(str(root / "demo"))
+    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
     with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
         texts = f.read().splitlines()
     teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=2, hidden_size=32, num_heads=2,
                                    intermediate_size=64)
-    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+    return {"root": root, "demo": str(demo_root), "teacher": teacher}
 
 
 def task_config(ws, name, **sections):

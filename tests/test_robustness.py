@@ -30,14 +30,14 @@ CONVERT = str(ROOT / "tools" / "convert_checkpoint.py")
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+def ws(tmp_path_factory, demo_root):
     root = tmp_path_factory.mktemp("robust")
-    paths = write_demo_data(str(root / "demo"))
+    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
     with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
         texts = f.read().splitlines()
     teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=1, hidden_size=16, num_heads=2,
                                    intermediate_size=32)
-    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+    return {"root": root, "demo": str(demo_root), "teacher": teacher}
 
 
 def config(ws, name, task="classification", stage="teacher", **sections):

@@ -14,16 +14,16 @@ from ernie_tiny_distill.stages import run_stage
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, demo_root):
     root = tmp_path_factory.mktemp("trainer")
-    paths = write_demo_data(str(root / "demo"))
+    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
     texts = []
     for key in ("sentiment_train", "sentiment_unlabeled", "ner_unlabeled"):
         with open(paths[key], encoding="utf-8") as f:
             texts += f.read().splitlines()
     teacher = write_random_teacher(str(root / "random_teacher"), texts, num_layers=2, hidden_size=32,
                                    num_heads=2, intermediate_size=64)
-    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+    return {"root": root, "demo": str(demo_root), "teacher": teacher}
 
 
 def make_config(ws, task, stage, name, **sections):
