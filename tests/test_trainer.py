@@ -260,7 +260,7 @@ def screen(raw: str):
     return [text for text in ("".join(r).rstrip() for r in rows) if text]
 
 
-def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_teacher, capsys):
+def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_teacher, capsys, tmp_path):
     import logging
     import sys
 
@@ -271,7 +271,7 @@ def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_
     level, root.level = root.level, logging.INFO
     try:
         cfg = make_config(workspace, "classification", "task", "progress_bars",
-                          model={"teacher": cls_teacher["output_dir"]}, data={"cache_dir": None},
+                          model={"teacher": cls_teacher["output_dir"]}, data={"cache_dir": str(tmp_path)},
                           train={"max_steps": 4, "eval_every": 2, "progress": True},
                           distill={"allow_weak_teacher": True})
         run_stage(cfg)
@@ -284,6 +284,6 @@ def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_
     dev_lines = [line for line in shown if "step 2 dev accuracy" in line or "step 4 dev accuracy" in line]
     assert len(dev_lines) == 2  # each on a line of its own, not glued to a bar:
     assert all(line.startswith("INFO ernie_tiny_distill.trainer: step ") for line in dev_lines)
-    # the teacher's logits were computed (no cache dir given: a fresh cache under the run) with a bar of their own
+    # the teacher's logits were computed (a fresh cache dir) with a bar of their own
     assert not any(line.startswith("teacher logits") for line in shown)  # transient: cleared when done
     assert any(line.startswith("INFO ernie_tiny_distill.teacher_cache: computing teacher logits") for line in shown)
