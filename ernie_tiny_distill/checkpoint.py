@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -14,10 +13,12 @@ import paddle
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from . import fsutil
 from .errors import UserError
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_TMP_PREFIX = ".tmp-step-"  # a checkpoint being written; left behind only by a crash
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -65,36 +66,20 @@ def load_optimizer_state(optimizer, layer, tensors: Dict[str, np.ndarray], extra
     optimizer.set_state_dict(state)
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # not supported on every file system; the rename is still atomic
-
-
 def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) -> str:
     """Write checkpoints/step-N atomically; keep the newest `keep`. Returns the checkpoint path."""
-    os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, f"step-{step}")
-    tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=directory)
     try:
-        save_file({k: _to_numpy(v) for k, v in layer.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
-        tensors, extras = optimizer_state(optimizer, layer)
-        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
-        with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
-            json.dump({**state, "step": step, "optimizer_extras": extras}, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(directory)
+        with fsutil.atomic_dir(final, durable=True, prefix=f"{_TMP_PREFIX}{step}-") as tmp:
+            save_file({k: _to_numpy(v) for k, v in layer.state_dict().items()},
+                      os.path.join(tmp, "model.safetensors"))
+            tensors, extras = optimizer_state(optimizer, layer)
+            save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+            with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+                json.dump({**state, "step": step, "optimizer_extras": extras}, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
     except (OSError, SafetensorError) as e:  # safetensors reports a full disk as SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
         full = getattr(e, "errno", None) == errno.ENOSPC or "os error 28" in str(e)
         reason = "the disk is full" if full else str(e)
         previous = latest(directory)
@@ -132,8 +117,8 @@ def _rotate(directory: str, keep: int, current: int) -> None:
             shutil.rmtree(path, ignore_errors=True)
     for _, path in [sp for sp in steps if sp[0] <= current][:-keep]:
         shutil.rmtree(path, ignore_errors=True)
-    for name in os.listdir(directory):  # temp dirs left behind by a crash mid-save
-        if name.startswith(".tmp-step-"):
+    for name in os.listdir(directory):  # temp dirs (.tmp-step-N-*, .step-N.old-*) left behind by a crash mid-save
+        if name.startswith("."):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 

@@ -14,11 +14,12 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, models, pruning, teacher_cache
+from . import checkpoint, distill, fsutil, models, pruning, teacher_cache
+from . import trainer as trainer_lib
 from .config import Config, config_from_dict
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
-from .trainer import Distillable, TeacherRows, Trainer, default_layer_map, init_distributed
+from .trainer import Trainer, init_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,7 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
         if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
             os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
         _warn_if_resuming_another_config(cfg)
-        with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+        fsutil.write_text(os.path.join(cfg.output_dir, "config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     tokenizer = models.load_tokenizer(cfg.model.teacher)
     if cfg.stage == "general":
         summary = _run_general(cfg, tokenizer)
@@ -108,8 +108,7 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
         summary = _run_supervised(cfg, tokenizer)
     summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir, seconds=round(time.time() - started, 1))
     if is_main:
-        with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
+        fsutil.write_json(os.path.join(cfg.output_dir, SUMMARY_FILE), summary)
     return summary
 
 
@@ -169,7 +168,7 @@ def _run_general(cfg: Config, tokenizer) -> Dict[str, object]:
             models.set_dropout(student, cfg.model.dropout)
     else:
         student = models.build_student(cfg.model.student, teacher, tokenizer, model_class, dropout=cfg.model.dropout)
-    trainer = _make_trainer(cfg, task, student, teacher, tokenizer, basis)
+    trainer = _make_trainer(cfg, task, student, teacher, tokenizer, basis=basis)
     best_dir = os.path.join(cfg.output_dir, "best")
 
     def save_best(metrics):
@@ -251,11 +250,10 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
         # transfer set: no gold labels, so only the KD term sees these examples
         train_features += task.encode(splits.unlabeled, offset=len(train_features))
     dev_features, test_features = task.encode(splits.dev), task.encode(splits.test)
-    trainer = _make_trainer(cfg, task, model, teacher, tokenizer, basis)
 
-    teacher_dev = None
+    teacher_dev, teacher_rows = None, None
     if teacher is not None:
-        teacher_task = _teacher_task(cfg, task, trainer, tokenizer, labels)
+        teacher_task = _teacher_task(cfg, task, tokenizer, labels)
         if teacher_task is task:
             teacher_train, teacher_dev_features = train_features, dev_features
         else:
@@ -264,11 +262,14 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
                 teacher_train += teacher_task.encode(splits.unlabeled, offset=len(teacher_train))
             teacher_dev_features = teacher_task.encode(splits.dev)
             _check_same_kd_rows(task, train_features, teacher_train, cfg.distill.teacher_max_seq_length)
-        teacher_dev = trainer.evaluate(teacher, teacher_dev_features, splits.dev)
+        teacher_dev = trainer_lib.evaluate(task, teacher, teacher_dev_features, splits.dev,
+                                           cfg.train.eval_batch_size, tokenizer.pad_token_id,
+                                           progress=_bar(cfg, "teacher on dev"))
         _check_teacher(cfg, task, teacher_dev, splits.dev)
-        if cfg.distill.cache_teacher and trainer.kd_from_logits_only:
-            trainer.teacher_rows = TeacherRows(*_cached_teacher_rows(cfg, teacher_task, trainer, teacher,
-                                                                     teacher_train))
+        if cfg.distill.cache_teacher and distill.kd_from_logits_only(cfg):
+            teacher_rows = distill.TeacherRows(*_cached_teacher_rows(cfg, teacher_task, teacher, teacher_train,
+                                                                     tokenizer.pad_token_id))
+    trainer = _make_trainer(cfg, task, model, teacher, tokenizer, teacher_rows, basis)
 
     best_dir = os.path.join(cfg.output_dir, "best")
 
@@ -285,7 +286,7 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
                 "train_examples": len(splits.train), "skipped_batches": state["skipped_batches"]}
     best = models.load_model(best_dir, task.model_class, task.num_labels)
     dev_metrics = trainer.evaluate(best, dev_features, splits.dev)
-    test_metrics = trainer.evaluate(best, test_features, splits.test) if test_features else None
+    test_metrics = trainer.evaluate(best, test_features, splits.test, split="test") if test_features else None
     total, non_embedding = models.count_parameters(best)
     result = {
         "metric_name": task.metric_name, "dev": dev_metrics, "test": test_metrics,
@@ -297,8 +298,8 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
     }
     if teacher_dev is not None:
         result["teacher_comparison"] = compare_with_teacher(cfg, task, dev_metrics, teacher_dev)
-    with open(os.path.join(best_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev}, f, indent=2)
+    fsutil.write_json(os.path.join(best_dir, "metrics.json"),
+                      {"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev})
     return result
 
 
@@ -339,12 +340,12 @@ def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> 
         logger.warning("%s (continuing: distill.allow_weak_teacher=true)", message)
 
 
-def _teacher_task(cfg: Config, task: Task, trainer: Trainer, tokenizer, labels) -> Task:
+def _teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
     """The student's task, or the same task at distill.teacher_max_seq_length when that differs."""
     length = cfg.distill.teacher_max_seq_length
     if not length or length == cfg.model.max_seq_length:
         return task
-    if not (cfg.distill.cache_teacher and trainer.kd_from_logits_only):
+    if not (cfg.distill.cache_teacher and distill.kd_from_logits_only(cfg)):
         raise UserError(
             f"distill.teacher_max_seq_length={length} (student: model.max_seq_length={cfg.model.max_seq_length}) "
             "works with cached logit KD only", where="config key 'distill.teacher_max_seq_length'",
@@ -375,52 +376,19 @@ def _cache_dir(cfg: Config, kind: str) -> str:
     return os.path.join(cfg.output_dir, f"teacher_{kind}")
 
 
-def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):
+def _cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_id: int):
     teacher_dir = models.resolve(cfg.model.teacher)
     cache_dir = _cache_dir(cfg, "logits")
     return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
-                                       lambda fs: trainer.predict_logits(teacher, fs))
+                                       lambda fs: trainer_lib.predict_logits(teacher, fs, cfg.train.eval_batch_size,
+                                                                             pad_token_id, _bar(cfg, "teacher logits")))
 
 
-def layer_map_for(cfg: Config, n_s: int, n_t: int, source_layers: Optional[List[int]] = None) -> List[int]:
-    """Teacher hidden-state index for each of the student's n_s + 1 hidden states (distill.layer_map, else a student
-    made of teacher layers matches its sources, else uniform). `source_layers`: the teacher layers a student
-    loaded from a directory (init=pretrained) was pruned from, as its config.json records them."""
-    s = cfg.model.student
-    selected = models.layers_to_keep(s, n_t) or source_layers
-    layer_map = cfg.distill.layer_map or default_layer_map(n_s, n_t, selected)
-    if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
-        raise UserError(
-            f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
-            f"embeddings, then one per student layer), got {layer_map}")
-    return layer_map
+def _bar(cfg: Config, description: str):
+    """A progress bar's description when this process shows bars, else None (no bar)."""
+    return description if cfg.train.progress and paddle.distributed.get_rank() == 0 else None
 
 
-def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, basis=None) -> Trainer:
-    d = cfg.distill
-    intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
-    teacher_hidden = models.hidden_size(teacher) if intermediate and d.hidden_weight > 0 else None
-    # a student projected from the teacher starts its W_h at the projection back (P^T), not at random
-    trainable = Distillable(student, models.hidden_size(student), teacher_hidden,
-                            None if basis is None else basis.T)
-    layer_map = None
-    if intermediate:
-        if d.attention_weight > 0:
-            models.disable_attention_dropout(student)
-        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher),
-                                  getattr(models.encoder_of(student).config, "source_layers", None))
-        logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
-    return Trainer(cfg, task, trainable, teacher=teacher, layer_map=layer_map,
-                   pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
-                   vocab_size=models.encoder_of(student).config.vocab_size,
-                   attention_heads=_attention_heads(student, layer_map))
-
-
-def _attention_heads(student, layer_map):
-    """Heads pruned from teacher heads are matched to them one by one, where the student layer is mapped to the
-    teacher layer it came from; elsewhere heads are averaged."""
-    config = models.encoder_of(student).config
-    source_heads, source_layers = getattr(config, "source_heads", None), getattr(config, "source_layers", None)
-    if not layer_map or not source_heads or not source_layers:
-        return None
-    return [heads if layer_map[i + 1] == t + 1 else None for i, (t, heads) in enumerate(zip(source_layers, source_heads))]
+def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, teacher_rows=None, basis=None) -> Trainer:
+    distiller = distill.build_distiller(cfg, task, student, teacher, tokenizer, teacher_rows, basis)
+    return Trainer(cfg, task, distiller)

@@ -19,186 +19,42 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import LinearDecayWithWarmup
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import batching, checkpoint, losses
+from . import batching, checkpoint
 from .config import Config
+from .distill import Distiller
 from .errors import UserError
 from .tasks import Feature, Task
 
 logger = logging.getLogger(__name__)
 
 
-class Distillable(nn.Layer):
-    """What the optimizer trains: the student plus, for hidden-state matching between different widths,
-    a learned projection student width -> teacher width (TinyBERT's W_h). Only `student` is exported."""
-
-    def __init__(self, student: nn.Layer, student_hidden: int, teacher_hidden: Optional[int],
-                 initial_projection: Optional[np.ndarray] = None):
-        super().__init__()
-        self.student = student
-        self.projection = (
-            nn.Linear(student_hidden, teacher_hidden)
-            if teacher_hidden is not None and teacher_hidden != student_hidden else None
-        )
-        if self.projection is not None and initial_projection is not None:  # [student_hidden, teacher_hidden]
-            self.projection.weight.set_value(initial_projection.astype("float32"))
-            self.projection.bias.set_value(np.zeros([teacher_hidden], dtype="float32"))
-
-    def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
-        return hidden if self.projection is None else self.projection(hidden)
-
-
-def default_layer_map(student_layers: int, teacher_layers: int, selected: Optional[Sequence[int]] = None) -> List[int]:
-    """Teacher hidden-state index for each student index 0..Ls (0 = embedding output).
-
-    A student made of teacher layers `selected` matches each copied layer to its source; otherwise layers
-    are spread uniformly (student layer i <-> teacher layer i·Lt/Ls).
-    """
-    if selected is not None:
-        return [0] + [t + 1 for t in selected]
-    return [round(i * teacher_layers / student_layers) for i in range(student_layers + 1)]
-
-
 class Trainer:
-    def __init__(self, cfg: Config, task: Task, trainable: Distillable, teacher: Optional[nn.Layer] = None,
-                 layer_map: Optional[List[int]] = None, teacher_rows: Optional["TeacherRows"] = None,
-                 pad_token_id: int = 0, mask_token_id: Optional[int] = None, vocab_size: Optional[int] = None,
-                 attention_heads: Optional[List[Optional[List[int]]]] = None):
+    """The loop, evaluation, checkpoints and data parallelism around a Distiller (which owns the losses)."""
+
+    def __init__(self, cfg: Config, task: Task, distiller: Distiller):
         self.cfg = cfg
-        # per student layer: the teacher heads its heads were pruned from (matched head by head), or None (averaged)
-        self.attention_heads = attention_heads
         self.task = task
-        self.trainable = trainable
-        self.teacher = teacher
-        self.layer_map = layer_map
-        self.teacher_rows = teacher_rows
-        self.pad_token_id = pad_token_id
-        self.mask_token_id = mask_token_id
-        self.vocab_size = vocab_size
-        d = cfg.distill
-        if cfg.stage == "teacher":
-            self.weights = {"ce": 1.0}
-        elif cfg.stage == "general":
-            self.weights = {"hidden": d.hidden_weight, "attention": d.attention_weight, "mlm": d.mlm_weight}
-        else:
-            self.weights = {"kd": d.kd_weight, "ce": d.ce_weight, "hidden": d.hidden_weight,
-                            "attention": d.attention_weight}
-        self.weights = {k: v for k, v in self.weights.items() if v > 0}
-        if teacher is not None:
-            teacher.eval()
-            for p in teacher.parameters():
-                p.stop_gradient = True
+        self.distiller = distiller
+        self.trainable = distiller.trainable
+        self.pad_token_id = distiller.pad_token_id
         self.world_size = init_distributed()
         self.rank = paddle.distributed.get_rank()
         self.is_main = self.rank == 0
+        self.show_progress = cfg.train.progress and self.is_main
         self.run_dir = cfg.output_dir
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
 
-    # ------------------------------------------------------------ losses
-
-    @property
-    def kd_from_logits_only(self) -> bool:
-        """The teacher contributes only its output logits, so they can be computed once and cached."""
-        return "kd" in self.weights and not any(k in self.weights for k in ("hidden", "attention", "mlm"))
-
-    @property
-    def needs_online_teacher(self) -> bool:
-        intermediate = any(k in self.weights for k in ("hidden", "attention", "mlm"))
-        return self.teacher is not None and (intermediate or ("kd" in self.weights and self.teacher_rows is None))
-
-    def _forward(self, model, batch, hidden: bool, attention: bool, masked_positions=None):
-        kwargs = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                      attention_mask=batch["attention_mask"], output_hidden_states=hidden,
-                      output_attentions=attention, return_dict=True)
-        if masked_positions is not None:
-            kwargs["masked_positions"] = masked_positions
-        return model(**kwargs)
-
-    def _mask_tokens(self, batch: Dict[str, paddle.Tensor], step: int):
-        """BERT-style dynamic masking for MLM distillation: 80% [MASK], 10% random, 10% unchanged."""
-        rng = np.random.default_rng(self.cfg.train.seed * 7919 + step)
-        ids = batch["input_ids"].numpy().copy()
-        special = (ids == self.pad_token_id) | (batch["attention_mask"].numpy() == 0)
-        special[:, 0] = True  # [CLS]
-        lengths = batch["attention_mask"].numpy().sum(1)
-        special[np.arange(len(ids)), lengths - 1] = True  # [SEP]
-        chosen = (rng.random(ids.shape) < self.cfg.distill.mask_prob) & ~special
-        if not chosen.any():  # keep at least one position so the MLM term is defined
-            row = int(np.argmax(lengths))
-            chosen[row, min(1, lengths[row] - 1)] = True
-        action = rng.random(ids.shape)
-        ids[chosen & (action < 0.8)] = self.mask_token_id
-        randomize = chosen & (action >= 0.8) & (action < 0.9)
-        ids[randomize] = rng.integers(0, self.vocab_size, size=int(randomize.sum()))
-        positions = np.flatnonzero(chosen.reshape(-1)).astype("int64")  # indices into the flattened [B*L]
-        return {**batch, "input_ids": paddle.to_tensor(ids)}, paddle.to_tensor(positions)
-
-    def loss_parts(self, batch: Dict[str, paddle.Tensor], step: int = 0) -> Dict[str, paddle.Tensor]:
-        """Every active loss term, unweighted (the weights are applied in `combine`)."""
-        w, d = self.weights, self.cfg.distill
-        want_hidden, want_attention = "hidden" in w, "attention" in w
-        masked_positions = None
-        if "mlm" in w:
-            batch, masked_positions = self._mask_tokens(batch, step)
-        student = self.trainable.student
-        s_out = self._forward(student, batch, want_hidden, want_attention, masked_positions)
-        t_out = None
-        if self.needs_online_teacher:
-            with paddle.no_grad():
-                t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
-        parts = {}
-        if "ce" in w:
-            parts["ce"] = losses.hard_ce(s_out.logits, batch["labels"])
-        if "kd" in w:
-            s_rows = self.task.kd_rows(s_out.logits, batch)  # [N, C]
-            if t_out is not None:
-                t_rows = self.task.kd_rows(t_out.logits, batch)
-            else:
-                t_rows = self.teacher_rows.gather(batch["index"].numpy())
-            parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)
-        if "mlm" in w:
-            parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
-        if want_hidden:
-            mask = batch["attention_mask"]
-            hidden_loss = losses.HIDDEN_LOSSES[d.hidden_loss]
-            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
-                     for i, j in enumerate(self.layer_map)]
-            parts["hidden"] = paddle.add_n(terms) / len(terms)
-        if want_attention:
-            mask = batch["attention_mask"]
-            heads = self.attention_heads or [None] * len(self.layer_map)
-            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss,
-                                           teacher_heads=heads[i - 1])
-                     for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
-            parts["attention"] = paddle.add_n(terms) / len(terms)
-        return parts
-
-    def combine(self, parts: Dict[str, paddle.Tensor]) -> paddle.Tensor:
-        """The one place where loss terms are weighted and summed."""
-        return paddle.add_n([self.weights[name] * value for name, value in parts.items()])
-
     # ------------------------------------------------------------ evaluation
 
-    def predict_logits(self, model, features: Sequence[Feature], batch_size: Optional[int] = None) -> List[np.ndarray]:
-        """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`."""
-        model.eval()
-        out: List[Optional[np.ndarray]] = [None] * len(features)
-        lengths = [len(f["input_ids"]) for f in features]
-        with paddle.no_grad():
-            for idx in batching.eval_batches(lengths, batch_size or self.cfg.train.eval_batch_size):
-                batch = _to_tensors(batching.collate([features[i] for i in idx], self.pad_token_id))
-                logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                               attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
-                for row, i in enumerate(idx):
-                    out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
-        return out
-
-    def evaluate(self, model, features: Sequence[Feature], examples: Sequence) -> Dict[str, object]:
+    def evaluate(self, model, features: Sequence[Feature], examples: Sequence, split: str = "dev") -> Dict[str, object]:
+        """Metrics on `split` (the stage-1 distillation loss for stage `general`, which has no labels)."""
         if self.cfg.stage == "general":
             return {"loss": self.eval_loss(features)}
-        logits = self.predict_logits(model, features)
-        predictions = [self.task.predict(lg, f) for lg, f in zip(logits, features)]
-        return self.task.evaluate(predictions, examples)
+        return evaluate(self.task, model, features, examples, self.cfg.train.eval_batch_size, self.pad_token_id,
+                        progress=f"evaluate on {split}" if self.show_progress else None)
 
     def eval_loss(self, features: Sequence[Feature]) -> float:
         """Mean weighted distillation loss on held-out unlabeled text (stage 1 has no labels to score)."""
@@ -208,7 +64,7 @@ class Trainer:
         with paddle.no_grad():
             for k, idx in enumerate(batching.eval_batches(lengths, self.cfg.train.eval_batch_size)):
                 batch = _to_tensors(batching.collate([features[i] for i in idx], self.pad_token_id))
-                total += float(self.combine(self.loss_parts(batch, step=10**9 + k))) * len(idx)
+                total += float(self.distiller.combine(self.distiller.loss_parts(batch, step=10**9 + k))) * len(idx)
                 count += len(idx)
         return total / max(1, count)
 
@@ -265,74 +121,76 @@ class Trainer:
 
         writer = self._visualdl() if self.is_main else None
         log_path = os.path.join(self.run_dir, "train_log.jsonl")
-        progress = _progress(total_steps, start, enabled=t.progress and self.is_main)
-        sums: Dict[str, float] = {}
-        n_logged, epoch_batches, epoch_of_batches = 0, None, None
-        skipped = state.get("skipped_batches", 0)
-        started = time.time()
-        for step in range(start, total_steps):
-            epoch, position = divmod(step, per_epoch)
-            if epoch != epoch_of_batches:
-                epoch_batches = batching.train_batches(lengths, t.batch_size, t.seed, epoch, self.rank,
-                                                       self.world_size)
-                epoch_of_batches = epoch
-            batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
-            # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
-            paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
-            self.trainable.train()
-            with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
-                parts = self.loss_parts(batch, step)
-                total = self.combine(parts)
-            bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
-            what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
-                    "a loss is not finite on another process")
-            if self._any_process(bool(bad)):  # every process skips or stops together
-                if t.on_nan != "skip":
-                    raise UserError(
-                        f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
-                        hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
-                             "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
-                    )
-                # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
-                skipped += 1
-                state["skipped_batches"] = skipped
-                logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
-                optimizer.clear_grad()
-            else:
-                total.backward()
-                if self.world_size > 1:
-                    self._sync_gradients()
-                optimizer.step()
-                optimizer.clear_grad()
-                for name, value in parts.items():
-                    sums[name] = sums.get(name, 0.0) + float(value)
-                sums["loss"] = sums.get("loss", 0.0) + float(total)
-                n_logged += 1
-            scheduler.step()
-            progress.update(1)
-            if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
-                record = {k: v / n_logged for k, v in sums.items()}
-                record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
-                self._log(record, writer, log_path, progress)
-                sums, n_logged = {}, 0
-            if (step + 1) % eval_every == 0 or step + 1 == total_steps:
-                metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
-                if self.is_main:
-                    score = float(metrics[self.task.metric_name])
-                    improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
-                    state["history"].append({"step": step + 1, self.task.metric_name: score})
-                    logger.info("step %d dev %s = %.4f%s", step + 1, self.task.metric_name, score,
-                                " (best)" if improved else "")
-                    if writer:
-                        writer.add_scalar(f"dev/{self.task.metric_name}", score, step + 1)
-                    if improved:
-                        state["best_metric"], state["best_step"] = score, step + 1
-                        if on_best:
-                            on_best(metrics)
-                    checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state, t.keep_checkpoints)
-                if self.world_size > 1:
-                    paddle.distributed.barrier()
-        progress.close()
+        progress = tqdm(total=total_steps, initial=start, desc=f"{self.cfg.stage} train", unit="step",
+                        dynamic_ncols=True, disable=not self.show_progress)
+        with logging_redirect_tqdm(), progress:  # log lines go above the bar instead of being glued to it
+            sums: Dict[str, float] = {}
+            n_logged, epoch_batches, epoch_of_batches = 0, None, None
+            skipped = state.get("skipped_batches", 0)
+            started = time.time()
+            for step in range(start, total_steps):
+                epoch, position = divmod(step, per_epoch)
+                if epoch != epoch_of_batches:
+                    epoch_batches = batching.train_batches(lengths, t.batch_size, t.seed, epoch, self.rank,
+                                                           self.world_size)
+                    epoch_of_batches = epoch
+                batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
+                # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
+                paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
+                self.trainable.train()
+                with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
+                    parts = self.distiller.loss_parts(batch, step)
+                    total = self.distiller.combine(parts)
+                bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
+                what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
+                        "a loss is not finite on another process")
+                if self._any_process(bool(bad)):  # every process skips or stops together
+                    if t.on_nan != "skip":
+                        raise UserError(
+                            f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
+                            hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
+                                 "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
+                        )
+                    # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
+                    skipped += 1
+                    state["skipped_batches"] = skipped
+                    logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
+                    optimizer.clear_grad()
+                else:
+                    total.backward()
+                    if self.world_size > 1:
+                        self._sync_gradients()
+                    optimizer.step()
+                    optimizer.clear_grad()
+                    for name, value in parts.items():
+                        sums[name] = sums.get(name, 0.0) + float(value)
+                    sums["loss"] = sums.get("loss", 0.0) + float(total)
+                    n_logged += 1
+                scheduler.step()
+                progress.update(1)
+                if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
+                    record = {k: v / n_logged for k, v in sums.items()}
+                    record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
+                    self._log(record, writer, log_path, progress)
+                    sums, n_logged = {}, 0
+                if (step + 1) % eval_every == 0 or step + 1 == total_steps:
+                    metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+                    if self.is_main:
+                        score = float(metrics[self.task.metric_name])
+                        improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
+                        state["history"].append({"step": step + 1, self.task.metric_name: score})
+                        logger.info("step %d dev %s = %.4f%s", step + 1, self.task.metric_name, score,
+                                    " (best)" if improved else "")
+                        if writer:
+                            writer.add_scalar(f"dev/{self.task.metric_name}", score, step + 1)
+                        if improved:
+                            state["best_metric"], state["best_step"] = score, step + 1
+                            if on_best:
+                                on_best(metrics)
+                        checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state,
+                                        t.keep_checkpoints)
+                    if self.world_size > 1:
+                        paddle.distributed.barrier()
         if writer:
             writer.close()
         if self.world_size > 1:
@@ -393,7 +251,7 @@ class Trainer:
             "stage %s: %d training examples, batch %d x %d process(es) = effective batch %d, "
             "%d steps/epoch, %d steps; losses %s",
             self.cfg.stage, n_train, t.batch_size, self.world_size, t.batch_size * self.world_size, per_epoch,
-            total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.weights.items()),
+            total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.distiller.weights.items()),
         )
         if self.world_size > 1:
             shard = sorted(i for b in batching.train_batches(lengths, t.batch_size, t.seed, 0, self.rank,
@@ -421,8 +279,38 @@ class Trainer:
                     writer.add_scalar(f"train/{key}", value, record["step"])
         shown = {k: f"{v:.4f}" for k, v in record.items() if k not in ("step", "epoch", "lr")}
         progress.set_postfix(shown, refresh=False)
-        if not getattr(progress, "enabled", True):
+        if progress.disable:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int,
+                   progress: Optional[str] = None) -> List[np.ndarray]:
+    """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`.
+
+    With `progress` (a description), a transient progress bar counts the examples done.
+    """
+    model.eval()
+    out: List[Optional[np.ndarray]] = [None] * len(features)
+    lengths = [len(f["input_ids"]) for f in features]
+    bar = tqdm(total=len(features), desc=progress, unit="ex", leave=False, dynamic_ncols=True,
+               disable=progress is None)
+    with paddle.no_grad(), bar:
+        for idx in batching.eval_batches(lengths, batch_size):
+            batch = _to_tensors(batching.collate([features[i] for i in idx], pad_token_id))
+            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
+            for row, i in enumerate(idx):
+                out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
+            bar.update(len(idx))
+    return out
+
+
+def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
+             pad_token_id: int, progress: Optional[str] = None) -> Dict[str, object]:
+    """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
+    logits = predict_logits(model, features, batch_size, pad_token_id, progress)
+    predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
+    return task.evaluate(predictions, examples)
 
 
 def shard_digest(indices: Sequence[int]) -> str:
@@ -443,37 +331,5 @@ def init_distributed() -> int:
     return world_size
 
 
-class TeacherRows:
-    """Teacher logits for every training feature, flattened to the rows KD compares (see Task.kd_rows)."""
-
-    def __init__(self, rows: np.ndarray, offsets: np.ndarray):
-        self.rows, self.offsets = rows, offsets
-
-    def gather(self, indices: np.ndarray) -> paddle.Tensor:
-        parts = [self.rows[self.offsets[i]:self.offsets[i + 1]] for i in indices]
-        return paddle.to_tensor(np.concatenate(parts, axis=0))  # [N, C], same order as Task.kd_rows
-
-
 def _to_tensors(batch: Dict[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
     return {k: paddle.to_tensor(v) for k, v in batch.items()}
-
-
-class _NoProgress:
-    enabled = False
-
-    def update(self, n):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, start: int, enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)

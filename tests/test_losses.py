@@ -6,14 +6,15 @@ import math
 import numpy as np
 import paddle
 import pytest
-from helpers import hand_tokenizer, tiny_config  # noqa: F401  (fixture)
+from helpers import tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie_tiny_distill import batching, losses
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
-from ernie_tiny_distill.trainer import Distillable, Trainer
+from ernie_tiny_distill.distill import Distillable, Distiller, TeacherRows, layer_map_for
+from ernie_tiny_distill.errors import UserError
 
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]  # student logits, 2 rows x 3 classes
 T = [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # teacher logits
@@ -74,33 +75,14 @@ def test_soft_kl_identical_inputs_is_zero():
     assert abs(value(losses.soft_kl(tensor(S), tensor(S), 3.0))) < 1e-6
 
 
-def test_soft_kl_masked_is_mean_over_valid_rows_only():
-    # [B=2, L=3, C=3]; masked rows hold wild logits that must not leak into the mean
-    s = [[S[0], [50.0, -50.0, 0.0], S[1]], [[-30.0, 9.0, 4.0], [7.0, 7.0, -7.0], [0.5, 0.25, -2.0]]]
-    t = [[T[0], [-50.0, 50.0, 0.0], T[1]], [[30.0, -9.0, 1.0], [-7.0, 7.0, 7.0], [1.0, -1.0, 2.0]]]
-    mask = [[1, 0, 1], [0, 0, 1]]
-    valid_s = [S[0], S[1], [0.5, 0.25, -2.0]]
-    valid_t = [T[0], T[1], [1.0, -1.0, 2.0]]
-    for temperature in (1.0, 2.0):
-        got = value(losses.soft_kl(tensor(s), tensor(t), temperature, mask=tensor(mask, "int64")))
-        assert got == pytest.approx(hand_soft_kl(valid_s, valid_t, temperature), rel=1e-5)
-    # a bool mask means the same
-    got_bool = value(losses.soft_kl(tensor(s), tensor(t), 2.0, mask=paddle.to_tensor(np.array(mask, dtype=bool))))
-    assert got_bool == pytest.approx(hand_soft_kl(valid_s, valid_t, 2.0), rel=1e-5)
-
-
-def test_soft_kl_all_masked_is_exactly_zero_with_zero_gradient():
-    s = paddle.to_tensor(np.array([[S[0], S[1]]], dtype="float32"), stop_gradient=False)  # [1, 2, 3]
-    loss = losses.soft_kl(s, tensor([[T[0], T[1]]]), 2.0, mask=tensor([[0, 0]], "int64"))
-    assert value(loss) == 0.0  # exactly 0, not NaN
-    loss.backward()
-    grad = s.grad.numpy()
-    assert np.isfinite(grad).all() and (grad == 0).all()
-
-
 def test_soft_kl_of_zero_rows_is_zero_not_nan():
+    # what Task.kd_rows gives for a tagging batch whose words were all truncated away
     empty = paddle.zeros([0, 3], dtype="float32")
-    assert value(losses.soft_kl(empty, empty, 2.0)) == 0.0
+    empty.stop_gradient = False
+    loss = losses.soft_kl(empty, paddle.zeros([0, 3], dtype="float32"), 2.0)
+    assert value(loss) == 0.0
+    loss.backward()
+    assert empty.grad is None or empty.grad.shape == [0, 3]
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
@@ -113,17 +95,6 @@ def test_soft_kl_gradient_is_t_times_prob_difference_over_n(temperature):
                           for ps, pt in zip(softmax(srow, temperature), softmax(trow, temperature))]
                          for srow, trow in zip(S, T)])
     np.testing.assert_allclose(s.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
-
-
-def test_soft_kl_masked_gradient_only_on_valid_rows():
-    s = paddle.to_tensor(np.array([[S[0], [9.0, 9.0, 9.0], S[1]]], dtype="float32"), stop_gradient=False)
-    t = tensor([[T[0], [0.0, 5.0, 0.0], T[1]]])
-    losses.soft_kl(s, t, 2.0, mask=tensor([[1, 0, 1]], "int64")).backward()
-    grad = s.grad.numpy()[0]
-    for row, (srow, trow) in zip((0, 2), zip(S, T)):
-        expected = [2.0 * (ps - pt) / 2 for ps, pt in zip(softmax(srow, 2.0), softmax(trow, 2.0))]
-        np.testing.assert_allclose(grad[row], expected, rtol=1e-5, atol=1e-7)
-    assert (grad[1] == 0).all()
 
 
 # --------------------------------------------------------------------------- hard_ce
@@ -222,7 +193,7 @@ def test_attention_identical_maps_give_zero_and_bad_kind_raises():
         losses.attention_loss(tensor(STUDENT_ATT), tensor(TEACHER_ATT), kind="cosine")
 
 
-# --------------------------------------------------------------------------- λ mixing in the Trainer
+# --------------------------------------------------------------------------- λ mixing in the Distiller
 
 
 def make_cfg(tmp_path, **distill):
@@ -241,9 +212,9 @@ def classification_batch(tokenizer):
 def test_combine_is_weighted_sum(tmp_path, hand_tokenizer):
     task, _ = classification_batch(hand_tokenizer)
     paddle.seed(0)
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7), task,
                       Distillable(ErnieForSequenceClassification(tiny_config()), 16, None))
-    total = trainer.combine({"kd": paddle.to_tensor(2.0), "ce": paddle.to_tensor(5.0)})
+    total = distiller.combine({"kd": paddle.to_tensor(2.0), "ce": paddle.to_tensor(5.0)})
     assert value(total) == pytest.approx(0.3 * 2.0 + 0.7 * 5.0, rel=1e-6)
 
 
@@ -260,9 +231,9 @@ def test_loss_parts_kd_and_ce_then_lambda_mix(tmp_path, hand_tokenizer):
     student = with_large_head(ErnieForSequenceClassification(tiny_config()), 1)
     paddle.seed(2)
     teacher = with_large_head(ErnieForSequenceClassification(tiny_config()), 2)
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7, temperature=2.0), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7, temperature=2.0), task,
                       Distillable(student, 16, None), teacher=teacher)
-    parts = trainer.loss_parts(batch)
+    parts = distiller.loss_parts(batch)
     assert sorted(parts) == ["ce", "kd"]
 
     inputs = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
@@ -275,19 +246,19 @@ def test_loss_parts_kd_and_ce_then_lambda_mix(tmp_path, hand_tokenizer):
     assert kd > 0.01 and ce > 0.1
     assert value(parts["kd"]) == pytest.approx(kd, rel=1e-4)
     assert value(parts["ce"]) == pytest.approx(ce, rel=1e-4)
-    assert value(trainer.combine(parts)) == pytest.approx(0.3 * kd + 0.7 * ce, rel=1e-4)
+    assert value(distiller.combine(parts)) == pytest.approx(0.3 * kd + 0.7 * ce, rel=1e-4)
 
 
 def test_kd_weight_zero_is_plain_fine_tuning(tmp_path, hand_tokenizer):
     task, batch = classification_batch(hand_tokenizer)
     paddle.seed(1)
     student = ErnieForSequenceClassification(tiny_config())
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.0, ce_weight=0.5), task, Distillable(student, 16, None),
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.0, ce_weight=0.5), task, Distillable(student, 16, None),
                       teacher=ErnieForSequenceClassification(tiny_config()))
-    assert trainer.weights == {"ce": 0.5}
-    parts = trainer.loss_parts(batch)
+    assert distiller.weights == {"ce": 0.5}
+    parts = distiller.loss_parts(batch)
     assert list(parts) == ["ce"]
-    assert value(trainer.combine(parts)) == pytest.approx(0.5 * value(parts["ce"]), rel=1e-6)
+    assert value(distiller.combine(parts)) == pytest.approx(0.5 * value(parts["ce"]), rel=1e-6)
 
 
 def test_tagging_batch_with_no_words_gives_zero_not_nan(tmp_path, hand_tokenizer):
@@ -299,8 +270,51 @@ def test_tagging_batch_with_no_words_gives_zero_not_nan(tmp_path, hand_tokenizer
     paddle.seed(1)
     student = ErnieForTokenClassification(tiny_config(num_labels=3))
     teacher = ErnieForTokenClassification(tiny_config(num_labels=3))
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=1.0, ce_weight=1.0, temperature=2.0), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=1.0, ce_weight=1.0, temperature=2.0), task,
                       Distillable(student, 16, None), teacher=teacher)
-    parts = trainer.loss_parts(batch)
+    parts = distiller.loss_parts(batch)
     assert value(parts["ce"]) == 0.0
     assert value(parts["kd"]) == 0.0  # all-masked -> 0, not NaN (issue: "an all-masked batch gives 0")
+
+
+def test_cached_teacher_rows_given_to_the_constructor_replace_the_online_teacher(tmp_path, hand_tokenizer):
+    task, batch = classification_batch(hand_tokenizer)
+    paddle.seed(1)
+    student = with_large_head(ErnieForSequenceClassification(tiny_config()), 1)
+    cfg = make_cfg(tmp_path, kd_weight=1.0, ce_weight=0.0, temperature=1.0)
+    t_rows = np.asarray([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype="float32")  # one row per example
+    rows = TeacherRows(t_rows, np.arange(4))
+    distiller = Distiller(cfg, task, Distillable(student, 16, None), teacher=None, teacher_rows=rows)
+    assert not distiller.needs_online_teacher
+    parts = distiller.loss_parts(batch)
+    with paddle.no_grad():
+        s_logits = student(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"]).numpy().astype(np.float64)
+    assert value(parts["kd"]) == pytest.approx(hand_soft_kl(s_logits.tolist(), t_rows.tolist(), 1.0), rel=1e-4)
+
+
+# --------------------------------------------------------------------------- layer map
+
+
+def layer_cfg(tmp_path, student, layer_map=None):
+    return config_from_dict({"output_dir": str(tmp_path), "stage": "task",
+                             "model": {"teacher": "unused", "student": student},
+                             "distill": {"layer_map": layer_map, "hidden_weight": 1.0}})
+
+
+def test_layer_map_uniform_for_a_configured_student(tmp_path):
+    cfg = layer_cfg(tmp_path, {"init": "config", "num_layers": 4, "hidden_size": 64, "num_heads": 2,
+                               "intermediate_size": 128})
+    assert layer_map_for(cfg, 4, 12) == [0, 3, 6, 9, 12]
+    assert layer_map_for(cfg, 3, 4) == [0, 1, 3, 4]  # round(4/3)=1, round(8/3)=3
+
+
+def test_layer_map_of_teacher_layers_matches_each_copy_to_its_source(tmp_path):
+    assert layer_map_for(layer_cfg(tmp_path, {"every_k": 2}), 3, 6) == [0, 2, 4, 6]
+    assert layer_map_for(layer_cfg(tmp_path, {"layers": [0, 5]}), 2, 6) == [0, 1, 6]
+
+
+def test_layer_map_from_config_is_checked(tmp_path):
+    assert layer_map_for(layer_cfg(tmp_path, {"every_k": 2}, [0, 1, 2, 3]), 3, 6) == [0, 1, 2, 3]
+    with pytest.raises(UserError, match=r"must list 4 teacher indices in 0..6 .* got \[0, 1, 7, 3\]"):
+        layer_map_for(layer_cfg(tmp_path, {"every_k": 2}, [0, 1, 7, 3]), 3, 6)

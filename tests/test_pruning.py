@@ -225,7 +225,7 @@ def test_attention_of_pruned_heads_is_matched_head_by_head():
 def test_attention_head_map_only_where_a_layer_meets_its_source():
     from types import SimpleNamespace
 
-    from ernie_tiny_distill.stages import _attention_heads
+    from ernie_tiny_distill.distill import attention_heads as _attention_heads
 
     config = SimpleNamespace(source_heads=[[0, 3], [1]], source_layers=[2, 5])
     student = SimpleNamespace(ernie=SimpleNamespace(config=config))  # a task model: its encoder is .ernie
