@@ -46,6 +46,10 @@ def _without_presentation(config: Dict) -> Dict:
     for section, key in PRESENTATION_KEYS:
         if isinstance(out.get(section), dict):
             out[section].pop(key, None)
+    if out.get("stage") == "teacher":  # fine-tuning reads neither the student block nor the distillation settings
+        out.pop("distill", None)
+        if isinstance(out.get("model"), dict):
+            out["model"].pop("student", None)
     return out
 
 

@@ -172,3 +172,17 @@ def test_presentation_keys_do_not_make_a_finished_run_look_different():
     assert stages.same_config(shown.to_dict(), cfg.to_dict())
     changed = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=teacher", "train.seed=1"])
     assert not stages.same_config(changed.to_dict(), cfg.to_dict())
+
+
+def test_a_teacher_run_ignores_student_and_distill_settings():
+    from ernie_tiny_distill.config import load_config
+
+    base = ["output_dir=x", "model.teacher=t", "stage=teacher"]
+    cfg = load_config(overrides=base)
+    other = load_config(overrides=base + ["model.student.init=config", "model.student.num_layers=3",
+                                          "distill.temperature=4"])
+    assert stages.same_config(other.to_dict(), cfg.to_dict())
+    task = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=task", "model.student.init=config"])
+    task_other = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=task", "model.student.init=config",
+                                        "model.student.num_layers=3"])
+    assert not stages.same_config(task_other.to_dict(), task.to_dict())
