@@ -181,7 +181,7 @@ class Trainer:
                 logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
                                attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
                 for row, i in enumerate(idx):
-                    out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
+                    out[i] = self.task.slice_logits(logits, row, lengths[i])
         return out
 
     def evaluate(self, model, features: Sequence[Feature], examples: Sequence) -> Dict[str, object]:
