@@ -143,15 +143,17 @@ def _is_disk_full(e: BaseException) -> bool:
 
 def _load_checked(models, path: str, model_class, num_labels: int):
     """The checkpoint's model in eval mode; unreadable weight files and non-finite weights are errors."""
-    try:
-        model = models.load_model(path, model_class, num_labels=num_labels)
-    except UserError:
-        raise
-    except Exception as e:  # safetensors raises its own errors for truncated/corrupt files
-        weights = [f for f in sorted(os.listdir(path)) if f.endswith(".safetensors")] if os.path.isdir(path) else []
-        where = os.path.join(path, weights[0]) if len(weights) == 1 else path
-        raise UserError(f"cannot read the model weights ({type(e).__name__}: {str(e)[:200]}); the file is "
-                        "truncated or corrupt", where=where, hint="re-copy or re-train the checkpoint") from None
+    from safetensors import safe_open
+
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".safetensors"):
+            try:
+                with safe_open(os.path.join(path, name), framework="np") as f:
+                    f.keys()
+            except Exception as e:  # SafetensorError / OSError: truncated or corrupt header
+                raise UserError(f"cannot read {name}: the file is truncated or corrupt ({str(e)[:160]})",
+                                where=os.path.join(path, name), hint="re-copy or re-train the checkpoint") from None
+    model = models.load_model(path, model_class, num_labels=num_labels)
     bad = [name for name, value in model.state_dict().items()
            if not np.isfinite(np.asarray(value.astype("float32").numpy())).all()]
     if bad:
