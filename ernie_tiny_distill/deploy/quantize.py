@@ -16,7 +16,7 @@ from .onnx_export import require_onnx_tools, write_onnx_files
 INT8_METHODS = ("static", "dynamic")
 
 
-def quantize_int8(export_dir: str, calibration_texts: Sequence[str], *, method: str = "dynamic",
+def quantize_int8(export_dir: str, calibration_texts: Optional[Sequence[str]] = None, *, method: str = "dynamic",
                   num_calibration: int = 300) -> Dict:
     """Add model.int8.onnx to an export directory (adds model.onnx first when it is missing).
 
