@@ -127,7 +127,7 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if _is_disk_full(e):
-            raise UserError(f"the disk is full: could not write the export (partial files removed)", where=out_dir,
+            raise UserError("the disk is full: could not write the export (partial files removed)", where=out_dir,
                             hint="free some space and re-run; the previous export, if any, is untouched") from None
         if isinstance(e, OSError):
             raise UserError(f"could not write the export: {e.strerror or e}", where=out_dir) from None
