@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # label of positions that take no loss (padding, special tokens, non-first sub-words)
 
 Feature = Dict[str, object]  # input_ids, token_type_ids, labels, (token_mask), index
-DEFAULT_DECODING = "argmax"  # tag decoding: "argmax" per word or "viterbi" (IOB2-constrained; decoding.py)
+DEFAULT_DECODING = "viterbi"  # IOB2-constrained tag decoding (decoding.py); +0.3 F1 on CoNLL dev, docs/deployment.md
 
 
 class Task:
