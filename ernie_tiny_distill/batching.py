@@ -6,7 +6,7 @@ from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 
-from .tasks import IGNORE_INDEX, Feature
+from .tasks import Feature, pad_labels
 
 # Neighbouring lengths are grouped within pools of this many batches, then the batches are shuffled:
 # little padding, yet every batch still mixes the data set.
@@ -50,15 +50,7 @@ def collate(features: Sequence[Feature], pad_token_id: int) -> Dict[str, np.ndar
         attention_mask[i, :k] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
              "index": np.array([f["index"] for f in features], dtype="int64")}
-    if isinstance(features[0]["labels"], list):
-        labels = np.full((n, max_len), IGNORE_INDEX, dtype="int64")
-        token_mask = np.zeros((n, max_len), dtype="int64")
-        for i, f in enumerate(features):
-            labels[i, :len(f["labels"])] = f["labels"]
-            token_mask[i, :len(f["token_mask"])] = f["token_mask"]
-        batch["labels"], batch["token_mask"] = labels, token_mask
-    else:
-        batch["labels"] = np.array([f["labels"] for f in features], dtype="int64")
+    batch.update(pad_labels(features, max_len))  # labels [B] or labels, token_mask [B, L]: the Task rule
     return batch
 
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import readers
+from . import readers, tasks
 from .config import DataConfig
 from .errors import UserError
 from .examples import TaggedSentence
@@ -69,30 +69,25 @@ def _read_tagged(cfg: DataConfig, path: str) -> List[TaggedSentence]:
 
 def _read_labeled(cfg: DataConfig, task: str):
     """(train, dev or None, test or None) for the configured format."""
+    task_cls = tasks.task_class(task)
+    if cfg.format not in task_cls.data_formats:
+        owner = next((name for name, c in tasks.TASKS.items() if cfg.format in c.data_formats), "another")
+        raise UserError(f"data.format {cfg.format!r} holds {owner} data but task is {task!r}",
+                        hint=f"formats for task {task!r}: {', '.join(task_cls.data_formats)}")
     if cfg.format == "demo":
         from .demo_data import write_demo_data
 
         paths = write_demo_data(_demo_dir(cfg))
-        prefix = "sentiment" if task == "classification" else "ner"
-        if task == "classification":
-            read = lambda p: readers.read_classification_file(p)  # noqa: E731
-        else:
-            read = lambda p: readers.read_conll(p)  # noqa: E731
+        read, prefix = task_cls.read_labeled_file, task_cls.demo_prefix
         return read(paths[f"{prefix}_train"]), read(paths[f"{prefix}_dev"]), read(paths[f"{prefix}_test"])
     if cfg.format == "imdb":
-        if task != "classification":
-            raise UserError("data.format 'imdb' is a classification data set but task is 'ner'")
         train = readers.read_imdb(cfg.path, "train", cache_dir=cfg.cache_dir)
         test = readers.read_imdb(cfg.path, "test", cache_dir=cfg.cache_dir)
         return train, None, test
     if cfg.format in ("conll", "msra"):
-        if task != "ner":
-            raise UserError(f"data.format {cfg.format!r} is a tagging format but task is {task!r}")
         train, dev, test = _tagging_files(cfg)
         return _read_tagged(cfg, train), dev and _read_tagged(cfg, dev), test and _read_tagged(cfg, test)
     # csv / tsv / jsonl classification files
-    if task != "classification":
-        raise UserError(f"data.format {cfg.format!r} holds classification data but task is {task!r}")
     if not cfg.train_file:
         raise UserError(f"data.format {cfg.format!r} needs data.train_file (and optionally dev_file, test_file)")
 
@@ -137,7 +132,7 @@ def read_unlabeled(cfg: DataConfig, task: str) -> list:
         from .demo_data import write_demo_data
 
         paths = write_demo_data(_demo_dir(cfg))
-        docs = readers.read_plain_text(paths["sentiment_unlabeled" if task == "classification" else "ner_unlabeled"])
+        docs = readers.read_plain_text(paths[f"{tasks.task_class(task).demo_prefix}_unlabeled"])
     elif os.path.isfile(spec):
         docs = readers.read_plain_text(spec, encoding_errors=cfg.encoding_errors)
     else:
@@ -146,10 +141,7 @@ def read_unlabeled(cfg: DataConfig, task: str) -> list:
             "(one document per line)"
         )
     docs = _limit(docs, cfg.max_unlabeled_examples)
-    if task == "ner":
-        # tagging models need words: unlabeled sentences are split on whitespace
-        docs = [TaggedSentence(tokens=d.text.split()) for d in docs]
-    return docs
+    return [tasks.task_class(task).unlabeled_example(d.text) for d in docs]
 
 
 def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> DataSplits:

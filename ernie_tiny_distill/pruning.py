@@ -320,9 +320,10 @@ def build_pruned(teacher, plan: Plan, model_class, num_labels: Optional[int], ba
 
 
 def init_report(teacher, student, features: Sequence[Dict], basis: np.ndarray, layer_map: Sequence[int],
-                pad_token_id: int = 0, batch_size: int = 32) -> Dict[str, object]:
+                pad_token_id: int = 0, batch_size: int = 32, task=None) -> Dict[str, object]:
     """How far the freshly pruned student starts from its teacher on `features`, before any training:
-    relative error of each mapped hidden state (student vs P^T teacher) and agreement of the argmax predictions."""
+    relative error of each mapped hidden state (student vs P^T teacher) and, given the `task`, agreement of the
+    argmax predictions on the rows KD compares (one per text or per word)."""
     P = paddle.to_tensor(basis.astype("float32"))
     errors = np.zeros(len(layer_map))
     agree = total = 0
@@ -340,19 +341,22 @@ def init_report(teacher, student, features: Sequence[Dict], basis: np.ndarray, l
                 target = paddle.matmul(t_out.hidden_states[j], P).numpy()[real]
                 diff = s_out.hidden_states[i].numpy()[real] - target
                 errors[i] += float((diff ** 2).sum()) / max(1e-12, float((target ** 2).sum())) * len(idx)
-            if getattr(t_out, "logits", None) is None:
+            if task is None or getattr(t_out, "logits", None) is None:
                 continue  # a bare encoder (stage 1) has no predictions to compare
-            t_pred, s_pred = t_out.logits.numpy().argmax(-1), s_out.logits.numpy().argmax(-1)
-            if t_pred.ndim == 2:  # per token: compare at real positions only
-                t_pred, s_pred = t_pred[real], s_pred[real]
-            agree += int((t_pred == s_pred).sum())
-            total += int(t_pred.size)
+            t_logits, s_logits = t_out.logits.numpy(), s_out.logits.numpy()
+            for row, i in enumerate(idx):
+                f = features[i]
+                t_rows = task.kd_rows_numpy(task.slice_logits(t_logits, row, lengths[i]), f).argmax(-1)
+                s_rows = task.kd_rows_numpy(task.slice_logits(s_logits, row, lengths[i]), f).argmax(-1)
+                agree += int((t_rows == s_rows).sum())
+                total += int(t_rows.size)
     return {"hidden_relative_error": [round(float(e / max(1, len(features))), 6) for e in errors],
             "prediction_agreement": round(agree / total, 6) if total else None, "examples": len(features)}
 
 
 def student_from_teacher(student_cfg, teacher, teacher_dir: str, features: Sequence[Dict], model_class,
-                         num_labels: Optional[int], cache_dir: str, output_dir: str, pad_token_id: int = 0):
+                         num_labels: Optional[int], cache_dir: str, output_dir: str, pad_token_id: int = 0,
+                         task=None):
     """init=teacher_pruned: measure (or reuse) importance on labeled `features`, plan, build.
 
     Writes <output_dir>/importance.json (the scores used) and <output_dir>/pruning.json (what was kept and how far
@@ -375,7 +379,8 @@ def student_from_teacher(student_cfg, teacher, teacher_dir: str, features: Seque
     basis = principal_basis(importance.second_moment, plan.hidden_size)
     student = build_pruned(teacher, plan, model_class, num_labels, basis)
     layer_map = [0] + [t + 1 for t in plan.layers]
-    report = init_report(teacher, student, sample[:256], basis, layer_map, pad_token_id)
+    report = init_report(teacher, student, (sample or list(features))[:256], basis, layer_map, pad_token_id,
+                         task=task)
     logger.info("student pruned from the teacher: %s", describe(plan, _encoder(teacher).config))
     logger.info("before training, on %d training examples, the student's hidden states are off by %s (relative "
                 "squared error per mapped layer); prediction agreement with the teacher: %s", report["examples"],

@@ -130,6 +130,9 @@ def _read_bytes(path, *, what: str, hint: Optional[str] = None) -> bytes:
         raise UserError(f"cannot read {what}: {exc.strerror or exc}", where=str(path)) from exc
 
 
+read_bytes = _read_bytes  # the public name (deploy.inputs reads text files through it)
+
+
 def _lines(text: str) -> List[Tuple[int, str]]:
     """(1-based line number, line) pairs; splits on \\n only (str.splitlines would also split on U+2028, \\x1c...)."""
     parts = text.split("\n")

@@ -247,7 +247,7 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
     if model is None:  # a student pruned from the teacher: importance is measured on the training data
         model, basis = pruning.student_from_teacher(
             cfg.model.student, teacher, models.resolve(cfg.model.teacher), train_features, task.model_class,
-            task.num_labels, _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id)
+            task.num_labels, _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id, task=task)
         if cfg.model.dropout is not None:
             models.set_dropout(model, cfg.model.dropout)
     if transfer:
@@ -384,7 +384,7 @@ def _cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_i
     teacher_dir = models.resolve(cfg.model.teacher)
     cache_dir = _cache_dir(cfg, "logits")
     return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
-                                       lambda fs: trainer_lib.predict_logits(teacher, fs, cfg.train.eval_batch_size,
+                                       lambda fs: trainer_lib.predict_logits(task, teacher, fs, cfg.train.eval_batch_size,
                                                                              pad_token_id, _bar(cfg, "teacher logits")))
 
 

@@ -1,13 +1,16 @@
-"""Task adapters: everything task-specific (encoding, label alignment, head, distilled logits, metric) lives here."""
+"""Task adapters: everything task-specific lives here (encoding, label alignment, head, distilled logits,
+decoding, metric, export model class, serving, data formats); other modules call these public methods."""
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence, Tuple
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification, ErnieModel
 
+from . import decoding as iob
 from . import metrics
 from .examples import TaggedSentence, TextExample
 
@@ -16,6 +19,7 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # label of positions that take no loss (padding, special tokens, non-first sub-words)
 
 Feature = Dict[str, object]  # input_ids, token_type_ids, labels, (token_mask), index
+DEFAULT_DECODING = "viterbi"  # IOB2-constrained tag decoding (decoding.py); +0.3 F1 on CoNLL dev, docs/deployment.md
 
 
 class Task:
@@ -26,8 +30,12 @@ class Task:
     greater_is_better = False
     model_class = ErnieModel
 
-    def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head"):
+    def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
+                 decoding: Optional[str] = None):
         self.tokenizer = tokenizer
+        self.decoding = decoding or DEFAULT_DECODING  # how tags are decoded (TaggingTask; see decoding.py)
+        if self.decoding not in iob.DECODINGS:
+            raise ValueError(f"decoding must be one of {iob.DECODINGS}, got {self.decoding!r}")
         self.labels = list(labels)
         self.label_to_id = {label: i for i, label in enumerate(self.labels)}
         self.max_seq_length = max_seq_length
@@ -41,12 +49,54 @@ class Task:
     def encode(self, examples: Sequence, offset: int = 0) -> List[Feature]:
         raise NotImplementedError
 
-    def _wrap(self, piece_ids: List[int]) -> Tuple[List[int], List[int]]:
+    def wrap(self, piece_ids: List[int]) -> Tuple[List[int], List[int]]:
+        """[CLS] pieces [SEP] and their token type ids."""
         ids = [self.tokenizer.cls_token_id] + piece_ids + [self.tokenizer.sep_token_id]
         return ids, [0] * len(ids)
 
-    def _pieces(self, text: str) -> List[int]:
+    def pieces(self, text: str) -> List[int]:
+        """WordPiece ids of `text` (no special tokens)."""
         return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
+
+    # -- data (class-level: data.py has no tokenizer)
+    data_formats: Tuple[str, ...] = ()  # data.format values holding this task's labeled data
+    demo_prefix = ""  # demo_data file names: f"{demo_prefix}_train", ...
+
+    @classmethod
+    def read_labeled_file(cls, path: str):
+        """Examples of a demo data file of this task."""
+        raise NotImplementedError
+
+    @classmethod
+    def unlabeled_example(cls, text: str):
+        """An unlabeled example (stage 1 corpus, transfer set) from one line of raw text."""
+        return TextExample(text, None)
+
+    @classmethod
+    def calibration_texts(cls, path: str) -> List[str]:
+        """Raw texts for INT8 calibration from `path` in this task's usual file format."""
+        from . import readers
+
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix in (".jsonl", ".json", ".csv", ".tsv"):
+            return [e.text for e in readers.read_classification_file(path, label_column=None, skip_empty=True)]
+        return [e.text for e in readers.read_plain_text(path)]
+
+    @staticmethod
+    def example_labels(examples: Sequence) -> List[str]:
+        """Every gold label the examples use (for checking them against a model's labels)."""
+        raise NotImplementedError
+
+    # -- model outputs
+    @staticmethod
+    def slice_logits(logits: np.ndarray, row: int, length: int) -> np.ndarray:
+        """One example's logits out of a padded batch: [C] (per text) or [length, C] (per token)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def head_flops(seq_len: int, hidden: int, num_labels: int) -> int:
+        """Multiply-add FLOPs (x2) of the task head on one sequence."""
+        raise NotImplementedError
 
     # -- model outputs
     def kd_rows(self, logits: paddle.Tensor, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
@@ -65,6 +115,22 @@ class Task:
     def predict(self, logits: np.ndarray, feature: Feature):
         raise NotImplementedError
 
+    def feature_rows(self, logits: np.ndarray, features: Sequence[Feature]) -> np.ndarray:
+        """The [N, C] prediction rows of a padded batch of serving features (one per text or per word)."""
+        raise NotImplementedError
+
+    # -- serving (the Predictor calls back the method that fits the task)
+    def serve(self, predictor, items: Sequence) -> List[Dict]:
+        raise NotImplementedError
+
+    def score_served(self, predictor, examples: Sequence) -> Dict[str, object]:
+        """The task metric of what `predictor` returns for labeled examples."""
+        raise NotImplementedError
+
+    def serving_features(self, encoder, texts: Sequence[str]) -> List[Feature]:
+        """Model inputs for raw texts (calibration, agreement checks): one per text or per word window."""
+        raise NotImplementedError
+
     def evaluate(self, predictions: list, examples: Sequence) -> Dict[str, object]:
         raise NotImplementedError
 
@@ -81,6 +147,16 @@ class Task:
             "model_class": self.model_class.__name__,
         }
 
+    def check_examples(self, examples: Sequence, where: str) -> None:
+        """Refuse examples whose labels this model does not have (they could only be scored as errors)."""
+        from .errors import UserError
+
+        unknown = sorted(set(self.example_labels(examples)) - set(self.labels))
+        if unknown:
+            raise UserError(f"labels not known to the model: {', '.join(map(repr, unknown[:5]))}"
+                            f"{' ...' if len(unknown) > 5 else ''}; the model has {self.labels}", where=where,
+                            hint="score the model on data of the task and label set it was trained on")
+
 
 class ClassificationTask(Task):
     """One label per text: [CLS] pooled output -> linear head; KD on the per-example logits."""
@@ -89,6 +165,27 @@ class ClassificationTask(Task):
     metric_name = "accuracy"
     greater_is_better = True
     model_class = ErnieForSequenceClassification
+
+    data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
+    demo_prefix = "sentiment"
+
+    @classmethod
+    def read_labeled_file(cls, path):
+        from . import readers
+
+        return readers.read_classification_file(path)
+
+    @staticmethod
+    def example_labels(examples):
+        return [ex.label for ex in examples]
+
+    @staticmethod
+    def slice_logits(logits, row, length):
+        return logits[row]  # [C]
+
+    @staticmethod
+    def head_flops(seq_len, hidden, num_labels):
+        return 2 * hidden * hidden + 2 * hidden * num_labels  # pooler on [CLS] + classifier
 
     def truncate(self, piece_ids: List[int]) -> List[int]:
         budget = self.max_seq_length - 2  # [CLS] and [SEP]
@@ -104,9 +201,9 @@ class ClassificationTask(Task):
         features = []
         truncated = 0
         for i, ex in enumerate(examples):
-            pieces = self._pieces(ex.text)
+            pieces = self.pieces(ex.text)
             truncated += len(pieces) > self.max_seq_length - 2
-            input_ids, token_type_ids = self._wrap(self.truncate(pieces))
+            input_ids, token_type_ids = self.wrap(self.truncate(pieces))
             label = IGNORE_INDEX if ex.label is None else self.label_to_id[ex.label]
             features.append({"input_ids": input_ids, "token_type_ids": token_type_ids, "labels": label, "index": offset + i})
         if truncated:
@@ -126,8 +223,21 @@ class ClassificationTask(Task):
     def predict(self, logits, feature):
         return self.labels[int(np.argmax(logits))]
 
+    def feature_rows(self, logits, features):
+        return logits  # [B, C]
+
     def evaluate(self, predictions, examples):
         return metrics.classification_metrics([ex.label for ex in examples], predictions, self.labels)
+
+    def serve(self, predictor, items):
+        return predictor.classify(items)
+
+    def score_served(self, predictor, examples):
+        predicted = [r["label"] for r in predictor.classify([ex.text for ex in examples])]
+        return self.evaluate(predicted, examples)
+
+    def serving_features(self, encoder, texts):
+        return [encoder.classification_feature(t) for t in texts]
 
     def chance_level(self, examples):
         counts = {}
@@ -147,10 +257,43 @@ class TaggingTask(Task):
     greater_is_better = True
     model_class = ErnieForTokenClassification
 
+    data_formats = ("demo", "conll", "msra")
+    demo_prefix = "ner"
+
+    @classmethod
+    def read_labeled_file(cls, path):
+        from . import readers
+
+        return readers.read_conll(path)
+
+    @classmethod
+    def unlabeled_example(cls, text):
+        return TaggedSentence(tokens=text.split())  # tagging models need words: split on whitespace
+
+    @classmethod
+    def calibration_texts(cls, path):
+        from . import readers
+
+        if os.path.splitext(path)[1].lower() in (".jsonl", ".json", ".csv", ".tsv"):
+            return super().calibration_texts(path)
+        return [" ".join(s.tokens) for s in readers.read_conll(path)]
+
+    @staticmethod
+    def example_labels(examples):
+        return [tag for ex in examples for tag in ex.tags]
+
+    @staticmethod
+    def slice_logits(logits, row, length):
+        return logits[row, :length]  # [length, C]
+
+    @staticmethod
+    def head_flops(seq_len, hidden, num_labels):
+        return 2 * seq_len * hidden * num_labels  # a classifier on every position
+
     def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
         pieces = []
         for word in words:
-            ids = self._pieces(word)
+            ids = self.pieces(word)
             # a word the tokenizer drops entirely (control or zero-width characters) still needs a position
             pieces.append(ids or [self.tokenizer.unk_token_id])
         return pieces
@@ -173,7 +316,7 @@ class TaggingTask(Task):
             if kept < len(ex.tokens):
                 cut_words += len(ex.tokens) - kept
                 cut_sentences += 1
-            input_ids, token_type_ids = self._wrap(piece_ids)
+            input_ids, token_type_ids = self.wrap(piece_ids)
             features.append({
                 "input_ids": input_ids,
                 "token_type_ids": token_type_ids,
@@ -199,13 +342,38 @@ class TaggingTask(Task):
     def kd_row_count(self, feature):
         return int(np.count_nonzero(feature["token_mask"]))
 
+    def decode(self, rows: np.ndarray) -> Tuple[List[str], List[float]]:
+        """IOB2 tags and their probabilities for per-word logit rows [N, C] (self.decoding; decoding.py)."""
+        return iob.decode_rows(rows, self.labels, self.decoding)
+
+    @staticmethod
+    def entities(tags: Sequence[str]) -> List[Tuple[str, int, int]]:
+        """(type, first word, last word + 1) entity spans, decoded as the metric decodes them."""
+        return iob.entity_spans(tags)
+
     def predict(self, logits, feature):
-        rows = self.kd_rows_numpy(logits, feature)
-        tags = [self.labels[int(k)] for k in rows.argmax(-1)]
+        tags, _ = self.decode(self.kd_rows_numpy(logits, feature))
         return tags + ["O"] * (feature["num_words"] - len(tags))  # words cut by truncation
+
+    def feature_rows(self, logits, features):
+        rows = [logits[r, p] for r, f in enumerate(features) for p in f["first_positions"]]
+        return np.stack(rows) if rows else logits[:0, 0]  # [N_words, C]
 
     def evaluate(self, predictions, examples):
         return metrics.tagging_metrics([ex.tags for ex in examples], predictions)
+
+    def serve(self, predictor, items):
+        return predictor.extract_entities(items)
+
+    def score_served(self, predictor, examples):
+        """Scores the entities the predictor serves for the gold words (not a separate tag path)."""
+        served = predictor.extract_entities([list(ex.tokens) for ex in examples])
+        predicted = [iob.spans_to_tags([(e["type"], e["start_token"], e["end_token"]) for e in r["entities"]],
+                                            len(ex.tokens)) for r, ex in zip(served, examples)]
+        return self.evaluate(predicted, examples)
+
+    def serving_features(self, encoder, texts):
+        return [f for t in texts for f in encoder.tagging_windows(encoder.words(t)[0])[0]]
 
     def chance_level(self, examples):
         return 0.0  # predicting all "O" finds no entity: F1 = 0
@@ -226,15 +394,49 @@ class GeneralTask(Task):
         features = []
         for i, ex in enumerate(examples):
             text = ex.text if isinstance(ex, TextExample) else " ".join(ex.tokens)
-            input_ids, token_type_ids = self._wrap(self._pieces(text)[: self.max_seq_length - 2])
+            input_ids, token_type_ids = self.wrap(self.pieces(text)[: self.max_seq_length - 2])
             features.append({"input_ids": input_ids, "token_type_ids": token_type_ids, "labels": IGNORE_INDEX,
                              "index": offset + i})
         return features
 
 
-def make_task(name: str, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head") -> Task:
-    if name == "classification":
-        return ClassificationTask(tokenizer, labels, max_seq_length, truncation)
-    if name == "ner":
-        return TaggingTask(tokenizer, labels, max_seq_length, truncation)
-    raise ValueError(f"unknown task {name!r}")
+TASKS = {"classification": ClassificationTask, "ner": TaggingTask}  # the tasks a model can be trained for
+
+
+def task_class(name: str):
+    """The Task subclass of a task name ("classification", "ner")."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}") from None
+
+
+def make_task(name: str, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
+              decoding: Optional[str] = None) -> Task:
+    """The adapter for `name` (decoding: how tags are decoded, for tagging tasks)."""
+    return task_class(name)(tokenizer, labels, max_seq_length, truncation, decoding)
+
+
+def model_class_named(name: str):
+    """The PaddleNLP model class a task.json / export.json names (model_class)."""
+    import paddlenlp.transformers as transformers
+
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None:
+        from .errors import UserError
+
+        raise UserError(f"task.json names model_class {name!r}, which PaddleNLP does not have")
+    return cls
+
+
+def pad_labels(features: Sequence[Feature], max_len: int) -> Dict[str, np.ndarray]:
+    """Batch label arrays: labels [B] (one per text), or labels and token_mask [B, L] (per token, padded)."""
+    n = len(features)
+    if not isinstance(features[0]["labels"], list):
+        return {"labels": np.array([f["labels"] for f in features], dtype="int64")}
+    labels = np.full((n, max_len), IGNORE_INDEX, dtype="int64")
+    token_mask = np.zeros((n, max_len), dtype="int64")
+    for i, f in enumerate(features):
+        labels[i, :len(f["labels"])] = f["labels"]
+        token_mask[i, :len(f["token_mask"])] = f["token_mask"]
+    return {"labels": labels, "token_mask": token_mask}

@@ -283,7 +283,7 @@ class Trainer:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
 
 
-def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int,
+def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: int, pad_token_id: int,
                    progress: Optional[str] = None) -> List[np.ndarray]:
     """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`.
 
@@ -300,7 +300,7 @@ def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_toke
             logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
                            attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
             for row, i in enumerate(idx):
-                out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
+                out[i] = task.slice_logits(logits, row, lengths[i])
             bar.update(len(idx))
     return out
 
@@ -308,7 +308,7 @@ def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_toke
 def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
              pad_token_id: int, progress: Optional[str] = None) -> Dict[str, object]:
     """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
-    logits = predict_logits(model, features, batch_size, pad_token_id, progress)
+    logits = predict_logits(task, model, features, batch_size, pad_token_id, progress)
     predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
     return task.evaluate(predictions, examples)
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT, HAS_ORT_QUANT
 
-from ernie_tiny_distill import export as ex
+from ernie_tiny_distill.deploy import export as ex
+from ernie_tiny_distill.deploy import layout, quantize
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.examples import TextExample
 from ernie_tiny_distill.readers import read_classification_file, read_conll
@@ -36,7 +37,7 @@ def dygraph_logits(model_dir, features):
     from ernie_tiny_distill import batching, models
 
     meta = models.read_task_metadata(model_dir)
-    cls = ex._model_class(meta)
+    cls = ex.model_class_for(meta)
     model = models.load_model(model_dir, cls, num_labels=len(meta["labels"]))
     model.eval()
     batch = batching.collate([{**f, "labels": 0, "index": i} for i, f in enumerate(features)], 0)
@@ -62,14 +63,14 @@ def ner_sentences(deploy_root, n_conll=30):
 
 def test_export_writes_a_self_contained_directory(cls_export):
     files = set(os.listdir(cls_export))
-    assert {ex.MODEL_FILE, ex.PARAMS_FILE, ex.LABELS_FILE, ex.EXPORT_FILE, "vocab.txt", "tokenizer_config.json"} <= files
+    assert {layout.MODEL_FILE, layout.PARAMS_FILE, layout.LABELS_FILE, layout.EXPORT_FILE, "vocab.txt", "tokenizer_config.json"} <= files
     assert not any(f.startswith(".") for f in files)
-    meta = json.load(open(os.path.join(cls_export, ex.EXPORT_FILE)))
-    assert json.load(open(os.path.join(cls_export, ex.LABELS_FILE))) == ["neg", "pos"]
+    meta = json.load(open(os.path.join(cls_export, layout.EXPORT_FILE)))
+    assert json.load(open(os.path.join(cls_export, layout.LABELS_FILE))) == ["neg", "pos"]
     assert meta["task"] == "classification" and meta["layers"] == 2 and meta["hidden"] == 64 and meta["heads"] == 4
     assert meta["params"] > meta["nonembedding_params"] > 0 and meta["vocab_size"] > 100
     assert meta["paddle_version"] and meta["inputs"] == ["input_ids", "token_type_ids"]
-    assert meta["files"][ex.PARAMS_FILE] == os.path.getsize(os.path.join(cls_export, ex.PARAMS_FILE))
+    assert meta["files"][layout.PARAMS_FILE] == os.path.getsize(os.path.join(cls_export, layout.PARAMS_FILE))
     assert meta["check"]["max_abs_diff_dygraph_vs_inference"] <= TOLERANCE
     assert meta["check"]["max_abs_diff_padded_vs_unpadded"] <= TOLERANCE
     # no training-time checkpoint files: the directory runs on its own
@@ -77,7 +78,7 @@ def test_export_writes_a_self_contained_directory(cls_export):
 
 
 def test_classification_parity_on_demo_texts(deploy_root, cls_model, cls_export):
-    from ernie_tiny_distill.predictor import Predictor
+    from ernie_tiny_distill.deploy.predictor import Predictor
 
     p = Predictor(cls_export, batch_size=8)
     texts = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])][:40]
@@ -88,7 +89,7 @@ def test_classification_parity_on_demo_texts(deploy_root, cls_model, cls_export)
 
 def test_ner_parity_on_real_sentences(deploy_root, ner_model, ner_export):
     from ernie_tiny_distill.examples import TaggedSentence
-    from ernie_tiny_distill.predictor import Predictor
+    from ernie_tiny_distill.deploy.predictor import Predictor
 
     p = Predictor(ner_export, batch_size=8)
     sentences = ner_sentences(deploy_root)
@@ -120,7 +121,7 @@ def test_failed_export_leaves_the_old_directory(cls_model, tmp_path, monkeypatch
         ex.export_model(cls_model, str(out))
     with pytest.raises(UserError, match="would overwrite the checkpoint"):
         ex.export_model(cls_model, cls_model)
-    (out / ex.EXPORT_FILE).write_text("{}")  # an earlier export may be replaced, but only by a complete one
+    (out / layout.EXPORT_FILE).write_text("{}")  # an earlier export may be replaced, but only by a complete one
     import paddle
 
     def boom(*a, **k):
@@ -129,7 +130,7 @@ def test_failed_export_leaves_the_old_directory(cls_model, tmp_path, monkeypatch
     monkeypatch.setattr(paddle.jit, "save", boom)
     with pytest.raises(RuntimeError):
         ex.export_model(cls_model, str(out), verify=False)
-    assert sorted(os.listdir(out)) == [ex.EXPORT_FILE, "keep.txt"]
+    assert sorted(os.listdir(out)) == [layout.EXPORT_FILE, "keep.txt"]
     assert sorted(os.listdir(tmp_path)) == ["exp"]  # no temporary directories left behind
 
 
@@ -140,17 +141,18 @@ def test_export_tool_reports_clean_errors(deploy_root, tmp_path, monkeypatch, ca
     assert main() == 2
     err = capsys.readouterr().err
     assert "error:" in err and "not a task model" in err and "Traceback" not in err
-    monkeypatch.setattr(sys, "argv", [tool, "--model", deploy_root["teacher"], "--out", str(tmp_path / "x"), "--int8"])
+    monkeypatch.setattr(sys, "argv", [tool, "--model", deploy_root["teacher"], "--out", str(tmp_path / "x"), "--int8",
+                                      "--int8-method", "static"])
     assert main() == 2 and "--calibration-file" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
 def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
     from ernie_tiny_distill.examples import TaggedSentence
-    from ernie_tiny_distill.predictor import Predictor
+    from ernie_tiny_distill.deploy.predictor import Predictor
 
     for export_dir in (cls_export, ner_export):
-        meta = json.load(open(os.path.join(export_dir, ex.EXPORT_FILE)))
+        meta = json.load(open(os.path.join(export_dir, layout.EXPORT_FILE)))
         assert meta["onnx"]["max_abs_diff_vs_paddle"] <= TOLERANCE
         paddle_p, onnx_p = Predictor(export_dir), Predictor(export_dir, backend="onnx")
         if meta["task"] == "classification":
@@ -170,13 +172,13 @@ def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
 @pytest.mark.skipif(not HAS_ORT_QUANT, reason="onnxruntime.quantization (onnxruntime, ml_dtypes) not installed")
 @pytest.mark.parametrize("method", ["static", "dynamic"])
 def test_int8_agrees_with_fp32(deploy_root, cls_export, tmp_path, method):
-    from ernie_tiny_distill.predictor import Predictor
+    from ernie_tiny_distill.deploy.predictor import Predictor
 
     export_dir = str(tmp_path / "int8")
     shutil.copytree(cls_export, export_dir)
     train = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_train"])]
-    meta = ex.quantize_int8(export_dir, train[:100], method=method)
-    assert os.path.isfile(os.path.join(export_dir, ex.INT8_ONNX_FILE))
+    meta = quantize.quantize_int8(export_dir, train[:100], method=method)
+    assert os.path.isfile(os.path.join(export_dir, layout.INT8_ONNX_FILE))
     assert meta["int8"]["method"] == method and meta["int8"]["agreement_with_fp32"] >= 0.9
     test = [e.text for e in read_classification_file(deploy_root["paths"]["sentiment_test"])]
     fp32 = [r["label"] for r in Predictor(export_dir).predict(test)]

@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT, NER_MAX_LEN, ROOT
 
-from ernie_tiny_distill import predictor as pr
+from ernie_tiny_distill.decoding import entity_spans
+from ernie_tiny_distill.deploy import encoding, inputs, service
+from ernie_tiny_distill.deploy import predictor as pr
+from ernie_tiny_distill.deploy.words import split_words
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.examples import TextExample
 
@@ -30,7 +33,7 @@ from ernie_tiny_distill.examples import TextExample
     "a-b-c-d-e-f-g-h", "...!!!???", "e.g. U.K. Mr. Smith's car isn't red",
 ])
 def test_split_words_offsets_index_the_original(text):
-    words = pr.split_words(text)
+    words = split_words(text)
     end = 0
     for word, start, stop in words:
         assert text[start:stop] == word and start >= end and word.strip() == word and word
@@ -42,26 +45,31 @@ def test_split_words_offsets_index_the_original(text):
 
 
 def test_split_words_conll_style():
-    words = [w for w, _, _ in pr.split_words("The U.S. team's coach didn't say, (Reuters) 1-0 O'Neill.")]
+    words = [w for w, _, _ in split_words("The U.S. team's coach didn't say, (Reuters) 1-0 O'Neill.")]
     assert words == ["The", "U.S.", "team", "'s", "coach", "did", "n't", "say", ",", "(", "Reuters", ")", "1-0",
                      "O'Neill", "."]
 
 
-def test_iob_entities():
-    assert pr.iob_entities(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
-        ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5), ("ORG", 5, 7), ("MISC", 8, 9)]
-    assert pr.iob_entities([]) == [] and pr.iob_entities(["O", "O"]) == []
+def test_entity_spans_are_the_entities_the_metric_scores():
+    """issue 11 #9: a stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
+    from ernie_tiny_distill.metrics import tagging_metrics
+
+    assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
+        ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5)]
+    assert entity_spans([]) == [] and entity_spans(["O", "O"]) == []
+    assert entity_spans(["O", "I-PER", "I-PER", "O"]) == []  # the old decoder served a PER here that scored 0
+    assert tagging_metrics([["O", "B-PER", "I-PER", "O"]], [["O", "I-PER", "I-PER", "O"]])["precision"] == 0.0
 
 
 @pytest.mark.parametrize("lengths,budget", [([1] * 100, 10), ([3, 1, 7, 2, 2, 9, 1, 1, 4] * 7, 12), ([5], 5),
                                             ([1, 1], 10)])
 def test_windows_cover_every_word(lengths, budget):
-    windows = pr.make_windows(lengths, budget)
+    windows = encoding.make_windows(lengths, budget)
     assert windows[0][0] == 0 and windows[-1][1] == len(lengths)
     for (a, b), (c, d) in zip(windows, windows[1:]):
         assert a < c <= b  # progress, with overlap or adjacency
     assert all(sum(lengths[a:b]) <= budget for a, b in windows)
-    best = pr.best_window(lengths, windows)
+    best = encoding.best_window(lengths, windows)
     assert len(best) == len(lengths)
     for w, (k, pos) in enumerate(best):
         assert windows[k][0] + pos == w
@@ -90,7 +98,7 @@ def test_long_text_truncation_matches_training(cls_export, truncation):
     words = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:300]
     rng = np.random.default_rng(0)
     text = " ".join(rng.choice(words, size=6000))  # > LONG_TEXT_CHARS: tokenized from the ends only
-    assert len(text) > pr.LONG_TEXT_CHARS
+    assert len(text) > encoding.LONG_TEXT_CHARS
     fast = p.encoder.classification_feature(text)
     full = p.encoder.task.encode([TextExample(text)])[0]
     assert fast["input_ids"] == full["input_ids"] and fast["truncated"]
@@ -212,13 +220,13 @@ def test_bf16_option(cls_export):
 def test_input_files(tmp_path):
     f = tmp_path / "in.txt"
     f.write_bytes("first line\n\nbad \xff\xfe bytes caf\xe9\nlast".encode("utf-8").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
-    texts = pr.read_texts_file(str(f))
+    texts = inputs.read_texts_file(str(f))
     assert len(texts) == 4 and texts[1] == "" and "\ufffd" in texts[2]
-    assert pr.read_jsonl_texts(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
+    assert inputs.read_jsonl_texts(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
     with pytest.raises(UserError, match="stdin:2"):
-        pr.read_jsonl_texts(['{"text": "a"}', "{nope"])
+        inputs.read_jsonl_texts(['{"text": "a"}', "{nope"])
     with pytest.raises(UserError, match='string "text" field'):
-        pr.read_jsonl_texts(['{"txt": "a"}'])
+        inputs.read_jsonl_texts(['{"txt": "a"}'])
 
 
 def test_predict_tool(cls_export, ner_export, tmp_path, monkeypatch, capsys):
@@ -247,7 +255,7 @@ def test_serve_endpoints(cls_export):
     pytest.importorskip("httpx", reason="fastapi's TestClient needs httpx")
     from fastapi.testclient import TestClient
 
-    app = pr.create_app(pr.Predictor(cls_export), max_request_bytes=2000, max_batch_size=4, max_text_chars=500)
+    app = service.create_app(pr.Predictor(cls_export), max_request_bytes=2000, max_batch_size=4, max_text_chars=500)
     client = TestClient(app)
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["task"] == "classification" and health["labels"] == ["neg", "pos"]

@@ -148,7 +148,10 @@ def test_a_narrower_student_runs_and_reports_its_starting_error():
     student = pruning.build_pruned(teacher, plan, ErnieForSequenceClassification, 3, basis)
     assert student.ernie.embeddings.word_embeddings.weight.shape == [24, 12]
     assert student.ernie.pooler.dense.weight.shape == [12, HIDDEN]  # the pooler keeps the teacher's width
-    report = pruning.init_report(teacher, student, features(token_level=False), basis, [0, 1, 3])
+    from ernie_tiny_distill.tasks import make_task
+
+    task = make_task("classification", None, ["a", "b", "c"], 32)
+    report = pruning.init_report(teacher, student, features(token_level=False), basis, [0, 1, 3], task=task)
     assert len(report["hidden_relative_error"]) == 3 and report["examples"] == 2
     assert 0 < report["hidden_relative_error"][0] < 1  # the embeddings lose the 4 weakest directions only
     assert report["prediction_agreement"] in (0.0, 0.5, 1.0)

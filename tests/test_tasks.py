@@ -91,7 +91,7 @@ def test_no_warning_when_everything_fits(hand_tokenizer, caplog):
 
 
 def test_predict_pads_cut_words_with_o(hand_tokenizer):
-    task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=8)
+    task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=8, decoding="argmax")  # alignment, not decoding
     (f,) = task.encode([SENTENCE])
     logits = np.zeros((len(f["input_ids"]), 5), dtype=np.float32)
     # the argmax at every position; only first sub-words (1, 2, 4) count
@@ -241,3 +241,46 @@ def test_tagging_metrics_perfect_prediction():
     gold = [["B-PER", "I-PER", "O", "B-LOC"]]
     m = metrics.tagging_metrics(gold, gold)
     assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the adapter's other jobs (issue 12)
+
+
+def test_slice_logits_per_text_and_per_token():
+    batch = np.arange(2 * 4 * 3, dtype="float32").reshape(2, 4, 3)  # [B, L, C]
+    assert TaggingTask.slice_logits(batch, 1, 2).tolist() == batch[1, :2].tolist()
+    assert ClassificationTask.slice_logits(batch[:, 0], 1, 2).tolist() == [12.0, 13.0, 14.0]
+
+
+def test_head_flops_by_hand():
+    assert ClassificationTask.head_flops(32, 64, 2) == 2 * 64 * 64 + 2 * 64 * 2
+    assert TaggingTask.head_flops(32, 64, 9) == 2 * 32 * 64 * 9
+
+
+def test_unlabeled_examples_and_task_class():
+    from ernie_tiny_distill.tasks import TASKS, task_class
+
+    assert TaggingTask.unlabeled_example("a  b c").tokens == ["a", "b", "c"]
+    assert ClassificationTask.unlabeled_example("a b").text == "a b"
+    assert task_class("ner") is TaggingTask and set(TASKS) == {"classification", "ner"}
+    assert "conll" in TaggingTask.data_formats and "imdb" in ClassificationTask.data_formats
+
+
+def test_check_examples_names_unknown_labels(hand_tokenizer):
+    from ernie_tiny_distill.errors import UserError
+
+    task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=32)
+    task.check_examples([SENTENCE], where="dev")
+    with pytest.raises(UserError, match="dev: labels not known to the model: 'B-ORG'"):
+        task.check_examples([TaggedSentence(["x"], ["B-ORG"])], where="dev")
+
+
+def test_tagging_predict_uses_the_configured_decoding(hand_tokenizer):
+    feature = {"token_mask": [0, 1, 1, 0], "num_words": 2}
+    logits = np.log(np.array([[1, 1, 1, 1, 1], [0.6, 0.05, 0.3, 0.025, 0.025], [0.12, 0.08, 0.7, 0.05, 0.05],
+                              [1, 1, 1, 1, 1]], dtype="float64"))
+    assert TaggingTask(hand_tokenizer, NER_LABELS, 16, decoding="argmax").predict(logits, feature) == ["O", "I-PER"]
+    # allowed paths: O O = .6*.12 = .072, O B-PER = .6*.08 = .048, B-PER I-PER = .05*.7 = .035; I-PER after O is not
+    assert TaggingTask(hand_tokenizer, NER_LABELS, 16, decoding="viterbi").predict(logits, feature) == ["O", "O"]
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        TaggingTask(hand_tokenizer, NER_LABELS, 16, decoding="beam")

@@ -1,7 +1,9 @@
 """Score an exported model on a data split named by a training config, as deployed (Paddle Inference / ONNX).
 
 python tools/evaluate.py --model EXPORT_DIR --config configs/conll_teacher.yaml [--split test] [key=value ...]
-Prints the metric (the same function as training-time evaluation) as JSON, without the per-class report.
+Prints the metric (the same function as training-time evaluation) of what the predictor serves (NER: the
+entities it returns for the gold words) as JSON, without the per-class report. The config's task and the
+data's labels are checked against the export first (a mismatch is an error, exit 2).
 """
 import argparse
 import json
@@ -19,17 +21,21 @@ def main() -> int:
     parser.add_argument("--backend", choices=["paddle", "onnx"], default="paddle")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decoding", choices=["viterbi", "argmax"], help="NER: tag decoding")
 
     def run(args) -> int:
         from ernie_tiny_distill.config import load_config
         from ernie_tiny_distill.data import load_splits
-        from ernie_tiny_distill.predictor import Predictor, evaluate_export
+        from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
 
         cfg = load_config(args.config, args.overrides)
+        predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads,
+                              task=cfg.task, decoding=args.decoding)  # the task is checked before any data is read
         examples = getattr(load_splits(cfg.data, cfg.task), args.split)
-        predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads)
-        result = evaluate_export(predictor, examples)
-        print(json.dumps({k: v for k, v in result.items() if k != "per_class"}, indent=2))
+        result = evaluate_export(predictor, examples, where=f"{args.split} split of {args.config}")
+        shown = {"split": args.split, "num_examples": len(examples), "decoding": predictor.encoder.task.decoding,
+                 **{k: v for k, v in result.items() if k != "per_class"}}
+        print(json.dumps(shown, indent=2))
         return 0
 
     return run_tool(parser, run)

@@ -1,8 +1,9 @@
 """Predict with an export directory: `python tools/predict.py --model EXPORT_DIR "some text" "another text"`.
 
 Texts come from the arguments, --file (one text per line; bytes that are not UTF-8 are replaced and
-counted in a warning) or JSONL on stdin ({"text": ...} per line). Prints one JSON result per text:
-classification {"label", "probabilities"}, NER {"entities": [{"type", "text", "start", "end", "score"}]}.
+counted in a warning) or JSONL on stdin ({"text": ...} or, for NER, pre-split words {"tokens": [...]} per
+line). Prints one JSON result per input: classification {"label", "probabilities"}, NER {"entities":
+[{"type", "text", "start", "end", "start_token", "end_token", "score"}]} (no start/end for "tokens" input).
 An empty text gives {"label": null, "error": "empty text"} (classification) or {"entities": []} (NER).
 """
 import argparse
@@ -25,20 +26,25 @@ def main() -> int:
     parser.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
     parser.add_argument("--task", choices=["classification", "ner"], help="fail unless the model is this task")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
+    parser.add_argument("--word-splitter", choices=["conll", "tweet", "whitespace"],
+                        help="NER: how raw text is split into words (default: the export's, see export.json)")
+    parser.add_argument("--decoding", choices=["viterbi", "argmax"],
+                        help="NER: tag decoding (default: the library's, see docs/deployment.md)")
 
     def run(args) -> int:
-        from ernie_tiny_distill.predictor import Predictor, read_jsonl_texts, read_texts_file
+        from ernie_tiny_distill.deploy.inputs import read_jsonl_items, read_texts_file
+        from ernie_tiny_distill.deploy.predictor import Predictor
 
         predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads,
                               batch_size=args.batch_size, max_seq_length=args.max_seq_length, device=args.device,
-                              task=args.task)
+                              task=args.task, word_splitter=args.word_splitter, decoding=args.decoding)
         if args.texts:
-            texts = args.texts
+            items = args.texts
         elif args.file:
-            texts = read_texts_file(args.file)
+            items = read_texts_file(args.file)
         else:
-            texts = read_jsonl_texts(sys.stdin.buffer)
-        for result in predictor.predict(texts):
+            items = read_jsonl_items(sys.stdin.buffer)
+        for result in predictor.predict(items):
             print(json.dumps(result, ensure_ascii=False))
         return 0
 

@@ -1,0 +1,209 @@
+"""Text encoding for serving: raw text or words -> padded model inputs, through the Task's public API.
+
+Classification keeps max_seq_length tokens as in training ("head" or "head_tail"). NER never drops a
+word: a sentence longer than max_seq_length is cut into overlapping word windows (stride half a window)
+and each word takes the prediction of the window in which it has the most context on its poorer side.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import tasks
+from ..decoding import DECODINGS
+from ..errors import UserError
+from . import layout
+from . import words as words_mod
+
+WORD_CACHE_SIZE = 200_000  # memoized word -> pieces entries per encoder (cleared when full)
+LONG_TEXT_CHARS = 20_000  # classification texts longer than this are tokenized from both ends only
+
+
+def make_windows(lengths: Sequence[int], budget: int) -> List[Tuple[int, int]]:
+    """Word windows [a, b) whose piece counts fit `budget`; consecutive windows overlap by ~budget/2 pieces."""
+    n = len(lengths)
+    if n == 0:
+        return [(0, 0)]
+    stride = max(1, budget // 2)
+    windows = []
+    a = 0
+    while True:
+        b, used = a, 0
+        while b < n and used + lengths[b] <= budget:
+            used += lengths[b]
+            b += 1
+        b = max(b, a + 1)  # callers cap each word at `budget` pieces, so this only guards bad input
+        windows.append((a, b))
+        if b >= n:
+            return windows
+        nxt, moved = a, 0
+        while nxt < b and moved + lengths[nxt] <= stride:
+            moved += lengths[nxt]
+            nxt += 1
+        a = max(nxt, a + 1)
+
+
+def best_window(lengths: Sequence[int], windows: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """For each word, (window index, position of the word inside that window's word list).
+
+    A word's context in a window is the number of pieces on its poorer side; a side that reaches the
+    start or end of the text counts as unlimited. Ties go to the earlier window.
+    """
+    n = len(lengths)
+    cum = np.concatenate([[0], np.cumsum(lengths)]) if n else np.zeros(1)
+    best: List[Optional[Tuple[float, int, int]]] = [None] * n
+    for k, (a, b) in enumerate(windows):
+        for w in range(a, b):
+            left = math.inf if a == 0 else cum[w] - cum[a]
+            right = math.inf if b == n else cum[b] - cum[w + 1]
+            score = min(left, right)
+            if best[w] is None or score > best[w][0]:
+                best[w] = (score, k, w - a)
+    return [(k, pos) for _, k, pos in best]
+
+
+class TextEncoder:
+    """Tokenizer + task rules of an export directory: raw text or words -> model features (no model needed)."""
+
+    def __init__(self, export_dir: str, *, max_seq_length: Optional[int] = None, truncation: Optional[str] = None,
+                 word_splitter: Optional[str] = None, decoding: Optional[str] = None):
+        self.export_dir = export_dir
+        self.meta = layout.read_export_metadata(export_dir)
+        layout.check_listed_files(export_dir, self.meta)
+        self.labels: List[str] = self.meta["labels"]
+        self.task_name: str = self.meta["task"]
+        trained_length = int(self.meta.get("max_seq_length") or 128)
+        self.max_seq_length = int(max_seq_length or trained_length)
+        limit = int(self.meta.get("max_position_embeddings") or 512)
+        if not 3 <= self.max_seq_length <= limit:
+            raise UserError(f"max_seq_length must be between 3 and the model's {limit} positions, "
+                            f"got {self.max_seq_length}")
+        self.truncation = truncation or self.meta.get("truncation") or "head"
+        if self.truncation not in ("head", "head_tail"):
+            raise UserError(f"truncation must be 'head' or 'head_tail', got {self.truncation!r}")
+        self.tokenizer = _load_tokenizer(export_dir)
+        self.pad_token_id = int(self.meta.get("pad_token_id", 0))
+        self.word_splitter = word_splitter or self.meta.get("word_splitter") or words_mod.DEFAULT_SPLITTER
+        if self.word_splitter not in words_mod.SPLITTERS:
+            raise UserError(f"word splitter must be one of {', '.join(words_mod.SPLITTERS)}, "
+                            f"got {self.word_splitter!r}")
+        decoding = decoding or self.meta.get("decoding") or tasks.DEFAULT_DECODING
+        if decoding not in DECODINGS:
+            raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+        self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
+                                    self.truncation, decoding)
+        self.budget = self.max_seq_length - 2
+        self._word_cache: Dict[str, List[int]] = {}
+
+    def words(self, text: str) -> Tuple[List[str], List[Tuple[int, int]]]:
+        """The words of raw text (this export's word splitter, after NFC) and their offsets in `text`."""
+        split = words_mod.split_words(text, self.word_splitter)
+        return [w for w, _, _ in split], [(a, b) for _, a, b in split]
+
+    def clear_cache(self) -> None:
+        """Forget memoized word pieces (for timing tokenization from cold)."""
+        self._word_cache.clear()
+
+    # -- classification
+    def classification_feature(self, text: str) -> Dict:
+        pieces = self._text_pieces(text)
+        input_ids, token_type_ids = self.task.wrap(self.task.truncate(pieces))
+        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "truncated": len(pieces) > self.budget}
+
+    def _text_pieces(self, text: str) -> List[int]:
+        """All pieces of `text`, or (very long text) enough pieces from each end for the truncation rule.
+
+        The tokenizer treats whitespace as a hard word boundary, so the pieces of a prefix cut at a
+        space are exactly the first pieces of the whole text (and likewise for suffixes).
+        """
+        if len(text) <= LONG_TEXT_CHARS:
+            return self.task.pieces(text)
+        head, complete = self._end_pieces(text, self.budget + 1, from_start=True)
+        if complete:
+            return head
+        if self.truncation == "head":
+            return head  # more than budget pieces: truncate() keeps the first budget
+        n_head = self.budget // 4
+        tail, _ = self._end_pieces(text, self.budget - n_head, from_start=False)
+        # a stand-in of exactly budget + 1 pieces that truncate() cuts to head + tail
+        return head[:n_head] + [self.tokenizer.unk_token_id] + tail[len(tail) - (self.budget - n_head):]
+
+    def _end_pieces(self, text: str, need: int, from_start: bool) -> Tuple[List[int], bool]:
+        size = max(1024, need * 16)
+        while True:
+            if size >= len(text):
+                return self.task.pieces(text), True
+            if from_start:
+                cut = max(text.rfind(c, 0, size) for c in " \t\n\r")
+                part = text[:cut] if cut > 0 else None
+            else:
+                start = len(text) - size
+                cuts = [i for i in (text.find(c, start) for c in " \t\n\r") if i >= 0]
+                part = text[min(cuts) + 1:] if cuts else None
+            if part is not None:
+                pieces = self.task.pieces(part)
+                if len(pieces) >= need:
+                    return pieces, False
+            size *= 4
+
+    # -- tagging
+    def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
+        """Pieces per word, as TaggingTask.word_pieces (an untokenizable word gets [UNK]), capped at the
+        window budget. Words repeat a lot, so their pieces are memoized (the tokenizer call dominates)."""
+        cache = self._word_cache
+        out = []
+        for word in words:
+            pieces = cache.get(word)
+            if pieces is None:
+                pieces = self.task.word_pieces([word])[0][: self.budget]
+                if len(cache) >= WORD_CACHE_SIZE:
+                    cache.clear()
+                cache[word] = pieces
+            out.append(pieces)
+        return out
+
+    def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
+        """Window features for one sentence and, per word, (window number, position in that window)."""
+        pieces = self.word_pieces(words)
+        lengths = [len(p) for p in pieces]
+        windows = make_windows(lengths, self.budget)
+        features = []
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        for a, b in windows:
+            ids, first = [cls], []
+            for w in range(a, b):
+                first.append(len(ids))
+                ids += pieces[w]
+            ids.append(sep)
+            features.append({"input_ids": ids, "token_type_ids": [0] * len(ids), "first_positions": first})
+        return features, best_window(lengths, windows) if words else []
+
+    # -- both
+    def calibration_features(self, texts: Sequence[str]) -> List[Dict]:
+        """Model inputs for calibration/agreement checks: one per text (classification) or per window (NER)."""
+        return self.task.serving_features(self, [t for t in texts if isinstance(t, str) and t.strip()])
+
+    def collate(self, features: Sequence[Dict]) -> Tuple[np.ndarray, np.ndarray]:
+        """Pad to the longest feature with pad_token_id: int64 input_ids, token_type_ids [B, L]."""
+        length = max(len(f["input_ids"]) for f in features)
+        ids = np.full((len(features), length), self.pad_token_id, dtype="int64")
+        types = np.zeros((len(features), length), dtype="int64")
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = f["input_ids"]
+            types[i, :n] = f["token_type_ids"]
+        return ids, types
+
+
+def _load_tokenizer(export_dir: str):
+    from paddlenlp.transformers import AutoTokenizer
+
+    if not os.path.isfile(os.path.join(export_dir, "tokenizer_config.json")):
+        raise UserError("incomplete export directory: tokenizer_config.json is missing", where=export_dir)
+    try:
+        return AutoTokenizer.from_pretrained(export_dir)
+    except Exception as e:  # PaddleNLP raises assorted errors for missing/corrupt vocabularies
+        raise UserError(f"could not load the tokenizer: {e}", where=export_dir) from None

@@ -1,0 +1,122 @@
+"""Inference engines over an export directory: Paddle Inference and ONNX Runtime, one run() for both."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import UserError
+from . import layout
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+def check_finite(logits: np.ndarray, where: str) -> np.ndarray:
+    """`logits` if every value is finite; NaN/inf logits (e.g. NaN weights) are an error, never a result."""
+    if not np.isfinite(logits).all():
+        raise UserError("the model produces non-finite logits (NaN or inf): its weights are damaged or it "
+                        "diverged in training", where=where, hint="re-export a checkpoint whose weights are finite")
+    return logits
+
+
+class PaddleEngine:
+    """Paddle Inference predictor over inference.json/.pdiparams: run(input_ids, token_type_ids) -> logits."""
+
+    def __init__(self, export_dir: str, *, num_threads: int = 1, use_mkldnn: bool = True, precision: str = "fp32",
+                 device: str = "cpu"):
+        from paddle import inference
+
+        model, params = (os.path.join(export_dir, f) for f in (layout.MODEL_FILE, layout.PARAMS_FILE))
+        for f in (model, params):
+            if not os.path.isfile(f):
+                raise UserError(f"incomplete export directory: {os.path.basename(f)} is missing", where=export_dir,
+                                hint="re-run tools/export.py for this model")
+        if precision == "int8":
+            raise UserError(
+                "Paddle Inference 3.3.1 has no CPU INT8 path for PIR (inference.json) models: its oneDNN "
+                "passes delete quantize/dequantize ops and run FP32",
+                hint="INT8 runs with ONNX Runtime: backend='onnx', precision='int8' "
+                     "(export with tools/export.py --int8)")
+        config = inference.Config(model, params)  # PIR: (json, pdiparams); the .pdmodel form is legacy
+        self.device = resolve_device(device)
+        if self.device == "gpu":
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            if use_mkldnn:
+                config.enable_mkldnn()
+                if precision == "bf16":
+                    from paddle.base import core
+
+                    if not core.supports_bfloat16():
+                        raise UserError("this CPU has no bf16 support for oneDNN (needs AVX512-BF16 or AMX)")
+                    config.enable_mkldnn_bfloat16()
+            elif precision == "bf16":
+                raise UserError("bf16 needs oneDNN: drop use_mkldnn=False")
+        config.set_cpu_math_library_num_threads(int(num_threads))
+        config.disable_glog_info()
+        try:
+            self.predictor = inference.create_predictor(config)
+        except Exception as e:
+            raise UserError(f"Paddle Inference could not load the model: {e}", where=export_dir) from None
+        names = self.predictor.get_input_names()
+        if sorted(names) != sorted(layout.INPUT_NAMES):
+            raise UserError(f"the exported model takes inputs {names}, expected {list(layout.INPUT_NAMES)}",
+                            where=export_dir)
+        self.output_name = self.predictor.get_output_names()[0]
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        for name, value in (("input_ids", input_ids), ("token_type_ids", token_type_ids)):
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(list(value.shape))
+            handle.copy_from_cpu(np.ascontiguousarray(value, dtype="int64"))
+        self.predictor.run()
+        return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+
+
+class OnnxEngine:
+    """ONNX Runtime session over model.onnx or model.int8.onnx with the same run() as PaddleEngine."""
+
+    def __init__(self, model_file: str, *, num_threads: int = 1, device: str = "cpu"):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("backend 'onnx' needs onnxruntime", hint="pip install onnxruntime") from None
+        if not os.path.isfile(model_file):
+            raise UserError(f"incomplete export directory: {os.path.basename(model_file)} is missing",
+                            where=os.path.dirname(model_file),
+                            hint="add it with tools/export.py --onnx (model.onnx) or --int8 (model.int8.onnx)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device in ("gpu", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        elif device == "gpu":
+            raise UserError("device 'gpu' asked for, but this onnxruntime has no CUDA provider",
+                            hint="pip install onnxruntime-gpu, or use device='cpu'")
+        try:
+            self.session = ort.InferenceSession(model_file, options, providers=providers)
+        except Exception as e:
+            raise UserError(f"ONNX Runtime could not load {os.path.basename(model_file)}: {e}") from None
+        self.device = "gpu" if providers[0].startswith("CUDA") else "cpu"
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": np.ascontiguousarray(input_ids, dtype="int64"),
+                                       "token_type_ids": np.ascontiguousarray(token_type_ids, dtype="int64")})[0]
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UserError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import paddle
+
+    available = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if device == "gpu" and not available:
+        raise UserError("device 'gpu' asked for, but this Paddle build sees no CUDA GPU",
+                        hint="install paddlepaddle-gpu on a GPU machine, or use device='cpu'")
+    return "gpu" if available else "cpu"

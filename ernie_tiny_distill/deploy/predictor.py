@@ -1,0 +1,229 @@
+"""The Predictor: raw text (or pre-split words) in, labels/entities out, for one export directory.
+
+    from ernie_tiny_distill.deploy.predictor import Predictor
+    p = Predictor("exports/imdb_student", num_threads=2)
+    p.predict(["A wonderful film.", "Dull and far too long."])
+    # classification -> [{"label": "pos", "probabilities": {"neg": 0.03, "pos": 0.97}}, ...]
+    # NER            -> [{"entities": [{"type": "PER", "text": "Angela Merkel", "start": 0, "end": 13,
+    #                                   "start_token": 0, "end_token": 2, "score": 0.98}, ...]}, ...]
+
+Defined results and errors:
+- empty or whitespace-only text: classification gives {"label": None, "probabilities": None,
+  "error": "empty text"}; NER gives {"entities": []}. Neither is an exception, so one bad line in a batch
+  does not fail the others. A non-string item raises UserError naming its index.
+- NER items may be pre-split words (a list of strings) instead of text: entities then carry the word span
+  (start_token, end_token) and the words joined by spaces, no character offsets.
+- long text: see encoding.py (truncation as in training; NER word windows, no word dropped).
+- NER tags are decoded by the Task (argmax or IOB2-constrained Viterbi) and entities by the metric's own
+  decoder (seqeval strict IOB2, decoding.entity_spans): what is served is what is scored.
+- a missing or incomplete export directory, a wrong task, labels.json that does not match the model's
+  outputs, a model whose logits are not finite, an unsupported backend/precision: UserError.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import UserError
+from ..tasks import ClassificationTask, TaggingTask
+from . import layout
+from .encoding import TextEncoder
+from .engines import OnnxEngine, PaddleEngine, check_finite
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("paddle", "onnx", "auto")
+PRECISIONS = ("fp32", "bf16", "int8")
+EMPTY_TEXT = "empty text"
+Item = Union[str, Sequence[str]]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def probe_inputs(vocab_size: int, pad_token_id: int, seed: int = 0) -> np.ndarray:
+    """A small int64 batch with different real lengths (padded with pad_token_id), for parity and load checks."""
+    rng = np.random.default_rng(seed)
+    lengths = [24, 17, 9, 3]
+    ids = np.full((len(lengths), max(lengths)), pad_token_id, dtype="int64")
+    low = min(5, vocab_size - 1)
+    for i, n in enumerate(lengths):
+        row = rng.integers(low, vocab_size, size=n)
+        row[row == pad_token_id] = low
+        ids[i, :n] = row
+    return ids
+
+
+class Predictor:
+    """Raw text in, labels/entities out, for one export directory (see the module docstring)."""
+
+    def __init__(self, export_dir: str, *, backend: str = "paddle", num_threads: int = 1, use_mkldnn: bool = True,
+                 precision: str = "fp32", batch_size: int = 32, max_seq_length: Optional[int] = None,
+                 device: str = "cpu", truncation: Optional[str] = None, task: Optional[str] = None,
+                 word_splitter: Optional[str] = None, decoding: Optional[str] = None):
+        if backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if batch_size < 1 or num_threads < 1:
+            raise UserError("batch_size and num_threads must be at least 1")
+        self.encoder = TextEncoder(export_dir, max_seq_length=max_seq_length, truncation=truncation,
+                                   word_splitter=word_splitter, decoding=decoding)
+        self.meta = self.encoder.meta
+        self.task = self.meta["task"]
+        self.labels = self.encoder.labels
+        if task is not None and task != self.task:
+            raise UserError(f"this export is a {self.task} model, but a {task} model was asked for",
+                            where=export_dir)
+        if backend == "auto":
+            backend = "onnx" if precision == "int8" else "paddle"
+        if precision == "bf16" and backend == "onnx":
+            raise UserError("bf16 is available with backend 'paddle' (oneDNN) only")
+        self.backend, self.precision, self.batch_size = backend, precision, int(batch_size)
+        self.num_threads = int(num_threads)
+        if backend == "paddle":
+            self.engine = PaddleEngine(export_dir, num_threads=num_threads, use_mkldnn=use_mkldnn,
+                                       precision=precision, device=device)
+        else:
+            name = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
+            self.engine = OnnxEngine(os.path.join(export_dir, name), num_threads=num_threads, device=device)
+        self._lock = threading.Lock()  # one predictor is not safe to run from several threads at once
+        self.error: Optional[str] = None  # set when the model turned out unable to predict (see /health)
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """Run the model once: its outputs must be finite and match labels.json, or it is refused at load."""
+        where = self.encoder.export_dir
+        ids = probe_inputs(int(self.meta.get("vocab_size") or 100), self.encoder.pad_token_id)[:, :8]
+        logits = check_finite(self.engine.run(ids, np.zeros_like(ids)), where)
+        if logits.shape[-1] != len(self.labels):
+            raise UserError(f"{layout.LABELS_FILE} has {len(self.labels)} labels but the model has "
+                            f"{logits.shape[-1]} outputs", where=os.path.join(where, layout.LABELS_FILE),
+                            hint="restore the labels.json written by tools/export.py (index = logit column)")
+
+    # -- low level
+    def logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
+        """Logits per encoded feature ({"input_ids", "token_type_ids"}), in order: [C] or [L_i, C].
+
+        Batches of `batch_size`, sorted by length (dynamic padding); the original order is restored.
+        """
+        out: List[Optional[np.ndarray]] = [None] * len(features)
+        lengths = [len(f["input_ids"]) for f in features]
+        limit = int(self.meta.get("max_position_embeddings") or 512)
+        if lengths and (max(lengths) > limit or min(lengths) < 1):
+            raise UserError(f"features must have 1..{limit} tokens (the model's position embeddings), "
+                            f"got {min(lengths)}..{max(lengths)}")
+        order = sorted(range(len(features)), key=lambda i: lengths[i])
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            ids, types = self.encoder.collate([features[i] for i in idx])
+            with self._lock:
+                logits = self.engine.run(ids, types)
+            try:
+                check_finite(logits, self.encoder.export_dir)
+            except UserError as e:
+                self.error = str(e)
+                raise
+            for row, i in enumerate(idx):
+                out[i] = self.encoder.task.slice_logits(logits, row, lengths[i])
+        return out
+
+    # -- classification
+    def classify(self, texts: Sequence[str]) -> List[Dict]:
+        self._require("classify", ClassificationTask)
+        texts = _check_items(texts, tokens_allowed=False)
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        features = [self.encoder.classification_feature(texts[i]) for i in keep]
+        truncated = sum(f["truncated"] for f in features)
+        if truncated:
+            logger.info("%d of %d texts were longer than %d tokens and were truncated (%s)", truncated,
+                        len(features), self.encoder.max_seq_length, self.encoder.truncation)
+        results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
+        for i, logits in zip(keep, self.logits(features)):
+            probs = softmax(logits.astype("float64"))
+            results[i] = {"label": self.labels[int(np.argmax(logits))],
+                          "probabilities": {label: float(p) for label, p in zip(self.labels, probs)}}
+        return results
+
+    # -- NER
+    def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[List[str]], List[List[float]]]:
+        """IOB2 tags and their probabilities for pre-split words (every word gets a tag)."""
+        features, where, offsets = [], [], []
+        for words in sentences:
+            feats, best = self.encoder.tagging_windows(list(words)) if len(words) else ([], [])
+            offsets.append(len(features))
+            features += feats
+            where.append(best)
+        logits = self.logits(features)
+        tags, scores = [], []
+        for start, best in zip(offsets, where):
+            rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
+            sentence_tags, sentence_scores = self.encoder.task.decode(
+                np.stack(rows) if rows else np.zeros((0, len(self.labels))))
+            tags.append(sentence_tags)
+            scores.append(sentence_scores)
+        return tags, scores
+
+    def predict_tokens(self, sentences: Sequence[Sequence[str]]) -> List[List[str]]:
+        """IOB2 tags for pre-tokenized sentences (e.g. CoNLL words), one per word, none lost to length."""
+        self._require("predict_tokens", TaggingTask)
+        for i, words in enumerate(sentences):
+            if isinstance(words, str) or not all(isinstance(w, str) for w in words):
+                raise UserError(f"item {i}: predict_tokens takes lists of word strings")
+        return self.tag_words(sentences)[0]
+
+    def extract_entities(self, items: Sequence[Item]) -> List[Dict]:
+        """Entities of raw texts or of pre-split word lists (see the module docstring)."""
+        self._require("extract_entities", TaggingTask)
+        items = _check_items(items, tokens_allowed=True)
+        split = [self.encoder.words(t) if isinstance(t, str) else (list(t), None) for t in items]
+        tags, scores = self.tag_words([words for words, _ in split])
+        results = []
+        for item, (words, offsets), sentence_tags, sentence_scores in zip(items, split, tags, scores):
+            entities = []
+            for kind, a, b in self.encoder.task.entities(sentence_tags):
+                entity = {"type": kind, "text": " ".join(words[a:b]), "start_token": a, "end_token": b,
+                          "score": float(np.mean(sentence_scores[a:b]))}
+                if offsets is not None:
+                    start, end = offsets[a][0], offsets[b - 1][1]
+                    entity.update(text=item[start:end], start=start, end=end)
+                entities.append(entity)
+            results.append({"entities": entities})
+        return results
+
+    def predict(self, items: Sequence[Item]) -> List[Dict]:
+        """classify() or extract_entities(), whichever the exported task does."""
+        return self.encoder.task.serve(self, items)
+
+    def _require(self, call: str, task_cls) -> None:
+        if not isinstance(self.encoder.task, task_cls):
+            raise UserError(f"{call}() needs a {task_cls.name} model, but this export is a {self.task} model "
+                            f"(labels {self.labels[:4]}{'...' if len(self.labels) > 4 else ''})")
+
+
+def _check_items(items, *, tokens_allowed: bool) -> List[Item]:
+    if isinstance(items, str):
+        raise UserError("predict() takes a list of texts, not a single string")
+    items = list(items)
+    for i, t in enumerate(items):
+        if isinstance(t, str):
+            continue
+        if tokens_allowed and isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t):
+            continue
+        expected = "a string or a list of word strings" if tokens_allowed else "a string"
+        raise UserError(f"item {i} is {type(t).__name__}, expected {expected}")
+    return items
+
+
+def evaluate_export(predictor: Predictor, examples: Sequence, where: str = "data") -> Dict:
+    """The task metric of what the exported model serves for labeled examples (labels checked first)."""
+    task = predictor.encoder.task
+    task.check_examples(examples, where)
+    return task.score_served(predictor, examples)

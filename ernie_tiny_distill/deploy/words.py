@@ -1,0 +1,102 @@
+"""Serving word splitters: raw text -> (word, start, end) with offsets into the original string.
+
+Text is NFC-normalised before splitting (a decomposed "Ge\u0301rard" is one word, as its composed form
+is); offsets still index the original string, so original[start:end] is the word before normalisation.
+Splitters (recorded in export.json as "word_splitter", chosen with tools/export.py --word-splitter):
+- "conll" (default): CoNLL-2003 tokens: whitespace separates words; punctuation stands alone except
+  inside words (U.S., 1996-08-30, O'Neill, 3.5); clitics 's n't 're 've 'll 'd 'm are split off; CJK
+  characters are single words.
+- "tweet": as "conll", but URLs, @mentions, #hashtags, HTML entities (&amp;) and emoticons stay whole.
+- "whitespace": words are what whitespace separates (for data that was tokenized that way).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable, Dict, List, Tuple
+
+Word = Tuple[str, int, int]
+
+_CJK = ("\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+        "\U00020000-\U0002a6df\U0002a700-\U0002ebef\U00030000-\U0003134f")
+_W = rf"[^\W{_CJK}]"  # a word character that is not CJK
+_CLITIC = r"(?:'|\u2019)(?:s|re|ve|ll|d|m)(?![^\W_])"
+_CONLL_RE = re.compile(
+    rf"""
+    (?:[A-Za-z]\.){{2,}}(?![^\W_])                     # abbreviations: U.S. U.K. e.g.
+    | {_W}+(?=n(?:'|\u2019)t(?![^\W_]))                 # do|n't
+    | n(?:'|\u2019)t(?![^\W_])                         # n't
+    | {_CLITIC}                                        # 's 're 've 'll 'd 'm
+    | {_W}+(?:(?:[-.,/:&@]|(?:'|\u2019)(?!(?:s|re|ve|ll|d|m|t)(?![^\W_]))){_W}+)*   # words, numbers
+    | [{_CJK}]                                         # one CJK character
+    | \S                                               # any other visible character (punctuation)
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+_TWEET_RE = re.compile(
+    r"""
+    (?:https?://|www\.)\S+                             # URLs
+    | [@#]\w+                                          # @mentions, #hashtags
+    | &(?:[A-Za-z]+|\#\d+);                            # HTML entities
+    | (?<!\S)[:;=8][-'^]?[)(\]\[dDpP/\\|*oO3]+(?!\S)   # emoticons standing alone
+    """,
+    re.VERBOSE,
+)
+
+
+def _dropped(word: str) -> bool:
+    """Characters the WordPiece tokenizer deletes (control/format characters, U+FFFD) never form a word."""
+    return len(word) == 1 and (word == "\ufffd" or unicodedata.category(word).startswith("C"))
+
+
+def _conll(text: str, base: int = 0) -> List[Word]:
+    return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text) if not _dropped(m.group())]
+
+
+def _tweet(text: str) -> List[Word]:
+    words, at = [], 0
+    for m in _TWEET_RE.finditer(text):
+        words += _conll(text[at:m.start()], at)
+        words.append((m.group(), m.start(), m.end()))
+        at = m.end()
+    return words + _conll(text[at:], at)
+
+
+def _whitespace(text: str) -> List[Word]:
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+SPLITTERS: Dict[str, Callable[[str], List[Word]]] = {"conll": _conll, "tweet": _tweet, "whitespace": _whitespace}
+DEFAULT_SPLITTER = "conll"
+
+
+def nfc_with_offsets(text: str) -> Tuple[str, List[int], List[int]]:
+    """NFC form of `text` and, per character of it, the [start, end) of the original characters it came from."""
+    if unicodedata.is_normalized("NFC", text):
+        return text, list(range(len(text))), list(range(1, len(text) + 1))
+    norm, starts, ends = [], [], []
+    i = 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and unicodedata.combining(text[j]):
+            j += 1  # a base character and the combining marks after it are normalised together
+        for ch in unicodedata.normalize("NFC", text[i:j]):
+            norm.append(ch)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    return "".join(norm), starts, ends
+
+
+def split_words(text: str, splitter: str = DEFAULT_SPLITTER) -> List[Word]:
+    """Words of `text` as (NFC word, start, end); text[start:end] is the word as written (see module doc)."""
+    try:
+        split = SPLITTERS[splitter]
+    except KeyError:
+        from ..errors import UserError
+
+        raise UserError(f"unknown word splitter {splitter!r}; expected one of {', '.join(SPLITTERS)}") from None
+    norm, starts, ends = nfc_with_offsets(text)
+    if norm is text:
+        return split(text)
+    return [(word, starts[a], ends[b - 1]) for word, a, b in split(norm)]
