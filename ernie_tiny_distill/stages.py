@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict, List, Optional
+from typing import Dict
 
 import numpy as np
 import paddle

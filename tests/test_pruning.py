@@ -252,3 +252,15 @@ def test_a_no_kd_student_that_matches_its_teacher_is_warned_about(caplog):
     assert "warning" not in compare_with_teacher(no_kd, task, {"f1": 0.30}, {"f1": 0.36})
     assert "warning" not in compare_with_teacher(kd, task, {"f1": 0.40}, {"f1": 0.36})  # a KD run: a report line
     assert compare_with_teacher(kd, task, {"f1": 0.40}, {"f1": 0.36})["teacher_dev"] == 0.36
+
+
+def test_flops_of_a_pruned_student_count_each_layers_own_widths():
+    from ernie_tiny_distill.bench.latency import flops_per_sequence
+
+    dense = {"layers": 2, "hidden": 8, "intermediate": 16, "labels": ["a", "b"], "task": "classification"}
+    S = 4
+    # H=8, I=16: per layer 2*S*(4*64 + 2*128) + 4*S*S*8 = 4096 + 512; head 2*64 + 2*8*2 = 160
+    assert flops_per_sequence(dense, S) == 2 * (4096 + 512) + 160
+    pruned = dict(dense, layer_heads=[1, 2], layer_intermediate=[4, 16], attention_head_size=2)
+    # layer 1: A=2, I=4: 2*4*(4*8*2 + 2*8*4) + 4*16*2 = 1024 + 128; layer 2: A=4, I=16: 2*4*(128 + 256) + 256
+    assert flops_per_sequence(pruned, S) == (1024 + 128) + (3072 + 256) + 160

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None, profiles: Optional[Dict[str, Callable[[], Profile]]] = None) -> Dict:
     """Parse, run, report; returns {"done", "ran", "failed", "report"}. `profiles` (tests) replaces the YAML ones."""
-    from . import plan, runner
+    from . import plan, schedule
     from .report import report
 
     args = build_parser().parse_args(argv)
@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None, profiles: Optional[Dict[str, Call
         return {"done": [], "ran": [], "failed": {}}
     outcome = {"done": [], "ran": [], "failed": {}}
     if not args.report_only:
-        outcome = runner.run(m, only, skip)
+        outcome = schedule.run(m, only, skip)
     if not args.no_report:
         report_cmd = f"python tools/reproduce.py --task {args.task} --profile {p.name} --report-only"
         try:

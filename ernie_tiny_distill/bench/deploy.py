@@ -92,9 +92,9 @@ def run_export(m: Matrix, job: Job) -> None:
 
 
 def calibration_file(m: Matrix, t: str, create: bool = True) -> str:
-    """Training texts for INT8 (one per line; CoNLL: the training file itself, which export reads)."""
+    """Training texts for INT8 (one per line; CoNLL-format data: the training file itself, which export reads)."""
     cfg = m.teacher_cfg(t)
-    if cfg.task == "ner" and cfg.data.path:
+    if cfg.data.format in ("conll", "msra") and cfg.data.path:
         for name in ("train.txt", "train.tsv"):
             if os.path.isfile(os.path.join(cfg.data.path, name)):
                 return os.path.join(cfg.data.path, name)

@@ -33,12 +33,21 @@ from ..errors import UserError
 
 
 def flops_per_sequence(meta: Dict, seq_len: int) -> int:
+    """FLOPs of one sequence (see the module docstring); a student pruned from its teacher has per-layer head
+    counts and FFN widths (export.json `layer_heads`, `layer_intermediate`, `attention_head_size`), so each
+    layer's attention width A = heads x head size replaces H in its Q, K, V, output and attention products."""
+    from ..tasks import task_class
+
     L, H, S = int(meta["layers"]), int(meta["hidden"]), int(seq_len)
     I = int(meta.get("intermediate") or 4 * H)  # noqa: E741 - the usual name for the FFN width
     C = len(meta.get("labels") or [2])
-    per_layer = 2 * S * (4 * H * H + 2 * H * I) + 4 * S * S * H
-    head = 2 * H * H + 2 * H * C if meta.get("task") == "classification" else 2 * S * H * C
-    return L * per_layer + head
+    heads = meta.get("layer_heads") or [None] * L
+    widths = meta.get("layer_intermediate") or [I] * L
+    total = 0
+    for n_heads, ffn in zip(heads, widths):
+        A = H if n_heads is None else int(n_heads) * int(meta["attention_head_size"])
+        total += 2 * S * (4 * H * A + 2 * H * int(ffn)) + 4 * S * S * A
+    return total + task_class(meta.get("task") or "classification").head_flops(S, H, C)
 
 
 def _cpuinfo() -> Dict[str, str]:

@@ -6,6 +6,7 @@ import os
 import statistics
 from typing import Dict, List, Sequence, Tuple
 
+from ..tasks import task_class
 from .jobs import Matrix
 from .profile import TaskSpec
 from .util import read_json
@@ -30,7 +31,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
         spec = m.p.tasks[t]
         tcfg = m.teacher_cfg(t)
         tsum = read_json(os.path.join(tcfg.output_dir, "summary.json"))
-        metric = (tsum or {}).get("metric_name") or ("accuracy" if tcfg.task == "classification" else "f1")
+        metric = (tsum or {}).get("metric_name") or task_class(tcfg.task).metric_name
         lat = m.result(f"{t}/latency") or {}
         measured = lat.get("measured", {})
         exports = {k: m.result(f"{t}/export/{k}") for k in ["teacher", *m.p.students]}

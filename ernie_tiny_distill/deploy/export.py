@@ -198,7 +198,10 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
 
     config = models.encoder_of(model).config
     total, nonembedding = models.count_parameters(model)
-    return {
+    # a student pruned from its teacher: per-layer shapes (FLOPs are counted from them)
+    pruned = {key: getattr(config, key) for key in ("layer_heads", "layer_intermediate", "attention_head_size",
+                                                     "pooler_size") if getattr(config, key, None) is not None}
+    return {**pruned,
         "format_version": layout.FORMAT_VERSION,
         "task": task_meta["task"],
         "labels": labels,
