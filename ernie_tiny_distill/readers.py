@@ -14,6 +14,7 @@ import re
 import tarfile
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -189,23 +190,96 @@ def _imdb_examples(rows: List[Tuple[str, str, str]], split: str) -> List[TextExa
 
 
 def _read_imdb_tar_all(tar_path: Path) -> Dict[str, List[TextExample]]:
-    """All three splits from one pass over the tarball (gzip cannot seek, so one pass is the cheap way)."""
+    """All three splits from one pass over the tarball (gzip cannot seek, so one pass is the cheap way).
+
+    The compressed stream is read to its very end, so gzip checks its CRC and length: a damaged archive is an
+    error, never a partial read (tarfile stops silently at the first unreadable header). Then the review ids are
+    checked against the archive's urls_*.txt lists (_check_imdb_complete).
+    """
     rows: Dict[str, List[Tuple[str, str, str]]] = {s: [] for s in IMDB_SPLITS}
+    url_counts: Dict[Tuple[str, str], int] = {}
     try:
         with tarfile.open(tar_path, "r:*") as tar:
             for member in tar:
-                place = _imdb_member_place(member.name) if member.isfile() else None
+                if not member.isfile():
+                    continue
+                urls = _imdb_urls_place(member.name)
+                if urls is not None:
+                    url_counts[urls] = _count_lines(tar.extractfile(member).read())
+                    continue
+                place = _imdb_member_place(member.name)
                 if place is None:
                     continue
                 split, label_dir, fname = place
                 raw = tar.extractfile(member).read()
                 text = decode_bytes(raw, where=f"{tar_path}:{member.name}", encoding_errors="replace")
                 rows[split].append((label_dir, fname, text))
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            # Drain the rest of the (decompressed) stream: gzip verifies CRC-32 and size only at its end.
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise UserError(
-            f"cannot read IMDB tarball: {exc}", where=str(tar_path), hint=f"expected {IMDB_LAYOUT}; {IMDB_HINT}"
+            f"cannot read IMDB tarball, it is damaged or incomplete ({type(exc).__name__}: {exc})",
+            where=str(tar_path),
+            hint=f"download it again from {IMDB_URL} (expected {IMDB_LAYOUT})",
         ) from exc
+    _check_imdb_complete(str(tar_path), rows, url_counts)
     return {split: _imdb_examples(r, split) for split, r in rows.items()}
+
+
+# The official aclImdb_v1.tar.gz: reviews per directory, ids 0..N-1 (`<id>_<rating>.txt`), one line per review
+# in the directory's urls_<label>.txt. Checked against the urls files of the archive or folder being read.
+IMDB_OFFICIAL_COUNTS = {("train", "neg"): 12500, ("train", "pos"): 12500, ("train", "unsup"): 50000,
+                        ("test", "neg"): 12500, ("test", "pos"): 12500}
+# Reviews absent from some redistributed copies that are otherwise intact (accepted with a warning):
+# test/pos/7_9.txt is missing from /work/shared/datasets/aclImdb_v1.tar.gz (see its README), so its test split
+# has 24,999 reviews.
+IMDB_KNOWN_MISSING = {("test", "pos"): {7}}
+_IMDB_URLS = re.compile(r"^urls_(neg|pos|unsup)\.txt$")
+
+
+def _imdb_urls_place(name: str) -> Optional[Tuple[str, str]]:
+    """(split dir, label dir) for aclImdb/{train,test}/urls_<label>.txt, else None."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if len(parts) != 3 or parts[0] != "aclImdb" or parts[1] not in ("train", "test"):
+        return None
+    m = _IMDB_URLS.match(parts[2])
+    return (parts[1], m.group(1)) if m else None
+
+
+def _count_lines(raw: bytes) -> int:
+    return len([line for line in raw.split(b"\n") if line.strip()])
+
+
+def _check_imdb_complete(where: str, rows: Dict[str, List[Tuple[str, str, str]]],
+                         url_counts: Dict[Tuple[str, str], int]) -> None:
+    """Every review a urls_<label>.txt lists (ids 0..N-1) must be present: a shortfall is an error naming the
+    archive and the missing files, so a partly extracted or damaged copy is never read as if it were whole."""
+    problems = []
+    for (top, label_dir), expected in sorted(url_counts.items()):
+        split = "unsup" if label_dir == "unsup" else top
+        ids = set()
+        for row_label, fname, _ in rows[split]:
+            m = _IMDB_NAME.match(fname)
+            if row_label == label_dir and m:
+                ids.add(int(m.group(1)))
+        missing = sorted(set(range(expected)) - ids)
+        known = sorted(set(missing) & IMDB_KNOWN_MISSING.get((top, label_dir), set()))
+        if known:
+            logger.warning("%s: aclImdb/%s/%s/ lacks review id(s) %s, known to be missing from some copies; "
+                           "that directory has %d reviews instead of %d", where, top, label_dir,
+                           ", ".join(map(str, known)), expected - len(known), expected)
+            missing = [i for i in missing if i not in known]
+        if missing:
+            shown = ", ".join(f"{i}_*.txt" for i in missing[:5]) + (f" and {len(missing) - 5} more"
+                                                                    if len(missing) > 5 else "")
+            problems.append(f"aclImdb/{top}/{label_dir}/ has {expected - len(missing)} of the {expected} reviews "
+                            f"its urls_{label_dir}.txt lists (missing {shown})")
+    if problems:
+        official = ", ".join(f"{t}/{d} {n:,}" for (t, d), n in IMDB_OFFICIAL_COUNTS.items())
+        raise UserError("incomplete IMDB data: " + "; ".join(problems), where=where,
+                        hint=f"the official aclImdb_v1.tar.gz has {official} reviews; download it again from "
+                             f"{IMDB_URL} (or re-extract it)")
 
 
 def _imdb_cache_file(cache_dir: Path, split: str, stat: os.stat_result) -> Path:
@@ -302,6 +376,12 @@ def _read_imdb_folder(folder: Path, split: str) -> List[TextExample]:
     if not rows:
         raise UserError(f"no reviews (*.txt) for split {split!r} under {', '.join(str(d) for _, d in dirs)}",
                         where=str(folder), hint=f"expected {IMDB_LAYOUT}")
+    url_counts = {}
+    for label_dir, d in dirs:
+        urls = d.parent / f"urls_{label_dir}.txt"
+        if urls.is_file():
+            url_counts[(d.parent.name, label_dir)] = _count_lines(urls.read_bytes())
+    _check_imdb_complete(str(folder), {s: (rows if s == split else []) for s in IMDB_SPLITS}, url_counts)
     return _imdb_examples(rows, split)
 
 

@@ -52,7 +52,7 @@ IMDB_FILES = {
     "aclImdb/train/unsup/40_0.txt": "unsup forty",
     "aclImdb/train/unsup/5_0.txt": "unsup five",
     "aclImdb/train/unsup/7_0.txt": "unsup<br />seven",
-    "aclImdb/train/urls_pos.txt": "http://example.invalid/1\n",
+    "aclImdb/imdbEr.txt": "0.0\n",  # a non-review file of the official layout (urls_*.txt: see _imdb_archive)
     "aclImdb/test/pos/0_7.txt": "Test good",
     "aclImdb/test/neg/0_3.txt": "Test bad",
 }
@@ -451,3 +451,72 @@ def test_real_imdb_test_counts():
     assert Counter(e.label for e in test) == {"neg": 12500, "pos": 12499}
     assert not any("<br" in e.text for e in test[:500])
     assert time.perf_counter() - start < 60
+
+
+# ------------------------------------------------------------------ damaged or incomplete IMDB archives (issue 11 #4)
+
+
+def _imdb_archive(tmp_path, per_dir=60, drop=()):
+    """A synthetic aclImdb tar.gz with urls_*.txt lists, `per_dir` reviews (of incompressible text) per directory."""
+    import random as _random
+
+    rng = _random.Random(0)
+    root = tmp_path / "src"
+    files = {}
+    for top, label in (("train", "neg"), ("train", "pos"), ("train", "unsup"), ("test", "neg"), ("test", "pos")):
+        files[f"aclImdb/{top}/urls_{label}.txt"] = "".join(f"http://x/{i}\n" for i in range(per_dir))
+        for i in range(per_dir):
+            name = f"aclImdb/{top}/{label}/{i}_{0 if label == 'unsup' else 7}.txt"
+            if name not in drop:
+                files[name] = " ".join(f"w{rng.randrange(10**6)}" for _ in range(60))
+    write_tree(root, files)
+    tar_path = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(root / "aclImdb", arcname="aclImdb")
+    readers._imdb_tar_memo.clear()
+    return tar_path
+
+
+def test_imdb_tar_corrupted_in_the_middle_is_an_error_naming_the_file(tmp_path):
+    tar_path = _imdb_archive(tmp_path)
+    assert len(read_imdb(str(tar_path), "train")) == 120  # intact: every review
+    raw = bytearray(tar_path.read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 2048] = bytes(b ^ 0x5A for b in raw[mid:mid + 2048])  # flip 2 KB in the middle
+    tar_path.write_bytes(bytes(raw))
+    readers._imdb_tar_memo.clear()
+    for split in ("train", "unsup", "test"):
+        with pytest.raises(UserError, match=r"aclImdb_v1\.tar\.gz: cannot read IMDB tarball, it is damaged"):
+            read_imdb(str(tar_path), split)
+
+
+def test_imdb_tar_truncated_is_an_error_naming_the_file(tmp_path):
+    tar_path = _imdb_archive(tmp_path)
+    raw = tar_path.read_bytes()
+    tar_path.write_bytes(raw[: len(raw) - 4000])
+    readers._imdb_tar_memo.clear()
+    with pytest.raises(UserError, match=r"aclImdb_v1\.tar\.gz: cannot read IMDB tarball, it is damaged"):
+        read_imdb(str(tar_path), "train")
+
+
+def test_imdb_missing_reviews_are_an_error_with_counts(tmp_path):
+    tar_path = _imdb_archive(tmp_path, drop={"aclImdb/train/pos/3_7.txt", "aclImdb/train/pos/41_7.txt"})
+    with pytest.raises(UserError) as err:
+        read_imdb(str(tar_path), "train")
+    assert str(err.value).startswith(
+        f"{tar_path}: incomplete IMDB data: aclImdb/train/pos/ has 58 of the 60 reviews its urls_pos.txt lists "
+        "(missing 3_*.txt, 41_*.txt)")
+    assert "train/neg 12,500, train/pos 12,500, train/unsup 50,000, test/neg 12,500, test/pos 12,500" in str(err.value)
+    # the same check for an extracted folder
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(tmp_path / "x")
+    with pytest.raises(UserError, match=r"aclImdb/train/pos/ has 58 of the 60 reviews"):
+        read_imdb(str(tmp_path / "x"), "train")
+
+
+def test_imdb_known_missing_review_is_accepted_with_a_warning(tmp_path, caplog):
+    # the shared copy lacks test/pos/7_9.txt (datasets README): 24,999 test reviews, said in the log
+    tar_path = _imdb_archive(tmp_path, drop={"aclImdb/test/pos/7_7.txt"})
+    assert len(read_imdb(str(tar_path), "test")) == 119
+    assert "aclImdb/test/pos/ lacks review id(s) 7, known to be missing" in caplog.text
+    assert "59 reviews instead of 60" in caplog.text
