@@ -22,6 +22,17 @@ def set_threads(num_threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts and lengths: an integer >= 1 (0 or a negative value is refused, not reinterpreted)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def quiet_paddlenlp() -> None:
     """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter. Imports Paddle."""
     from paddlenlp.utils.log import logger

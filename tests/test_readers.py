@@ -520,3 +520,58 @@ def test_imdb_known_missing_review_is_accepted_with_a_warning(tmp_path, caplog):
     assert len(read_imdb(str(tar_path), "test")) == 119
     assert "aclImdb/test/pos/ lacks review id(s) 7, known to be missing" in caplog.text
     assert "59 reviews instead of 60" in caplog.text
+
+
+# ------------------------------------------------------------------ headerless CSV, column positions (issue 11 #21)
+
+AG_NEWS_LIKE = ('"3","Wall St. Bears Claw Back","Reuters - Short-sellers are seeing green again."\n'
+                '"4","Carlyle Looks Toward Commercial Aerospace","Reuters - Private investment firm Carlyle"\n'
+                '"2","Phelps wins, again",""\n')
+
+
+def test_headerless_csv_positions_joined_text_columns_and_label_names(tmp_path):
+    f = tmp_path / "train.csv"
+    f.write_text(AG_NEWS_LIKE, encoding="utf-8")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("World\nSports\nBusiness\nSci/Tech\n", encoding="utf-8")
+    names = readers.read_label_names(str(classes), first_id=1)
+    assert names == {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
+    got = read_classification_file(str(f), header=False, text_column=[1, 2], label_column=0, label_names=names)
+    assert got == [
+        TextExample("Wall St. Bears Claw Back Reuters - Short-sellers are seeing green again.", "Business"),
+        TextExample("Carlyle Looks Toward Commercial Aerospace Reuters - Private investment firm Carlyle", "Sci/Tech"),
+        TextExample("Phelps wins, again", "Sports"),  # an empty second text column adds nothing
+    ]
+    # without names: the ids as written; one text column by position
+    assert [(e.text, e.label) for e in read_classification_file(str(f), header=False, text_column=1,
+                                                               label_column=0)][:1] == [
+        ("Wall St. Bears Claw Back", "3")]
+    # a list of names or a mapping work the same
+    assert readers.read_label_names(["a", "b"]) == {"0": "a", "1": "b"}
+    assert readers.read_label_names({3: "x"}) == {"3": "x"}
+
+
+def test_headerless_csv_errors_name_file_and_line(tmp_path):
+    f = tmp_path / "train.csv"
+    f.write_text(AG_NEWS_LIKE, encoding="utf-8")
+    with pytest.raises(UserError, match=at(f, 3) + r"label '2' has no class name: the names given are for ids 3, 4"):
+        read_classification_file(str(f), header=False, text_column=1, label_column=0,
+                                 label_names={"3": "Business", "4": "Sci/Tech"})
+    with pytest.raises(UserError, match=at(f, 1) + r"column position 5 is out of range: the first record has 3 "
+                                                   r"columns \(positions 0 to 2\)"):
+        read_classification_file(str(f), header=False, text_column=5, label_column=0)
+    with pytest.raises(UserError, match=at(f, 1) + r"column 'text' is a name but the file has no header row"):
+        read_classification_file(str(f), header=False, label_column=0)
+    g = tmp_path / "bad.csv"
+    g.write_text('"1","a","b"\n"2","c"\n', encoding="utf-8")
+    with pytest.raises(UserError, match=at(g, 2) + r"2 field\(s\) but the first record has 3"):
+        read_classification_file(str(g), header=False, text_column=1, label_column=0)
+    # positions also work with a header row
+    h = tmp_path / "h.csv"
+    h.write_text("label,title,body\npos,Good,very\n", encoding="utf-8")
+    assert read_classification_file(str(h), text_column=[1, "body"], label_column="label") == [
+        TextExample("Good very", "pos")]
+    dup = tmp_path / "dup.txt"
+    dup.write_text("a\na\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"dup\.txt: class names repeat"):
+        readers.read_label_names(str(dup))

@@ -1,0 +1,27 @@
+"""Issue 11: command-line values that are not meaningful are refused, not reinterpreted (#7)."""
+import os
+import subprocess
+import sys
+
+import pytest
+# the session fixtures (test_export.py builds the tiny models once under a fixed temp path)
+from test_export import cls_export, cls_model, deploy_root  # noqa: F401,F811
+
+from ernie_tiny_distill import predictor as pr
+from ernie_tiny_distill.errors import UserError
+
+PREDICT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "predict.py")
+
+
+def test_predictor_max_seq_length_zero_is_refused(cls_export):
+    with pytest.raises(UserError, match=r"max_seq_length must be between 3 and the model's \d+ positions, got 0"):
+        pr.Predictor(cls_export, max_seq_length=0)
+
+
+@pytest.mark.parametrize("flag", ["--max-seq-length", "--batch-size", "--threads"])
+def test_predict_cli_zero_is_refused(flag, tmp_path):
+    run = subprocess.run([sys.executable, PREDICT, "--model", str(tmp_path), flag, "0", "some text"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 2
+    assert f"error: argument {flag}: must be a positive integer, got '0'" in run.stderr
+    assert "Traceback" not in run.stderr
