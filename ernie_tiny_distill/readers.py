@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import UserError, location
 from .examples import TaggedSentence, TextExample
+from .filemodes import as_umask_file
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ def _write_imdb_cache(file: Path, examples: List[TextExample]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for ex in examples:
                 f.write(json.dumps({"text": ex.text, "label": ex.label}, ensure_ascii=False) + "\n")
+        as_umask_file(tmp)  # mkstemp makes 0600 files; a shared cache_dir needs the user's umask
         os.replace(tmp, file)
     except BaseException:
         if os.path.exists(tmp):

@@ -575,3 +575,14 @@ def test_headerless_csv_errors_name_file_and_line(tmp_path):
     dup.write_text("a\na\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"dup\.txt: class names repeat"):
         readers.read_label_names(str(dup))
+
+
+def test_imdb_cache_files_have_the_users_umask(imdb_tar, tmp_path):
+    # issue 11 #18: the parsed-IMDB cache is written through mkstemp (0600); it gets 0666 & ~umask
+    old = os.umask(0o022)
+    try:
+        read_imdb(str(imdb_tar), "train", cache_dir=str(tmp_path / "cache"))
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "cache").iterdir()}
+    assert len(modes) == 3 and set(modes.values()) == {0o644}
