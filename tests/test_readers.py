@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import os
 import tarfile
 import time
 import types
