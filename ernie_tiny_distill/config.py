@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
@@ -411,6 +412,46 @@ def validate(cfg: Config) -> None:
             raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
     if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
+    check_lengths_against_models(cfg)
+
+
+def _position_table(spec: Optional[str]) -> Optional[tuple]:
+    """(config.json path, max_position_embeddings) of a local model (directory, run directory, 'minilm'), else None.
+
+    A PaddleNLP model name is not looked up here (that would download it); its limit is checked by the model.
+    """
+    if not spec or not (spec == "minilm" or os.path.isdir(spec)):
+        return None
+    from .models import resolve  # imports Paddle: only for specs that name a local model
+
+    file = os.path.join(resolve(spec), "config.json")
+    try:
+        with open(file, encoding="utf-8") as f:
+            positions = json.load(f).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None  # the model loader reports a missing or broken config.json with its own message
+    return (file, positions) if isinstance(positions, int) else None
+
+
+def check_lengths_against_models(cfg: Config) -> None:
+    """model.max_seq_length (and distill.teacher_max_seq_length) must fit the position table of the models that
+    read them; otherwise the embedding lookup fails mid-epoch, after data and teacher logits were prepared."""
+    m, d = cfg.model, cfg.distill
+    checks = [("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher)]
+    if cfg.stage != "teacher" and m.student.init == "pretrained":
+        checks.append(("model.max_seq_length", m.max_seq_length, "model.student.path", m.student.path))
+    if d.teacher_max_seq_length is not None:
+        checks[0] = ("distill.teacher_max_seq_length", d.teacher_max_seq_length, "model.teacher", m.teacher)
+        checks.append(("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher))
+    for key, length, model_key, spec in checks:
+        table = _position_table(spec)
+        if table is not None and length > table[1]:
+            raise UserError(
+                f"config key {key!r} is {length}, but {model_key}={spec} has {table[1]} positions "
+                f"(max_position_embeddings in {table[0]})",
+                hint=f"set {key} <= {table[1]}" + ("; a student reading longer inputs than its teacher can "
+                                                    "use distill.teacher_max_seq_length" if key == "model.max_seq_length"
+                                                    and d.teacher_max_seq_length is None else ""))
 
 
 # Kernel file systems: a directory there cannot hold a run (writes fail or vanish at reboot).

@@ -304,3 +304,29 @@ def test_column_positions_several_text_columns_and_label_names():
           "data.text_column=-1")
     fails(r"config key 'data\.text_column\[1\]' must be a column name", "data.text_column=[1, true]")
     fails(r"config key 'data\.label_names' must be a file of class names", "data.label_names=3")
+
+
+def test_max_seq_length_above_the_models_position_table_is_refused_before_any_work(tmp_path):
+    # issue 11 #13: used to crash mid-epoch inside the embedding op
+    import json
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"max_position_embeddings": 512}), encoding="utf-8")
+    msg = fails(r"^config key 'model\.max_seq_length' is 1000, but model\.teacher=.*teacher has 512 positions "
+                r"\(max_position_embeddings in .*teacher/config\.json\)", f"model.teacher={teacher}",
+                "model.max_seq_length=1000")
+    assert "hint: set model.max_seq_length <= 512" in msg
+    assert load(f"model.teacher={teacher}", "model.max_seq_length=512").model.max_seq_length == 512
+    fails(r"^config key 'distill\.teacher_max_seq_length' is 600, but model\.teacher=", f"model.teacher={teacher}",
+          "distill.teacher_max_seq_length=600")
+    # a teacher run directory: its best/ model is checked
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "config.json").write_text(json.dumps({"max_position_embeddings": 128}), encoding="utf-8")
+    fails(r"'model\.max_seq_length' is 256, but model\.teacher=.*run has 128 positions \(.*best/config\.json\)",
+          f"model.teacher={run}", "model.max_seq_length=256")
+    # a pretrained student with a shorter table
+    fails(r"'model\.max_seq_length' is 256, but model\.student\.path=.*best has 128 positions",
+          f"model.teacher={teacher}", "model.max_seq_length=256", "model.student.init=pretrained",
+          f"model.student.path={run / 'best'}")
