@@ -14,11 +14,12 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, models, teacher_cache
+from . import checkpoint, distill, models, teacher_cache
+from . import trainer as trainer_lib
 from .config import Config
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
-from .trainer import Distillable, TeacherRows, Trainer, default_layer_map, init_distributed
+from .trainer import Trainer, init_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +200,10 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
         # transfer set: no gold labels, so only the KD term sees these examples
         train_features += task.encode(splits.unlabeled, offset=len(train_features))
     dev_features, test_features = task.encode(splits.dev), task.encode(splits.test)
-    trainer = _make_trainer(cfg, task, model, teacher, tokenizer)
 
-    teacher_dev = None
+    teacher_dev, teacher_rows = None, None
     if teacher is not None:
-        teacher_task = _teacher_task(cfg, task, trainer, tokenizer, labels)
+        teacher_task = _teacher_task(cfg, task, tokenizer, labels)
         if teacher_task is task:
             teacher_train, teacher_dev_features = train_features, dev_features
         else:
@@ -212,11 +212,13 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
                 teacher_train += teacher_task.encode(splits.unlabeled, offset=len(teacher_train))
             teacher_dev_features = teacher_task.encode(splits.dev)
             _check_same_kd_rows(task, train_features, teacher_train, cfg.distill.teacher_max_seq_length)
-        teacher_dev = trainer.evaluate(teacher, teacher_dev_features, splits.dev)
+        teacher_dev = trainer_lib.evaluate(task, teacher, teacher_dev_features, splits.dev,
+                                           cfg.train.eval_batch_size, tokenizer.pad_token_id)
         _check_teacher(cfg, task, teacher_dev, splits.dev)
-        if cfg.distill.cache_teacher and trainer.kd_from_logits_only:
-            trainer.teacher_rows = TeacherRows(*_cached_teacher_rows(cfg, teacher_task, trainer, teacher,
-                                                                     teacher_train))
+        if cfg.distill.cache_teacher and distill.kd_from_logits_only(cfg):
+            teacher_rows = distill.TeacherRows(*_cached_teacher_rows(cfg, teacher_task, teacher, teacher_train,
+                                                                     tokenizer.pad_token_id))
+    trainer = _make_trainer(cfg, task, model, teacher, tokenizer, teacher_rows)
 
     best_dir = os.path.join(cfg.output_dir, "best")
 
@@ -264,12 +266,12 @@ def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> 
         logger.warning("%s (continuing: distill.allow_weak_teacher=true)", message)
 
 
-def _teacher_task(cfg: Config, task: Task, trainer: Trainer, tokenizer, labels) -> Task:
+def _teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
     """The student's task, or the same task at distill.teacher_max_seq_length when that differs."""
     length = cfg.distill.teacher_max_seq_length
     if not length or length == cfg.model.max_seq_length:
         return task
-    if not (cfg.distill.cache_teacher and trainer.kd_from_logits_only):
+    if not (cfg.distill.cache_teacher and distill.kd_from_logits_only(cfg)):
         raise UserError(
             f"distill.teacher_max_seq_length={length} (student: model.max_seq_length={cfg.model.max_seq_length}) "
             "works with cached logit KD only", where="config key 'distill.teacher_max_seq_length'",
@@ -290,7 +292,7 @@ def _check_same_kd_rows(task: Task, student_features, teacher_features, length: 
                 hint="for NER use a teacher length that fits every sentence the student reads, or null")
 
 
-def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, features):
+def _cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_id: int):
     teacher_dir = models.resolve(cfg.model.teacher)
     if cfg.data.cache_dir:
         cache_dir = os.path.join(cfg.data.cache_dir, "teacher_logits")
@@ -299,33 +301,10 @@ def _cached_teacher_rows(cfg: Config, task: Task, trainer: Trainer, teacher, fea
     else:
         cache_dir = os.path.join(cfg.output_dir, "teacher_logits")
     return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
-                                       lambda fs: trainer.predict_logits(teacher, fs))
+                                       lambda fs: trainer_lib.predict_logits(teacher, fs, cfg.train.eval_batch_size,
+                                                                             pad_token_id))
 
 
-def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
-    """Teacher hidden-state index for each of the student's n_s + 1 hidden states (distill.layer_map, else a student
-    made of teacher layers matches its sources, else uniform)."""
-    s = cfg.model.student
-    selected = models.layers_to_keep(s, n_t) if s.init == "teacher_layers" else None
-    layer_map = cfg.distill.layer_map or default_layer_map(n_s, n_t, selected)
-    if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
-        raise UserError(
-            f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
-            f"embeddings, then one per student layer), got {layer_map}")
-    return layer_map
-
-
-def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer) -> Trainer:
-    d = cfg.distill
-    intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
-    teacher_hidden = models.hidden_size(teacher) if intermediate and d.hidden_weight > 0 else None
-    trainable = Distillable(student, models.hidden_size(student), teacher_hidden)
-    layer_map = None
-    if intermediate:
-        if d.attention_weight > 0:
-            models.disable_attention_dropout(student)
-        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher))
-        logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
-    return Trainer(cfg, task, trainable, teacher=teacher, layer_map=layer_map,
-                   pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
-                   vocab_size=models.encoder_of(student).config.vocab_size)
+def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, teacher_rows=None) -> Trainer:
+    distiller = distill.build_distiller(cfg, task, student, teacher, tokenizer, teacher_rows)
+    return Trainer(cfg, task, distiller)

@@ -20,176 +20,39 @@ import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import LinearDecayWithWarmup
 
-from . import batching, checkpoint, losses
+from . import batching, checkpoint
 from .config import Config
+from .distill import Distiller
 from .errors import UserError
 from .tasks import Feature, Task
 
 logger = logging.getLogger(__name__)
 
 
-class Distillable(nn.Layer):
-    """What the optimizer trains: the student plus, for hidden-state matching between different widths,
-    a learned projection student width -> teacher width (TinyBERT's W_h). Only `student` is exported."""
-
-    def __init__(self, student: nn.Layer, student_hidden: int, teacher_hidden: Optional[int]):
-        super().__init__()
-        self.student = student
-        self.projection = (
-            nn.Linear(student_hidden, teacher_hidden)
-            if teacher_hidden is not None and teacher_hidden != student_hidden else None
-        )
-
-    def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
-        return hidden if self.projection is None else self.projection(hidden)
-
-
-def default_layer_map(student_layers: int, teacher_layers: int, selected: Optional[Sequence[int]] = None) -> List[int]:
-    """Teacher hidden-state index for each student index 0..Ls (0 = embedding output).
-
-    A student made of teacher layers `selected` matches each copied layer to its source; otherwise layers
-    are spread uniformly (student layer i <-> teacher layer i·Lt/Ls).
-    """
-    if selected is not None:
-        return [0] + [t + 1 for t in selected]
-    return [round(i * teacher_layers / student_layers) for i in range(student_layers + 1)]
-
-
 class Trainer:
-    def __init__(self, cfg: Config, task: Task, trainable: Distillable, teacher: Optional[nn.Layer] = None,
-                 layer_map: Optional[List[int]] = None, teacher_rows: Optional["TeacherRows"] = None,
-                 pad_token_id: int = 0, mask_token_id: Optional[int] = None, vocab_size: Optional[int] = None):
+    """The loop, evaluation, checkpoints and data parallelism around a Distiller (which owns the losses)."""
+
+    def __init__(self, cfg: Config, task: Task, distiller: Distiller):
         self.cfg = cfg
         self.task = task
-        self.trainable = trainable
-        self.teacher = teacher
-        self.layer_map = layer_map
-        self.teacher_rows = teacher_rows
-        self.pad_token_id = pad_token_id
-        self.mask_token_id = mask_token_id
-        self.vocab_size = vocab_size
-        d = cfg.distill
-        if cfg.stage == "teacher":
-            self.weights = {"ce": 1.0}
-        elif cfg.stage == "general":
-            self.weights = {"hidden": d.hidden_weight, "attention": d.attention_weight, "mlm": d.mlm_weight}
-        else:
-            self.weights = {"kd": d.kd_weight, "ce": d.ce_weight, "hidden": d.hidden_weight,
-                            "attention": d.attention_weight}
-        self.weights = {k: v for k, v in self.weights.items() if v > 0}
-        if teacher is not None:
-            teacher.eval()
-            for p in teacher.parameters():
-                p.stop_gradient = True
+        self.distiller = distiller
+        self.trainable = distiller.trainable
+        self.pad_token_id = distiller.pad_token_id
         self.world_size = init_distributed()
         self.rank = paddle.distributed.get_rank()
         self.is_main = self.rank == 0
         self.run_dir = cfg.output_dir
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
 
-    # ------------------------------------------------------------ losses
-
-    @property
-    def kd_from_logits_only(self) -> bool:
-        """The teacher contributes only its output logits, so they can be computed once and cached."""
-        return "kd" in self.weights and not any(k in self.weights for k in ("hidden", "attention", "mlm"))
-
-    @property
-    def needs_online_teacher(self) -> bool:
-        intermediate = any(k in self.weights for k in ("hidden", "attention", "mlm"))
-        return self.teacher is not None and (intermediate or ("kd" in self.weights and self.teacher_rows is None))
-
-    def _forward(self, model, batch, hidden: bool, attention: bool, masked_positions=None):
-        kwargs = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                      attention_mask=batch["attention_mask"], output_hidden_states=hidden,
-                      output_attentions=attention, return_dict=True)
-        if masked_positions is not None:
-            kwargs["masked_positions"] = masked_positions
-        return model(**kwargs)
-
-    def _mask_tokens(self, batch: Dict[str, paddle.Tensor], step: int):
-        """BERT-style dynamic masking for MLM distillation: 80% [MASK], 10% random, 10% unchanged."""
-        rng = np.random.default_rng(self.cfg.train.seed * 7919 + step)
-        ids = batch["input_ids"].numpy().copy()
-        special = (ids == self.pad_token_id) | (batch["attention_mask"].numpy() == 0)
-        special[:, 0] = True  # [CLS]
-        lengths = batch["attention_mask"].numpy().sum(1)
-        special[np.arange(len(ids)), lengths - 1] = True  # [SEP]
-        chosen = (rng.random(ids.shape) < self.cfg.distill.mask_prob) & ~special
-        if not chosen.any():  # keep at least one position so the MLM term is defined
-            row = int(np.argmax(lengths))
-            chosen[row, min(1, lengths[row] - 1)] = True
-        action = rng.random(ids.shape)
-        ids[chosen & (action < 0.8)] = self.mask_token_id
-        randomize = chosen & (action >= 0.8) & (action < 0.9)
-        ids[randomize] = rng.integers(0, self.vocab_size, size=int(randomize.sum()))
-        positions = np.flatnonzero(chosen.reshape(-1)).astype("int64")  # indices into the flattened [B*L]
-        return {**batch, "input_ids": paddle.to_tensor(ids)}, paddle.to_tensor(positions)
-
-    def loss_parts(self, batch: Dict[str, paddle.Tensor], step: int = 0) -> Dict[str, paddle.Tensor]:
-        """Every active loss term, unweighted (the weights are applied in `combine`)."""
-        w, d = self.weights, self.cfg.distill
-        want_hidden, want_attention = "hidden" in w, "attention" in w
-        masked_positions = None
-        if "mlm" in w:
-            batch, masked_positions = self._mask_tokens(batch, step)
-        student = self.trainable.student
-        s_out = self._forward(student, batch, want_hidden, want_attention, masked_positions)
-        t_out = None
-        if self.needs_online_teacher:
-            with paddle.no_grad():
-                t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
-        parts = {}
-        if "ce" in w:
-            parts["ce"] = losses.hard_ce(s_out.logits, batch["labels"])
-        if "kd" in w:
-            s_rows = self.task.kd_rows(s_out.logits, batch)  # [N, C]
-            if t_out is not None:
-                t_rows = self.task.kd_rows(t_out.logits, batch)
-            else:
-                t_rows = self.teacher_rows.gather(batch["index"].numpy())
-            parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)
-        if "mlm" in w:
-            parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
-        if want_hidden:
-            mask = batch["attention_mask"]
-            hidden_loss = losses.HIDDEN_LOSSES[d.hidden_loss]
-            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
-                     for i, j in enumerate(self.layer_map)]
-            parts["hidden"] = paddle.add_n(terms) / len(terms)
-        if want_attention:
-            mask = batch["attention_mask"]
-            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss)
-                     for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
-            parts["attention"] = paddle.add_n(terms) / len(terms)
-        return parts
-
-    def combine(self, parts: Dict[str, paddle.Tensor]) -> paddle.Tensor:
-        """The one place where loss terms are weighted and summed."""
-        return paddle.add_n([self.weights[name] * value for name, value in parts.items()])
-
     # ------------------------------------------------------------ evaluation
 
     def predict_logits(self, model, features: Sequence[Feature], batch_size: Optional[int] = None) -> List[np.ndarray]:
-        """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`."""
-        model.eval()
-        out: List[Optional[np.ndarray]] = [None] * len(features)
-        lengths = [len(f["input_ids"]) for f in features]
-        with paddle.no_grad():
-            for idx in batching.eval_batches(lengths, batch_size or self.cfg.train.eval_batch_size):
-                batch = _to_tensors(batching.collate([features[i] for i in idx], self.pad_token_id))
-                logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                               attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
-                for row, i in enumerate(idx):
-                    out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
-        return out
+        return predict_logits(model, features, batch_size or self.cfg.train.eval_batch_size, self.pad_token_id)
 
     def evaluate(self, model, features: Sequence[Feature], examples: Sequence) -> Dict[str, object]:
         if self.cfg.stage == "general":
             return {"loss": self.eval_loss(features)}
-        logits = self.predict_logits(model, features)
-        predictions = [self.task.predict(lg, f) for lg, f in zip(logits, features)]
-        return self.task.evaluate(predictions, examples)
+        return evaluate(self.task, model, features, examples, self.cfg.train.eval_batch_size, self.pad_token_id)
 
     def eval_loss(self, features: Sequence[Feature]) -> float:
         """Mean weighted distillation loss on held-out unlabeled text (stage 1 has no labels to score)."""
@@ -199,7 +62,7 @@ class Trainer:
         with paddle.no_grad():
             for k, idx in enumerate(batching.eval_batches(lengths, self.cfg.train.eval_batch_size)):
                 batch = _to_tensors(batching.collate([features[i] for i in idx], self.pad_token_id))
-                total += float(self.combine(self.loss_parts(batch, step=10**9 + k))) * len(idx)
+                total += float(self.distiller.combine(self.distiller.loss_parts(batch, step=10**9 + k))) * len(idx)
                 count += len(idx)
         return total / max(1, count)
 
@@ -272,8 +135,8 @@ class Trainer:
             paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
             self.trainable.train()
             with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
-                parts = self.loss_parts(batch, step)
-                total = self.combine(parts)
+                parts = self.distiller.loss_parts(batch, step)
+                total = self.distiller.combine(parts)
             bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
             what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
                     "a loss is not finite on another process")
@@ -384,7 +247,7 @@ class Trainer:
             "stage %s: %d training examples, batch %d x %d process(es) = effective batch %d, "
             "%d steps/epoch, %d steps; losses %s",
             self.cfg.stage, n_train, t.batch_size, self.world_size, t.batch_size * self.world_size, per_epoch,
-            total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.weights.items()),
+            total_steps, ", ".join(f"{k}×{v:g}" for k, v in self.distiller.weights.items()),
         )
         if self.world_size > 1:
             shard = sorted(i for b in batching.train_batches(lengths, t.batch_size, t.seed, 0, self.rank,
@@ -416,6 +279,29 @@ class Trainer:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
 
 
+def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int) -> List[np.ndarray]:
+    """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`."""
+    model.eval()
+    out: List[Optional[np.ndarray]] = [None] * len(features)
+    lengths = [len(f["input_ids"]) for f in features]
+    with paddle.no_grad():
+        for idx in batching.eval_batches(lengths, batch_size):
+            batch = _to_tensors(batching.collate([features[i] for i in idx], pad_token_id))
+            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
+            for row, i in enumerate(idx):
+                out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
+    return out
+
+
+def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
+             pad_token_id: int) -> Dict[str, object]:
+    """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
+    logits = predict_logits(model, features, batch_size, pad_token_id)
+    predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
+    return task.evaluate(predictions, examples)
+
+
 def shard_digest(indices: Sequence[int]) -> str:
     """A short fingerprint of the example indices a process trains on (logged, so shards can be compared)."""
     import hashlib
@@ -432,17 +318,6 @@ def init_distributed() -> int:
     if world_size > 1 and not paddle.distributed.is_initialized():
         paddle.distributed.init_parallel_env()
     return world_size
-
-
-class TeacherRows:
-    """Teacher logits for every training feature, flattened to the rows KD compares (see Task.kd_rows)."""
-
-    def __init__(self, rows: np.ndarray, offsets: np.ndarray):
-        self.rows, self.offsets = rows, offsets
-
-    def gather(self, indices: np.ndarray) -> paddle.Tensor:
-        parts = [self.rows[self.offsets[i]:self.offsets[i + 1]] for i in indices]
-        return paddle.to_tensor(np.concatenate(parts, axis=0))  # [N, C], same order as Task.kd_rows
 
 
 def _to_tensors(batch: Dict[str, np.ndarray]) -> Dict[str, paddle.Tensor]:

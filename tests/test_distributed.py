@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def bare_trainer(layer, world_size=2, rank=0, **train):
                             "train": {"batch_size": 4, "seed": 5, **train}})
     t = object.__new__(trainer_mod.Trainer)
     t.cfg, t.trainable, t.world_size, t.rank, t.is_main = cfg, layer, world_size, rank, rank == 0
-    t.weights = {"ce": 1.0}
+    t.distiller = SimpleNamespace(weights={"ce": 1.0})
     return t
 
 

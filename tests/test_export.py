@@ -312,7 +312,8 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
     from ernie_tiny_distill import models
     from ernie_tiny_distill.config import config_from_dict
     from ernie_tiny_distill.predictor import Predictor, evaluate_export
-    from ernie_tiny_distill.trainer import Distillable, Trainer
+    from ernie_tiny_distill.distill import Distillable, Distiller
+    from ernie_tiny_distill.trainer import Trainer
 
     model_dir, export_dir = (cls_model, cls_export) if task == "classification" else (ner_model, ner_export)
     p = Predictor(export_dir, batch_size=8)
@@ -325,7 +326,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
     cfg = config_from_dict({"task": task, "stage": "teacher", "output_dir": str(deploy_root["root"] / "eval"),
                             "model": {"teacher": model_dir, "max_seq_length": 512}})
     model = models.load_model(model_dir, ex._model_class(p.meta), num_labels=len(p.labels))
-    trainer = Trainer(cfg, p.encoder.task, Distillable(model, 1, None))
+    trainer = Trainer(cfg, p.encoder.task, Distiller(cfg, p.encoder.task, Distillable(model, 1, None)))
     # the long length keeps every word, as the predictor's windows do
     p.encoder.task.max_seq_length = 512
     expected = trainer.evaluate(model, p.encoder.task.encode(examples), examples)

@@ -21,7 +21,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from ernie_tiny_distill import checkpoint
-from ernie_tiny_distill import trainer as trainer_mod
+from ernie_tiny_distill.distill import Distiller
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.errors import UserError
@@ -92,7 +92,7 @@ def logs():
 
 def poison(monkeypatch, part, steps, value=float("nan")):
     """Make loss part `part` non-finite at the given 0-based training steps (evaluation is left alone)."""
-    original = trainer_mod.Trainer.loss_parts
+    original = Distiller.loss_parts
 
     def patched(self, batch, step=0):
         parts = original(self, batch, step)
@@ -100,7 +100,7 @@ def poison(monkeypatch, part, steps, value=float("nan")):
             parts[part] = parts[part] * value
         return parts
 
-    monkeypatch.setattr(trainer_mod.Trainer, "loss_parts", patched)
+    monkeypatch.setattr(Distiller, "loss_parts", patched)
 
 
 def all_finite(path):

@@ -13,7 +13,8 @@ from ernie_tiny_distill import batching, losses
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
-from ernie_tiny_distill.trainer import Distillable, Trainer
+from ernie_tiny_distill.distill import Distillable, Distiller, TeacherRows, layer_map_for
+from ernie_tiny_distill.errors import UserError
 
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]  # student logits, 2 rows x 3 classes
 T = [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # teacher logits
@@ -222,7 +223,7 @@ def test_attention_identical_maps_give_zero_and_bad_kind_raises():
         losses.attention_loss(tensor(STUDENT_ATT), tensor(TEACHER_ATT), kind="cosine")
 
 
-# --------------------------------------------------------------------------- λ mixing in the Trainer
+# --------------------------------------------------------------------------- λ mixing in the Distiller
 
 
 def make_cfg(tmp_path, **distill):
@@ -241,9 +242,9 @@ def classification_batch(tokenizer):
 def test_combine_is_weighted_sum(tmp_path, hand_tokenizer):
     task, _ = classification_batch(hand_tokenizer)
     paddle.seed(0)
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7), task,
                       Distillable(ErnieForSequenceClassification(tiny_config()), 16, None))
-    total = trainer.combine({"kd": paddle.to_tensor(2.0), "ce": paddle.to_tensor(5.0)})
+    total = distiller.combine({"kd": paddle.to_tensor(2.0), "ce": paddle.to_tensor(5.0)})
     assert value(total) == pytest.approx(0.3 * 2.0 + 0.7 * 5.0, rel=1e-6)
 
 
@@ -260,9 +261,9 @@ def test_loss_parts_kd_and_ce_then_lambda_mix(tmp_path, hand_tokenizer):
     student = with_large_head(ErnieForSequenceClassification(tiny_config()), 1)
     paddle.seed(2)
     teacher = with_large_head(ErnieForSequenceClassification(tiny_config()), 2)
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7, temperature=2.0), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.3, ce_weight=0.7, temperature=2.0), task,
                       Distillable(student, 16, None), teacher=teacher)
-    parts = trainer.loss_parts(batch)
+    parts = distiller.loss_parts(batch)
     assert sorted(parts) == ["ce", "kd"]
 
     inputs = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
@@ -275,19 +276,19 @@ def test_loss_parts_kd_and_ce_then_lambda_mix(tmp_path, hand_tokenizer):
     assert kd > 0.01 and ce > 0.1
     assert value(parts["kd"]) == pytest.approx(kd, rel=1e-4)
     assert value(parts["ce"]) == pytest.approx(ce, rel=1e-4)
-    assert value(trainer.combine(parts)) == pytest.approx(0.3 * kd + 0.7 * ce, rel=1e-4)
+    assert value(distiller.combine(parts)) == pytest.approx(0.3 * kd + 0.7 * ce, rel=1e-4)
 
 
 def test_kd_weight_zero_is_plain_fine_tuning(tmp_path, hand_tokenizer):
     task, batch = classification_batch(hand_tokenizer)
     paddle.seed(1)
     student = ErnieForSequenceClassification(tiny_config())
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=0.0, ce_weight=0.5), task, Distillable(student, 16, None),
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=0.0, ce_weight=0.5), task, Distillable(student, 16, None),
                       teacher=ErnieForSequenceClassification(tiny_config()))
-    assert trainer.weights == {"ce": 0.5}
-    parts = trainer.loss_parts(batch)
+    assert distiller.weights == {"ce": 0.5}
+    parts = distiller.loss_parts(batch)
     assert list(parts) == ["ce"]
-    assert value(trainer.combine(parts)) == pytest.approx(0.5 * value(parts["ce"]), rel=1e-6)
+    assert value(distiller.combine(parts)) == pytest.approx(0.5 * value(parts["ce"]), rel=1e-6)
 
 
 def test_tagging_batch_with_no_words_gives_zero_not_nan(tmp_path, hand_tokenizer):
@@ -299,8 +300,51 @@ def test_tagging_batch_with_no_words_gives_zero_not_nan(tmp_path, hand_tokenizer
     paddle.seed(1)
     student = ErnieForTokenClassification(tiny_config(num_labels=3))
     teacher = ErnieForTokenClassification(tiny_config(num_labels=3))
-    trainer = Trainer(make_cfg(tmp_path, kd_weight=1.0, ce_weight=1.0, temperature=2.0), task,
+    distiller = Distiller(make_cfg(tmp_path, kd_weight=1.0, ce_weight=1.0, temperature=2.0), task,
                       Distillable(student, 16, None), teacher=teacher)
-    parts = trainer.loss_parts(batch)
+    parts = distiller.loss_parts(batch)
     assert value(parts["ce"]) == 0.0
     assert value(parts["kd"]) == 0.0  # all-masked -> 0, not NaN (issue: "an all-masked batch gives 0")
+
+
+def test_cached_teacher_rows_given_to_the_constructor_replace_the_online_teacher(tmp_path, hand_tokenizer):
+    task, batch = classification_batch(hand_tokenizer)
+    paddle.seed(1)
+    student = with_large_head(ErnieForSequenceClassification(tiny_config()), 1)
+    cfg = make_cfg(tmp_path, kd_weight=1.0, ce_weight=0.0, temperature=1.0)
+    t_rows = np.asarray([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype="float32")  # one row per example
+    rows = TeacherRows(t_rows, np.arange(4))
+    distiller = Distiller(cfg, task, Distillable(student, 16, None), teacher=None, teacher_rows=rows)
+    assert not distiller.needs_online_teacher
+    parts = distiller.loss_parts(batch)
+    with paddle.no_grad():
+        s_logits = student(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"]).numpy().astype(np.float64)
+    assert value(parts["kd"]) == pytest.approx(hand_soft_kl(s_logits.tolist(), t_rows.tolist(), 1.0), rel=1e-4)
+
+
+# --------------------------------------------------------------------------- layer map
+
+
+def layer_cfg(tmp_path, student, layer_map=None):
+    return config_from_dict({"output_dir": str(tmp_path), "stage": "task",
+                             "model": {"teacher": "unused", "student": student},
+                             "distill": {"layer_map": layer_map, "hidden_weight": 1.0}})
+
+
+def test_layer_map_uniform_for_a_configured_student(tmp_path):
+    cfg = layer_cfg(tmp_path, {"init": "config", "num_layers": 4, "hidden_size": 64, "num_heads": 2,
+                               "intermediate_size": 128})
+    assert layer_map_for(cfg, 4, 12) == [0, 3, 6, 9, 12]
+    assert layer_map_for(cfg, 3, 4) == [0, 1, 3, 4]  # round(4/3)=1, round(8/3)=3
+
+
+def test_layer_map_of_teacher_layers_matches_each_copy_to_its_source(tmp_path):
+    assert layer_map_for(layer_cfg(tmp_path, {"every_k": 2}), 3, 6) == [0, 2, 4, 6]
+    assert layer_map_for(layer_cfg(tmp_path, {"layers": [0, 5]}), 2, 6) == [0, 1, 6]
+
+
+def test_layer_map_from_config_is_checked(tmp_path):
+    assert layer_map_for(layer_cfg(tmp_path, {"every_k": 2}, [0, 1, 2, 3]), 3, 6) == [0, 1, 2, 3]
+    with pytest.raises(UserError, match=r"must list 4 teacher indices in 0..6 .* got \[0, 1, 7, 3\]"):
+        layer_map_for(layer_cfg(tmp_path, {"every_k": 2}, [0, 1, 7, 3]), 3, 6)

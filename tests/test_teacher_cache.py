@@ -12,7 +12,7 @@ from helpers import hand_tokenizer  # noqa: F401  (fixture)
 from ernie_tiny_distill import batching, teacher_cache
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
-from ernie_tiny_distill.trainer import TeacherRows
+from ernie_tiny_distill.distill import TeacherRows
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [TaggedSentence(["John", "plays"]), TaggedSentence(["unwatchable", "York", "."]),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill import trainer as trainer_mod
+from ernie_tiny_distill.distill import Distiller
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.random_teacher import write_random_teacher
@@ -151,7 +151,7 @@ def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, mo
     straight = run_stage(make_config(workspace, "classification", "task", "resume_a", **common))
 
     # crash in the middle of step 7, after the checkpoint at step 4 was written
-    original = trainer_mod.Trainer.loss_parts
+    original = Distiller.loss_parts
     calls = {"n": 0}
 
     def crashing(self, batch, step=0):
@@ -160,11 +160,11 @@ def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, mo
             raise Interrupt()
         return original(self, batch, step)
 
-    monkeypatch.setattr(trainer_mod.Trainer, "loss_parts", crashing)
+    monkeypatch.setattr(Distiller, "loss_parts", crashing)
     cfg_b = make_config(workspace, "classification", "task", "resume_b", **common)
     with pytest.raises(Interrupt):
         run_stage(cfg_b)
-    monkeypatch.setattr(trainer_mod.Trainer, "loss_parts", original)
+    monkeypatch.setattr(Distiller, "loss_parts", original)
     assert os.listdir(os.path.join(cfg_b.output_dir, "checkpoints")) == ["step-4"]
     resumed = run_stage(cfg_b)
 

@@ -70,7 +70,7 @@ def run(args) -> None:
     from paddlenlp.transformers import ErnieModel
 
     from ernie_tiny_distill import data as data_lib
-    from ernie_tiny_distill import models, stages
+    from ernie_tiny_distill import distill, models, stages
     from ernie_tiny_distill.config import load_config
 
     cfg = load_config(args.config)
@@ -85,7 +85,7 @@ def run(args) -> None:
     if args.teacher:
         states, valid = encode(load_model(args.teacher), models.load_tokenizer(args.teacher), texts,
                                args.max_seq_length)
-        layer_map = stages.layer_map_for(cfg, models.num_layers(student), len(states) - 1)
+        layer_map = distill.layer_map_for(cfg, models.num_layers(student), len(states) - 1)
         print_teacher_variance(args.teacher, states, valid, layer_map)
     if args.init_student:
         states, valid = encode(student, models.load_tokenizer(cfg.model.teacher), texts, args.max_seq_length)

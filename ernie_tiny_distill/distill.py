@@ -1,0 +1,197 @@
+"""What distillation adds to training: the trained wrapper, the layer map, cached teacher rows and the loss terms."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from . import losses, models
+from .config import Config
+from .errors import UserError
+from .tasks import Task
+
+logger = logging.getLogger(__name__)
+
+class Distillable(nn.Layer):
+    """What the optimizer trains: the student plus, for hidden-state matching between different widths,
+    a learned projection student width -> teacher width (TinyBERT's W_h). Only `student` is exported."""
+
+    def __init__(self, student: nn.Layer, student_hidden: int, teacher_hidden: Optional[int]):
+        super().__init__()
+        self.student = student
+        self.projection = (
+            nn.Linear(student_hidden, teacher_hidden)
+            if teacher_hidden is not None and teacher_hidden != student_hidden else None
+        )
+
+    def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
+        return hidden if self.projection is None else self.projection(hidden)
+
+
+def layer_map_for(cfg: Config, n_s: int, n_t: int) -> List[int]:
+    """Teacher hidden-state index for each of the student's n_s + 1 hidden states (0 = embedding output).
+
+    distill.layer_map when given; else a student made of teacher layers matches each copied layer to its source;
+    else layers are spread uniformly (student layer i <-> teacher layer i·n_t/n_s).
+    """
+    s = cfg.model.student
+    if cfg.distill.layer_map:
+        layer_map = list(cfg.distill.layer_map)
+    elif s.init == "teacher_layers":
+        layer_map = [0] + [t + 1 for t in models.layers_to_keep(s, n_t)]
+    else:
+        layer_map = [round(i * n_t / n_s) for i in range(n_s + 1)]
+    if len(layer_map) != n_s + 1 or not all(0 <= j <= n_t for j in layer_map):
+        raise UserError(
+            f"config key 'distill.layer_map' must list {n_s + 1} teacher indices in 0..{n_t} (one for the "
+            f"embeddings, then one per student layer), got {layer_map}")
+    return layer_map
+
+
+class TeacherRows:
+    """Teacher logits for every training feature, flattened to the rows KD compares (see Task.kd_rows)."""
+
+    def __init__(self, rows: np.ndarray, offsets: np.ndarray):
+        self.rows, self.offsets = rows, offsets
+
+    def gather(self, indices: np.ndarray) -> paddle.Tensor:
+        parts = [self.rows[self.offsets[i]:self.offsets[i + 1]] for i in indices]
+        return paddle.to_tensor(np.concatenate(parts, axis=0))  # [N, C], same order as Task.kd_rows
+
+
+def loss_weights(cfg: Config) -> Dict[str, float]:
+    """The active loss terms of a stage and their weights (terms weighted 0 are not computed at all)."""
+    d = cfg.distill
+    if cfg.stage == "teacher":
+        weights = {"ce": 1.0}
+    elif cfg.stage == "general":
+        weights = {"hidden": d.hidden_weight, "attention": d.attention_weight, "mlm": d.mlm_weight}
+    else:
+        weights = {"kd": d.kd_weight, "ce": d.ce_weight, "hidden": d.hidden_weight, "attention": d.attention_weight}
+    return {k: v for k, v in weights.items() if v > 0}
+
+
+def kd_from_logits_only(cfg: Config) -> bool:
+    """The teacher contributes only its output logits, so they can be computed once and cached."""
+    weights = loss_weights(cfg)
+    return "kd" in weights and not any(k in weights for k in ("hidden", "attention", "mlm"))
+
+
+class Distiller:
+    """The loss side of training: which terms are on, the frozen teacher (or its cached rows), the layer map.
+
+    `loss_parts` computes every active term unweighted; `combine` is the one place they are weighted and summed.
+    """
+
+    def __init__(self, cfg: Config, task: Task, trainable: Distillable, teacher: Optional[nn.Layer] = None,
+                 layer_map: Optional[List[int]] = None, teacher_rows: Optional[TeacherRows] = None,
+                 pad_token_id: int = 0, mask_token_id: Optional[int] = None, vocab_size: Optional[int] = None):
+        self.cfg = cfg
+        self.task = task
+        self.trainable = trainable
+        self.teacher = teacher
+        self.layer_map = layer_map
+        self.teacher_rows = teacher_rows
+        self.pad_token_id = pad_token_id
+        self.mask_token_id = mask_token_id
+        self.vocab_size = vocab_size
+        self.weights = loss_weights(cfg)
+        if teacher is not None:
+            teacher.eval()
+            for p in teacher.parameters():
+                p.stop_gradient = True
+
+    @property
+    def needs_online_teacher(self) -> bool:
+        intermediate = any(k in self.weights for k in ("hidden", "attention", "mlm"))
+        return self.teacher is not None and (intermediate or ("kd" in self.weights and self.teacher_rows is None))
+
+    def _forward(self, model, batch, hidden: bool, attention: bool, masked_positions=None):
+        kwargs = dict(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                      attention_mask=batch["attention_mask"], output_hidden_states=hidden,
+                      output_attentions=attention, return_dict=True)
+        if masked_positions is not None:
+            kwargs["masked_positions"] = masked_positions
+        return model(**kwargs)
+
+    def _mask_tokens(self, batch: Dict[str, paddle.Tensor], step: int):
+        """BERT-style dynamic masking for MLM distillation: 80% [MASK], 10% random, 10% unchanged."""
+        rng = np.random.default_rng(self.cfg.train.seed * 7919 + step)
+        ids = batch["input_ids"].numpy().copy()
+        special = (ids == self.pad_token_id) | (batch["attention_mask"].numpy() == 0)
+        special[:, 0] = True  # [CLS]
+        lengths = batch["attention_mask"].numpy().sum(1)
+        special[np.arange(len(ids)), lengths - 1] = True  # [SEP]
+        chosen = (rng.random(ids.shape) < self.cfg.distill.mask_prob) & ~special
+        if not chosen.any():  # keep at least one position so the MLM term is defined
+            row = int(np.argmax(lengths))
+            chosen[row, min(1, lengths[row] - 1)] = True
+        action = rng.random(ids.shape)
+        ids[chosen & (action < 0.8)] = self.mask_token_id
+        randomize = chosen & (action >= 0.8) & (action < 0.9)
+        ids[randomize] = rng.integers(0, self.vocab_size, size=int(randomize.sum()))
+        positions = np.flatnonzero(chosen.reshape(-1)).astype("int64")  # indices into the flattened [B*L]
+        return {**batch, "input_ids": paddle.to_tensor(ids)}, paddle.to_tensor(positions)
+
+    def loss_parts(self, batch: Dict[str, paddle.Tensor], step: int = 0) -> Dict[str, paddle.Tensor]:
+        """Every active loss term, unweighted (the weights are applied in `combine`)."""
+        w, d = self.weights, self.cfg.distill
+        want_hidden, want_attention = "hidden" in w, "attention" in w
+        masked_positions = None
+        if "mlm" in w:
+            batch, masked_positions = self._mask_tokens(batch, step)
+        student = self.trainable.student
+        s_out = self._forward(student, batch, want_hidden, want_attention, masked_positions)
+        t_out = None
+        if self.needs_online_teacher:
+            with paddle.no_grad():
+                t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
+        parts = {}
+        if "ce" in w:
+            parts["ce"] = losses.hard_ce(s_out.logits, batch["labels"])
+        if "kd" in w:
+            s_rows = self.task.kd_rows(s_out.logits, batch)  # [N, C]
+            if t_out is not None:
+                t_rows = self.task.kd_rows(t_out.logits, batch)
+            else:
+                t_rows = self.teacher_rows.gather(batch["index"].numpy())
+            parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)
+        if "mlm" in w:
+            parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
+        if want_hidden:
+            mask = batch["attention_mask"]
+            hidden_loss = losses.HIDDEN_LOSSES[d.hidden_loss]
+            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
+                     for i, j in enumerate(self.layer_map)]
+            parts["hidden"] = paddle.add_n(terms) / len(terms)
+        if want_attention:
+            mask = batch["attention_mask"]
+            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss)
+                     for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
+            parts["attention"] = paddle.add_n(terms) / len(terms)
+        return parts
+
+    def combine(self, parts: Dict[str, paddle.Tensor]) -> paddle.Tensor:
+        """The one place where loss terms are weighted and summed."""
+        return paddle.add_n([self.weights[name] * value for name, value in parts.items()])
+
+
+def build_distiller(cfg: Config, task: Task, student: nn.Layer, teacher: Optional[nn.Layer], tokenizer,
+                    teacher_rows: Optional[TeacherRows] = None) -> Distiller:
+    """The Distiller a stage's config asks for: projection and layer map only when hidden/attention terms are on."""
+    d = cfg.distill
+    intermediate = teacher is not None and (d.hidden_weight > 0 or d.attention_weight > 0)
+    teacher_hidden = models.hidden_size(teacher) if intermediate and d.hidden_weight > 0 else None
+    trainable = Distillable(student, models.hidden_size(student), teacher_hidden)
+    layer_map = None
+    if intermediate:
+        if d.attention_weight > 0:
+            models.disable_attention_dropout(student)
+        layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher))
+        logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)
+    return Distiller(cfg, task, trainable, teacher=teacher, layer_map=layer_map, teacher_rows=teacher_rows,
+                     pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
+                     vocab_size=models.encoder_of(student).config.vocab_size)
