@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .errors import UserError
+from .filemodes import as_umask_dir
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -81,6 +82,7 @@ def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) ->
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, f"step-{step}")
     tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=directory)
+    as_umask_dir(tmp)  # mkdtemp's private 0700 would become step-N's mode
     try:
         save_file({k: _to_numpy(v) for k, v in layer.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
         tensors, extras = optimizer_state(optimizer, layer)
@@ -124,17 +126,39 @@ def latest(directory: str) -> Optional[str]:
     return steps[-1][1] if steps else None
 
 
+def _discard(path: str) -> None:
+    """Remove a checkpoint directory: renamed to a temp name first, so a kill mid-removal never leaves a
+    half-deleted (or empty) step-N behind, only a .tmp-step-* that the next save or resume removes."""
+    parent, name = os.path.split(path)
+    doomed = os.path.join(parent, f".tmp-{name}-deleting")
+    try:
+        os.replace(path, doomed)
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def remove_incomplete(directory: str) -> None:
+    """Remove temp dirs of an interrupted save or removal and step-N dirs without a state file (e.g. emptied by a
+    kill during rotation with an earlier version): they are never resumed from, only clutter."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.startswith(".tmp-step-") or (_STEP_DIR.match(name) and os.path.isdir(path)
+                                              and not os.path.isfile(os.path.join(path, STATE_FILE))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _rotate(directory: str, keep: int, current: int) -> None:
     """Keep the `keep` newest checkpoints up to `current`; later steps belong to an abandoned earlier run."""
     steps = _steps(directory)
     for step, path in steps:
         if step > current:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
     for _, path in [sp for sp in steps if sp[0] <= current][:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
-    for name in os.listdir(directory):  # temp dirs left behind by a crash mid-save
-        if name.startswith(".tmp-step-"):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        _discard(path)
+    remove_incomplete(directory)
 
 
 def load(path: str, layer, optimizer) -> Dict:

@@ -17,9 +17,15 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def set_threads(num_threads: int) -> None:
-    """Paddle sets OMP_NUM_THREADS=1 at import when it is unset; make the count explicit before importing it."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
+def set_threads(num_threads: int, override: bool = False) -> None:
+    """Paddle sets OMP_NUM_THREADS=1 at import when it is unset; make the count explicit before importing it.
+
+    override: a configured count (train.num_threads) wins over an exported OMP_NUM_THREADS; a tool's default
+    (--threads) does not."""
+    if override:
+        os.environ["OMP_NUM_THREADS"] = str(num_threads)
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", str(num_threads))
 
 
 def positive_int(text: str) -> int:

@@ -106,6 +106,8 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps; null = once per epoch
     log_every: int = 10
     keep_checkpoints: int = 2
+    # A finished run (best/ and summary.json written) deletes checkpoints/ (weights + optimizer state) unless true.
+    keep_checkpoints_after_finish: bool = False
     num_threads: int = 2
     amp: bool = False
     seed: int = 42

@@ -27,6 +27,18 @@ class Distillable(nn.Layer):
             if teacher_hidden is not None and teacher_hidden != student_hidden else None
         )
 
+    def train(self, mode: bool = True):
+        """nn.Layer.train/eval only set `training` flags; layers with their own train()/eval() must be called
+        too: PaddleNLP's LoRA layers merge their adapters on eval() and unmerge them on train()."""
+        super().train(mode)
+        for layer in self.sublayers():
+            if type(layer).train is not nn.Layer.train:
+                layer.train() if mode else layer.eval()
+        return self
+
+    def eval(self):
+        return self.train(False)
+
     def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
         return hidden if self.projection is None else self.projection(hidden)
 

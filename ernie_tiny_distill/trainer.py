@@ -109,6 +109,13 @@ class Trainer:
             state = checkpoint.load(last, self.trainable, optimizer)
             start = state.pop("step")
             logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
+        log_path = os.path.join(self.run_dir, "train_log.jsonl")
+        if self.is_main:
+            checkpoint.remove_incomplete(self.ckpt_dir)  # e.g. a step-N emptied by a kill during rotation
+            _truncate_log(log_path, start)  # lines past the checkpoint are logged again by this run
+        # training time of earlier segments (up to the checkpoint), so a resumed run reports the total
+        earlier_seconds = float(state.get("train_seconds", 0.0))
+        state["segments"] = state.get("segments", 0) + 1
         if self.world_size > 1:
             self._broadcast_parameters()  # every process starts from rank 0's weights
         sign = 1 if self.task.greater_is_better else -1
@@ -118,7 +125,6 @@ class Trainer:
         self._log_run_header(len(train), per_epoch, total_steps, lengths)
 
         writer = self._visualdl() if self.is_main else None
-        log_path = os.path.join(self.run_dir, "train_log.jsonl")
         progress = _progress(total_steps, start, enabled=t.progress and self.is_main)
         sums: Dict[str, float] = {}
         n_logged, epoch_batches, epoch_of_batches = 0, None, None
@@ -171,6 +177,9 @@ class Trainer:
                 sums, n_logged = {}, 0
             if (step + 1) % eval_every == 0 or step + 1 == total_steps:
                 metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+                # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
+                # checkpoint never holds merged weights (a resume would add the adapters twice)
+                self.trainable.train()
                 if self.is_main:
                     score = float(metrics[self.task.metric_name])
                     improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
@@ -183,6 +192,7 @@ class Trainer:
                         state["best_metric"], state["best_step"] = score, step + 1
                         if on_best:
                             on_best(metrics)
+                    state["train_seconds"] = round(earlier_seconds + time.time() - started, 1)
                     checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state, t.keep_checkpoints)
                 if self.world_size > 1:
                     paddle.distributed.barrier()
@@ -191,7 +201,8 @@ class Trainer:
             writer.close()
         if self.world_size > 1:
             self._check_replicas_agree()
-        state.update(total_steps=total_steps, skipped_batches=skipped, seconds=round(time.time() - started, 1))
+        state.update(total_steps=total_steps, skipped_batches=skipped, earlier_seconds=earlier_seconds,
+                     seconds=round(earlier_seconds + time.time() - started, 1))
         return state
 
     # ------------------------------------------------------------ data parallel
@@ -277,6 +288,26 @@ class Trainer:
         progress.set_postfix(shown, refresh=False)
         if not getattr(progress, "enabled", True):
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def _truncate_log(log_path: str, step: int) -> None:
+    """Keep the train_log.jsonl lines up to `step` (the checkpoint a run resumes from; 0 = a fresh start)."""
+    if not os.path.isfile(log_path):
+        return
+    with open(log_path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass  # a line cut by a kill mid-write
+    if len(kept) != len(lines):
+        tmp = log_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, log_path)
 
 
 def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int) -> List[np.ndarray]:

@@ -17,7 +17,7 @@ def main() -> int:
 
     def run() -> int:
         cfg = load_config(args.config, args.overrides)
-        set_threads(cfg.train.num_threads)
+        set_threads(cfg.train.num_threads, override=True)  # the config wins over an exported OMP_NUM_THREADS
         quiet_paddlenlp()
         from ernie_tiny_distill.stages import run_stage  # imports Paddle: after the thread count is set
 
