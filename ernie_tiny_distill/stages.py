@@ -146,6 +146,10 @@ def _warn_if_resuming_another_config(cfg: Config) -> None:
     """Resuming checkpoints written under other settings is allowed (e.g. more epochs), but never silent."""
     config_file = os.path.join(cfg.output_dir, "config.yaml")
     last = checkpoint.latest(os.path.join(cfg.output_dir, "checkpoints")) if cfg.train.resume else None
+    if not last and cfg.train.resume and os.path.isdir(os.path.join(cfg.output_dir, "best")):
+        logger.warning("%s holds a finished run whose checkpoints were removed when it finished: training starts "
+                       "over and will replace its best/ (set train.keep_checkpoints_after_finish=true to be able "
+                       "to continue a finished run)", cfg.output_dir)
     if not last or not os.path.isfile(config_file):
         return
     try:

@@ -274,3 +274,11 @@ def test_train_cli_config_threads_override_exported_omp(tmp_path):
         assert os.environ["OMP_NUM_THREADS"] == "1"  # a configured count does
     finally:
         os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def test_rerunning_a_finished_run_without_checkpoints_says_it_starts_over(ws, caplog):
+    run_stage(config(ws, "finished_twice"))
+    cfg = config(ws, "finished_twice", train={"max_steps": 5})
+    with caplog.at_level("WARNING", logger="ernie_tiny_distill.stages"):
+        run_stage(cfg)
+    assert "holds a finished run whose checkpoints were removed when it finished: training starts over" in caplog.text
