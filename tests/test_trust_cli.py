@@ -25,3 +25,17 @@ def test_predict_cli_zero_is_refused(flag, tmp_path):
     assert run.returncode == 2
     assert f"error: argument {flag}: must be a positive integer, got '0'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+EXIT = ("import atexit; from ernie_tiny_distill.cli import exit_process; atexit.register(print, 'teardown'); "
+        "print('summary', end=''); exit_process(3)")
+
+
+@pytest.mark.parametrize("world, expected", [("2", "summary"), ("1", "summaryteardown")])
+def test_distributed_worker_exits_without_interpreter_teardown(world, expected):
+    # issue 11 #15: a launch worker leaves via os._exit after flushing (no C++ static destructors racing with the
+    # TCP store / gloo threads); a single process exits normally. Output and exit status are kept either way.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-c", EXIT], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PADDLE_TRAINERS_NUM": world, "PYTHONPATH": root})
+    assert (run.returncode, run.stdout.strip()) == (3, expected)

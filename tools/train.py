@@ -1,9 +1,8 @@
 """Train one stage: `python tools/train.py --config configs/X.yaml [key=value ...]`."""
 import argparse
 import json
-import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import exit_process, main_wrapper, quiet_paddlenlp, set_threads, setup_logging
 from ernie_tiny_distill.config import load_config
 
 
@@ -33,4 +32,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # data-parallel workers skip the interpreter teardown (see exit_process)
