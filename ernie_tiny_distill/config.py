@@ -451,9 +451,7 @@ def check_lengths_against_models(cfg: Config) -> None:
             raise UserError(
                 f"config key {key!r} is {length}, but {model_key}={spec} has {table[1]} positions "
                 f"(max_position_embeddings in {table[0]})",
-                hint=f"set {key} <= {table[1]}" + ("; a student reading longer inputs than its teacher can "
-                                                    "use distill.teacher_max_seq_length" if key == "model.max_seq_length"
-                                                    and d.teacher_max_seq_length is None else ""))
+                hint=f"set {key} <= {table[1]} (a student built from this model has the same position table)")
 
 
 # Kernel file systems: a directory there cannot hold a run (writes fail or vanish at reboot).
