@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -14,11 +13,12 @@ import paddle
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from . import fsutil
 from .errors import UserError
-from .filemodes import as_umask_dir
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+_TMP_PREFIX = ".tmp-step-"  # a checkpoint being written; left behind only by a crash
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -66,37 +66,20 @@ def load_optimizer_state(optimizer, layer, tensors: Dict[str, np.ndarray], extra
     optimizer.set_state_dict(state)
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # not supported on every file system; the rename is still atomic
-
-
 def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) -> str:
     """Write checkpoints/step-N atomically; keep the newest `keep`. Returns the checkpoint path."""
-    os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, f"step-{step}")
-    tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=directory)
-    as_umask_dir(tmp)  # mkdtemp's private 0700 would become step-N's mode
     try:
-        save_file({k: _to_numpy(v) for k, v in layer.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
-        tensors, extras = optimizer_state(optimizer, layer)
-        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
-        with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
-            json.dump({**state, "step": step, "optimizer_extras": extras}, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(directory)
+        with fsutil.atomic_dir(final, durable=True, prefix=f"{_TMP_PREFIX}{step}-") as tmp:
+            save_file({k: _to_numpy(v) for k, v in layer.state_dict().items()},
+                      os.path.join(tmp, "model.safetensors"))
+            tensors, extras = optimizer_state(optimizer, layer)
+            save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+            with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+                json.dump({**state, "step": step, "optimizer_extras": extras}, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
     except (OSError, SafetensorError) as e:  # safetensors reports a full disk as SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
         full = getattr(e, "errno", None) == errno.ENOSPC or "os error 28" in str(e)
         reason = "the disk is full" if full else str(e)
         previous = latest(directory)
@@ -145,8 +128,9 @@ def remove_incomplete(directory: str) -> None:
         return
     for name in os.listdir(directory):
         path = os.path.join(directory, name)
-        if name.startswith(".tmp-step-") or (_STEP_DIR.match(name) and os.path.isdir(path)
-                                              and not os.path.isfile(os.path.join(path, STATE_FILE))):
+        # dot names: .tmp-step-N-* (a save or a removal cut short), .step-N.old-* (a replacement cut short)
+        if name.startswith(".") or (_STEP_DIR.match(name) and os.path.isdir(path)
+                                    and not os.path.isfile(os.path.join(path, STATE_FILE))):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -7,14 +7,25 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from typing import Callable, Optional, Sequence
 
 from .errors import UserError
 
 
+LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
+
+
+# Warnings third-party packages print on every start that say nothing about the user's run: Paddle's C++
+# extension builder (this project compiles nothing), setuptools' distutils shim, and Paddle's "Skip loading"
+# for a fresh task head (models.load_model logs which weights are newly initialised instead).
+_NOISE = ("No ccache found", "Setuptools is replacing distutils", r"Skip loading for (classifier|cls)\.")
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, datefmt=DATE_FORMAT)
+    for message in _NOISE:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def set_threads(num_threads: int, override: bool = False) -> None:
@@ -40,10 +51,12 @@ def positive_int(text: str) -> int:
 
 
 def quiet_paddlenlp() -> None:
-    """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter. Imports Paddle."""
+    """PaddleNLP logs every file it loads at INFO; keep its warnings, drop the chatter, and print them like ours
+    (its own formatter adds ANSI colour codes, which show up raw in log files and plain terminals). Imports Paddle."""
     from paddlenlp.utils.log import logger
 
     logger.set_level("WARNING")
+    logger.handler.setFormatter(logging.Formatter(LOG_FORMAT.replace("%(name)s", "paddlenlp"), DATE_FORMAT))
 
 
 def run_tool(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], Optional[int]],

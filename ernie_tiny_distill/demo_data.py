@@ -6,13 +6,14 @@ import json
 import os
 import random
 import sys
-import tempfile
+from importlib import resources
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from ernie_tiny_distill import fsutil
 from ernie_tiny_distill.errors import UserError
 
 # Bump whenever the generators change, so a stale manifest never short-circuits a rewrite.
-DEMO_DATA_VERSION = 1
+DEMO_DATA_VERSION = 2
 
 # Relative paths of every file, keyed as in the returned dict.
 _FILES: Dict[str, str] = {
@@ -50,190 +51,22 @@ def _cap(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sentiment: word lists (written for this project; nothing is copied from any review corpus).
+# Word lists and templates: ernie_tiny_distill/demo_words.json (package data; written for this project).
 # ---------------------------------------------------------------------------------------------
 
-# A trailing "*" marks plural nouns (they take "are"/"were").
-_ASPECTS: Dict[str, Dict[str, List[str]]] = {
-    "plot": {
-        "nouns": ["the plot", "the story", "the storyline", "the script", "the screenplay",
-                  "the premise", "the twists*", "the central mystery"],
-        "pos1": ["engaging", "clever", "intriguing", "well constructed", "coherent"],
-        "pos2": ["gripping", "ingenious", "riveting", "masterfully plotted", "unpredictable"],
-        "neg1": ["predictable", "thin", "muddled", "contrived", "formulaic"],
-        "neg2": ["nonsensical", "incoherent", "ludicrous", "hopelessly convoluted", "insulting"],
-        "pvp": ["kept me guessing until the very end", "holds together beautifully",
-                "builds to a satisfying payoff", "rewards close attention"],
-        "nvp": ["falls apart in the second act", "never comes together",
-                "relies on one coincidence after another", "goes nowhere"],
-    },
-    "acting": {
-        "nouns": ["the acting", "the performances*", "the cast", "the lead actor",
-                  "the lead actress", "the supporting cast", "the young newcomer",
-                  "the villain"],
-        "pos1": ["convincing", "likeable", "natural", "committed", "believable"],
-        "pos2": ["mesmerizing", "nuanced", "magnetic", "phenomenal", "heartbreakingly honest"],
-        "neg1": ["stiff", "uneven", "wooden", "unconvincing", "flat"],
-        "neg2": ["overacted", "embarrassing", "cringeworthy", "laughably bad", "grating"],
-        "pvp": ["carries the whole film", "disappears completely into the role",
-                "steals every scene", "brings real warmth to a difficult part"],
-        "nvp": ["seems to be reading off cue cards", "chews the scenery relentlessly",
-                "never finds the character", "mumbles through every scene"],
-    },
-    "music": {
-        "nouns": ["the music", "the score", "the soundtrack", "the songs*", "the theme tune",
-                  "the sound design"],
-        "pos1": ["lovely", "pleasant", "catchy", "fitting", "tasteful"],
-        "pos2": ["haunting", "glorious", "soaring", "unforgettable", "exquisite"],
-        "neg1": ["forgettable", "generic", "repetitive", "intrusive", "bland"],
-        "neg2": ["deafening", "insufferable", "obnoxious", "ear-splitting", "unbearable"],
-        "pvp": ["lingers long after the credits", "lifts every key scene",
-                "perfectly matches the mood"],
-        "nvp": ["drowns out the dialogue", "tells you exactly what to feel",
-                "never lets a quiet moment breathe"],
-    },
-    "direction": {
-        "nouns": ["the direction", "the director", "the filmmaking", "the editing",
-                  "the staging", "the camera work"],
-        "pos1": ["assured", "confident", "competent", "careful", "thoughtful"],
-        "pos2": ["masterful", "visionary", "bold", "inventive", "dazzling"],
-        "neg1": ["clumsy", "sloppy", "unfocused", "heavy-handed", "timid"],
-        "neg2": ["incompetent", "amateurish", "disastrous", "shambolic", "inept"],
-        "pvp": ["never puts a foot wrong", "handles the tone shifts with real skill",
-                "trusts the audience"],
-        "nvp": ["has no idea where the story is going", "cuts away at all the wrong moments",
-                "smothers every scene in gimmicks"],
-    },
-    "pacing": {
-        "nouns": ["the pacing", "the rhythm", "the middle section", "the running time",
-                  "the second act", "the final hour"],
-        "pos1": ["brisk", "steady", "well judged", "tight", "lively"],
-        "pos2": ["relentless", "electrifying", "breathless", "perfectly controlled",
-                 "exhilarating"],
-        "neg1": ["sluggish", "uneven", "slow", "padded", "saggy"],
-        "neg2": ["glacial", "interminable", "excruciating", "mind-numbing", "agonizing"],
-        "pvp": ["flies by", "never lets up", "moves like a freight train"],
-        "nvp": ["drags", "crawls along", "feels twice as long as it is",
-                "left me checking my watch"],
-    },
-    "visuals": {
-        "nouns": ["the cinematography", "the visuals*", "the special effects*",
-                  "the set design", "the photography", "the costumes*", "the lighting"],
-        "pos1": ["handsome", "attractive", "polished", "colourful", "elegant"],
-        "pos2": ["stunning", "gorgeous", "breathtakingly beautiful", "spectacular",
-                 "ravishing"],
-        "neg1": ["murky", "drab", "cheap-looking", "dated", "flat"],
-        "neg2": ["hideous", "ugly", "amateurish", "eye-straining", "unwatchable"],
-        "pvp": ["makes every frame look like a painting", "turns the city into a character"],
-        "nvp": ["is so dark you can barely see anything", "looks like a screensaver"],
-    },
-    "dialogue": {
-        "nouns": ["the dialogue", "the writing", "the jokes*", "the humour", "the characters*"],
-        "pos1": ["witty", "sharp", "warm", "funny", "smart"],
-        "pos2": ["hilarious", "razor-sharp", "sparkling", "deeply moving", "uproarious"],
-        "neg1": ["clunky", "stale", "awkward", "corny", "shallow"],
-        "neg2": ["painful", "excruciatingly unfunny", "insipid", "dreadful", "abysmal"],
-        "pvp": ["had the whole audience laughing", "feels true to life",
-                "crackles with energy"],
-        "nvp": ["falls completely flat", "sounds like a first draft",
-                "explains everything twice"],
-    },
-}
+_WORDS = json.loads(resources.files("ernie_tiny_distill").joinpath("demo_words.json").read_text(encoding="utf-8"))
+_POLARITY = {"pos1": (1, 1), "pos2": (1, 2), "neg1": (-1, 1), "neg2": (-1, 2)}
 
-# General-purpose evaluative words usable with any aspect.
-_GEN = {
-    "pos1": ["good", "nice", "decent", "solid", "enjoyable", "charming", "fine", "likeable",
-             "satisfying", "appealing"],
-    "pos2": ["superb", "excellent", "wonderful", "brilliant", "outstanding", "terrific",
-             "magnificent", "extraordinary", "sublime", "flawless", "marvellous"],
-    "neg1": ["weak", "disappointing", "dull", "mediocre", "tedious", "underwhelming",
-             "lacklustre", "tiresome", "lazy", "messy"],
-    "neg2": ["awful", "terrible", "horrible", "atrocious", "dismal", "pathetic", "appalling",
-             "woeful", "disgraceful", "abominable", "unwatchable"],
-}
-
-# Degree adverbs by polarity and strength.
-_DEG = {
-    (1, 1): ["", "", "fairly ", "reasonably ", "quite ", "mostly ", "pretty "],
-    (1, 2): ["", "", "truly ", "absolutely ", "wonderfully ", "remarkably ", "simply ",
-             "genuinely ", "breathtakingly "],
-    (-1, 1): ["", "", "a little ", "somewhat ", "rather ", "slightly ", "often "],
-    (-1, 2): ["", "", "utterly ", "painfully ", "embarrassingly ", "hopelessly ",
-              "thoroughly ", "simply "],
-}
-
-_FILM = ["this film", "this movie", "the film", "the movie", "this picture", "this one",
-         "this thriller", "this comedy", "this drama", "this romance", "this western",
-         "this musical", "this horror film", "this sequel", "this remake", "this adaptation"]
-
-# Neutral tails that lengthen evaluative sentences without changing their polarity.
-_TAILS = ["from the opening credits to the final shot", "especially in the scenes at the lake",
-          "in almost every scene", "for most of the running time",
-          "during the long dinner party sequence", "compared with the director's earlier work",
-          "given the modest budget", "by the standards of the genre",
-          "in the flashback sequences", "once the story moves to the city",
-          "at least in the version I saw", "throughout the second half",
-          "whenever the two leads share the screen", "in the quieter moments"]
-
-_SENT_PREFIX = ["", "", "", "", "Honestly, ", "To be fair, ", "In my opinion, ", "For me, ",
-                "Frankly, ", "On the whole, ", "Without a doubt, ", "I have to say that ",
-                "If I am honest, "]
-
-# Positive and negative verdicts; weight is strength + 1 because verdicts summarize the review.
-_VERDICT = {
-    (1, 1): ["Worth a look.", "A pleasant way to spend an evening.", "Seven out of ten.",
-             "I would recommend it to fans of the genre.", "Not perfect, but worth watching.",
-             "A solid night at the movies.", "Give it a chance."],
-    (1, 2): ["Highly recommended.", "A must-see.", "I will happily watch it again.",
-             "Ten out of ten.", "One of the best films of the year.",
-             "Go and see it on the biggest screen you can find.",
-             "An instant classic.", "I cannot recommend it enough."],
-    (-1, 1): ["Not worth the ticket price.", "Wait until it turns up on television.",
-              "Hardly worth it.", "Four out of ten.", "I would not bother.",
-              "A missed opportunity.", "Only for the most devoted fans."],
-    (-1, 2): ["Avoid at all costs.", "A complete waste of time.", "One out of ten.",
-              "One of the worst films I have ever sat through.", "I want my two hours back.",
-              "Save your money.", "I walked out before the end."],
-}
-
-# Neutral filler: vocabulary with no bearing on the label (some look evaluative on purpose).
-_PROFESSIONS = ["retired detective", "young nurse", "struggling painter", "small-town lawyer",
-                "lonely astronaut", "former boxer", "schoolteacher", "fishing captain",
-                "ambitious journalist", "widowed farmer", "teenage hacker", "jazz pianist",
-                "war photographer", "chef", "taxi driver", "marine biologist"]
-_PLOT_EVENTS = ["uncovers a brutal conspiracy", "returns home after twenty years",
-                "falls for a stranger on a night train", "inherits a crumbling hotel",
-                "tries to win back an estranged daughter", "hunts a ruthless killer",
-                "joins a travelling circus", "must survive a bitter winter in the mountains",
-                "discovers a letter hidden in an old piano", "plans one last robbery",
-                "is haunted by a mistake from the past", "competes in a dance contest"]
-_SETTINGS = ["a sleepy fishing village", "nineteen fifties Paris", "a space station",
-             "the American desert", "a boarding school in Scotland", "a crowded hospital",
-             "a remote island", "a dystopian future city", "the Arctic", "a small bakery",
-             "a sprawling country estate", "the Roman empire"]
-_WHEN = ["last weekend", "on a rainy Sunday afternoon", "on a long flight",
-         "at a small cinema downtown", "at a festival screening", "on streaming last night",
-         "during the holidays", "at a late show"]
-_WHOM = ["my sister", "my parents", "a couple of friends", "my partner", "my kids",
-         "my flatmate", "a colleague", "my grandfather"]
-_FILLER_FIXED = [
-    "The film runs just under two hours.",
-    "It is based on a novel from the nineteen seventies.",
-    "My brother recommended it to me months ago.",
-    "There is a short scene after the credits.",
-    "The title refers to a song the heroine hums throughout.",
-    "It was released in cinemas and online on the same day.",
-    "The director also wrote the screenplay.",
-    "Most of the cast are unknown actors.",
-    "It is the second part of a planned trilogy.",
-    "The story takes place over a single night.",
-    "Parts of it are in French with subtitles.",
-    "I knew nothing about it going in.",
-    "The original version was made about thirty years ago.",
-    "Some viewers may find a few scenes violent.",
-    "It is rated for ages twelve and up.",
-    "The villain is a cold and calculating banker.",
-]
+_S = _WORDS["sentiment"]
+_ASPECTS: Dict[str, Dict[str, List[str]]] = _S["aspects"]
+_GEN = _S["general"]  # evaluative words usable with any aspect
+_DEG = {_POLARITY[k]: v for k, v in _S["degree"].items()}  # degree adverbs by (polarity, strength)
+_FILM = _S["films"]
+_TAILS = _S["tails"]  # neutral tails that lengthen a sentence without changing its polarity
+_SENT_PREFIX = _S["sentence_prefixes"]
+_VERDICT = {_POLARITY[k]: v for k, v in _S["verdicts"].items()}  # weight is strength + 1: verdicts summarize
+_PROFESSIONS, _PLOT_EVENTS, _SETTINGS = _S["professions"], _S["plot_events"], _S["settings"]
+_WHEN, _WHOM, _FILLER_FIXED = _S["when"], _S["whom"], _S["filler"]
 
 
 def _noun(rng: random.Random, aspect: str) -> Tuple[str, bool]:
@@ -428,6 +261,26 @@ def _plural_verb(vp: str) -> str:
     return " ".join(words)
 
 
+# Share of reviews that are one or two plain sentences (the way people write short comments), and the
+# share of a long review's evaluative sentences that agree with its label.
+_SHORT_RATE = 0.3
+_MAJORITY_RATE = 0.85
+
+
+def _short_review(rng: random.Random, pol: int, banned: Set[str]) -> str:
+    """One or two evaluative sentences (6-40 words), all of the label's polarity."""
+    for _ in range(500):
+        w = _ReviewWriter(rng, banned)
+        makers = [w.evaluative, w.evaluative, w.negated, w.verdict]
+        parts = [rng.choice(makers)(pol) for _ in range(rng.choice([1, 2, 2]))]
+        if len(parts) == 1 and parts[0][0] in (v for vs in _VERDICT.values() for v in vs):
+            continue  # a verdict alone ("Seven out of ten.") is too short to be a review
+        text = " ".join(t for t, _ in parts)
+        if 6 <= len(text.split()) <= 40:
+            return text
+    raise RuntimeError("demo review generator failed to satisfy its constraints")  # a bug
+
+
 def _review(rng: random.Random, pol: int, banned: Set[str], mixed: bool = False) -> str:
     """One review of 2-6 sentences and 30-120 words whose overall score has the sign of `pol`
     (or is exactly zero when `mixed`, for the deliberately ambiguous examples)."""
@@ -440,7 +293,7 @@ def _review(rng: random.Random, pol: int, banned: Set[str], mixed: bool = False)
         n_eval = n_sent - n_filler - int(has_verdict)
         for _ in range(n_eval):
             # Minority sentences of the opposite polarity keep bag-of-words shortcuts imperfect.
-            p = pol if (mixed and rng.random() < 0.5) or (not mixed and rng.random() < 0.72) \
+            p = pol if (mixed and rng.random() < 0.5) or (not mixed and rng.random() < _MAJORITY_RATE) \
                 else -pol
             kind = rng.random()
             if kind < 0.5:
@@ -488,6 +341,8 @@ def _sentiment_split(rng: random.Random, n: int, banned: Set[str], seen: Set[str
                 text = _review(rng, -pol, banned)  # a plainly mislabeled review
             elif i in noisy:
                 text = _review(rng, pol, banned, mixed=True)  # genuinely ambiguous
+            elif rng.random() < _SHORT_RATE:
+                text = _short_review(rng, pol, banned)
             else:
                 text = _review(rng, pol, banned)
             if text not in seen:  # no duplicates within or across splits (no test leakage)
@@ -498,59 +353,15 @@ def _sentiment_split(rng: random.Random, n: int, banned: Set[str], seen: Set[str
 
 
 # ---------------------------------------------------------------------------------------------
-# NER: entity lists (common names or invented) and CoNLL-like templates.
+# NER: entity lists and templates come from demo_words.json; slots are filled here.
 # ---------------------------------------------------------------------------------------------
 
-# Words that are deliberately both a person and a place/organisation, so context must decide.
-_AMBIGUOUS = {"Jordan", "Washington", "Lincoln", "Jackson", "Victoria", "Sydney", "Georgia",
-              "Florence", "Madison", "Austin", "Chelsea", "Santos", "Paris"}
-
-_FIRST = ["John", "Maria", "Ahmed", "Wei", "Olga", "Peter", "Fatima", "Carlos", "Anna", "David",
-          "Yuki", "Pierre", "Sofia", "James", "Ingrid", "Rahul", "Elena", "Thomas", "Amara",
-          "Lars", "Grace", "Mikhail", "Chloe", "Kwame", "Hannah", "Diego", "Aisha", "Stefan",
-          "Laura", "Tomasz", "Victoria", "Sydney", "Georgia", "Florence", "Madison", "Austin",
-          "Chelsea", "Jordan", "Nadia", "Oscar"]
-_LAST = ["Smith", "Garcia", "Mueller", "Okafor", "Tanaka", "Johansson", "Rossi", "Novak",
-         "Kowalski", "Dubois", "Haddad", "Chen", "Petrov", "Fernandes", "Lindqvist", "Brennan",
-         "Mensah", "Ivanova", "Schneider", "Moreau", "Jordan", "Washington", "Lincoln",
-         "Jackson", "Santos", "Hartley", "Nakamura", "Kovacs", "Andersen", "Abadi", "Whitfield",
-         "Castellano", "Osei", "Varga", "Delacroix", "Paris"]
-_CITIES = ["London", "Paris", "Berlin", "New York", "Los Angeles", "Tokyo", "Madrid", "Rome",
-           "Moscow", "Cairo", "Nairobi", "Sydney", "Toronto", "Mumbai", "Hong Kong",
-           "Buenos Aires", "Rio de Janeiro", "Washington", "Lincoln", "Jackson", "Florence",
-           "Madison", "Austin", "Victoria", "Frankfurt", "Lagos", "Oslo", "Warsaw", "Lisbon",
-           "San Francisco", "Kuala Lumpur", "Cape Town", "Geneva", "Istanbul", "Santiago",
-           "Marseille", "Glasgow", "Osaka", "Tel Aviv", "Vienna"]
-_COUNTRIES = ["France", "Germany", "Jordan", "Georgia", "Brazil", "Japan", "Kenya", "Canada",
-              "Australia", "India", "China", "Russia", "Egypt", "Mexico", "Norway", "Poland",
-              "South Africa", "United States", "New Zealand", "Saudi Arabia", "Argentina",
-              "Italy", "Spain", "Sweden", "Nigeria", "Turkey", "Chile", "Portugal",
-              "South Korea", "Sri Lanka"]
-_COMPANIES = ["Bank of Scotland", "General Motors", "Norvik Systems", "Altamira Holdings",
-              "Brightwater Energy", "Quellton Pharma", "Deutsche Bank", "Sony", "Siemens",
-              "Kestrel Airlines", "Orbis Telecom", "Harrow and Finch", "Volvo", "Nestle",
-              "Pinecrest Capital", "Marlowe Steel", "Royal Dutch Shell", "Toyota",
-              "Bluefjord Shipping", "Ardent Motors", "Citadel Insurance Group",
-              "Lumen Robotics", "Boeing", "Halvorsen Foods"]
-_CLUBS = ["Chelsea", "Santos", "Ajax", "Real Madrid", "Bayern Munich", "Celtic", "Juventus",
-          "Porto", "Galatasaray", "Benfica", "Manchester United", "Boca Juniors", "Feyenoord",
-          "River Plate", "Olympique Lyon"]
-_ORGS = ["United Nations", "European Union", "World Health Organisation", "Red Cross",
-         "NATO", "Reuters", "International Monetary Fund", "World Bank", "Labour Party",
-         "Supreme Court", "FIFA", "Interpol", "Central Bank of Kenya", "Amnesty International",
-         "African Union", "Securities and Exchange Commission"]
-_NATIONALITIES = ["German", "French", "Brazilian", "Japanese", "Kenyan", "Canadian",
-                  "Australian", "Indian", "Chinese", "Russian", "Egyptian", "Mexican",
-                  "Norwegian", "Polish", "British", "American", "Italian", "Spanish", "Swedish",
-                  "Nigerian", "Turkish", "Chilean", "Dutch", "Irish", "European", "Asian"]
-_EVENTS = ["World Cup", "Olympic Games", "Tour de France", "Davis Cup", "Nobel Prize",
-           "Champions League", "Wimbledon", "Super Bowl", "Monaco Grand Prix", "Cold War",
-           "Cannes Film Festival", "Australian Open", "Ryder Cup", "Euro 2024"]
-_LANGUAGES = ["English", "French", "Spanish", "Arabic", "Mandarin", "Swahili", "Portuguese"]
-
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
+_N = _WORDS["ner"]
+_AMBIGUOUS = set(_N["ambiguous"])  # both a person and a place/organisation: context must decide
+_FIRST, _LAST = _N["first_names"], _N["last_names"]
+_CITIES, _COUNTRIES, _COMPANIES, _CLUBS = _N["cities"], _N["countries"], _N["companies"], _N["clubs"]
+_ORGS, _NATIONALITIES, _EVENTS, _LANGUAGES = _N["organisations"], _N["nationalities"], _N["events"], _N["languages"]
+_DAYS, _MONTHS = _N["days"], _N["months"]
 
 # slot -> (entity type, list); number-like slots are handled in _fill_slot.
 _ENTITY_SLOTS: Dict[str, Tuple[str, List[str]]] = {
@@ -564,65 +375,7 @@ _ENTITY_SLOTS: Dict[str, Tuple[str, List[str]]] = {
     "LANG": ("MISC", _LANGUAGES),
 }
 
-# Templates are pre-tokenized CoNLL style: punctuation and the possessive 's are separate tokens.
-_NER_TEMPLATES = [
-    "{PER} met {PER} in {CITY} on {DAY} .",
-    "{PERF} met {COUNTRY} 's prime minister in {CITY} on {DAY} .",
-    "Shares of {COMPANY} rose {PCT} percent in {CITY} on {DAY} .",
-    "Shares in {COMPANY} fell {PCT} percent to {NUM} pence after the results .",
-    "The {NAT} delegation arrived in {CITY} on {DAY} for talks with {ORGN} officials .",
-    "{PERF} , a spokesman for {ORGN} , said the deal would close in {MONTH} .",
-    "{COMPANY} said on {DAY} it had agreed to buy {COMPANY} for {MONEY} dollars .",
-    "{PER} scored twice as {CLUB} beat {CLUB} {SCORE} in {CITY} .",
-    "{CLUB} drew {SCORE} with {CLUB} on {DAY} .",
-    "{COUNTRY} 's foreign minister , {PERF} , will visit {COUNTRY} next week .",
-    "{PERF} won the {EVENT} in {YEAR} .",
-    "Police in {CITY} said {NUM} people were injured in the blast .",
-    "{PERF} ( {COUNTRY} ) beat {PERF} ( {COUNTRY} ) {SET} {SET} .",
-    "The {EVENT} will be held in {CITY} in {MONTH} {YEAR} .",
-    "{ORGN} officials met {NAT} and {NAT} diplomats in {CITY} on {DAY} .",
-    "Talks between {COUNTRY} and {COUNTRY} resumed in {CITY} on {DAY} .",
-    "{PERF} told {ORGN} that prices would rise later this year .",
-    "{PER} , who joined {COMPANY} in {YEAR} , will take over as chief executive .",
-    "The {NAT} government said it would send {NUM} troops to {COUNTRY} .",
-    "{COMPANY} , based in {CITY} , reported a net profit of {MONEY} dollars .",
-    "\" We are very happy with the result , \" {PER} said .",
-    "\" It was a difficult match , \" said {PERF} , the {CLUB} captain .",
-    "{PERF} , {NUM} , has been named {NAT} coach ahead of the {EVENT} .",
-    "The {ORGN} called on {COUNTRY} to release the {NAT} journalist .",
-    "{PER} arrived in {CITY} from {COUNTRY} late on {DAY} .",
-    "Flights between {CITY} and {CITY} were cancelled because of fog .",
-    "{COMPANY} will cut {NUM} jobs in {COUNTRY} , the company said .",
-    "The {LANG} edition of the book sold {NUM} copies in {MONTH} .",
-    "{PERF} spoke in {LANG} at the {ORGN} meeting in {CITY} .",
-    "President {LASTN} of {COUNTRY} flew to {CITY} on {DAY} .",
-    "{PERF} , the {NAT} champion , withdrew from the {EVENT} with an injury .",
-    "The {ORGN} report , dated {YEAR}-{MM}-{DD} , was published in {CITY} .",
-    "{COUNTRY} beat {COUNTRY} {SCORE} in the {EVENT} final in {CITY} .",
-    "{PERF} finished third behind {PER} and {PER} .",
-    "The {ORGN} said {COUNTRY} had met all the conditions of the loan .",
-    "{PER} joined {CLUB} from {CLUB} for a fee of {MONEY} pounds .",
-    "Protesters gathered outside the {NAT} embassy in {CITY} on {DAY} .",
-    "{COMPANY} shares closed at {NUM} yen in {CITY} .",
-    "{LASTN} said the {ORGN} would not comment on the report .",
-    "Heavy rain hit {CITY} and parts of {COUNTRY} over the weekend .",
-    "{PERF} , a former {COMPANY} executive , was appointed to the board of {COMPANY} .",
-    "Mr {LASTN} left {CITY} for {COUNTRY} on {DAY} morning .",
-    "Ms {LASTN} , who was born in {CITY} , studied law in {COUNTRY} .",
-    "The {EVENT} was watched by {NUM} million people around the world .",
-    "{NAT} and {NAT} ministers agreed to meet again in {MONTH} .",
-    # Sentences with no entities at all, as in real newswire.
-    "The market closed {NUM} points lower on {DAY} after a quiet session .",
-    "Prices were little changed in thin trade .",
-    "Officials said the talks would continue next week .",
-    "Rain delayed the start of play by two hours on {DAY} .",
-    "It was not immediately clear who was behind the attack .",
-    "The company did not give further details .",
-    "Analysts expect profits to rise {PCT} percent this year .",
-    "The results are due on {DAY} , a spokeswoman said .",
-    "Inflation rose to {PCT} percent in {MONTH} from {PCT} percent a month earlier .",
-    "The vote is expected to take place in {MONTH} .",
-]
+_NER_TEMPLATES = _N["templates"]  # pre-tokenized CoNLL style: punctuation and 's are separate tokens
 
 
 def _fill_slot(rng: random.Random, slot: str, banned: Set[str]) -> Tuple[List[str], Optional[str]]:
@@ -711,24 +464,6 @@ def _ner_split(rng: random.Random, n: int, banned: Set[str], seen: Set[str]
 # Writing.
 # ---------------------------------------------------------------------------------------------
 
-def _atomic_write(path: str, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _rng(seed: int, task: str, split: str) -> random.Random:
     # String seeds are hashed with SHA-512 by `random`, so this is stable across runs and
     # independent of PYTHONHASHSEED; each split gets its own stream.
@@ -798,7 +533,7 @@ def write_demo_data(out_dir: str, seed: int = 0, n_train: int = 400, n_dev: int 
                            for t, l in rows)
         else:
             text = "".join(t + "\n" for t, _ in rows)
-        _atomic_write(paths[f"sentiment_{split}"], text)
+        fsutil.write_text(paths[f"sentiment_{split}"], text)
         counts[f"sentiment_{split}"] = len(rows)
 
     n_banned = _ner_banned()
@@ -811,11 +546,11 @@ def write_demo_data(out_dir: str, seed: int = 0, n_train: int = 400, n_dev: int 
         else:
             text = "\n".join("".join(f"{tok} {tag}\n" for tok, tag in zip(toks, tags))
                              for toks, tags in sents)
-        _atomic_write(paths[f"ner_{split}"], text)
+        fsutil.write_text(paths[f"ner_{split}"], text)
         counts[f"ner_{split}"] = len(sents)
 
     manifest = {"params": params, "files": _FILES, "counts": counts}
-    _atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    fsutil.write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return paths
 
 

@@ -17,22 +17,17 @@ def _masked_mean(values: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle
     return (values * mask).sum() / paddle.clip(mask.sum(), min=1.0)
 
 
-def soft_kl(
-    student_logits: paddle.Tensor,
-    teacher_logits: paddle.Tensor,
-    temperature: float = 1.0,
-    mask: Optional[paddle.Tensor] = None,
-) -> paddle.Tensor:
-    """T² · KL(softmax(z_T/T) ‖ softmax(z_S/T)), averaged over rows (or over rows where `mask` is true).
+def soft_kl(student_logits: paddle.Tensor, teacher_logits: paddle.Tensor, temperature: float = 1.0) -> paddle.Tensor:
+    """T² · KL(softmax(z_T/T) ‖ softmax(z_S/T)), averaged over rows (0 for no rows).
 
-    logits: [..., C]; mask: the leading shape [...] (e.g. [B, L] for tagging). The T² factor keeps the
-    gradient scale of the soft term independent of T (Hinton et al., 2015).
+    logits: [N, C], only the rows to compare (Task.kd_rows selects them, e.g. each word's first sub-word).
+    The T² factor keeps the gradient scale of the soft term independent of T (Hinton et al., 2015).
     """
     t = float(temperature)
-    teacher_logp = F.log_softmax(teacher_logits.astype("float32") / t, axis=-1)  # [..., C]
-    student_logp = F.log_softmax(student_logits.astype("float32") / t, axis=-1)  # [..., C]
-    kl = (teacher_logp.exp() * (teacher_logp - student_logp)).sum(axis=-1)  # [...]
-    return _masked_mean(kl, mask) * (t * t)
+    teacher_logp = F.log_softmax(teacher_logits.astype("float32") / t, axis=-1)  # [N, C]
+    student_logp = F.log_softmax(student_logits.astype("float32") / t, axis=-1)  # [N, C]
+    kl = (teacher_logp.exp() * (teacher_logp - student_logp)).sum(axis=-1)  # [N]
+    return _masked_mean(kl, None) * (t * t)
 
 
 def hard_ce(logits: paddle.Tensor, labels: paddle.Tensor, ignore_index: int = -100) -> paddle.Tensor:

@@ -60,10 +60,14 @@ def run_quickstart(config_dir: str, out_dir: str, tasks: Sequence[str], teacher:
     return rows
 
 
+# Plain sentences written for this table (not from the demo data); the student's predictions are printed as-is.
 EXAMPLES = {
     "classification": ["The acting was superb and the ending left me breathless.",
-                       "A dull, overlong mess; I could not wait for it to end."],
-    "ner": ["Maria Schneider flew from Berlin to New York to meet executives of Deutsche Bank ."],
+                       "A dull, overlong mess; I could not wait for it to end.",
+                       "I loved every minute of it.",
+                       "The plot made no sense and the jokes fell flat."],
+    "ner": ["Maria Schneider flew from Berlin to New York to meet executives of Deutsche Bank .",
+            "Peter Novak joined Siemens in 2019 after ten years at the United Nations in Geneva ."],
 }
 
 
@@ -72,6 +76,7 @@ def _export(model_dir: str, export_dir: str, task: str) -> Dict:
     from .export import export_model
     from .predictor import Predictor
 
+    logger.info("exporting %s to %s (Paddle Inference) and predicting the sample sentences", model_dir, export_dir)
     meta = export_model(model_dir, export_dir)
     meta["export_dir"] = export_dir
     meta["examples"] = list(zip(EXAMPLES[task], Predictor(export_dir, num_threads=2).predict(EXAMPLES[task])))

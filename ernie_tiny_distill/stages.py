@@ -7,7 +7,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import paddle
@@ -15,7 +15,7 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, distill, models, rundir, teacher_cache
+from . import checkpoint, distill, fsutil, models, rundir, teacher_cache
 from . import trainer as trainer_lib
 from .config import Config
 from .errors import UserError
@@ -94,8 +94,8 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
             if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
                 os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
             _warn_if_resuming_another_config(cfg)
-            with open(os.path.join(cfg.output_dir, "config.yaml"), "w", encoding="utf-8") as f:
-                yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+            fsutil.write_text(os.path.join(cfg.output_dir, "config.yaml"),
+                              yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if cfg.stage == "general":
             summary = _run_general(cfg, tokenizer, data)
         else:
@@ -105,8 +105,7 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
         summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir,
                        seconds=round(time.time() - started + earlier, 1))
         if is_main:
-            with open(os.path.join(cfg.output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=2)
+            fsutil.write_json(os.path.join(cfg.output_dir, SUMMARY_FILE), summary)
             rundir.remove_checkpoints(cfg.output_dir, keep=cfg.train.keep_checkpoints_after_finish)
     return summary
 
@@ -265,7 +264,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
             teacher_dev_features = teacher_task.encode(splits.dev)
             _check_same_kd_rows(task, train_features, teacher_train, cfg.distill.teacher_max_seq_length)
         teacher_dev = trainer_lib.evaluate(task, teacher, teacher_dev_features, splits.dev,
-                                           cfg.train.eval_batch_size, tokenizer.pad_token_id)
+                                           cfg.train.eval_batch_size, tokenizer.pad_token_id,
+                                           progress=_bar(cfg, "teacher on dev"))
         _check_teacher(cfg, task, teacher_dev, splits.dev)
         if cfg.distill.cache_teacher and distill.kd_from_logits_only(cfg):
             teacher_rows = distill.TeacherRows(*_cached_teacher_rows(cfg, teacher_task, teacher, teacher_train,
@@ -287,7 +287,7 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
                 "train_examples": len(splits.train), "skipped_batches": state["skipped_batches"]}
     best = models.load_model(best_dir, task.model_class, task.num_labels)
     dev_metrics = trainer.evaluate(best, dev_features, splits.dev)
-    test_metrics = trainer.evaluate(best, test_features, splits.test) if test_features else None
+    test_metrics = trainer.evaluate(best, test_features, splits.test, split="test") if test_features else None
     total, non_embedding = models.count_parameters(best)
     result = {
         "metric_name": task.metric_name, "dev": dev_metrics, "test": test_metrics,
@@ -298,8 +298,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         "segments": state.get("segments", 1), "earlier_train_seconds": state.get("earlier_seconds"),
         "skipped_batches": state["skipped_batches"],
     }
-    with open(os.path.join(best_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump({"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev}, f, indent=2)
+    fsutil.write_json(os.path.join(best_dir, "metrics.json"),
+                      {"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev})
     return result
 
 
@@ -355,7 +355,12 @@ def _cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_i
         cache_dir = os.path.join(cfg.output_dir, "teacher_logits")
     return teacher_cache.load_or_build(cache_dir, teacher_dir, task, features,
                                        lambda fs: trainer_lib.predict_logits(teacher, fs, cfg.train.eval_batch_size,
-                                                                             pad_token_id))
+                                                                             pad_token_id, _bar(cfg, "teacher logits")))
+
+
+def _bar(cfg: Config, description: str):
+    """A progress bar's description when this process shows bars, else None (no bar)."""
+    return description if cfg.train.progress and paddle.distributed.get_rank() == 0 else None
 
 
 def _make_trainer(cfg: Config, task: Task, student, teacher, tokenizer, teacher_rows=None) -> Trainer:

@@ -19,8 +19,10 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import LinearDecayWithWarmup
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import batching, checkpoint
+from . import batching, checkpoint, fsutil
 from .config import Config
 from .distill import Distiller
 from .errors import UserError
@@ -41,18 +43,18 @@ class Trainer:
         self.world_size = init_distributed()
         self.rank = paddle.distributed.get_rank()
         self.is_main = self.rank == 0
+        self.show_progress = cfg.train.progress and self.is_main
         self.run_dir = cfg.output_dir
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
 
     # ------------------------------------------------------------ evaluation
 
-    def predict_logits(self, model, features: Sequence[Feature], batch_size: Optional[int] = None) -> List[np.ndarray]:
-        return predict_logits(model, features, batch_size or self.cfg.train.eval_batch_size, self.pad_token_id)
-
-    def evaluate(self, model, features: Sequence[Feature], examples: Sequence) -> Dict[str, object]:
+    def evaluate(self, model, features: Sequence[Feature], examples: Sequence, split: str = "dev") -> Dict[str, object]:
+        """Metrics on `split` (the stage-1 distillation loss for stage `general`, which has no labels)."""
         if self.cfg.stage == "general":
             return {"loss": self.eval_loss(features)}
-        return evaluate(self.task, model, features, examples, self.cfg.train.eval_batch_size, self.pad_token_id)
+        return evaluate(self.task, model, features, examples, self.cfg.train.eval_batch_size, self.pad_token_id,
+                        progress=f"evaluate on {split}" if self.show_progress else None)
 
     def eval_loss(self, features: Sequence[Feature]) -> float:
         """Mean weighted distillation loss on held-out unlabeled text (stage 1 has no labels to score)."""
@@ -125,78 +127,80 @@ class Trainer:
         self._log_run_header(len(train), per_epoch, total_steps, lengths)
 
         writer = self._visualdl() if self.is_main else None
-        progress = _progress(total_steps, start, enabled=t.progress and self.is_main)
-        sums: Dict[str, float] = {}
-        n_logged, epoch_batches, epoch_of_batches = 0, None, None
-        skipped = state.get("skipped_batches", 0)
-        started = time.time()
-        for step in range(start, total_steps):
-            epoch, position = divmod(step, per_epoch)
-            if epoch != epoch_of_batches:
-                epoch_batches = batching.train_batches(lengths, t.batch_size, t.seed, epoch, self.rank,
-                                                       self.world_size)
-                epoch_of_batches = epoch
-            batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
-            # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
-            paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
-            self.trainable.train()
-            with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
-                parts = self.distiller.loss_parts(batch, step)
-                total = self.distiller.combine(parts)
-            bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
-            what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
-                    "a loss is not finite on another process")
-            if self._any_process(bool(bad)):  # every process skips or stops together
-                if t.on_nan != "skip":
-                    raise UserError(
-                        f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
-                        hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
-                             "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
-                    )
-                # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
-                skipped += 1
-                state["skipped_batches"] = skipped
-                logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
-                optimizer.clear_grad()
-            else:
-                total.backward()
-                if self.world_size > 1:
-                    self._sync_gradients()
-                optimizer.step()
-                optimizer.clear_grad()
-                for name, value in parts.items():
-                    sums[name] = sums.get(name, 0.0) + float(value)
-                sums["loss"] = sums.get("loss", 0.0) + float(total)
-                n_logged += 1
-            scheduler.step()
-            progress.update(1)
-            if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
-                record = {k: v / n_logged for k, v in sums.items()}
-                record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
-                self._log(record, writer, log_path, progress)
-                sums, n_logged = {}, 0
-            if (step + 1) % eval_every == 0 or step + 1 == total_steps:
-                metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
-                # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
-                # checkpoint never holds merged weights (a resume would add the adapters twice)
+        progress = tqdm(total=total_steps, initial=start, desc=f"{self.cfg.stage} train", unit="step",
+                        dynamic_ncols=True, disable=not self.show_progress)
+        with logging_redirect_tqdm(), progress:  # log lines go above the bar instead of being glued to it
+            sums: Dict[str, float] = {}
+            n_logged, epoch_batches, epoch_of_batches = 0, None, None
+            skipped = state.get("skipped_batches", 0)
+            started = time.time()
+            for step in range(start, total_steps):
+                epoch, position = divmod(step, per_epoch)
+                if epoch != epoch_of_batches:
+                    epoch_batches = batching.train_batches(lengths, t.batch_size, t.seed, epoch, self.rank,
+                                                           self.world_size)
+                    epoch_of_batches = epoch
+                batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
+                # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
+                paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
                 self.trainable.train()
-                if self.is_main:
-                    score = float(metrics[self.task.metric_name])
-                    improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
-                    state["history"].append({"step": step + 1, self.task.metric_name: score})
-                    logger.info("step %d dev %s = %.4f%s", step + 1, self.task.metric_name, score,
-                                " (best)" if improved else "")
-                    if writer:
-                        writer.add_scalar(f"dev/{self.task.metric_name}", score, step + 1)
-                    if improved:
-                        state["best_metric"], state["best_step"] = score, step + 1
-                        if on_best:
-                            on_best(metrics)
-                    state["train_seconds"] = round(earlier_seconds + time.time() - started, 1)
-                    checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state, t.keep_checkpoints)
-                if self.world_size > 1:
-                    paddle.distributed.barrier()
-        progress.close()
+                with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
+                    parts = self.distiller.loss_parts(batch, step)
+                    total = self.distiller.combine(parts)
+                bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
+                what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
+                        "a loss is not finite on another process")
+                if self._any_process(bool(bad)):  # every process skips or stops together
+                    if t.on_nan != "skip":
+                        raise UserError(
+                            f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
+                            hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
+                                 "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
+                        )
+                    # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
+                    skipped += 1
+                    state["skipped_batches"] = skipped
+                    logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
+                    optimizer.clear_grad()
+                else:
+                    total.backward()
+                    if self.world_size > 1:
+                        self._sync_gradients()
+                    optimizer.step()
+                    optimizer.clear_grad()
+                    for name, value in parts.items():
+                        sums[name] = sums.get(name, 0.0) + float(value)
+                    sums["loss"] = sums.get("loss", 0.0) + float(total)
+                    n_logged += 1
+                scheduler.step()
+                progress.update(1)
+                if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
+                    record = {k: v / n_logged for k, v in sums.items()}
+                    record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
+                    self._log(record, writer, log_path, progress)
+                    sums, n_logged = {}, 0
+                if (step + 1) % eval_every == 0 or step + 1 == total_steps:
+                    metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+                    # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
+                    # checkpoint never holds merged weights (a resume would add the adapters twice)
+                    self.trainable.train()
+                    if self.is_main:
+                        score = float(metrics[self.task.metric_name])
+                        improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
+                        state["history"].append({"step": step + 1, self.task.metric_name: score})
+                        logger.info("step %d dev %s = %.4f%s", step + 1, self.task.metric_name, score,
+                                    " (best)" if improved else "")
+                        if writer:
+                            writer.add_scalar(f"dev/{self.task.metric_name}", score, step + 1)
+                        if improved:
+                            state["best_metric"], state["best_step"] = score, step + 1
+                            if on_best:
+                                on_best(metrics)
+                        state["train_seconds"] = round(earlier_seconds + time.time() - started, 1)
+                        checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state,
+                                        t.keep_checkpoints)
+                    if self.world_size > 1:
+                        paddle.distributed.barrier()
         if writer:
             writer.close()
         if self.world_size > 1:
@@ -286,7 +290,7 @@ class Trainer:
                     writer.add_scalar(f"train/{key}", value, record["step"])
         shown = {k: f"{v:.4f}" for k, v in record.items() if k not in ("step", "epoch", "lr")}
         progress.set_postfix(shown, refresh=False)
-        if not getattr(progress, "enabled", True):
+        if progress.disable:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
 
 
@@ -304,31 +308,35 @@ def _truncate_log(log_path: str, step: int) -> None:
         except (ValueError, KeyError, TypeError):
             pass  # a line cut by a kill mid-write
     if len(kept) != len(lines):
-        tmp = log_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(tmp, log_path)
+        fsutil.write_text(log_path, "".join(kept))
 
 
-def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int) -> List[np.ndarray]:
-    """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`."""
+def predict_logits(model, features: Sequence[Feature], batch_size: int, pad_token_id: int,
+                   progress: Optional[str] = None) -> List[np.ndarray]:
+    """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`.
+
+    With `progress` (a description), a transient progress bar counts the examples done.
+    """
     model.eval()
     out: List[Optional[np.ndarray]] = [None] * len(features)
     lengths = [len(f["input_ids"]) for f in features]
-    with paddle.no_grad():
+    bar = tqdm(total=len(features), desc=progress, unit="ex", leave=False, dynamic_ncols=True,
+               disable=progress is None)
+    with paddle.no_grad(), bar:
         for idx in batching.eval_batches(lengths, batch_size):
             batch = _to_tensors(batching.collate([features[i] for i in idx], pad_token_id))
             logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
                            attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
             for row, i in enumerate(idx):
                 out[i] = logits[row] if logits.ndim == 2 else logits[row, : lengths[i]]
+            bar.update(len(idx))
     return out
 
 
 def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
-             pad_token_id: int) -> Dict[str, object]:
+             pad_token_id: int, progress: Optional[str] = None) -> Dict[str, object]:
     """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
-    logits = predict_logits(model, features, batch_size, pad_token_id)
+    logits = predict_logits(model, features, batch_size, pad_token_id, progress)
     predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
     return task.evaluate(predictions, examples)
 
@@ -353,24 +361,3 @@ def init_distributed() -> int:
 
 def _to_tensors(batch: Dict[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
     return {k: paddle.to_tensor(v) for k, v in batch.items()}
-
-
-class _NoProgress:
-    enabled = False
-
-    def update(self, n):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, start: int, enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)

@@ -1,5 +1,91 @@
-"""Shared pytest setup: registers the `slow` marker (deselect with `-m "not slow"`)."""
+"""Shared pytest setup: the `slow` marker (deselect with `-m "not slow"`) and session fixtures built once."""
+from pathlib import Path
+
+import os
+
+import pytest
+from helpers import NER_MAX_LEN, TEACHER_TEXTS, HAS_ORT, build_task_model, make_tokenizer
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds (reads a real dataset)")
+
+
+@pytest.fixture(scope="session")
+def hand_tokenizer(tmp_path_factory):
+    """A BertTokenizer over helpers.HAND_VOCAB (ids are the list positions)."""
+    return make_tokenizer(tmp_path_factory.mktemp("hand_vocab"))
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory) -> Path:
+    """A random 4-layer, 32-wide, 2-head ErnieModel directory (safetensors + vocab.txt)."""
+    from ernie_tiny_distill.random_teacher import write_random_teacher
+
+    path = tmp_path_factory.mktemp("tiny_teacher") / "teacher"
+    write_random_teacher(str(path), TEACHER_TEXTS, num_layers=4, hidden_size=32, num_heads=2,
+                         intermediate_size=64, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """The demo data set (ernie_tiny_distill.demo_data, default sizes) written once per session."""
+    from ernie_tiny_distill.demo_data import write_demo_data
+
+    root = tmp_path_factory.mktemp("demo_data")
+    write_demo_data(str(root))
+    return root
+
+
+# ---------------------------------------------------------------- deployment (test_export.py, test_predictor.py)
+
+
+@pytest.fixture(scope="session")
+def deploy_root(tmp_path_factory):
+    """Small demo data and a random 2-layer, 64-wide teacher whose vocabulary covers it."""
+    from ernie_tiny_distill.demo_data import write_demo_data
+    from ernie_tiny_distill.random_teacher import write_random_teacher
+    from ernie_tiny_distill.readers import read_classification_file, read_conll
+
+    root = tmp_path_factory.mktemp("deploy")
+    paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
+    sentiment = read_classification_file(paths["sentiment_train"])
+    ner = read_conll(paths["ner_train"])
+    texts = [e.text for e in sentiment] + [" ".join(s.tokens) for s in ner] + [
+        "Angela Merkel visited Berlin and met Angela Merkel in Berlin ."]
+    write_random_teacher(str(root / "teacher"), texts, num_layers=2, hidden_size=64, num_heads=4,
+                         intermediate_size=128)
+    return {"root": root, "paths": paths, "teacher": str(root / "teacher"),
+            "ner_labels": sorted({t for s in ner for t in s.tags})}
+
+
+@pytest.fixture(scope="session")
+def cls_model(deploy_root):
+    return build_task_model(deploy_root, "classification", str(deploy_root["root"] / "cls_model"))
+
+
+@pytest.fixture(scope="session")
+def ner_model(deploy_root):
+    return build_task_model(deploy_root, "ner", str(deploy_root["root"] / "ner_model"), max_seq_length=NER_MAX_LEN,
+                            rig=True)
+
+
+@pytest.fixture(scope="session")
+def cls_export(deploy_root, cls_model):
+    from ernie_tiny_distill import export as ex
+
+    out = str(deploy_root["root"] / "cls_export")
+    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+        ex.export_model(cls_model, out, onnx=HAS_ORT)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ner_export(deploy_root, ner_model):
+    from ernie_tiny_distill import export as ex
+
+    out = str(deploy_root["root"] / "ner_export")
+    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+        ex.export_model(ner_model, out, onnx=HAS_ORT)
+    return out

@@ -1,14 +1,21 @@
-"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config and a tiny random teacher.
+"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config, and running a tools/ script
+in-process (Paddle is imported once per test session instead of once per command).
 
-Import what a test module needs (`from helpers import ...`); pytest puts tests/ on sys.path.
-Fixtures imported into several modules still build their files once per session (module-level cache).
+Session fixtures built from these (hand_tokenizer, tiny_teacher_dir, the deployment models, ...) live in
+conftest.py.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
+import subprocess
 from pathlib import Path
 
-import pytest
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # ids are the list positions: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 john=5 ... play=23
 HAND_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "john", "lives", "in", "new", "york", "the", "film",
@@ -19,8 +26,6 @@ PAD, UNK, CLS, SEP = ID["[PAD]"], ID["[UNK]"], ID["[CLS]"], ID["[SEP]"]
 # sentences for the random teacher's vocabulary (characters + frequent words)
 TEACHER_TEXTS = ["the cat sat on the mat .", "a dog ran in the park !", "John lives in New York .",
                  "the film was great", "the film was bad , unwatchable"]
-
-_CACHE: dict = {}
 
 
 def write_vocab(directory, pieces=HAND_VOCAB) -> str:
@@ -50,21 +55,101 @@ def tiny_config(vocab_size: int = len(HAND_VOCAB), hidden: int = 16, layers: int
     return config
 
 
-@pytest.fixture(scope="session")
-def hand_tokenizer(tmp_path_factory):
-    if "tokenizer" not in _CACHE:
-        _CACHE["tokenizer"] = make_tokenizer(tmp_path_factory.mktemp("hand_vocab"))
-    return _CACHE["tokenizer"]
+_TOOLS: dict = {}
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher_dir(tmp_path_factory) -> Path:
-    """A random 4-layer, 32-wide, 2-head ErnieModel directory (safetensors + vocab.txt), built once."""
-    if "teacher" not in _CACHE:
-        from ernie_tiny_distill.random_teacher import write_random_teacher
+def run_tool(script: str, *args) -> subprocess.CompletedProcess:
+    """Run tools/<script> in this process (its main(argv)); returns its exit code and what it printed.
 
-        path = tmp_path_factory.mktemp("tiny_teacher") / "teacher"
-        write_random_teacher(str(path), TEACHER_TEXTS, num_layers=4, hidden_size=32, num_heads=2,
-                             intermediate_size=64, seed=0)
-        _CACHE["teacher"] = path
-    return _CACHE["teacher"]
+    What the tool prints to stdout/stderr is captured, so are tracebacks printed by --debug; log records go to
+    pytest's log capture as usual.
+    """
+    if script not in _TOOLS:
+        spec = importlib.util.spec_from_file_location(f"tool_{Path(script).stem}", ROOT / "tools" / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[script] = module
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = _TOOLS[script].main(argv)
+        except SystemExit as e:  # argparse errors
+            code = e.code
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
+
+
+# ---------------------------------------------------------------- deployment: tiny task models (conftest.py)
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+HAS_ORT = _has("onnxruntime") and _has("paddle2onnx")
+HAS_ORT_QUANT = HAS_ORT and _has("onnxruntime.quantization")  # needs ml_dtypes too
+RIGGED_WORDS = ["angela", "merkel", "berlin"]  # always in the random teacher's vocabulary (see rig_ner_model)
+NER_MAX_LEN = 24  # short, so the window tests need few words
+
+
+def build_task_model(deploy_root, task: str, out: str, *, max_seq_length: int = 64, rig: bool = False,
+                     truncation: str = "head"):
+    """A trained-format model dir (config, safetensors, tokenizer, task.json) from the random teacher."""
+    if os.path.isfile(os.path.join(out, "task.json")):
+        return out
+    from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
+
+    from ernie_tiny_distill import models, tasks
+
+    tokenizer = models.load_tokenizer(deploy_root["teacher"])
+    labels = ["neg", "pos"] if task == "classification" else deploy_root["ner_labels"]
+    cls = ErnieForSequenceClassification if task == "classification" else ErnieForTokenClassification
+    model = models.load_model(deploy_root["teacher"], cls, num_labels=len(labels))
+    if task == "classification":
+        _sharpen_head(model)
+    if rig:
+        rig_ner_model(model, tokenizer, labels)
+    meta = tasks.make_task(task, tokenizer, labels, max_seq_length, truncation).metadata()
+    meta.update(stage="teacher", dev=None)
+    models.save_model_dir(model, tokenizer, out, meta)
+    return out
+
+
+def _sharpen_head(model):
+    """Scale the random classifier up so predictions have margins (INT8 agreement means something)."""
+    import paddle
+
+    with paddle.no_grad():
+        model.classifier.weight.set_value(model.classifier.weight * 40.0)
+
+
+def rig_ner_model(model, tokenizer, labels):
+    """Deterministic tagger: every layer is the identity (zeroed output projections), and the words
+    'angela'/'merkel'/'berlin' get embeddings along directions the classifier maps to B-PER/I-PER/B-LOC;
+    everything else is 'O'. The tags then do not depend on context, padding or windows."""
+    import paddle
+
+    hidden = model.ernie.config.hidden_size
+    rng = np.random.default_rng(0)
+    directions = np.linalg.qr(rng.normal(size=(hidden, 3)))[0].T.astype("float32")  # 3 orthonormal rows
+    with paddle.no_grad():
+        for layer in model.ernie.encoder.layers:
+            for lin in (layer.self_attn.out_proj, layer.linear2):
+                lin.weight.set_value(paddle.zeros_like(lin.weight))
+                lin.bias.set_value(paddle.zeros_like(lin.bias))
+        emb = model.ernie.embeddings.word_embeddings.weight.numpy()
+        for word, d in zip(RIGGED_WORDS, directions):
+            emb[tokenizer.convert_tokens_to_ids(word)] = 10.0 * d
+        model.ernie.embeddings.word_embeddings.weight.set_value(emb)
+        weight = np.zeros((hidden, len(labels)), dtype="float32")
+        bias = np.full(len(labels), -20.0, dtype="float32")
+        bias[labels.index("O")] = 4.0
+        for tag, d in zip(["B-PER", "I-PER", "B-LOC"], directions):
+            weight[:, labels.index(tag)] = d
+            bias[labels.index(tag)] = 0.0
+        model.classifier.weight.set_value(weight)
+        model.classifier.bias.set_value(bias)

@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_tool
 from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,8 +311,7 @@ def test_mlm_head_logits_match_numpy(tmp_path, tied):
 
 # ---------------------------------------------------------------- 6. CLI
 def _cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "convert_checkpoint.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return run_tool("convert_checkpoint.py", *args)  # in this process (helpers.run_tool)
 
 
 def test_cli_converts_and_reports(tiny, tmp_path):

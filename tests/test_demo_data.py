@@ -107,8 +107,11 @@ def test_sentiment_counts_and_balance(data):
         assert set(counts) == {"pos", "neg"}
         assert abs(counts["pos"] - counts["neg"]) <= 1
         for r in rows:
-            assert 30 <= len(r["text"].split()) <= 120, r["text"]
+            assert 6 <= len(r["text"].split()) <= 120, r["text"]
             assert "<br" not in r["text"]
+        # both one- or two-sentence comments (<= 40 words) and long reviews (>= 30 words)
+        lengths = [len(r["text"].split()) for r in rows]
+        assert min(lengths) <= 40 and max(lengths) >= 30
 
 
 def test_sentiment_vocabulary_and_phenomena(tmp_path):
@@ -218,3 +221,18 @@ def test_main_prints_paths_and_counts(tmp_path, capsys):
     for key in KEYS:
         assert key in out
     assert "sentiment_train" in out and " 10 " in out
+
+
+def test_word_lists_are_package_data():
+    """The generator's word lists live in ernie_tiny_distill/demo_words.json, installed with the package."""
+    import ast
+    from importlib import resources
+    from pathlib import Path
+
+    words = json.loads(resources.files("ernie_tiny_distill").joinpath("demo_words.json").read_text("utf-8"))
+    assert set(words) == {"notes", "sentiment", "ner"}
+    assert "Deutsche Bank" in words["ner"]["companies"] and "dull" in words["sentiment"]["general"]["neg1"]
+    setup_py = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text(encoding="utf-8"))
+    (package_data,) = [ast.literal_eval(k.value) for node in ast.walk(setup_py) if isinstance(node, ast.Call)
+                       for k in node.keywords if k.arg == "package_data"]
+    assert package_data == {"ernie_tiny_distill": ["demo_words.json"]}

@@ -1,7 +1,7 @@
 """Export: files and metadata, dygraph vs Paddle Inference parity (both tasks), ONNX and INT8, bad model dirs.
 
-Tiny random ERNIE models (2 layers, hidden 64) built in seconds; the fixtures here are shared with
-test_predictor.py. Tolerances: Paddle Inference and ONNX Runtime logits within 1e-4 of dygraph (absolute);
+Tiny random ERNIE models (2 layers, hidden 64) built in seconds by the session fixtures in conftest.py
+(deploy_root, cls_model, ner_model, cls_export, ner_export), shared with test_predictor.py. Tolerances: Paddle Inference and ONNX Runtime logits within 1e-4 of dygraph (absolute);
 INT8 argmax agreement with FP32 >= 90% of scored rows.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import HAS_ORT, HAS_ORT_QUANT
 
 from ernie_tiny_distill import export as ex
-from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.examples import TextExample
 from ernie_tiny_distill.readers import read_classification_file, read_conll
@@ -24,125 +24,6 @@ from ernie_tiny_distill.readers import read_classification_file, read_conll
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLL_TEST = os.path.join(ROOT, "..", "shared", "datasets", "conll2003", "test.txt")
 TOLERANCE = 1e-4
-RIGGED_WORDS = ["angela", "merkel", "berlin"]  # always in the random teacher's vocabulary (see rig_ner_model)
-NER_MAX_LEN = 24  # short, so the window tests need few words
-
-
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
-HAS_ORT = _has("onnxruntime") and _has("paddle2onnx")
-HAS_ORT_QUANT = HAS_ORT and _has("onnxruntime.quantization")  # needs ml_dtypes too
-
-
-@pytest.fixture(scope="session")
-def deploy_root(tmp_path_factory):
-    # a fixed path under the session's base temp: test_predictor.py imports these fixtures, and its copies
-    # find the models already built instead of building them again
-    root = tmp_path_factory.getbasetemp() / "deploy"
-    root.mkdir(exist_ok=True)
-    paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
-    sentiment = read_classification_file(paths["sentiment_train"])
-    ner = read_conll(paths["ner_train"])
-    texts = [e.text for e in sentiment] + [" ".join(s.tokens) for s in ner] + [
-        "Angela Merkel visited Berlin and met Angela Merkel in Berlin ."]
-    from ernie_tiny_distill.random_teacher import write_random_teacher
-
-    write_random_teacher(str(root / "teacher"), texts, num_layers=2, hidden_size=64, num_heads=4,
-                         intermediate_size=128)
-    return {"root": root, "paths": paths, "teacher": str(root / "teacher"),
-            "ner_labels": sorted({t for s in ner for t in s.tags})}
-
-
-def build_task_model(deploy_root, task: str, out: str, *, max_seq_length: int = 64, rig: bool = False,
-                     truncation: str = "head"):
-    """A trained-format model dir (config, safetensors, tokenizer, task.json) from the random teacher."""
-    if os.path.isfile(os.path.join(out, "task.json")):
-        return out
-    from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
-
-    from ernie_tiny_distill import models, tasks
-
-    tokenizer = models.load_tokenizer(deploy_root["teacher"])
-    labels = ["neg", "pos"] if task == "classification" else deploy_root["ner_labels"]
-    cls = ErnieForSequenceClassification if task == "classification" else ErnieForTokenClassification
-    model = models.load_model(deploy_root["teacher"], cls, num_labels=len(labels))
-    if task == "classification":
-        _sharpen_head(model)
-    if rig:
-        rig_ner_model(model, tokenizer, labels)
-    meta = tasks.make_task(task, tokenizer, labels, max_seq_length, truncation).metadata()
-    meta.update(stage="teacher", dev=None)
-    models.save_model_dir(model, tokenizer, out, meta)
-    return out
-
-
-def _sharpen_head(model):
-    """Scale the random classifier up so predictions have margins (INT8 agreement means something)."""
-    import paddle
-
-    with paddle.no_grad():
-        model.classifier.weight.set_value(model.classifier.weight * 40.0)
-
-
-def rig_ner_model(model, tokenizer, labels):
-    """Deterministic tagger: every layer is the identity (zeroed output projections), and the words
-    'angela'/'merkel'/'berlin' get embeddings along directions the classifier maps to B-PER/I-PER/B-LOC;
-    everything else is 'O'. The tags then do not depend on context, padding or windows."""
-    import paddle
-
-    hidden = model.ernie.config.hidden_size
-    rng = np.random.default_rng(0)
-    directions = np.linalg.qr(rng.normal(size=(hidden, 3)))[0].T.astype("float32")  # 3 orthonormal rows
-    with paddle.no_grad():
-        for layer in model.ernie.encoder.layers:
-            for lin in (layer.self_attn.out_proj, layer.linear2):
-                lin.weight.set_value(paddle.zeros_like(lin.weight))
-                lin.bias.set_value(paddle.zeros_like(lin.bias))
-        emb = model.ernie.embeddings.word_embeddings.weight.numpy()
-        for word, d in zip(RIGGED_WORDS, directions):
-            emb[tokenizer.convert_tokens_to_ids(word)] = 10.0 * d
-        model.ernie.embeddings.word_embeddings.weight.set_value(emb)
-        weight = np.zeros((hidden, len(labels)), dtype="float32")
-        bias = np.full(len(labels), -20.0, dtype="float32")
-        bias[labels.index("O")] = 4.0
-        for tag, d in zip(["B-PER", "I-PER", "B-LOC"], directions):
-            weight[:, labels.index(tag)] = d
-            bias[labels.index(tag)] = 0.0
-        model.classifier.weight.set_value(weight)
-        model.classifier.bias.set_value(bias)
-
-
-@pytest.fixture(scope="session")
-def cls_model(deploy_root):
-    return build_task_model(deploy_root, "classification", str(deploy_root["root"] / "cls_model"))
-
-
-@pytest.fixture(scope="session")
-def ner_model(deploy_root):
-    return build_task_model(deploy_root, "ner", str(deploy_root["root"] / "ner_model"), max_seq_length=NER_MAX_LEN,
-                            rig=True)
-
-
-@pytest.fixture(scope="session")
-def cls_export(deploy_root, cls_model):
-    out = str(deploy_root["root"] / "cls_export")
-    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
-        ex.export_model(cls_model, out, onnx=HAS_ORT)
-    return out
-
-
-@pytest.fixture(scope="session")
-def ner_export(deploy_root, ner_model):
-    out = str(deploy_root["root"] / "ner_export")
-    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
-        ex.export_model(ner_model, out, onnx=HAS_ORT)
-    return out
 
 
 # ---------------------------------------------------------------- helpers

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import paddle
 import pytest
-from helpers import hand_tokenizer, tiny_config  # noqa: F401  (fixture)
+from helpers import tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
 from ernie_tiny_distill import batching, losses
@@ -75,33 +75,14 @@ def test_soft_kl_identical_inputs_is_zero():
     assert abs(value(losses.soft_kl(tensor(S), tensor(S), 3.0))) < 1e-6
 
 
-def test_soft_kl_masked_is_mean_over_valid_rows_only():
-    # [B=2, L=3, C=3]; masked rows hold wild logits that must not leak into the mean
-    s = [[S[0], [50.0, -50.0, 0.0], S[1]], [[-30.0, 9.0, 4.0], [7.0, 7.0, -7.0], [0.5, 0.25, -2.0]]]
-    t = [[T[0], [-50.0, 50.0, 0.0], T[1]], [[30.0, -9.0, 1.0], [-7.0, 7.0, 7.0], [1.0, -1.0, 2.0]]]
-    mask = [[1, 0, 1], [0, 0, 1]]
-    valid_s = [S[0], S[1], [0.5, 0.25, -2.0]]
-    valid_t = [T[0], T[1], [1.0, -1.0, 2.0]]
-    for temperature in (1.0, 2.0):
-        got = value(losses.soft_kl(tensor(s), tensor(t), temperature, mask=tensor(mask, "int64")))
-        assert got == pytest.approx(hand_soft_kl(valid_s, valid_t, temperature), rel=1e-5)
-    # a bool mask means the same
-    got_bool = value(losses.soft_kl(tensor(s), tensor(t), 2.0, mask=paddle.to_tensor(np.array(mask, dtype=bool))))
-    assert got_bool == pytest.approx(hand_soft_kl(valid_s, valid_t, 2.0), rel=1e-5)
-
-
-def test_soft_kl_all_masked_is_exactly_zero_with_zero_gradient():
-    s = paddle.to_tensor(np.array([[S[0], S[1]]], dtype="float32"), stop_gradient=False)  # [1, 2, 3]
-    loss = losses.soft_kl(s, tensor([[T[0], T[1]]]), 2.0, mask=tensor([[0, 0]], "int64"))
-    assert value(loss) == 0.0  # exactly 0, not NaN
-    loss.backward()
-    grad = s.grad.numpy()
-    assert np.isfinite(grad).all() and (grad == 0).all()
-
-
 def test_soft_kl_of_zero_rows_is_zero_not_nan():
+    # what Task.kd_rows gives for a tagging batch whose words were all truncated away
     empty = paddle.zeros([0, 3], dtype="float32")
-    assert value(losses.soft_kl(empty, empty, 2.0)) == 0.0
+    empty.stop_gradient = False
+    loss = losses.soft_kl(empty, paddle.zeros([0, 3], dtype="float32"), 2.0)
+    assert value(loss) == 0.0
+    loss.backward()
+    assert empty.grad is None or empty.grad.shape == [0, 3]
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
@@ -114,17 +95,6 @@ def test_soft_kl_gradient_is_t_times_prob_difference_over_n(temperature):
                           for ps, pt in zip(softmax(srow, temperature), softmax(trow, temperature))]
                          for srow, trow in zip(S, T)])
     np.testing.assert_allclose(s.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
-
-
-def test_soft_kl_masked_gradient_only_on_valid_rows():
-    s = paddle.to_tensor(np.array([[S[0], [9.0, 9.0, 9.0], S[1]]], dtype="float32"), stop_gradient=False)
-    t = tensor([[T[0], [0.0, 5.0, 0.0], T[1]]])
-    losses.soft_kl(s, t, 2.0, mask=tensor([[1, 0, 1]], "int64")).backward()
-    grad = s.grad.numpy()[0]
-    for row, (srow, trow) in zip((0, 2), zip(S, T)):
-        expected = [2.0 * (ps - pt) / 2 for ps, pt in zip(softmax(srow, 2.0), softmax(trow, 2.0))]
-        np.testing.assert_allclose(grad[row], expected, rtol=1e-5, atol=1e-7)
-    assert (grad[1] == 0).all()
 
 
 # --------------------------------------------------------------------------- hard_ce

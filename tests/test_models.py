@@ -7,7 +7,6 @@ import os
 import numpy as np
 import paddle
 import pytest
-from helpers import hand_tokenizer, tiny_teacher_dir  # noqa: F401  (fixtures)
 from paddlenlp.transformers import (
     ErnieForMaskedLM,
     ErnieForSequenceClassification,

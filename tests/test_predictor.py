@@ -1,6 +1,6 @@
 """Predictor on raw text: entity offsets, windows for long sentences, truncation, bad inputs, CLI, HTTP, latency.
 
-Uses the session fixtures of test_export.py (tiny random models; the NER one is rigged so that 'Angela'
+Uses the session fixtures of conftest.py (tiny random models; the NER one is rigged so that 'Angela'
 'Merkel' 'Berlin' are tagged B-PER I-PER B-LOC whatever their context).
 """
 from __future__ import annotations
@@ -14,9 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_export import HAS_ORT, NER_MAX_LEN, ROOT
-# the session fixtures (test_export.py builds the tiny models once under a fixed temp path)
-from test_export import cls_export, cls_model, deploy_root, ner_export, ner_model  # noqa: F401,F811
+from helpers import HAS_ORT, NER_MAX_LEN, ROOT
 
 from ernie_tiny_distill import predictor as pr
 from ernie_tiny_distill.errors import UserError

@@ -9,13 +9,12 @@ docs/troubleshooting.md for the full list.
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
+from helpers import run_tool
 from paddlenlp.transformers import BertTokenizer, ErnieModel
 
 from ernie_tiny_distill import convert, data, models
@@ -28,18 +27,17 @@ from ernie_tiny_distill.stages import run_stage
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "tools" / "train.py")
 CONVERT = str(ROOT / "tools" / "convert_checkpoint.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+def ws(tmp_path_factory, demo_root):
     root = tmp_path_factory.mktemp("robust")
-    paths = write_demo_data(str(root / "demo"))
+    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
     with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
         texts = f.read().splitlines()
     teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=1, hidden_size=16, num_heads=2,
                                    intermediate_size=32)
-    return {"root": root, "demo": str(root / "demo"), "teacher": teacher}
+    return {"root": root, "demo": str(demo_root), "teacher": teacher}
 
 
 def config(ws, name, task="classification", stage="teacher", **sections):
@@ -53,8 +51,9 @@ def config(ws, name, task="classification", stage="teacher", **sections):
     return config_from_dict(raw)
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=ENV)
+def cli(script, *args):
+    """Run a tools/ script in this process (helpers.run_tool): exit code, stdout and stderr as a shell sees them."""
+    return run_tool(os.path.basename(script), *args)
 
 
 def teacher_run_like(ws, name, metadata):

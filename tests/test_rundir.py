@@ -230,6 +230,9 @@ def test_checkpoint_directories_get_the_users_umask(ws):
         os.umask(old)
     step = os.path.join(run["output_dir"], "checkpoints", "step-4")
     assert os.stat(step).st_mode & 0o777 == 0o755
+    assert os.stat(run["best_dir"]).st_mode & 0o777 == 0o755  # best/ (models.save_model_dir)
+    for name in ("summary.json", "config.yaml"):  # fsutil.atomic_path (mkstemp)
+        assert os.stat(os.path.join(run["output_dir"], name)).st_mode & 0o777 == 0o644, name
 
 
 def test_bad_data_creates_no_output_directory(ws, tmp_path):

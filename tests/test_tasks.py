@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import paddle
 import pytest
-from helpers import CLS, ID, SEP, UNK, hand_tokenizer  # noqa: F401  (fixture)
+from helpers import CLS, ID, SEP, UNK
 
 from ernie_tiny_distill import batching, metrics
 from ernie_tiny_distill.examples import TaggedSentence, TextExample

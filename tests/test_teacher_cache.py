@@ -7,7 +7,6 @@ import os
 import numpy as np
 import paddle
 import pytest
-from helpers import hand_tokenizer  # noqa: F401  (fixture)
 
 from ernie_tiny_distill import batching, teacher_cache
 from ernie_tiny_distill.examples import TaggedSentence, TextExample

@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 import pytest
-# the session fixtures (test_export.py builds the tiny models once under a fixed temp path)
-from test_export import cls_export, cls_model, deploy_root  # noqa: F401,F811
+# cls_export: a session fixture of conftest.py (a tiny exported classifier)
 
 from ernie_tiny_distill import predictor as pr
 from ernie_tiny_distill.errors import UserError

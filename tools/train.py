@@ -6,12 +6,12 @@ from ernie_tiny_distill.cli import exit_process, main_wrapper, quiet_paddlenlp, 
 from ernie_tiny_distill.config import load_config
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", help="YAML config file (see configs/)")
+    parser.add_argument("--config", required=True, help="YAML config file (see configs/)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=2 distill.temperature=2")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     setup_logging()
 
     def run() -> int:
