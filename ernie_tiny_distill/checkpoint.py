@@ -109,17 +109,40 @@ def latest(directory: str) -> Optional[str]:
     return steps[-1][1] if steps else None
 
 
+def _discard(path: str) -> None:
+    """Remove a checkpoint directory: renamed to a temp name first, so a kill mid-removal never leaves a
+    half-deleted (or empty) step-N behind, only a .tmp-step-* that the next save or resume removes."""
+    parent, name = os.path.split(path)
+    doomed = os.path.join(parent, f".tmp-{name}-deleting")
+    try:
+        os.replace(path, doomed)
+    except OSError:
+        doomed = path
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def remove_incomplete(directory: str) -> None:
+    """Remove temp dirs of an interrupted save or removal and step-N dirs without a state file (e.g. emptied by a
+    kill during rotation with an earlier version): they are never resumed from, only clutter."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        # dot names: .tmp-step-N-* (a save or a removal cut short), .step-N.old-* (a replacement cut short)
+        if name.startswith(".") or (_STEP_DIR.match(name) and os.path.isdir(path)
+                                    and not os.path.isfile(os.path.join(path, STATE_FILE))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _rotate(directory: str, keep: int, current: int) -> None:
     """Keep the `keep` newest checkpoints up to `current`; later steps belong to an abandoned earlier run."""
     steps = _steps(directory)
     for step, path in steps:
         if step > current:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
     for _, path in [sp for sp in steps if sp[0] <= current][:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
-    for name in os.listdir(directory):  # temp dirs (.tmp-step-N-*, .step-N.old-*) left behind by a crash mid-save
-        if name.startswith("."):
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        _discard(path)
+    remove_incomplete(directory)
 
 
 def load(path: str, layer, optimizer) -> Dict:

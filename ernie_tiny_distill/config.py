@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -32,8 +35,15 @@ class DataConfig:
     train_file: Optional[str] = None
     dev_file: Optional[str] = None
     test_file: Optional[str] = None
-    text_column: str = "text"
-    label_column: str = "label"
+    # csv/tsv/jsonl: a column name, or (csv/tsv) a 0-based column position; text_column may list several,
+    # joined with a space (e.g. title and description). header: false = the file has no header row (positions).
+    text_column: Any = field(default="text", metadata={"parse": "columns"})
+    label_column: Any = field(default="label", metadata={"parse": "column"})
+    header: bool = True
+    # Class names for label ids in the file: a text file with one name per line (the first line names id
+    # `first_label_id`), a list of names (the same), or a mapping {id: name}. null = the labels as written.
+    label_names: Any = field(default=None, metadata={"parse": "label_names"})
+    first_label_id: int = 0
     # Data sets without a dev split (IMDB) get one carved from train: a count (>= 1) or a fraction (< 1).
     dev_size: float = 0.1
     split_seed: int = 0
@@ -112,6 +122,8 @@ class TrainConfig:
     eval_every: Optional[int] = None  # steps; null = once per epoch
     log_every: int = 10
     keep_checkpoints: int = 2
+    # A finished run (best/ and summary.json written) deletes checkpoints/ (weights + optimizer state) unless true.
+    keep_checkpoints_after_finish: bool = False
     num_threads: int = 2
     amp: bool = False
     seed: int = 42
@@ -234,11 +246,47 @@ def _build(cls, raw: Any, prefix: str):
                 raise UserError(f"missing required config key {full!r}")
             continue
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if "parse" in f.metadata:
+            values[name] = _PARSERS[f.metadata["parse"]](raw[name], full)
+        elif dataclasses.is_dataclass(hint):
             values[name] = _build(hint, raw[name], prefix=full + ".")
         else:
             values[name] = _coerce(raw[name], hint, full, f.metadata.get("choices"))
     return cls(**values)
+
+
+def _column(value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise UserError(f"config key {key!r} must be a column name or a 0-based column position (integer >= 0), "
+                    f"got {value!r}")
+
+
+def _columns(value: Any, key: str) -> Any:
+    if isinstance(value, list):
+        if not value:
+            raise UserError(f"config key {key!r} must name at least one column, got []")
+        return [_column(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _column(value, key)
+
+
+def _label_names(value: Any, key: str) -> Any:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return value
+    if isinstance(value, dict) and value and all(
+            isinstance(k, (int, str)) and not isinstance(k, bool) and isinstance(v, str) and v.strip()
+            for k, v in value.items()):
+        return {str(k): v for k, v in value.items()}
+    raise UserError(f"config key {key!r} must be a file of class names (one per line), a list of names or a "
+                    f"mapping {{label id: name}}, got {value!r}")
+
+
+_PARSERS = {"column": lambda v, key: None if v is None else _column(v, key), "columns": _columns,
+            "label_names": _label_names}
 
 
 def _type_name(hint) -> str:
@@ -282,6 +330,8 @@ def _coerce(value: Any, hint, key: str, choices: Optional[Sequence[str]]):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config key {key!r} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UserError(f"config key {key!r} must be a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -324,6 +374,18 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key!r} must be > 0, got {value}")
+    positive_or_null = {
+        "train.max_steps": t.max_steps,
+        "train.eval_every": t.eval_every,
+        "data.max_train_examples": cfg.data.max_train_examples,
+        "data.max_dev_examples": cfg.data.max_dev_examples,
+        "data.max_test_examples": cfg.data.max_test_examples,
+        "data.max_unlabeled_examples": cfg.data.max_unlabeled_examples,
+    }
+    for key, value in positive_or_null.items():
+        if value is not None and value <= 0:
+            raise UserError(f"config key {key!r} must be > 0 or null (no limit / the default), got {value}")
+    check_output_dir(cfg.output_dir)
     if m.max_seq_length < 8:
         raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
     if not 0.0 <= t.warmup_ratio < 1.0:
@@ -374,3 +436,65 @@ def validate(cfg: Config) -> None:
             raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
     if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
+    check_lengths_against_models(cfg)
+
+
+def _position_table(spec: Optional[str]) -> Optional[tuple]:
+    """(config.json path, max_position_embeddings) of a local model (directory, run directory, 'minilm'), else None.
+
+    A PaddleNLP model name is not looked up here (that would download it); its limit is checked by the model.
+    """
+    if not spec or not (spec == "minilm" or os.path.isdir(spec)):
+        return None
+    from .models import resolve  # imports Paddle: only for specs that name a local model
+
+    file = os.path.join(resolve(spec), "config.json")
+    try:
+        with open(file, encoding="utf-8") as f:
+            positions = json.load(f).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None  # the model loader reports a missing or broken config.json with its own message
+    return (file, positions) if isinstance(positions, int) else None
+
+
+def check_lengths_against_models(cfg: Config) -> None:
+    """model.max_seq_length (and distill.teacher_max_seq_length) must fit the position table of the models that
+    read them; otherwise the embedding lookup fails mid-epoch, after data and teacher logits were prepared."""
+    m, d = cfg.model, cfg.distill
+    checks = [("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher)]
+    if cfg.stage != "teacher" and m.student.init == "pretrained":
+        checks.append(("model.max_seq_length", m.max_seq_length, "model.student.path", m.student.path))
+    if d.teacher_max_seq_length is not None:
+        checks[0] = ("distill.teacher_max_seq_length", d.teacher_max_seq_length, "model.teacher", m.teacher)
+        checks.append(("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher))
+    for key, length, model_key, spec in checks:
+        table = _position_table(spec)
+        if table is not None and length > table[1]:
+            raise UserError(
+                f"config key {key!r} is {length}, but {model_key}={spec} has {table[1]} positions "
+                f"(max_position_embeddings in {table[0]})",
+                hint=f"set {key} <= {table[1]} (a student built from this model has the same position table)")
+
+
+# Kernel file systems: a directory there cannot hold a run (writes fail or vanish at reboot).
+_VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """output_dir must be a directory or creatable as one: not a file, not below a file, not in /proc, /sys, /dev."""
+    where = f"output_dir={output_dir}"
+    path = os.path.abspath(os.path.expanduser(output_dir))
+    real = os.path.realpath(path)
+    for root in _VIRTUAL_ROOTS:
+        if real == root or real.startswith(root + os.sep):
+            raise UserError(f"{real} is in {root}, a kernel file system, not a place for a run directory",
+                            where=where, hint="choose a directory on a disk, e.g. runs/NAME")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError("is an existing file, expected a directory (or a path that does not exist yet)",
+                        where=where, hint="choose another output_dir; this file is left untouched")
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise UserError(f"is below {parent}, which is a file, not a directory", where=where,
+                        hint="choose another output_dir")

@@ -24,9 +24,10 @@ class DataSplits:
 
 
 def _first_existing(folder: str, names) -> Optional[str]:
+    # exists, not isfile: a train.txt that is a directory is handed to the reader, which says so
     for name in names:
         path = os.path.join(folder, name)
-        if os.path.isfile(path):
+        if os.path.exists(path):
             return path
     return None
 
@@ -91,10 +92,13 @@ def _read_labeled(cfg: DataConfig, task: str):
     if not cfg.train_file:
         raise UserError(f"data.format {cfg.format!r} needs data.train_file (and optionally dev_file, test_file)")
 
+    label_names = readers.read_label_names(cfg.label_names, cfg.first_label_id)
+
     def read(path):
         return readers.read_classification_file(
             path, text_column=cfg.text_column, label_column=cfg.label_column, file_format=cfg.format,
-            encoding_errors=cfg.encoding_errors, skip_empty=cfg.skip_empty,
+            encoding_errors=cfg.encoding_errors, skip_empty=cfg.skip_empty, header=cfg.header,
+            label_names=label_names,
         )
 
     return read(cfg.train_file), cfg.dev_file and read(cfg.dev_file), cfg.test_file and read(cfg.test_file)
@@ -154,6 +158,9 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     train = _random_subset(train, cfg.max_train_examples, cfg.split_seed)
     dev = _random_subset(dev, cfg.max_dev_examples, cfg.split_seed)
     test = _random_subset(test or [], cfg.max_test_examples, cfg.split_seed)
+    if not train:
+        raise UserError(f"no training examples{_train_source(cfg)}", hint="check the training file and "
+                        "data.max_train_examples / data.dev_size")
     labels = readers.label_set(train)
     dev_where, test_where = _eval_sources(cfg)
     dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
@@ -163,6 +170,15 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     else:
         unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
     return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)
+
+
+def _train_source(cfg: DataConfig) -> str:
+    """' in FILE' for error messages about the training split, when it comes from one file."""
+    if cfg.format in ("conll", "msra"):
+        return f" in {_tagging_files(cfg)[0]}"
+    if cfg.format in ("csv", "tsv", "jsonl", "imdb"):
+        return f" in {cfg.train_file if cfg.format != 'imdb' else cfg.path}"
+    return ""
 
 
 def _eval_sources(cfg: DataConfig):

@@ -31,6 +31,18 @@ class Distillable(nn.Layer):
             self.projection.weight.set_value(initial_projection.astype("float32"))
             self.projection.bias.set_value(np.zeros([teacher_hidden], dtype="float32"))
 
+    def train(self, mode: bool = True):
+        """nn.Layer.train/eval only set `training` flags; layers with their own train()/eval() must be called
+        too: PaddleNLP's LoRA layers merge their adapters on eval() and unmerge them on train()."""
+        super().train(mode)
+        for layer in self.sublayers():
+            if type(layer).train is not nn.Layer.train:
+                layer.train() if mode else layer.eval()
+        return self
+
+    def eval(self):
+        return self.train(False)
+
     def project(self, hidden: paddle.Tensor) -> paddle.Tensor:
         return hidden if self.projection is None else self.projection(hidden)
 

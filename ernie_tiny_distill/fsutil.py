@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from typing import Iterator, Optional
 
+from .filemodes import as_umask_dir, as_umask_file
+
 
 def _fsync_dir(directory: str) -> None:
     try:
@@ -31,6 +33,7 @@ def atomic_path(path: str, durable: bool = False) -> Iterator[str]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(fd)
+    as_umask_file(tmp)  # mkstemp's private 0600 would become the file's mode
     try:
         yield tmp
         if durable:
@@ -68,6 +71,7 @@ def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=prefix or f".{os.path.basename(path)}.tmp-", dir=parent)
+    as_umask_dir(tmp)  # mkdtemp's private 0700 would become the directory's mode (best/, checkpoints, exports)
     try:
         yield tmp
         old = None

@@ -16,6 +16,7 @@ from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
 from . import convert, pruned_ernie
 from .config import StudentConfig
 from .errors import UserError
+from .filemodes import as_umask_dir
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +376,7 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    as_umask_dir(tmp)  # mkdtemp's private 0700 would become best/'s mode
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

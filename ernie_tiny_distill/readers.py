@@ -14,11 +14,13 @@ import re
 import tarfile
 import tempfile
 import threading
+import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import UserError, location
 from .examples import TaggedSentence, TextExample
+from .filemodes import as_umask_file
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ __all__ = [
     "read_conll",
     "read_msra",
     "read_classification_file",
+    "read_label_names",
     "decode_bytes",
     "split_train_dev",
     "label_set",
@@ -123,7 +126,7 @@ def _read_bytes(path, *, what: str, hint: Optional[str] = None) -> bytes:
     if not p.exists():
         raise UserError(f"{what} not found: {path}", hint=hint)
     if p.is_dir():
-        raise UserError(f"{what} is a directory, expected a file: {path}", where=str(path), hint=hint)
+        raise UserError(f"is a directory, expected a {what}", where=str(path), hint=hint)
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -192,23 +195,96 @@ def _imdb_examples(rows: List[Tuple[str, str, str]], split: str) -> List[TextExa
 
 
 def _read_imdb_tar_all(tar_path: Path) -> Dict[str, List[TextExample]]:
-    """All three splits from one pass over the tarball (gzip cannot seek, so one pass is the cheap way)."""
+    """All three splits from one pass over the tarball (gzip cannot seek, so one pass is the cheap way).
+
+    The compressed stream is read to its very end, so gzip checks its CRC and length: a damaged archive is an
+    error, never a partial read (tarfile stops silently at the first unreadable header). Then the review ids are
+    checked against the archive's urls_*.txt lists (_check_imdb_complete).
+    """
     rows: Dict[str, List[Tuple[str, str, str]]] = {s: [] for s in IMDB_SPLITS}
+    url_counts: Dict[Tuple[str, str], int] = {}
     try:
         with tarfile.open(tar_path, "r:*") as tar:
             for member in tar:
-                place = _imdb_member_place(member.name) if member.isfile() else None
+                if not member.isfile():
+                    continue
+                urls = _imdb_urls_place(member.name)
+                if urls is not None:
+                    url_counts[urls] = _count_lines(tar.extractfile(member).read())
+                    continue
+                place = _imdb_member_place(member.name)
                 if place is None:
                     continue
                 split, label_dir, fname = place
                 raw = tar.extractfile(member).read()
                 text = decode_bytes(raw, where=f"{tar_path}:{member.name}", encoding_errors="replace")
                 rows[split].append((label_dir, fname, text))
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            # Drain the rest of the (decompressed) stream: gzip verifies CRC-32 and size only at its end.
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise UserError(
-            f"cannot read IMDB tarball: {exc}", where=str(tar_path), hint=f"expected {IMDB_LAYOUT}; {IMDB_HINT}"
+            f"cannot read IMDB tarball, it is damaged or incomplete ({type(exc).__name__}: {exc})",
+            where=str(tar_path),
+            hint=f"download it again from {IMDB_URL} (expected {IMDB_LAYOUT})",
         ) from exc
+    _check_imdb_complete(str(tar_path), rows, url_counts)
     return {split: _imdb_examples(r, split) for split, r in rows.items()}
+
+
+# The official aclImdb_v1.tar.gz: reviews per directory, ids 0..N-1 (`<id>_<rating>.txt`), one line per review
+# in the directory's urls_<label>.txt. Checked against the urls files of the archive or folder being read.
+IMDB_OFFICIAL_COUNTS = {("train", "neg"): 12500, ("train", "pos"): 12500, ("train", "unsup"): 50000,
+                        ("test", "neg"): 12500, ("test", "pos"): 12500}
+# Reviews absent from some redistributed copies that are otherwise intact (accepted with a warning):
+# test/pos/7_9.txt is missing from /work/shared/datasets/aclImdb_v1.tar.gz (see its README), so its test split
+# has 24,999 reviews.
+IMDB_KNOWN_MISSING = {("test", "pos"): {7}}
+_IMDB_URLS = re.compile(r"^urls_(neg|pos|unsup)\.txt$")
+
+
+def _imdb_urls_place(name: str) -> Optional[Tuple[str, str]]:
+    """(split dir, label dir) for aclImdb/{train,test}/urls_<label>.txt, else None."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if len(parts) != 3 or parts[0] != "aclImdb" or parts[1] not in ("train", "test"):
+        return None
+    m = _IMDB_URLS.match(parts[2])
+    return (parts[1], m.group(1)) if m else None
+
+
+def _count_lines(raw: bytes) -> int:
+    return len([line for line in raw.split(b"\n") if line.strip()])
+
+
+def _check_imdb_complete(where: str, rows: Dict[str, List[Tuple[str, str, str]]],
+                         url_counts: Dict[Tuple[str, str], int]) -> None:
+    """Every review a urls_<label>.txt lists (ids 0..N-1) must be present: a shortfall is an error naming the
+    archive and the missing files, so a partly extracted or damaged copy is never read as if it were whole."""
+    problems = []
+    for (top, label_dir), expected in sorted(url_counts.items()):
+        split = "unsup" if label_dir == "unsup" else top
+        ids = set()
+        for row_label, fname, _ in rows[split]:
+            m = _IMDB_NAME.match(fname)
+            if row_label == label_dir and m:
+                ids.add(int(m.group(1)))
+        missing = sorted(set(range(expected)) - ids)
+        known = sorted(set(missing) & IMDB_KNOWN_MISSING.get((top, label_dir), set()))
+        if known:
+            logger.warning("%s: aclImdb/%s/%s/ lacks review id(s) %s, known to be missing from some copies; "
+                           "that directory has %d reviews instead of %d", where, top, label_dir,
+                           ", ".join(map(str, known)), expected - len(known), expected)
+            missing = [i for i in missing if i not in known]
+        if missing:
+            shown = ", ".join(f"{i}_*.txt" for i in missing[:5]) + (f" and {len(missing) - 5} more"
+                                                                    if len(missing) > 5 else "")
+            problems.append(f"aclImdb/{top}/{label_dir}/ has {expected - len(missing)} of the {expected} reviews "
+                            f"its urls_{label_dir}.txt lists (missing {shown})")
+    if problems:
+        official = ", ".join(f"{t}/{d} {n:,}" for (t, d), n in IMDB_OFFICIAL_COUNTS.items())
+        raise UserError("incomplete IMDB data: " + "; ".join(problems), where=where,
+                        hint=f"the official aclImdb_v1.tar.gz has {official} reviews; download it again from "
+                             f"{IMDB_URL} (or re-extract it)")
 
 
 def _imdb_cache_file(cache_dir: Path, split: str, stat: os.stat_result) -> Path:
@@ -236,6 +312,7 @@ def _write_imdb_cache(file: Path, examples: List[TextExample]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for ex in examples:
                 f.write(json.dumps({"text": ex.text, "label": ex.label}, ensure_ascii=False) + "\n")
+        as_umask_file(tmp)  # mkstemp makes 0600 files; a shared cache_dir needs the user's umask
         os.replace(tmp, file)
     except BaseException:
         if os.path.exists(tmp):
@@ -305,6 +382,12 @@ def _read_imdb_folder(folder: Path, split: str) -> List[TextExample]:
     if not rows:
         raise UserError(f"no reviews (*.txt) for split {split!r} under {', '.join(str(d) for _, d in dirs)}",
                         where=str(folder), hint=f"expected {IMDB_LAYOUT}")
+    url_counts = {}
+    for label_dir, d in dirs:
+        urls = d.parent / f"urls_{label_dir}.txt"
+        if urls.is_file():
+            url_counts[(d.parent.name, label_dir)] = _count_lines(urls.read_bytes())
+    _check_imdb_complete(str(folder), {s: (rows if s == split else []) for s in IMDB_SPLITS}, url_counts)
     return _imdb_examples(rows, split)
 
 
@@ -537,12 +620,16 @@ def _file_format(path, file_format: Optional[str]) -> str:
     return fmt
 
 
-def _table_records(text: str, path, delimiter: str):
-    """(line, {column: value}) per CSV/TSV record; line is where the record starts (fields may span lines)."""
+def _table_records(text: str, path, delimiter: str, header: bool = True):
+    """(line, {column: value}) per CSV/TSV record; line is where the record starts (fields may span lines).
+
+    The first item is (0, column names): the header row, or with header=False the positions "0", "1", ... of
+    the first record, which is then a record too.
+    """
     # Long documents can exceed csv's default 128 KiB field limit; 2**31-1 is safe on every platform.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: Optional[List[str]] = None
+    names: Optional[List[str]] = None
     while True:
         start = reader.line_num + 1
         try:
@@ -552,19 +639,21 @@ def _table_records(text: str, path, delimiter: str):
         except csv.Error as exc:
             raise UserError(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'} record: {exc}",
                             where=location(str(path), start)) from exc
-        if not row or (len(row) == 1 and not row[0].strip() and header is not None):
+        if not row or (len(row) == 1 and not row[0].strip() and names is not None):
             continue  # blank line
-        if header is None:
-            header = [name.strip() for name in row]
-            yield 0, header
-            continue
-        if len(row) != len(header):
+        if names is None:
+            names = [name.strip() for name in row] if header else [str(i) for i in range(len(row))]
+            yield 0, names
+            if header:
+                continue
+        if len(row) != len(names):
+            what = f"the header has {len(names)} ({', '.join(names)})" if header else \
+                f"the first record has {len(names)}"
             raise UserError(
-                f"{len(row)} field(s) but the header has {len(header)} ({', '.join(header)}); "
-                "quote fields that contain the delimiter, quotes or newlines",
+                f"{len(row)} field(s) but {what}; quote fields that contain the delimiter, quotes or newlines",
                 where=location(str(path), start),
             )
-        yield start, dict(zip(header, row))
+        yield start, dict(zip(names, row))
 
 
 def _jsonl_records(text: str, path):
@@ -594,61 +683,128 @@ def _label_text(value, where: str, column: str) -> str:
                     where=where)
 
 
+Column = Union[str, int]
+
+
+def read_label_names(spec, first_id: int = 0) -> Optional[Dict[str, str]]:
+    """{label id as written in the data: class name} from a file (one name per line), a list or a mapping."""
+    if spec is None:
+        return None
+    if isinstance(spec, dict):
+        return {str(k): str(v).strip() for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        names, where = [str(v).strip() for v in spec], "label_names"
+    else:
+        text = decode_bytes(_read_bytes(spec, what="label-names file"), where=str(spec), encoding_errors="strict")
+        names, where = [line.strip() for _, line in _lines(text) if line.strip()], str(spec)
+        if not names:
+            raise UserError("no class names: expected one name per line", where=where)
+    if len(set(names)) != len(names):
+        raise UserError(f"class names repeat: {names}", where=where)
+    return {str(first_id + i): name for i, name in enumerate(names)}
+
+
+def _column_name(column: Column, names: List[str], fmt: str, path, header: bool) -> str:
+    """The record key for a configured column: its name, or a 0-based position (CSV/TSV)."""
+    if isinstance(column, str):
+        if not header and fmt != "jsonl":
+            raise UserError(f"column {column!r} is a name but the file has no header row (header=False): "
+                            f"give its 0-based position (0 to {len(names) - 1})", where=location(str(path), 1),
+                            hint="set text_column / label_column to column positions")
+        return column
+    if fmt == "jsonl":
+        raise UserError(f"column position {column} given for JSON lines, whose fields have names only",
+                        where=str(path), hint="set text_column / label_column to field names")
+    if not 0 <= column < len(names):
+        raise UserError(f"column position {column} is out of range: the {'header' if header else 'first record'} "
+                        f"has {len(names)} columns (positions 0 to {len(names) - 1})",
+                        where=location(str(path), 1))
+    return names[column]
+
+
 def read_classification_file(
     path,
     *,
-    text_column: str = "text",
-    label_column: Optional[str] = "label",
+    text_column: Union[Column, Sequence[Column]] = "text",
+    label_column: Optional[Column] = "label",
     file_format: Optional[str] = None,
     encoding_errors: str = "replace",
     skip_empty: bool = False,
+    header: bool = True,
+    label_names: Optional[Dict[str, str]] = None,
 ) -> List[TextExample]:
-    """Text (and label) columns from a CSV/TSV file with a header row, or from JSON lines."""
+    """Text (and label) columns from a CSV/TSV file (with a header row, or header=False and 0-based column
+    positions) or from JSON lines. Several text columns are joined with a space; label_names maps label ids
+    as written to class names (an id without a name is an error)."""
     fmt = _file_format(path, file_format)
+    if not header and fmt == "jsonl":
+        raise UserError("header=False applies to CSV/TSV files only; JSON lines name their fields",
+                        where=str(path))
+    text_columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column]
     text = decode_bytes(_read_bytes(path, what=f"{fmt.upper()} file"), where=str(path),
                         encoding_errors=encoding_errors)
-    wanted = [text_column] + ([label_column] if label_column is not None else [])
+    wanted = text_columns + ([label_column] if label_column is not None else [])
     if fmt == "jsonl":
         records = _jsonl_records(text, path)
+        names: List[str] = []
     else:
-        records = _table_records(text, path, "," if fmt == "csv" else "\t")
-        header = next(records, None)
-        if header is None:
-            raise UserError(f"empty file: expected a header row naming the columns ({', '.join(wanted)})",
-                            where=str(path))
-        missing = [c for c in wanted if c not in header[1]]
+        records = _table_records(text, path, "," if fmt == "csv" else "\t", header=header)
+        first = next(records, None)
+        if first is None:
+            raise UserError(f"empty file: expected {'a header row naming the columns' if header else 'records'} "
+                            f"({', '.join(map(str, wanted))})", where=str(path))
+        names = first[1]
+        named = [c for c in wanted if isinstance(c, str)]
+        missing = [c for c in named if c not in names] if header else []
         if missing:
             raise UserError(
-                f"no column {', '.join(repr(c) for c in missing)} in the header; columns found: {header[1]}",
+                f"no column {', '.join(repr(c) for c in missing)} in the header; columns found: {names}",
                 where=location(str(path), 1),
-                hint="set text_column / label_column to the right names",
+                hint="set text_column / label_column to the right names (or 0-based positions); "
+                     "header=False for a file without a header row",
             )
+    text_keys = [_column_name(c, names, fmt, path, header) for c in text_columns]
+    label_key = None if label_column is None else _column_name(label_column, names, fmt, path, header)
+    keys = text_keys + ([label_key] if label_key is not None else [])
+    text_desc = " + ".join(repr(c) for c in text_columns)
 
     examples, skipped = [], 0
     for line_no, rec in records:
         where = location(str(path), line_no)
-        missing = [c for c in wanted if c not in rec]
+        missing = [c for c in keys if c not in rec]
         if missing:
             raise UserError(
                 f"no field {', '.join(repr(c) for c in missing)}; fields found: {sorted(rec)}",
                 where=where,
                 hint="set text_column / label_column to the right names",
             )
-        doc = rec[text_column]
-        if not isinstance(doc, str):
-            raise UserError(f"text {text_column!r} must be a string, found {type(doc).__name__}", where=where)
-        if not doc.strip():
+        parts = []
+        for key, column in zip(text_keys, text_columns):
+            value = rec[key]
+            if not isinstance(value, str):
+                raise UserError(f"text {column!r} must be a string, found {type(value).__name__}", where=where)
+            if value.strip():
+                parts.append(value.strip())
+        doc = " ".join(parts)
+        if not doc:
             if skip_empty:
                 skipped += 1
                 continue
-            raise UserError(f"empty text in column {text_column!r}", where=where,
+            raise UserError(f"empty text in column {text_desc}", where=where,
                             hint="remove the record or pass skip_empty=True")
         label = None
-        if label_column is not None:
-            label = _label_text(rec[label_column], where, label_column)
+        if label_key is not None:
+            label = _label_text(rec[label_key], where, str(label_column))
             if not label:
                 raise UserError(f"missing or empty label in column {label_column!r}", where=where)
-        examples.append(TextExample(doc.strip(), label))
+            if label_names is not None:
+                if label not in label_names:
+                    raise UserError(
+                        f"label {label!r} has no class name: the names given are for ids "
+                        f"{', '.join(_sorted_labels(label_names))}", where=where,
+                        hint="check label_names and first_label_id (the id of the first name)")
+                label = label_names[label]
+        examples.append(TextExample(doc, label))
     if skipped:
         logger.warning("%s: skipped %d record(s) with empty text", path, skipped)
     if not examples:

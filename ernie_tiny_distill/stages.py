@@ -1,12 +1,13 @@
 """Run one stage from a config: read data, build teacher/student, train, evaluate the best checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import paddle
@@ -14,11 +15,12 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, distill, fsutil, models, pruning, teacher_cache
+from . import checkpoint, distill, fsutil, models, pruning, rundir, teacher_cache
 from . import trainer as trainer_lib
 from .config import Config, config_from_dict
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
+from .threads import apply_threads
 from .trainer import Trainer, init_distributed
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,17 @@ def same_config(old, new: Dict) -> bool:
         return False
 
 
+def _as_current_config(raw) -> Optional[dict]:
+    """A config.yaml written by an earlier version, as this version reads it: keys added since then take their
+    defaults (so a new option does not make every finished run look changed); None if it no longer loads."""
+    from .config import config_from_dict
+
+    try:
+        return config_from_dict(raw).to_dict()
+    except (UserError, TypeError, ValueError):
+        return None
+
+
 def finished_summary(cfg: Config):
     """The summary of a finished run of this config (by `same_config`) in cfg.output_dir, else None."""
     summary_file = os.path.join(cfg.output_dir, SUMMARY_FILE)
@@ -89,31 +102,68 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
 
     With skip_if_done, a run that already finished with the same config is not repeated (pipelines re-run
     cheaply); an unfinished one resumes from its last checkpoint either way.
+
+    Nothing is written before the inputs are known to be usable: an output_dir that holds the teacher (or the
+    init student) is refused, and the data are read before output_dir is created. The run holds an exclusive
+    lock on output_dir (rundir.RunLock) from before it touches anything there until summary.json is written.
     """
+    rundir.check_not_a_model_dir(cfg)
     if skip_if_done:
         done = finished_summary(cfg)
         if done is not None:
             logger.info("%s: already finished with this config; skipping", cfg.output_dir)
             return done
     started = time.time()
+    apply_threads(cfg.train.num_threads)
     init_distributed()
     is_main = paddle.distributed.get_rank() == 0  # under paddle.distributed.launch only rank 0 writes files
     seed_everything(cfg.train.seed)
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    if is_main:
-        if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
-            os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
-        _warn_if_resuming_another_config(cfg)
-        fsutil.write_text(os.path.join(cfg.output_dir, "config.yaml"), yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    _explain_loss_weights(cfg)
     tokenizer = models.load_tokenizer(cfg.model.teacher)
-    if cfg.stage == "general":
-        summary = _run_general(cfg, tokenizer)
-    else:
-        summary = _run_supervised(cfg, tokenizer)
-    summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir, seconds=round(time.time() - started, 1))
-    if is_main:
-        fsutil.write_json(os.path.join(cfg.output_dir, SUMMARY_FILE), summary)
+    data = _read_data(cfg)  # bad data fails here, before output_dir or its config.yaml exist
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    lock = rundir.RunLock(cfg.output_dir) if is_main else contextlib.nullcontext()
+    with lock:
+        if is_main:
+            if os.path.exists(os.path.join(cfg.output_dir, SUMMARY_FILE)):
+                os.remove(os.path.join(cfg.output_dir, SUMMARY_FILE))  # stale until this run finishes
+            _warn_if_resuming_another_config(cfg)
+            fsutil.write_text(os.path.join(cfg.output_dir, "config.yaml"),
+                              yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if cfg.stage == "general":
+            summary = _run_general(cfg, tokenizer, data)
+        else:
+            summary = _run_supervised(cfg, tokenizer, data)
+        # earlier segments of a resumed run: their training time up to the checkpoint this one resumed from
+        earlier = summary.pop("earlier_train_seconds", 0.0) or 0.0
+        summary.update(stage=cfg.stage, task=cfg.task, output_dir=cfg.output_dir,
+                       seconds=round(time.time() - started + earlier, 1))
+        if is_main:
+            fsutil.write_json(os.path.join(cfg.output_dir, SUMMARY_FILE), summary)
+            rundir.remove_checkpoints(cfg.output_dir, keep=cfg.train.keep_checkpoints_after_finish)
     return summary
+
+
+def _read_data(cfg: Config):
+    """The stage's examples: the unlabeled corpus (stage 1) or the labeled splits (teacher, stage 2)."""
+    if cfg.stage == "general":
+        corpus = data_lib.read_unlabeled(cfg.data, cfg.task)
+        if len(corpus) < 4:
+            raise UserError(f"data.unlabeled has {len(corpus)} documents; stage 'general' needs more text")
+        return corpus
+    transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+    return data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
+
+
+def _explain_loss_weights(cfg: Config) -> None:
+    """Say what a stage-2 run without KD trains on: a template's ce_weight silently stays otherwise."""
+    d = cfg.distill
+    if cfg.stage != "task" or d.kd_weight > 0:
+        return
+    terms = distill.loss_weights(cfg)
+    logger.warning("distill.kd_weight=0: the teacher's output distribution is not used; the student trains on %s",
+                   " + ".join(f"{k}×{v:g}" for k, v in terms.items()) + (
+                       " (the labels with distill.ce_weight=%g)" % d.ce_weight if "ce" in terms else ""))
 
 
 def _changed_keys(old, new, prefix=""):
@@ -129,6 +179,10 @@ def _warn_if_resuming_another_config(cfg: Config) -> None:
     """Resuming checkpoints written under other settings is allowed (e.g. more epochs), but never silent."""
     config_file = os.path.join(cfg.output_dir, "config.yaml")
     last = checkpoint.latest(os.path.join(cfg.output_dir, "checkpoints")) if cfg.train.resume else None
+    if not last and cfg.train.resume and os.path.isdir(os.path.join(cfg.output_dir, "best")):
+        logger.warning("%s holds a finished run whose checkpoints were removed when it finished: training starts "
+                       "over and will replace its best/ (set train.keep_checkpoints_after_finish=true to be able "
+                       "to continue a finished run)", cfg.output_dir)
     if not last or not os.path.isfile(config_file):
         return
     try:
@@ -136,7 +190,7 @@ def _warn_if_resuming_another_config(cfg: Config) -> None:
             old = yaml.safe_load(f)
     except (OSError, yaml.YAMLError):
         return
-    changed = _changed_keys(old, cfg.to_dict())
+    changed = _changed_keys(_as_current_config(old) or old, cfg.to_dict())
     if changed:
         logger.warning("resuming from %s, which was written with other settings: %s; to start over instead, "
                        "use a new output_dir or train.resume=false", last, ", ".join(changed[:6]))
@@ -145,11 +199,8 @@ def _warn_if_resuming_another_config(cfg: Config) -> None:
 # ---------------------------------------------------------------- stage 1
 
 
-def _run_general(cfg: Config, tokenizer) -> Dict[str, object]:
+def _run_general(cfg: Config, tokenizer, corpus: list) -> Dict[str, object]:
     d = cfg.distill
-    corpus = data_lib.read_unlabeled(cfg.data, cfg.task)
-    if len(corpus) < 4:
-        raise UserError(f"data.unlabeled has {len(corpus)} documents; stage 'general' needs more text")
     n_dev = min(GENERAL_DEV_MAX, max(1, int(len(corpus) * GENERAL_DEV_FRACTION)))
     train_docs, dev_docs = corpus[n_dev:], corpus[:n_dev]
     task = GeneralTask(tokenizer, cfg.model.max_seq_length)
@@ -182,7 +233,9 @@ def _run_general(cfg: Config, tokenizer) -> Dict[str, object]:
     state = trainer.fit(train_features, dev_features, dev_docs, on_best=save_best)
     total, non_embedding = models.count_parameters(student)
     return {"train_examples": len(train_features), "dev": {"loss": state["best_metric"]}, "best_dir": best_dir,
-            "params": total, "nonembedding_params": non_embedding, "history": state["history"]}
+            "params": total, "nonembedding_params": non_embedding, "history": state["history"],
+            "train_seconds": state.get("seconds"), "segments": state.get("segments", 1),
+            "earlier_train_seconds": state.get("earlier_seconds")}
 
 
 def _require_mlm_head(spec: str) -> None:
@@ -226,9 +279,8 @@ def _teacher_labels(cfg: Config, data_labels) -> list:
     return list(meta["labels"])
 
 
-def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
+def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[str, object]:
     transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
-    splits = data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
     labels = _teacher_labels(cfg, splits.labels)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation)
     if cfg.stage == "teacher":
@@ -298,6 +350,7 @@ def _run_supervised(cfg: Config, tokenizer) -> Dict[str, object]:
         "transfer_examples": len(splits.unlabeled), "params": total, "nonembedding_params": non_embedding,
         "layers": models.num_layers(best), "hidden": models.hidden_size(best), "best_dir": best_dir,
         "best_step": state["best_step"], "history": state["history"], "train_seconds": state.get("seconds"),
+        "segments": state.get("segments", 1), "earlier_train_seconds": state.get("earlier_seconds"),
         "skipped_batches": state["skipped_batches"],
     }
     if teacher_dev is not None:

@@ -7,10 +7,11 @@ import logging
 import os
 import tempfile
 import zipfile
-from typing import Sequence
+from typing import List, Sequence
 
 import numpy as np
 
+from .filemodes import as_umask_file
 from .tasks import Feature, Task
 
 logger = logging.getLogger(__name__)
@@ -18,15 +19,28 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
+# Every file that holds (or indexes) weights: a sharded checkpoint is model-0000N-of-0000M.safetensors plus
+# model.safetensors.index.json; .pdparams for PaddleNLP directories.
+_WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".pdparams", ".pdparams.index.json")
+
+
+def weight_files(teacher_dir: str) -> List[str]:
+    """The teacher's weight files, sorted by name (model.safetensors alone for an unsharded teacher)."""
+    if not os.path.isdir(teacher_dir):
+        return []
+    return sorted(os.path.join(teacher_dir, name) for name in os.listdir(teacher_dir)
+                  if name.endswith(_WEIGHT_SUFFIXES) and os.path.isfile(os.path.join(teacher_dir, name)))
+
+
 def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature]) -> str:
-    """Hash of the teacher's weights file identity, the label list and every input id sequence."""
+    """Hash of the identity of every teacher weight file, the label list and every input id sequence."""
     h = hashlib.sha256(f"v{FORMAT_VERSION}|{task.name}|{task.labels}".encode())
-    weights = os.path.join(teacher_dir, "model.safetensors")
-    if os.path.isfile(weights):
+    files = weight_files(teacher_dir)
+    for weights in files:
         st = os.stat(weights)
         # realpath: the same teacher reached through a symlink (another checkout's runs/) hits the same cache
         h.update(f"{os.path.realpath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    else:
+    if not files:
         h.update(teacher_dir.encode())
     for f in features:
         h.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
@@ -66,5 +80,6 @@ def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequen
     os.close(fd)
     meta = json.dumps({"fingerprint": key, "teacher": teacher_dir, "num_features": len(features)})
     np.savez(tmp, rows=rows, offsets=offsets, meta=np.array(meta))
+    as_umask_file(tmp)  # mkstemp's 0600 would make the cache unreadable to the user's group
     os.replace(tmp, path)
     return rows, offsets

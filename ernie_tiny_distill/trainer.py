@@ -22,7 +22,7 @@ from paddlenlp.transformers import LinearDecayWithWarmup
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import batching, checkpoint
+from . import batching, checkpoint, fsutil
 from .config import Config
 from .distill import Distiller
 from .errors import UserError
@@ -111,6 +111,13 @@ class Trainer:
             state = checkpoint.load(last, self.trainable, optimizer)
             start = state.pop("step")
             logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
+        log_path = os.path.join(self.run_dir, "train_log.jsonl")
+        if self.is_main:
+            checkpoint.remove_incomplete(self.ckpt_dir)  # e.g. a step-N emptied by a kill during rotation
+            _truncate_log(log_path, start)  # lines past the checkpoint are logged again by this run
+        # training time of earlier segments (up to the checkpoint), so a resumed run reports the total
+        earlier_seconds = float(state.get("train_seconds", 0.0))
+        state["segments"] = state.get("segments", 0) + 1
         if self.world_size > 1:
             self._broadcast_parameters()  # every process starts from rank 0's weights
         sign = 1 if self.task.greater_is_better else -1
@@ -120,7 +127,6 @@ class Trainer:
         self._log_run_header(len(train), per_epoch, total_steps, lengths)
 
         writer = self._visualdl() if self.is_main else None
-        log_path = os.path.join(self.run_dir, "train_log.jsonl")
         progress = tqdm(total=total_steps, initial=start, desc=f"{self.cfg.stage} train", unit="step",
                         dynamic_ncols=True, disable=not self.show_progress)
         with logging_redirect_tqdm(), progress:  # log lines go above the bar instead of being glued to it
@@ -175,6 +181,9 @@ class Trainer:
                     sums, n_logged = {}, 0
                 if (step + 1) % eval_every == 0 or step + 1 == total_steps:
                     metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+                    # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
+                    # checkpoint never holds merged weights (a resume would add the adapters twice)
+                    self.trainable.train()
                     if self.is_main:
                         score = float(metrics[self.task.metric_name])
                         improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
@@ -187,6 +196,7 @@ class Trainer:
                             state["best_metric"], state["best_step"] = score, step + 1
                             if on_best:
                                 on_best(metrics)
+                        state["train_seconds"] = round(earlier_seconds + time.time() - started, 1)
                         checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state,
                                         t.keep_checkpoints)
                     if self.world_size > 1:
@@ -195,7 +205,8 @@ class Trainer:
             writer.close()
         if self.world_size > 1:
             self._check_replicas_agree()
-        state.update(total_steps=total_steps, skipped_batches=skipped, seconds=round(time.time() - started, 1))
+        state.update(total_steps=total_steps, skipped_batches=skipped, earlier_seconds=earlier_seconds,
+                     seconds=round(earlier_seconds + time.time() - started, 1))
         return state
 
     # ------------------------------------------------------------ data parallel
@@ -281,6 +292,23 @@ class Trainer:
         progress.set_postfix(shown, refresh=False)
         if progress.disable:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def _truncate_log(log_path: str, step: int) -> None:
+    """Keep the train_log.jsonl lines up to `step` (the checkpoint a run resumes from; 0 = a fresh start)."""
+    if not os.path.isfile(log_path):
+        return
+    with open(log_path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass  # a line cut by a kill mid-write
+    if len(kept) != len(lines):
+        fsutil.write_text(log_path, "".join(kept))
 
 
 def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: int, pad_token_id: int,

@@ -252,3 +252,81 @@ def test_shipped_config_loads_and_validates(path):
     first = path.read_text(encoding="utf-8").lstrip().splitlines()[0]
     # the issue asks for a header comment giving the command that runs the file
     assert first.startswith("#") and "train.py" in path.read_text(encoding="utf-8").split("\n\n")[0], first
+
+
+# --------------------------------------------------------------------------- issue 11: values that are not meaningful
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.max_dev_examples=0", r"config key 'data\.max_dev_examples' must be > 0 or null .*, got 0$"),
+    ("data.max_train_examples=-1", r"config key 'data\.max_train_examples' must be > 0 or null .*, got -1$"),
+    ("data.max_test_examples=0", r"config key 'data\.max_test_examples' must be > 0 or null"),
+    ("data.max_unlabeled_examples=0", r"config key 'data\.max_unlabeled_examples' must be > 0 or null"),
+    ("train.max_steps=0", r"config key 'train\.max_steps' must be > 0 or null .*, got 0$"),
+    ("train.max_steps=-5", r"config key 'train\.max_steps' must be > 0 or null .*, got -5$"),
+    ("train.eval_every=-3", r"config key 'train\.eval_every' must be > 0 or null .*, got -3$"),
+    ("train.epochs=.nan", r"config key 'train\.epochs' must be a finite number, got nan$"),
+    ("train.epochs=.inf", r"config key 'train\.epochs' must be a finite number, got inf$"),
+    ("train.learning_rate=.nan", r"config key 'train\.learning_rate' must be a finite number, got nan$"),
+    ("distill.temperature=-.inf", r"config key 'distill\.temperature' must be a finite number, got -inf$"),
+])
+def test_values_that_are_not_meaningful_are_rejected(override, message):
+    fails(message, override)
+
+
+def test_null_limits_are_accepted():
+    cfg = load("data.max_train_examples=null", "train.max_steps=null", "train.eval_every=5", "train.max_steps=3")
+    assert (cfg.data.max_train_examples, cfg.train.max_steps, cfg.train.eval_every) == (None, 3, 5)
+
+
+def test_output_dir_that_is_a_file_below_a_file_or_in_proc(tmp_path):
+    f = tmp_path / "results.txt"
+    f.write_text("keep me", encoding="utf-8")
+    msg = fails(r"^output_dir=.*results\.txt: is an existing file, expected a directory", f"output_dir={f}")
+    assert "hint:" in msg
+    fails(r"^output_dir=.*results\.txt/run: is below .*results\.txt, which is a file", f"output_dir={f}/run")
+    fails(r"^output_dir=.*results\.txt/a/b: is below .*results\.txt, which is a file", f"output_dir={f}/a/b")
+    fails(r"^output_dir=/proc/run: /proc/run is in /proc, a kernel file system", "output_dir=/proc/run")
+    assert f.read_text(encoding="utf-8") == "keep me"
+    assert load(f"output_dir={tmp_path}/new/run").output_dir.endswith("new/run")
+
+
+def test_column_positions_several_text_columns_and_label_names():
+    cfg = load("data.format=csv", "data.header=false", "data.text_column=[1, 2]", "data.label_column=0",
+               "data.label_names=classes.txt", "data.first_label_id=1")
+    d = cfg.data
+    assert (d.text_column, d.label_column, d.header, d.label_names, d.first_label_id) == ([1, 2], 0, False,
+                                                                                         "classes.txt", 1)
+    assert load("data.text_column=2").data.text_column == 2
+    assert load("data.label_names={1: World, 2: Sports}").data.label_names == {"1": "World", "2": "Sports"}
+    assert load("data.label_names=[World, Sports]").data.label_names == ["World", "Sports"]
+    fails(r"config key 'data\.text_column' must be a column name or a 0-based column position .*got -1",
+          "data.text_column=-1")
+    fails(r"config key 'data\.text_column\[1\]' must be a column name", "data.text_column=[1, true]")
+    fails(r"config key 'data\.label_names' must be a file of class names", "data.label_names=3")
+
+
+def test_max_seq_length_above_the_models_position_table_is_refused_before_any_work(tmp_path):
+    # issue 11 #13: used to crash mid-epoch inside the embedding op
+    import json
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"max_position_embeddings": 512}), encoding="utf-8")
+    msg = fails(r"^config key 'model\.max_seq_length' is 1000, but model\.teacher=.*teacher has 512 positions "
+                r"\(max_position_embeddings in .*teacher/config\.json\)", f"model.teacher={teacher}",
+                "model.max_seq_length=1000")
+    assert "hint: set model.max_seq_length <= 512" in msg
+    assert load(f"model.teacher={teacher}", "model.max_seq_length=512").model.max_seq_length == 512
+    fails(r"^config key 'distill\.teacher_max_seq_length' is 600, but model\.teacher=", f"model.teacher={teacher}",
+          "distill.teacher_max_seq_length=600")
+    # a teacher run directory: its best/ model is checked
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "config.json").write_text(json.dumps({"max_position_embeddings": 128}), encoding="utf-8")
+    fails(r"'model\.max_seq_length' is 256, but model\.teacher=.*run has 128 positions \(.*best/config\.json\)",
+          f"model.teacher={run}", "model.max_seq_length=256")
+    # a pretrained student with a shorter table
+    fails(r"'model\.max_seq_length' is 256, but model\.student\.path=.*best has 128 positions",
+          f"model.teacher={teacher}", "model.max_seq_length=256", "model.student.init=pretrained",
+          f"model.student.path={run / 'best'}")

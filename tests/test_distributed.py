@@ -109,7 +109,7 @@ def test_two_processes_train_data_parallel_on_cpu(tmp_path):
             f"model.teacher={teacher}", f"output_dir={out}", "train.batch_size=8", "train.epochs=2",
             "train.progress=false", "train.num_threads=1", "train.log_every=1", "train.learning_rate=0.003",
             "data.max_train_examples=48", "data.max_dev_examples=16", "data.max_test_examples=16",
-            "model.max_seq_length=32"]
+            "model.max_seq_length=32", "train.keep_checkpoints_after_finish=true"]
     result = subprocess.run(
         [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
          TRAIN, *args],

@@ -153,7 +153,8 @@ def test_inf_loss_with_on_nan_skip_skips_and_counts_batches(ws, monkeypatch, log
 
 
 def test_rerun_with_changed_settings_warns_before_resuming(ws, logs):
-    cfg = task_config(ws, "changed", train={"max_steps": 2})
+    # a finished run can be continued only if it kept its checkpoints (issue 11 #17: removed by default)
+    cfg = task_config(ws, "changed", train={"max_steps": 2, "keep_checkpoints_after_finish": True})
     run_stage(cfg)
     def resume_warnings():
         return [m for m in logs.messages("ernie_tiny_distill.stages", logging.WARNING) if m.startswith("resuming")]
@@ -161,7 +162,8 @@ def test_rerun_with_changed_settings_warns_before_resuming(ws, logs):
     assert resume_warnings() == []
     run_stage(cfg)  # the same settings again: resumes (nothing left to do) without a warning
     assert resume_warnings() == []
-    longer = task_config(ws, "changed", train={"max_steps": 4, "learning_rate": 1e-3})
+    longer = task_config(ws, "changed", train={"max_steps": 4, "learning_rate": 1e-3,
+                                               "keep_checkpoints_after_finish": True})
     run_stage(longer)
     warnings = resume_warnings()
     assert len(warnings) == 1

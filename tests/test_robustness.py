@@ -375,3 +375,41 @@ def test_full_disk_or_unwritable_path_is_a_clean_error(capsys):
 
     with pytest.raises(FileNotFoundError):  # anything else is a bug: it keeps its traceback
         main_wrapper(bug, debug=False)
+
+
+# --------------------------------------------------------------------------- issue 11: data cases
+
+
+def test_train_txt_that_is_a_directory_is_named(tmp_path):
+    (tmp_path / "train.txt").mkdir()
+    (tmp_path / "dev.txt").write_text("John B-PER\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"^.*/train\.txt: is a directory, expected a CoNLL file\n  hint: expected a "):
+        data.load_splits(ner_data_config(tmp_path), "ner")
+
+
+def test_empty_training_subset_is_blamed_on_training_not_dev(tmp_path):
+    import dataclasses
+
+    (tmp_path / "train.csv").write_text("text,label\na,pos\nb,neg\n", encoding="utf-8")
+    (tmp_path / "dev.csv").write_text("text,label\nc,pos\n", encoding="utf-8")
+    cfg = config_from_dict({"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+                            "data": {"format": "csv", "train_file": str(tmp_path / "train.csv"),
+                                     "dev_file": str(tmp_path / "dev.csv")}}).data
+    # the config refuses max_train_examples=0 (test_config.py); a DataConfig built in Python is checked here too
+    with pytest.raises(UserError, match=r"^no training examples in .*train\.csv\n  hint: check the training file"):
+        data.load_splits(dataclasses.replace(cfg, max_train_examples=0), "classification")
+
+
+def test_headerless_csv_with_label_names_file_through_the_config(tmp_path):
+    (tmp_path / "train.csv").write_text('"1","Oil up","Prices rose"\n"2","Cup final","A late goal"\n'
+                                        '"1","Talks stall",""\n"2","Record run","Fastest lap"\n', encoding="utf-8")
+    (tmp_path / "classes.txt").write_text("World\nSports\n", encoding="utf-8")
+    cfg = config_from_dict({"task": "classification", "stage": "teacher", "output_dir": "x", "model": {"teacher": "t"},
+                            "data": {"format": "csv", "train_file": str(tmp_path / "train.csv"), "dev_size": 2,
+                                     "header": False, "text_column": [1, 2], "label_column": 0,
+                                     "label_names": str(tmp_path / "classes.txt"), "first_label_id": 1}}).data
+    splits = data.load_splits(cfg, "classification")
+    assert splits.labels == ["Sports", "World"]
+    assert sorted((e.text, e.label) for e in splits.train + splits.dev) == [
+        ("Cup final A late goal", "Sports"), ("Oil up Prices rose", "World"), ("Record run Fastest lap", "Sports"),
+        ("Talks stall", "World")]

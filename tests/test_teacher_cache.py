@@ -180,3 +180,51 @@ def test_truncated_cache_file_is_rebuilt(task, teacher_dir, tmp_path, caplog):
     with open(path, "wb") as f:
         f.write(data[: len(data) // 2])  # e.g. a copy interrupted half-way, or a full disk at copy time
     _assert_rebuilt(task, teacher_dir, cache, features, fake, rows, caplog, "is unreadable")
+
+
+def test_sharded_teacher_changed_shard_rebuilds(task, tmp_path):
+    # issue 11 #11: a sharded teacher (model.safetensors.index.json + shards) has no model.safetensors
+    sharded = tmp_path / "sharded_teacher"
+    sharded.mkdir()
+    (sharded / "model.safetensors.index.json").write_text('{"weight_map": {}}', encoding="utf-8")
+    for i in (1, 2):
+        (sharded / f"model-0000{i}-of-00002.safetensors").write_bytes(b"shard %d v1" % i)
+    assert [os.path.basename(f) for f in teacher_cache.weight_files(str(sharded))] == [
+        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+    cache = str(tmp_path / "cache")
+    features = task.encode(SENTENCES)
+    fake = FakeTeacher()
+    teacher_cache.load_or_build(cache, str(sharded), task, features, fake)
+    teacher_cache.load_or_build(cache, str(sharded), task, features, fake)
+    assert fake.calls == 1  # unchanged shards: reused
+    (sharded / "model-00002-of-00002.safetensors").write_bytes(b"shard 2 v2, re-trained")
+    teacher_cache.load_or_build(cache, str(sharded), task, features, fake)
+    assert fake.calls == 2  # one changed shard: rebuilt, never the stale logits
+
+
+def test_unsharded_key_is_unchanged_by_the_weight_file_scan(task, teacher_dir):
+    # a teacher with one model.safetensors keeps the key it had before shards were considered (no needless rebuild)
+    import hashlib
+
+    features = task.encode(SENTENCES)
+    weights = os.path.join(teacher_dir, "model.safetensors")
+    st = os.stat(weights)
+    h = hashlib.sha256(f"v{teacher_cache.FORMAT_VERSION}|{task.name}|{task.labels}".encode())
+    h.update(f"{os.path.realpath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    for f in features:
+        h.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
+        h.update(b"|")
+        if "token_mask" in f:
+            h.update(np.asarray(f["token_mask"], dtype=np.int8).tobytes())
+    assert teacher_cache.fingerprint(teacher_dir, task, features) == h.hexdigest()[:20]
+
+
+def test_cache_file_has_the_users_umask(task, teacher_dir, tmp_path):
+    # issue 11 #18: mkstemp's 0600 is not the user's choice
+    old = os.umask(0o022)
+    try:
+        teacher_cache.load_or_build(str(tmp_path / "cache"), teacher_dir, task, task.encode(SENTENCES), FakeTeacher())
+    finally:
+        os.umask(old)
+    (name,) = cache_files(str(tmp_path / "cache"))
+    assert os.stat(tmp_path / "cache" / name).st_mode & 0o777 == 0o644

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ernie_tiny_distill.cli import run_tool
+from ernie_tiny_distill.cli import positive_int, run_tool
 
 
 def main() -> int:
@@ -21,9 +21,9 @@ def main() -> int:
     parser.add_argument("--backend", choices=["auto", "paddle", "onnx"], default="auto",
                         help="auto: Paddle Inference, or ONNX Runtime for --precision int8")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--max-seq-length", type=positive_int, help="default: the length the model was trained with")
     parser.add_argument("--task", choices=["classification", "ner"], help="fail unless the model is this task")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], default="cpu")
     parser.add_argument("--word-splitter", choices=["conll", "tweet", "whitespace"],

@@ -1,9 +1,8 @@
 """Train one stage: `python tools/train.py --config configs/X.yaml [key=value ...]`."""
 import argparse
 import json
-import sys
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
+from ernie_tiny_distill.cli import exit_process, main_wrapper, quiet_paddlenlp, set_threads, setup_logging
 from ernie_tiny_distill.config import load_config
 
 
@@ -17,7 +16,7 @@ def main(argv=None) -> int:
 
     def run() -> int:
         cfg = load_config(args.config, args.overrides)
-        set_threads(cfg.train.num_threads)
+        set_threads(cfg.train.num_threads, override=True)  # the config wins over an exported OMP_NUM_THREADS
         quiet_paddlenlp()
         from ernie_tiny_distill.stages import run_stage  # imports Paddle: after the thread count is set
 
@@ -33,4 +32,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # data-parallel workers skip the interpreter teardown (see exit_process)

@@ -76,7 +76,8 @@ class TextEncoder:
         self.labels: List[str] = self.meta["labels"]
         self.task_name: str = self.meta["task"]
         trained_length = int(self.meta.get("max_seq_length") or 128)
-        self.max_seq_length = int(max_seq_length or trained_length)
+        # `is None`, not `or`: an explicit 0 is refused below, never replaced by the trained length
+        self.max_seq_length = int(trained_length if max_seq_length is None else max_seq_length)
         limit = int(self.meta.get("max_position_embeddings") or 512)
         if not 3 <= self.max_seq_length <= limit:
             raise UserError(f"max_seq_length must be between 3 and the model's {limit} positions, "
