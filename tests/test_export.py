@@ -194,7 +194,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
     """tools/evaluate.py's metric (exported model) equals Trainer.evaluate's (dygraph) on the same examples."""
     from ernie_tiny_distill import models
     from ernie_tiny_distill.config import config_from_dict
-    from ernie_tiny_distill.predictor import Predictor, evaluate_export
+    from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
     from ernie_tiny_distill.distill import Distillable, Distiller
     from ernie_tiny_distill.trainer import Trainer
 
