@@ -449,7 +449,7 @@ def _position_table(spec: Optional[str]) -> Optional[tuple]:
     """
     if not spec or not (spec == "minilm" or os.path.isdir(spec)):
         return None
-    from .models import resolve  # imports Paddle: only for specs that name a local model
+    from .locate import resolve
 
     file = os.path.join(resolve(spec), "config.json")
     try:
