@@ -5,19 +5,16 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
 
-from . import convert, pruned_ernie
+from . import convert, fsutil, pruned_ernie
 from .config import StudentConfig
 from .errors import UserError
 from .locate import MINILM, cache_root, minilm_available, minilm_path, paraphrase_minilm_l3_dir, resolve  # noqa: F401
-from .filemodes import as_umask_dir
 
 logger = logging.getLogger(__name__)
 
@@ -318,22 +315,8 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
 
     Everything goes to a temporary sibling first; a crash never leaves a half-written `path`.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    as_umask_dir(tmp)  # mkdtemp's private 0700 would become best/'s mode
-    try:
+    with fsutil.atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2)
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.replace(path, os.path.join(old, "x"))
-        os.replace(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
