@@ -186,3 +186,20 @@ def test_a_teacher_run_ignores_student_and_distill_settings():
     task_other = load_config(overrides=["output_dir=x", "model.teacher=t", "stage=task", "model.student.init=config",
                                         "model.student.num_layers=3"])
     assert not stages.same_config(task_other.to_dict(), task.to_dict())
+
+
+def test_committed_rows_without_runs_are_carried_over_and_marked(tmp_path):
+    import json
+
+    from ernie_tiny_distill.bench.report import carry_over
+
+    path = tmp_path / "results.json"
+    old = [{"task": "conll", "model": "teacher", "variant": "teacher", "metric": 0.85},
+           {"task": "conll", "model": "student B", "variant": "no_kd", "metric": 0.65},
+           {"task": "conll", "model": "student Ap", "variant": "kd_recipe", "metric": 0.70}]
+    path.write_text(json.dumps(old))
+    new = [{"task": "conll", "model": "teacher", "variant": "teacher", "metric": 0.86},
+           {"task": "conll", "model": "student Ap", "variant": "kd_recipe", "metric": 0.80}]
+    merged = carry_over(str(path), new)
+    assert [(r["model"], r["metric"], bool(r.get("carried"))) for r in merged] == [
+        ("teacher", 0.86, False), ("student Ap", 0.80, False), ("student B", 0.65, True)]

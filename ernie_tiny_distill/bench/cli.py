@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     parser.add_argument("--force-report", action="store_true",
                         help="write the report even if it has fewer rows than the results file it replaces")
+    parser.add_argument("--keep-committed-rows", action="store_true",
+                        help="rows of the results file whose runs are not under the runs directory (e.g. run on "
+                             "another machine) are kept in the report, marked as carried over")
     parser.add_argument("--plan", action="store_true",
                         help="list the selected jobs, their commands and time estimates; run nothing")
     parser.add_argument("--quiet-timeout", type=float, help="seconds latency waits for a quiet machine")
@@ -83,8 +86,10 @@ def main(argv: Optional[Sequence[str]] = None, profiles: Optional[Dict[str, Call
         outcome = schedule.run(m, only, skip)
     if not args.no_report:
         report_cmd = f"python tools/reproduce.py --task {args.task} --profile {p.name} --report-only"
+        if args.keep_committed_rows:
+            report_cmd += " --keep-committed-rows"
         try:
-            outcome["report"] = report(m, report_cmd, force=args.force_report)
+            outcome["report"] = report(m, report_cmd, force=args.force_report, keep=args.keep_committed_rows)
             logger.info("report: %s", outcome["report"])
         except UserError as e:
             if args.report_only:

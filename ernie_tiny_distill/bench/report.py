@@ -165,6 +165,10 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
         trows = [r for r in rows if r["task"] == t]
         metric = METRIC_LABEL.get(trows[0]["metric_name"], trows[0]["metric_name"]) if trows else "metric"
         L += [f"### {p.tasks[t].title} — test {metric} on the full test split", "", markdown_table(trows), ""]
+        if any(r.get("carried") for r in trows):
+            L += ["† carried over from an earlier run of this profile (benchmarks/results.json): its runs are not "
+                  "on the machine that wrote this report; its latency was measured in that run, against the "
+                  "teacher of that run.", ""]
         L.append("Per-seed test scores and dev scores: `benchmarks/" + p.results_name + "` (`per_seed`, `dev_metric`).")
         L.append("")
     pending = [j.name for j in m.jobs() if not m.is_done(j.name)]
@@ -265,11 +269,28 @@ def report_paths(m: Matrix) -> Dict[str, str]:
             "readme": os.path.join(out, "README.md")}
 
 
-def report(m: Matrix, command: str, force: bool = False) -> Dict[str, str]:
-    """Write the report; refuse (UserError, nothing written) when it would drop rows the results file has."""
+def carry_over(results_path: str, rows: List[Dict]) -> List[Dict]:
+    """`rows` plus the rows of the results file that the runs no longer give (their runs are elsewhere), each
+    marked `carried` so the report says where it came from; a row the runs give replaces its old version."""
+    old = read_json(results_path)
+    if not isinstance(old, list):
+        return rows
+    have = {_key(r) for r in rows if r.get("metric") is not None}
+    kept = [dict(r, carried=r.get("carried") or "an earlier run of this profile (benchmarks/results.json)")
+            for r in old if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have]
+    fresh = [r for r in rows if r.get("metric") is not None or _key(r) not in {_key(k) for k in kept}]
+    # grouped by task, the teacher first; otherwise the runs' order, then the carried rows
+    return sorted(fresh + kept, key=lambda r: (r.get("task") or "", 0 if r.get("variant") == "teacher" else 1))
+
+
+def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> Dict[str, str]:
+    """Write the report; refuse (UserError, nothing written) when it would drop rows the results file has
+    (with `keep`, such rows are carried over and marked instead)."""
     rows, extra = collect_rows(m)
     paths = report_paths(m)
     results, md, png = paths["results"], paths["markdown"], paths["figure"]
+    if keep:
+        rows = carry_over(results, rows)
     dropped = dropped_rows(results, rows)
     if dropped and not force:
         raise UserError(

@@ -177,7 +177,7 @@ def markdown_table(rows: List[Dict]) -> str:
         if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
             lat += f" @{r['latency_seq_len']}"
         lines.append("| " + " | ".join([
-            r["model"], r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
+            r["model"] + (" †" if r.get("carried") else ""), r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
             _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), lat, _f(r["latency_ms_p95"]),
             _f(r["throughput_per_s"], "{:.0f}"), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     return "\n".join(lines)
