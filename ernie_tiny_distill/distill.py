@@ -171,12 +171,14 @@ class Distiller:
             with paddle.no_grad():
                 t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
         parts = {}
+        if "ce" in w or "kd" in w:
+            s_logits = self.task.pool(s_out.logits, batch)  # [B, C]: a long document's window rows pooled
         if "ce" in w:
-            parts["ce"] = losses.hard_ce(s_out.logits, batch["labels"])
+            parts["ce"] = losses.hard_ce(s_logits, batch["labels"])
         if "kd" in w:
-            s_rows = self.task.kd_rows(s_out.logits, batch)  # [N, C]
+            s_rows = self.task.kd_rows(s_logits, batch)  # [N, C]
             if t_out is not None:
-                t_rows = self.task.kd_rows(t_out.logits, batch)
+                t_rows = self.task.kd_rows(self.task.pool(t_out.logits, batch), batch)
             else:
                 t_rows = self.teacher_rows.gather(batch["index"].numpy())
             parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)

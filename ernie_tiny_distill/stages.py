@@ -282,7 +282,8 @@ def _teacher_labels(cfg: Config, data_labels) -> list:
 def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[str, object]:
     transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
     labels = _teacher_labels(cfg, splits.labels)
-    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation)
+    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
     if cfg.stage == "teacher":
         teacher = None
         model = models.load_model(cfg.model.teacher, task.model_class, task.num_labels, cfg.model.dropout)
@@ -409,7 +410,8 @@ def _teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
             hint="set distill.cache_teacher=true and distill.hidden_weight/attention_weight/mlm_weight to 0, "
                  "or remove teacher_max_seq_length")
     logger.info("the teacher reads %d tokens, the student %d", length, cfg.model.max_seq_length)
-    return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation)
+    return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
 
 
 def _check_same_kd_rows(task: Task, student_features, teacher_features, length: int) -> None:
