@@ -80,6 +80,17 @@ class TeacherRows:
         return paddle.to_tensor(np.concatenate(parts, axis=0))  # [N, C], same order as Task.kd_rows
 
 
+def check_same_kd_rows(task: Task, student_features, teacher_features, length: int) -> None:
+    """Both encodings must give the same KD rows per example (NER: every word kept at both lengths)."""
+    for s, t in zip(student_features, teacher_features):
+        if task.kd_row_count(s) != task.kd_row_count(t):
+            raise UserError(
+                f"training example {s['index']} has {task.kd_row_count(s)} KD rows for the student but "
+                f"{task.kd_row_count(t)} at the teacher's length {length}: their outputs cannot be compared",
+                where="config key 'distill.teacher_max_seq_length'",
+                hint="for NER use a teacher length that fits every sentence the student reads, or null")
+
+
 def loss_weights(cfg: Config) -> Dict[str, float]:
     """The active loss terms of a stage and their weights (terms weighted 0 are not computed at all)."""
     d = cfg.distill
