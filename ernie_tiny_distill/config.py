@@ -449,7 +449,7 @@ def validate(cfg: Config) -> None:
     if ld.max_windows is not None and ld.max_windows < 1:
         raise UserError(f"config key 'model.long_document.max_windows' must be >= 1 or null, got {ld.max_windows}")
     if ld.mode == "windows" and cfg.stage == "task" and m.student.init == "teacher_pruned":
-        raise UserError("model.long_document.mode=windows does not work with model.student.init=teacher_pruned "
+        raise UserError("windows do not work with model.student.init=teacher_pruned "
                         "(pruning measures importance per window, not per document)",
                         where="config key 'model.long_document.mode'",
                         hint="prune with mode=truncate, then distill the pruned student (init=pretrained) "

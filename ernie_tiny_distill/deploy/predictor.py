@@ -144,8 +144,9 @@ class Predictor:
         features = [self.encoder.classification_feature(texts[i]) for i in keep]
         truncated = sum(f["truncated"] for f in features)
         if truncated:
+            how = "windows capped at max_windows" if self.encoder.task.long_document else self.encoder.truncation
             logger.info("%d of %d texts were longer than %d tokens and were truncated (%s)", truncated,
-                        len(features), self.encoder.max_seq_length, self.encoder.truncation)
+                        len(features), self.encoder.max_seq_length, how)
         results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
         for i, logits in zip(keep, self.document_logits(features)):
             probs = softmax(logits.astype("float64"))
