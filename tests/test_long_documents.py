@@ -136,6 +136,7 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
 
     p = Predictor(windows_export["export"])
     assert p.encoder.meta["long_document"] == {"stride": 10, "max_windows": None, "pooling": "mean"}
+    assert p.encoder.meta["check"]["passed"]  # export parity (dygraph vs Paddle Inference), as for any export
     vocab = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:200]
     rng = np.random.default_rng(1)
     texts = [" ".join(rng.choice(vocab, size=n)) for n in (90, 3, 40)]
