@@ -115,7 +115,7 @@ def test_windows_are_for_classification_only(hand_tokenizer, tmp_path):
 @pytest.fixture(scope="module")
 def windows_export(deploy_root, tmp_path_factory):
     """A classification model trained (format) with windows of 16 tokens, exported."""
-    from ernie_tiny_distill import export as ex
+    from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.tasks import ClassificationTask
 
     root = tmp_path_factory.mktemp("windows")
