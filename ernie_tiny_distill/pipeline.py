@@ -73,8 +73,8 @@ EXAMPLES = {
 
 def _export(model_dir: str, export_dir: str, task: str) -> Dict:
     """Export the student for Paddle Inference and run it once on raw text, as a user would."""
-    from .export import export_model
-    from .predictor import Predictor
+    from .deploy.export import export_model
+    from .deploy.predictor import Predictor
 
     logger.info("exporting %s to %s (Paddle Inference) and predicting the sample sentences", model_dir, export_dir)
     meta = export_model(model_dir, export_dir)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -27,7 +26,7 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import ErnieForSequenceClassification
 
-from . import batching, losses
+from . import batching, fsutil, losses
 from .errors import UserError
 from .pruned_ernie import is_pruned, pruned_class
 
@@ -163,23 +162,8 @@ def load_or_measure(cache_dir: str, teacher_dir: str, teacher, features: Sequenc
             logger.warning("importance cache %s is unreadable (%s); measuring again", cached, e)
     logger.info("measuring head/neuron importance of the teacher on %d training examples", len(features))
     importance = measure_importance(teacher, features, pad_token_id=pad_token_id)
-    write_json(cached, importance.to_json())
+    fsutil.write_json(cached, importance.to_json(), indent=None)
     return importance
-
-
-def write_json(path: str, data: Dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ---------------------------------------------------------------- planning
@@ -385,8 +369,8 @@ def student_from_teacher(student_cfg, teacher, teacher_dir: str, features: Seque
     logger.info("before training, on %d training examples, the student's hidden states are off by %s (relative "
                 "squared error per mapped layer); prediction agreement with the teacher: %s", report["examples"],
                 report["hidden_relative_error"], report["prediction_agreement"])
-    write_json(os.path.join(output_dir, IMPORTANCE_FILE), importance.to_json())
-    write_json(os.path.join(output_dir, PRUNING_FILE), {**plan.to_json(), "allocation": student_cfg.allocation,
+    fsutil.write_json(os.path.join(output_dir, IMPORTANCE_FILE), importance.to_json(), indent=None)
+    fsutil.write_json(os.path.join(output_dir, PRUNING_FILE), {**plan.to_json(), "allocation": student_cfg.allocation,
                                                         "init_report": report})
     return student, basis
 

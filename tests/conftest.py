@@ -73,19 +73,21 @@ def ner_model(deploy_root):
 
 @pytest.fixture(scope="session")
 def cls_export(deploy_root, cls_model):
-    from ernie_tiny_distill import export as ex
+    from ernie_tiny_distill.deploy import export as ex
+    from ernie_tiny_distill.deploy.layout import EXPORT_FILE
 
     out = str(deploy_root["root"] / "cls_export")
-    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+    if not os.path.isfile(os.path.join(out, EXPORT_FILE)):
         ex.export_model(cls_model, out, onnx=HAS_ORT)
     return out
 
 
 @pytest.fixture(scope="session")
 def ner_export(deploy_root, ner_model):
-    from ernie_tiny_distill import export as ex
+    from ernie_tiny_distill.deploy import export as ex
+    from ernie_tiny_distill.deploy.layout import EXPORT_FILE
 
     out = str(deploy_root["root"] / "ner_export")
-    if not os.path.isfile(os.path.join(out, ex.EXPORT_FILE)):
+    if not os.path.isfile(os.path.join(out, EXPORT_FILE)):
         ex.export_model(ner_model, out, onnx=HAS_ORT)
     return out

@@ -26,3 +26,12 @@ def test_init_comparison_takes_each_students_best_recipe():
     (line,) = born.init_matters(rows, ["conll"])
     assert line == ("- conll: student Bp 2L (kd_recipe) 75.00 vs student B 2L (two_stage_kd, random encoder) 68.00 = "
                     "+7.00 points; 10.2× vs 13.0× faster than the teacher; born from the teacher without KD: 73.00.")
+
+
+def test_ablation_lists_each_ingredient_with_dev_and_test():
+    rows = [dict(row("Ap", "no_kd", 0.80, 93.0), dev_metric=0.85), dict(row("Ap", "kd_recipe", 0.83, 96.0), dev_metric=0.87)]
+    lines = born.ablation(rows, ["conll"])
+    assert lines[2] == "| conll | student Ap 2L | no_kd | initialisation from the teacher alone (CE only) | 85.00 | 80.00 |"
+    assert lines[3] == ("| conll | student Ap 2L | kd_recipe | + hidden-state MSE and per-head attention KL | 87.00 | "
+                        "83.00 |")
+    assert born.ablation([], ["conll"]) == ["- not measured yet."]

@@ -260,7 +260,7 @@ def test_shipped_config_loads_and_validates(path):
 @pytest.mark.parametrize("override, message", [
     ("data.max_dev_examples=0", r"config key 'data\.max_dev_examples' must be > 0 or null .*, got 0$"),
     ("data.max_train_examples=-1", r"config key 'data\.max_train_examples' must be > 0 or null .*, got -1$"),
-    ("data.max_test_examples=0", r"config key 'data\.max_test_examples' must be > 0 or null"),
+    ("data.max_test_examples=-1", r"config key 'data\.max_test_examples' must be >= 0 \(0 = do not read the test split\)"),
     ("data.max_unlabeled_examples=0", r"config key 'data\.max_unlabeled_examples' must be > 0 or null"),
     ("train.max_steps=0", r"config key 'train\.max_steps' must be > 0 or null .*, got 0$"),
     ("train.max_steps=-5", r"config key 'train\.max_steps' must be > 0 or null .*, got -5$"),

@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import pytest
 from test_export import HAS_ORT_QUANT, ROOT
-from test_export import cls_export, cls_model, deploy_root, ner_export, ner_model  # noqa: F401,F811
 
 from ernie_tiny_distill import decoding
 from ernie_tiny_distill.deploy import engines, layout

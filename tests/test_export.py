@@ -194,7 +194,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
     """tools/evaluate.py's metric (exported model) equals Trainer.evaluate's (dygraph) on the same examples."""
     from ernie_tiny_distill import models
     from ernie_tiny_distill.config import config_from_dict
-    from ernie_tiny_distill.predictor import Predictor, evaluate_export
+    from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
     from ernie_tiny_distill.distill import Distillable, Distiller
     from ernie_tiny_distill.trainer import Trainer
 
@@ -208,7 +208,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
         metric = "f1"
     cfg = config_from_dict({"task": task, "stage": "teacher", "output_dir": str(deploy_root["root"] / "eval"),
                             "model": {"teacher": model_dir, "max_seq_length": 512}})
-    model = models.load_model(model_dir, ex._model_class(p.meta), num_labels=len(p.labels))
+    model = models.load_model(model_dir, ex.model_class_for(p.meta), num_labels=len(p.labels))
     trainer = Trainer(cfg, p.encoder.task, Distiller(cfg, p.encoder.task, Distillable(model, 1, None)))
     # the long length keeps every word, as the predictor's windows do
     p.encoder.task.max_seq_length = 512

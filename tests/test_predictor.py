@@ -284,7 +284,7 @@ def test_serve_endpoints(cls_export):
 
 
 def test_latency_measure(cls_export, ner_export):
-    from ernie_tiny_distill import latency
+    from ernie_tiny_distill.bench import latency
 
     r = latency.measure(cls_export, seq_len=32, batch_size=4, iterations=3, warmup=1)
     assert r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"] * 0.5 and r["throughput_seq_per_s"] > 0

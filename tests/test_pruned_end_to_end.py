@@ -76,14 +76,15 @@ def test_a_second_student_reuses_the_cached_importance(runs, caplog):
 
 
 def test_export_onnx_int8_and_predictor_parity(runs, tmp_path):
-    from ernie_tiny_distill import export as ex
+    from ernie_tiny_distill.deploy import export as ex
+    from ernie_tiny_distill.deploy import layout, quantize
     from ernie_tiny_distill.examples import TaggedSentence
-    from ernie_tiny_distill.predictor import Predictor
+    from ernie_tiny_distill.deploy.predictor import Predictor
 
     best = runs["student"]["best_dir"]
     out = str(tmp_path / "export")
     ex.export_model(best, out, onnx=True)
-    meta = ex.read_export_metadata(out)
+    meta = layout.read_export_metadata(out)
     assert meta["check"]["max_abs_diff_dygraph_vs_inference"] <= 1e-4
     model = models.load_model(best, ErnieForTokenClassification)
     model.eval()
@@ -98,7 +99,7 @@ def test_export_onnx_int8_and_predictor_parity(runs, tmp_path):
                 expected.append(model(input_ids=ids, token_type_ids=paddle.zeros_like(ids)).numpy()[0])
         got = p.logits(features)
         assert max(float(np.abs(a - b).max()) for a, b in zip(expected, got)) <= 1e-4, backend
-    ex.quantize_int8(out, [" ".join(s) for s in sentences])
+    quantize.quantize_int8(out, [" ".join(s) for s in sentences])
     assert os.path.isfile(os.path.join(out, "model.int8.onnx"))
     int8 = Predictor(out, backend="onnx", precision="int8")
     assert len(int8.predict([" ".join(sentences[0])])) == 1

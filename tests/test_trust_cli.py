@@ -6,7 +6,7 @@ import sys
 import pytest
 # cls_export: a session fixture of conftest.py (a tiny exported classifier)
 
-from ernie_tiny_distill import predictor as pr
+from ernie_tiny_distill.deploy import predictor as pr
 from ernie_tiny_distill.errors import UserError
 
 PREDICT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "predict.py")

@@ -37,7 +37,7 @@ def add_latency(subparsers) -> None:
 
 
 def run_latency(args) -> int:
-    from ernie_tiny_distill import export
+    from ernie_tiny_distill.deploy import layout
     from ernie_tiny_distill.bench import latency
 
     if len(args.model) > 1 and not args.interleave:
@@ -45,7 +45,7 @@ def run_latency(args) -> int:
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     pairs = {}
     for model in args.model:
-        export.read_export_metadata(model)  # a missing/incomplete directory is an error, not a table of them
+        layout.read_export_metadata(model)  # a missing/incomplete directory is an error, not a table of them
         pairs[model] = latency.pairs_or_error(model, args.backends, args.precisions, say)
     env = latency.environment(max(args.threads))
     print(f"{env['cpu_model']} ({env['logical_cpus']} CPUs, {', '.join(env['isa'])}), Paddle "

@@ -48,6 +48,29 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     return out or ["- not measured yet."]
 
 
+ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
+            ("task_kd", "+ logit KD (T²·KL + λ·CE)"),
+            ("kd_recipe", "+ hidden-state MSE and per-head attention KL"),
+            ("kd_recipe_aug", "+ a transfer set of augmented sentences"),
+            ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first")]
+
+
+def ablation(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
+    """Each ingredient of the recipe on dev (where choices are made), test beside it, for every born student."""
+    out = ["| task | student | recipe | adds | dev (%) | test (%) |", "|---|---|---|---|---|---|"]
+    found = False
+    for t in tasks:
+        for model in REFERENCE:
+            for variant, adds in ABLATION:
+                r = _get(rows, t, model, variant)
+                if not (r and r["metric"] is not None):
+                    continue
+                found = True
+                dev = f"{100 * r['dev_metric']:.2f}" if r.get("dev_metric") is not None else "–"
+                out.append(f"| {t} | {r['model']} | {variant} | {adds} | {dev} | {100 * r['metric']:.2f} |")
+    return out if found else ["- not measured yet."]
+
+
 def pretrained_small(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     """A separately pretrained small student (P3) against the students born from the teacher, same recipe."""
     out = []

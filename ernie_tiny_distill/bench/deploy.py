@@ -112,7 +112,7 @@ def calibration_file(m: Matrix, t: str, create: bool = True) -> str:
 
 def run_int8(m: Matrix, job: Job) -> None:
     from .. import data as data_lib
-    from ..predictor import Predictor, evaluate_export
+    from ..deploy.predictor import Predictor, evaluate_export
 
     source, out = model_dir(m, job), export_dir(m, job)
     fingerprint = _weights_fingerprint(source, m.p.int8_method)

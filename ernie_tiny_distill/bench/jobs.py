@@ -155,8 +155,19 @@ class Matrix:
     def _student_jobs(self, t: str, model: str) -> List[Job]:
         own = self.p.students[model].own_hyperparameters(t) is not None
         deps = [f"{t}/teacher"] + ([] if own else [f"{t}/{self.sweeper}/sweep/select"])
-        return [Job(f"{t}/{model}/{variant}/seed{seed}", "train", t, deps, model, variant, seed)
-                for seed in self.p.seeds[model] for variant in self.p.student_variants(model, t)]
+        jobs = []
+        for seed in self.p.seeds[model]:
+            for variant in self.p.student_variants(model, t):
+                extra_deps = []
+                if self.p.variants[variant].stage1 and self._pruned(model) and variant != self.deploy_variant(model, t):
+                    # stage 1 prunes with the importance the task-stage run of the same seed measured
+                    extra_deps = [f"{t}/{model}/{self.deploy_variant(model, t)}/seed{seed}"]
+                jobs.append(Job(f"{t}/{model}/{variant}/seed{seed}", "train", t, deps + extra_deps, model, variant,
+                                seed))
+        return jobs
+
+    def _pruned(self, model: str) -> bool:
+        return self.p.students[model].model.get("init") == "teacher_pruned"
 
     def deploy_variant(self, model: str, t: str) -> str:
         """The recipe whose first-seed student is exported and quantized: the student's own, else the profile's
@@ -246,6 +257,11 @@ class Matrix:
         cfg = self._base(t, self.out(t, model, "general", f"seed{seed}"), "general", seed)
         cfg["model"]["teacher"] = self.teacher_cfg(t).model.teacher   # the pretrained (not fine-tuned) encoder
         cfg["model"]["student"] = self.student_block(model)
+        if self._pruned(model) and not cfg["model"]["student"].get("importance_file"):
+            # stage 1 has no labels: a student pruned from the pretrained teacher keeps the heads and neurons the
+            # task-stage run of the same seed found important in the fine-tuned teacher
+            cfg["model"]["student"]["importance_file"] = self.out(t, model, self.deploy_variant(model, t),
+                                                                  f"seed{seed}", "importance.json")
         self._unlabeled(t, cfg)
         cfg["distill"] = {"hidden_weight": self.p.general["hidden_weight"],
                           "attention_weight": self.p.general["attention_weight"], "attention_loss": "kl"}

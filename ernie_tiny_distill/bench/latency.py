@@ -25,7 +25,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .. import export as ex
+from ..deploy import layout
+from ..tasks import TASKS
 from ..errors import UserError
 
 
@@ -167,9 +168,9 @@ def measure(export_dir: str, *, backend: str = "paddle", precision: str = "fp32"
     with it, Predictor.predict on raw texts of ~seq_len pieces (tokenize + run + decode), with the NER
     word-piece cache emptied before every call (the cost for text never seen before).
     """
-    from ..predictor import Predictor
+    from ..deploy.predictor import Predictor
 
-    meta = ex.read_export_metadata(export_dir)
+    meta = layout.read_export_metadata(export_dir)
     limit = int(meta.get("max_position_embeddings") or 512)
     if not 3 <= seq_len <= limit:
         raise UserError(f"seq_len must be between 3 and {limit}, got {seq_len}")
@@ -203,13 +204,13 @@ def measure_dygraph(model_dir: str, *, num_threads: int = 1, seq_len: int = 128,
     from paddle.base import core
 
     from .. import models
-    from ..export import LogitsOnly, _model_class
+    from ..deploy.export import LogitsOnly, model_class_for
 
     path = models.resolve(model_dir)
     task_meta = models.read_task_metadata(path)
-    if task_meta is None or task_meta.get("task") not in ex.TASK_MODEL_CLASSES:
+    if task_meta is None or task_meta.get("task") not in TASKS:
         raise UserError(f"{model_dir} is not a task model (no classification/NER task.json)")
-    model = models.load_model(path, _model_class(task_meta), num_labels=len(task_meta["labels"]))
+    model = models.load_model(path, model_class_for(task_meta), num_labels=len(task_meta["labels"]))
     model.eval()
     wrapped = LogitsOnly(model)
     core.set_num_threads(int(num_threads))
@@ -325,7 +326,7 @@ def run_grid(export_dir: str, *, seq_lens=(64, 128, 256), threads=(1, 2), backen
                            "include_tokenization": tok}
                     try:
                         if backend == "dygraph":
-                            source = dygraph_model or ex.read_export_metadata(export_dir).get("source")
+                            source = dygraph_model or layout.read_export_metadata(export_dir).get("source")
                             row = measure_dygraph(source, num_threads=n, seq_len=seq_len,
                                                   batch_size=batch_size, iterations=iterations, warmup=warmup)
                         else:
@@ -369,7 +370,7 @@ def measure_interleaved(targets: List[Dict], *, num_threads: int = 1, batch_size
     targets: dicts with key, export_dir, backend, precision, seq_len. `iterations` batch-1 samples per model
     (spread over `rounds` rounds), p50/p95 over all of them; throughput likewise. Returns {key: result}.
     """
-    from ..predictor import Predictor
+    from ..deploy.predictor import Predictor
 
     batch_iterations = batch_iterations or max(3, iterations // 4)
     one, full, metas = {}, {}, {}
@@ -379,7 +380,7 @@ def measure_interleaved(targets: List[Dict], *, num_threads: int = 1, batch_size
         features = synthetic_features(predictor.encoder, t["seq_len"], batch_size)
         one[t["key"]] = (lambda p, f: lambda: p.logits(f[:1]))(predictor, features)
         full[t["key"]] = (lambda p, f: lambda: p.logits(f))(predictor, features)
-        metas[t["key"]] = ex.read_export_metadata(t["export_dir"])
+        metas[t["key"]] = layout.read_export_metadata(t["export_dir"])
     per_round = max(1, -(-iterations // rounds))
     lat = interleave(one, rounds=rounds, per_round=per_round, warmup=warmup)
     thr = interleave(full, rounds=rounds, per_round=max(1, -(-batch_iterations // rounds)), warmup=1)

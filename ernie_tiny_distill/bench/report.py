@@ -182,6 +182,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
           "layers, heads and FFN neurons kept by importance, B′ also projected to a narrower residual stream. "
           "Goals: full test sets; speed-up = teacher p50 / student p50 measured interleaved in one run.", ""]
     L += born.goals(rows, m.tasks)
+    L += ["", "### Ablation: what each ingredient adds (dev; test beside it)", ""] + born.ablation(rows, m.tasks)
     L += ["", "## Does the initialisation matter?", "",
           "Each student born from the teacher against the random-encoder student of its speed class (A: ~4×, "
           "B: ~10×), best recipe of each:", ""] + born.init_matters(rows, m.tasks)
