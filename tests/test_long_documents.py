@@ -65,6 +65,7 @@ def test_pooling_by_hand(hand_tokenizer):
     np.testing.assert_array_equal(mean, [[2., 3.], [5., 0.]])
     np.testing.assert_array_equal(best, [[3., 4.], [5., 0.]])
     np.testing.assert_array_equal(windowed(hand_tokenizer).pool_numpy(logits.numpy()[:2]), [2., 3.])
+    np.testing.assert_array_equal(windowed(hand_tokenizer, pooling="max").pool_numpy(logits.numpy()), [5., 4.])
     assert ClassificationTask(hand_tokenizer, ["neg", "pos"], 10).pool(logits, {}) is logits  # no windows: as is
 
 
