@@ -37,19 +37,26 @@ def eval_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
 
 
 def collate(features: Sequence[Feature], pad_token_id: int) -> Dict[str, np.ndarray]:
-    """Pad a list of features to the longest one: int64 arrays [B, L] (labels [B] or [B, L])."""
-    max_len = max(len(f["input_ids"]) for f in features)
-    n = len(features)
+    """Pad a list of features to the longest one: int64 arrays [B, L] (labels [B] or [B, L]).
+
+    A feature that holds `windows` (a long document, Task.document_feature) gives one model row per window, and
+    the batch gets `doc` [W]: the feature each row belongs to (Task.pool turns the rows back into [B, C])."""
+    windowed = any("windows" in f for f in features)
+    rows = [w for f in features for w in f["windows"]] if windowed else list(features)
+    max_len = max(len(r["input_ids"]) for r in rows)
+    n = len(rows)
     input_ids = np.full((n, max_len), pad_token_id, dtype="int64")
     token_type_ids = np.zeros((n, max_len), dtype="int64")
     attention_mask = np.zeros((n, max_len), dtype="int64")
-    for i, f in enumerate(features):
+    for i, f in enumerate(rows):
         k = len(f["input_ids"])
         input_ids[i, :k] = f["input_ids"]
         token_type_ids[i, :k] = f["token_type_ids"]
         attention_mask[i, :k] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
              "index": np.array([f["index"] for f in features], dtype="int64")}
+    if windowed:
+        batch["doc"] = np.array([b for b, f in enumerate(features) for _ in f["windows"]], dtype="int64")
     batch.update(pad_labels(features, max_len))  # labels [B] or labels, token_mask [B, L]: the Task rule
     return batch
 

@@ -96,6 +96,23 @@ class StudentConfig:
 
 
 @dataclass
+class LongDocumentConfig:
+    """Classification texts longer than max_seq_length: truncate them (model.truncation), or read them whole as
+    overlapping windows of max_seq_length word pieces whose logits are pooled into one prediction."""
+
+    mode: str = field(default="truncate", metadata=_choices("truncate", "windows"))
+    stride: Optional[int] = None  # word pieces from one window's start to the next; null = half a window
+    max_windows: Optional[int] = None  # at most this many windows (the first ones and the last); null = no cap
+    pooling: str = field(default="mean", metadata=_choices("mean", "max"))  # of the window logits
+
+    def task_option(self) -> Optional[Dict[str, Any]]:
+        """What the Task needs (None = truncation, today's encoding)."""
+        if self.mode == "truncate":
+            return None
+        return {"stride": self.stride, "max_windows": self.max_windows, "pooling": self.pooling}
+
+
+@dataclass
 class ModelConfig:
     # A PaddleNLP model name (downloads), a PaddleNLP directory, a Hugging Face BERT directory,
     # "minilm" (the offline all-MiniLM-L6-v2 package) or, for distillation, a fine-tuned teacher run.
@@ -103,6 +120,7 @@ class ModelConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     max_seq_length: int = 128
     truncation: str = field(default="head", metadata=_choices("head", "head_tail"))
+    long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
     dropout: Optional[float] = None  # overrides hidden/attention dropout of the trained model when set
     # stage teacher: > 0 fine-tunes LoRA adapters of this rank (PaddleNLP peft) on the attention and FFN
     # projections plus the task head, instead of all weights; they are merged into the saved teacher.
@@ -154,6 +172,10 @@ class DistillConfig:
     # The teacher reads its inputs at this length (null = model.max_seq_length): e.g. a student reading 512
     # tokens taught by a teacher that was fine-tuned, and is cheap to run, at 128. Task stage, logit KD only.
     teacher_max_seq_length: Optional[int] = None
+    # Teacher ensemble (task stage, cached logit KD): a list of {path: <fine-tuned run directory>, weight: w} or
+    # {tfidf: true, weight: w} (TF-IDF + logistic regression fit on the training split). The soft target is the
+    # weighted mean of the teachers' softmax(logits / temperature). null = model.teacher alone.
+    teachers: Any = field(default=None, metadata={"parse": "teachers"})
 
 
 @dataclass
@@ -285,8 +307,37 @@ def _label_names(value: Any, key: str) -> Any:
                     f"mapping {{label id: name}}, got {value!r}")
 
 
+def _teachers(value: Any, key: str) -> Any:
+    """distill.teachers: null, or a non-empty list of {path | tfidf, weight} entries (weights > 0)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise UserError(f"config key {key!r} must be a list of {{path: DIR, weight: W}} or {{tfidf: true, "
+                        f"weight: W}} entries, got {value!r}")
+    out = []
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"path", "tfidf", "weight"}:
+            raise UserError(f"config key {where!r} must be a mapping with keys path or tfidf, and weight; "
+                            f"got {entry!r}")
+        path, tfidf = entry.get("path"), entry.get("tfidf", False)
+        if not isinstance(tfidf, bool):
+            raise UserError(f"config key '{where}.tfidf' must be true or false, got {tfidf!r}")
+        if (path is None) == (not tfidf):
+            raise UserError(f"config key {where!r} must set exactly one of path (a fine-tuned teacher) and "
+                            f"tfidf: true, got {entry!r}")
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            raise UserError(f"config key '{where}.path' must be a directory path, got {path!r}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight <= 0:
+            raise UserError(f"config key '{where}.weight' must be a number > 0, got {weight!r}")
+        out.append({"path": path, "tfidf": tfidf, "weight": float(weight)})
+    return out
+
+
 _PARSERS = {"column": lambda v, key: None if v is None else _column(v, key), "columns": _columns,
-            "label_names": _label_names}
+            "label_names": _label_names, "teachers": _teachers}
 
 
 def _type_name(hint) -> str:
@@ -393,6 +444,28 @@ def validate(cfg: Config) -> None:
         raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
     if not 0.0 <= t.warmup_ratio < 1.0:
         raise UserError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
+    ld = m.long_document
+    if ld.stride is not None and not 1 <= ld.stride <= m.max_seq_length - 2:
+        raise UserError(f"config key 'model.long_document.stride' must be in 1..{m.max_seq_length - 2} "
+                        f"(model.max_seq_length - 2, so consecutive windows leave no piece out) or null, "
+                        f"got {ld.stride}")
+    if ld.max_windows is not None and ld.max_windows < 1:
+        raise UserError(f"config key 'model.long_document.max_windows' must be >= 1 or null, got {ld.max_windows}")
+    if ld.mode == "windows" and cfg.stage == "task" and m.student.init == "teacher_pruned":
+        raise UserError("windows do not work with model.student.init=teacher_pruned "
+                        "(pruning measures importance per window, not per document)",
+                        where="config key 'model.long_document.mode'",
+                        hint="prune with mode=truncate, then distill the pruned student (init=pretrained) "
+                             "with windows")
+    if d.teachers is not None:
+        if cfg.stage != "task":
+            raise UserError("config key 'distill.teachers' applies to stage 'task' only")
+        if not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0 or d.attention_weight > 0 \
+                or d.mlm_weight > 0:
+            raise UserError("distill.teachers (an ensemble) works with cached logit KD only",
+                            where="config key 'distill.teachers'",
+                            hint="set distill.cache_teacher=true, distill.kd_weight > 0 and "
+                                 "distill.hidden_weight/attention_weight/mlm_weight to 0")
     if m.lora_rank < 0:
         raise UserError(f"config key 'model.lora_rank' must be >= 0, got {m.lora_rank}")
     if m.lora_rank and cfg.stage != "teacher":

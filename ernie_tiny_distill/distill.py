@@ -80,6 +80,17 @@ class TeacherRows:
         return paddle.to_tensor(np.concatenate(parts, axis=0))  # [N, C], same order as Task.kd_rows
 
 
+def check_same_kd_rows(task: Task, student_features, teacher_features, length: int) -> None:
+    """Both encodings must give the same KD rows per example (NER: every word kept at both lengths)."""
+    for s, t in zip(student_features, teacher_features):
+        if task.kd_row_count(s) != task.kd_row_count(t):
+            raise UserError(
+                f"training example {s['index']} has {task.kd_row_count(s)} KD rows for the student but "
+                f"{task.kd_row_count(t)} at the teacher's length {length}: their outputs cannot be compared",
+                where="config key 'distill.teacher_max_seq_length'",
+                hint="for NER use a teacher length that fits every sentence the student reads, or null")
+
+
 def loss_weights(cfg: Config) -> Dict[str, float]:
     """The active loss terms of a stage and their weights (terms weighted 0 are not computed at all)."""
     d = cfg.distill
@@ -171,12 +182,14 @@ class Distiller:
             with paddle.no_grad():
                 t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
         parts = {}
+        if "ce" in w or "kd" in w:
+            s_logits = self.task.pool(s_out.logits, batch)  # [B, C]: a long document's window rows pooled
         if "ce" in w:
-            parts["ce"] = losses.hard_ce(s_out.logits, batch["labels"])
+            parts["ce"] = losses.hard_ce(s_logits, batch["labels"])
         if "kd" in w:
-            s_rows = self.task.kd_rows(s_out.logits, batch)  # [N, C]
+            s_rows = self.task.kd_rows(s_logits, batch)  # [N, C]
             if t_out is not None:
-                t_rows = self.task.kd_rows(t_out.logits, batch)
+                t_rows = self.task.kd_rows(self.task.pool(t_out.logits, batch), batch)
             else:
                 t_rows = self.teacher_rows.gather(batch["index"].numpy())
             parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)

@@ -15,7 +15,7 @@ import yaml
 from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 
 from . import data as data_lib
-from . import checkpoint, distill, fsutil, models, pruning, rundir, teacher_cache
+from . import checkpoint, distill, ensemble, fsutil, models, pruning, rundir, teacher_cache
 from . import trainer as trainer_lib
 from .config import Config, config_from_dict
 from .errors import UserError
@@ -282,7 +282,8 @@ def _teacher_labels(cfg: Config, data_labels) -> list:
 def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[str, object]:
     transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
     labels = _teacher_labels(cfg, splits.labels)
-    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation)
+    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
     if cfg.stage == "teacher":
         teacher = None
         model = models.load_model(cfg.model.teacher, task.model_class, task.num_labels, cfg.model.dropout)
@@ -307,8 +308,14 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         train_features += task.encode(splits.unlabeled, offset=len(train_features))
     dev_features, test_features = task.encode(splits.dev), task.encode(splits.test)
 
-    teacher_dev, teacher_rows = None, None
-    if teacher is not None:
+    teacher_dev, teacher_rows, ensemble_report = None, None, None
+    if teacher is not None and cfg.distill.teachers:
+        # an ensemble teaches; model.teacher only provides the tokenizer and the student's initialisation
+        rows, ensemble_report = ensemble.build(cfg, task, splits, train_features, dev_features, test_features,
+                                               _bar(cfg, "teacher logits"))
+        teacher_rows = distill.TeacherRows(*rows)
+        teacher_dev = ensemble_report["dev"]
+    elif teacher is not None:
         teacher_task = _teacher_task(cfg, task, tokenizer, labels)
         if teacher_task is task:
             teacher_train, teacher_dev_features = train_features, dev_features
@@ -353,6 +360,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         "segments": state.get("segments", 1), "earlier_train_seconds": state.get("earlier_seconds"),
         "skipped_batches": state["skipped_batches"],
     }
+    if ensemble_report is not None:
+        result["ensemble"] = ensemble_report
     if teacher_dev is not None:
         result["teacher_comparison"] = compare_with_teacher(cfg, task, dev_metrics, teacher_dev)
     fsutil.write_json(os.path.join(best_dir, "metrics.json"),
@@ -409,18 +418,11 @@ def _teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
             hint="set distill.cache_teacher=true and distill.hidden_weight/attention_weight/mlm_weight to 0, "
                  "or remove teacher_max_seq_length")
     logger.info("the teacher reads %d tokens, the student %d", length, cfg.model.max_seq_length)
-    return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation)
+    return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
 
 
-def _check_same_kd_rows(task: Task, student_features, teacher_features, length: int) -> None:
-    """Both encodings must give the same KD rows per example (NER: every word kept at both lengths)."""
-    for s, t in zip(student_features, teacher_features):
-        if task.kd_row_count(s) != task.kd_row_count(t):
-            raise UserError(
-                f"training example {s['index']} has {task.kd_row_count(s)} KD rows for the student but "
-                f"{task.kd_row_count(t)} at the teacher's length {length}: their outputs cannot be compared",
-                where="config key 'distill.teacher_max_seq_length'",
-                hint="for NER use a teacher length that fits every sentence the student reads, or null")
+_check_same_kd_rows = distill.check_same_kd_rows  # the name tests and older callers use
 
 
 def _cache_dir(cfg: Config, kind: str) -> str:

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # label of positions that take no loss (padding, special tokens, non-first sub-words)
 
 Feature = Dict[str, object]  # input_ids, token_type_ids, labels, (token_mask), index
+POOLINGS = ("mean", "max")  # how window logits become one document's logits (model.long_document.pooling)
 DEFAULT_DECODING = "viterbi"  # IOB2-constrained tag decoding (decoding.py); +0.3 F1 on CoNLL dev, docs/deployment.md
 
 
@@ -30,9 +31,21 @@ class Task:
     greater_is_better = False
     model_class = ErnieModel
 
+    supports_windows = False  # can read a long text as windows whose logits are pooled (model.long_document)
+
     def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
-                 decoding: Optional[str] = None):
+                 decoding: Optional[str] = None, long_document: Optional[Dict] = None):
         self.tokenizer = tokenizer
+        # None: a long text is truncated (self.truncation); else {"stride", "max_windows", "pooling"}
+        self.long_document = dict(long_document) if long_document else None
+        if self.long_document is not None:
+            if not self.supports_windows:
+                from .errors import UserError
+
+                raise UserError(f"long documents as windows are for classification, not task {self.name!r}",
+                                where="config key 'model.long_document.mode'", hint="set it to 'truncate'")
+            if self.long_document.get("pooling", "mean") not in POOLINGS:
+                raise ValueError(f"pooling must be one of {POOLINGS}, got {self.long_document['pooling']!r}")
         self.decoding = decoding or DEFAULT_DECODING  # how tags are decoded (TaggingTask; see decoding.py)
         if self.decoding not in iob.DECODINGS:
             raise ValueError(f"decoding must be one of {iob.DECODINGS}, got {self.decoding!r}")
@@ -99,6 +112,19 @@ class Task:
         raise NotImplementedError
 
     # -- model outputs
+    def pool(self, logits: paddle.Tensor, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
+        """One logit row per feature: a batch of windowed documents (batching.collate adds `doc`, the feature of
+        each window row) pools its window rows [W, C] into [B, C]; any other batch is returned as it is."""
+        if "doc" not in batch:
+            return logits
+        if self.long_document["pooling"] == "max":
+            return paddle.geometric.segment_max(logits, batch["doc"])  # [B, C]
+        return paddle.geometric.segment_mean(logits, batch["doc"])  # [B, C]
+
+    def pool_numpy(self, rows: np.ndarray) -> np.ndarray:
+        """The same pooling of one document's window logits [W, C] -> [C] in numpy (the predictor)."""
+        return rows.max(axis=0) if self.long_document["pooling"] == "max" else rows.mean(axis=0)
+
     def kd_rows(self, logits: paddle.Tensor, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
         """The [N, C] rows of logits that knowledge distillation compares (one per example or per word)."""
         raise NotImplementedError
@@ -114,6 +140,17 @@ class Task:
 
     def predict(self, logits: np.ndarray, feature: Feature):
         raise NotImplementedError
+
+    def predict_rows(self, rows: np.ndarray, feature: Feature):
+        """The prediction for one example from its KD rows [n, C] (e.g. an ensemble's mixed rows)."""
+        raise NotImplementedError
+
+    def example_text(self, example) -> str:
+        """The whole text of a labeled example, for a teacher that reads raw text (TF-IDF)."""
+        from .errors import UserError
+
+        raise UserError(f"a TF-IDF teacher scores whole texts: it works for classification, not task {self.name!r}",
+                        where="config key 'distill.teachers'")
 
     def feature_rows(self, logits: np.ndarray, features: Sequence[Feature]) -> np.ndarray:
         """The [N, C] prediction rows of a padded batch of serving features (one per text or per word)."""
@@ -139,13 +176,16 @@ class Task:
         raise NotImplementedError
 
     def metadata(self) -> Dict[str, object]:
-        return {
+        meta = {
             "task": self.name,
             "labels": self.labels,
             "max_seq_length": self.max_seq_length,
             "truncation": self.truncation,
             "model_class": self.model_class.__name__,
         }
+        if self.long_document is not None:  # absent = truncation, as in exports written before windows existed
+            meta["long_document"] = dict(self.long_document)
+        return meta
 
     def check_examples(self, examples: Sequence, where: str) -> None:
         """Refuse examples whose labels this model does not have (they could only be scored as errors)."""
@@ -168,6 +208,7 @@ class ClassificationTask(Task):
 
     data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
     demo_prefix = "sentiment"
+    supports_windows = True
 
     @classmethod
     def read_labeled_file(cls, path):
@@ -197,18 +238,55 @@ class ClassificationTask(Task):
             return piece_ids[:head] + piece_ids[len(piece_ids) - (budget - head) :]
         return piece_ids[:budget]
 
+    def window_starts(self, n_pieces: int) -> List[int]:
+        """Where each window of max_seq_length - 2 pieces starts: every `stride` pieces until one reaches the
+        end; over max_windows, the first max_windows - 1 windows and the one that ends the text."""
+        budget = self.max_seq_length - 2
+        stride = self.long_document.get("stride") or max(1, budget // 2)
+        starts = [0]
+        while starts[-1] + budget < n_pieces:
+            starts.append(starts[-1] + stride)
+        cap = self.long_document.get("max_windows")
+        if cap and len(starts) > cap:
+            starts = starts[:cap - 1] + [n_pieces - budget] if cap > 1 else [0]
+        return starts
+
+    def document_feature(self, pieces: List[int]) -> Feature:
+        """Model inputs of one text from all its pieces: truncated (input_ids), or with long_document the
+        windows too (`windows`: one {input_ids, token_type_ids} each; input_ids is then their concatenation,
+        which sorts documents by total length and identifies the windows in the teacher-logit cache)."""
+        budget = self.max_seq_length - 2
+        if self.long_document is None:
+            input_ids, token_type_ids = self.wrap(self.truncate(pieces))
+            return {"input_ids": input_ids, "token_type_ids": token_type_ids, "truncated": len(pieces) > budget}
+        starts = self.window_starts(len(pieces))
+        windows = []
+        for start in starts:
+            ids, types = self.wrap(pieces[start:start + budget])
+            windows.append({"input_ids": ids, "token_type_ids": types})
+        # pieces no window reads (max_windows)
+        gap = starts[-1] + budget < len(pieces) or any(b > a + budget for a, b in zip(starts, starts[1:]))
+        return {"input_ids": [t for w in windows for t in w["input_ids"]],
+                "token_type_ids": [t for w in windows for t in w["token_type_ids"]],
+                "windows": windows, "truncated": gap}
+
     def encode(self, examples: Sequence[TextExample], offset: int = 0) -> List[Feature]:
         features = []
-        truncated = 0
+        truncated = windowed = 0
         for i, ex in enumerate(examples):
-            pieces = self.pieces(ex.text)
-            truncated += len(pieces) > self.max_seq_length - 2
-            input_ids, token_type_ids = self.wrap(self.truncate(pieces))
-            label = IGNORE_INDEX if ex.label is None else self.label_to_id[ex.label]
-            features.append({"input_ids": input_ids, "token_type_ids": token_type_ids, "labels": label, "index": offset + i})
+            feature = self.document_feature(self.pieces(ex.text))
+            truncated += feature.pop("truncated")
+            windowed += len(feature.get("windows", ())) > 1
+            feature["labels"] = IGNORE_INDEX if ex.label is None else self.label_to_id[ex.label]
+            feature["index"] = offset + i
+            features.append(feature)
+        if windowed:
+            logger.info("%d of %d texts were longer than %d tokens and are read as windows (%s pooling)",
+                        windowed, len(examples), self.max_seq_length, self.long_document["pooling"])
         if truncated:
+            how = "windows capped at max_windows" if self.long_document else self.truncation
             logger.info("%d of %d texts were longer than %d tokens and were truncated (%s)",
-                        truncated, len(examples), self.max_seq_length, self.truncation)
+                        truncated, len(examples), self.max_seq_length, how)
         return features
 
     def kd_rows(self, logits, batch):
@@ -222,6 +300,12 @@ class ClassificationTask(Task):
 
     def predict(self, logits, feature):
         return self.labels[int(np.argmax(logits))]
+
+    def predict_rows(self, rows, feature):
+        return self.predict(rows[0], feature)
+
+    def example_text(self, example):
+        return example.text
 
     def feature_rows(self, logits, features):
         return logits  # [B, C]
@@ -237,7 +321,8 @@ class ClassificationTask(Task):
         return self.evaluate(predicted, examples)
 
     def serving_features(self, encoder, texts):
-        return [encoder.classification_feature(t) for t in texts]
+        features = [encoder.classification_feature(t) for t in texts]
+        return [w for f in features for w in f.get("windows", [f])]  # model inputs: one row per window
 
     def chance_level(self, examples):
         counts = {}
@@ -342,6 +427,10 @@ class TaggingTask(Task):
     def kd_row_count(self, feature):
         return int(np.count_nonzero(feature["token_mask"]))
 
+    def predict_rows(self, rows, feature):
+        tags, _ = self.decode(rows)
+        return tags + ["O"] * (feature["num_words"] - len(tags))
+
     def decode(self, rows: np.ndarray) -> Tuple[List[str], List[float]]:
         """IOB2 tags and their probabilities for per-word logit rows [N, C] (self.decoding; decoding.py)."""
         return iob.decode_rows(rows, self.labels, self.decoding)
@@ -412,9 +501,10 @@ def task_class(name: str):
 
 
 def make_task(name: str, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
-              decoding: Optional[str] = None) -> Task:
-    """The adapter for `name` (decoding: how tags are decoded, for tagging tasks)."""
-    return task_class(name)(tokenizer, labels, max_seq_length, truncation, decoding)
+              decoding: Optional[str] = None, long_document: Optional[Dict] = None) -> Task:
+    """The adapter for `name` (decoding: how tags are decoded, for tagging tasks; long_document: windows for
+    long texts, see config.LongDocumentConfig.task_option)."""
+    return task_class(name)(tokenizer, labels, max_seq_length, truncation, decoding, long_document)
 
 
 def model_class_named(name: str):

@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 import zipfile
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -32,15 +32,18 @@ def weight_files(teacher_dir: str) -> List[str]:
                   if name.endswith(_WEIGHT_SUFFIXES) and os.path.isfile(os.path.join(teacher_dir, name)))
 
 
-def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature]) -> str:
-    """Hash of the identity of every teacher weight file, the label list and every input id sequence."""
+def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature], identity: Optional[str] = None) -> str:
+    """Hash of the identity of every teacher weight file (or `identity`, for a teacher that is not a model
+    directory, e.g. TF-IDF), the label list and every input id sequence."""
     h = hashlib.sha256(f"v{FORMAT_VERSION}|{task.name}|{task.labels}".encode())
-    files = weight_files(teacher_dir)
+    if identity is not None:
+        h.update(f"identity|{identity}".encode())
+    files = weight_files(teacher_dir) if identity is None else []
     for weights in files:
         st = os.stat(weights)
         # realpath: the same teacher reached through a symlink (another checkout's runs/) hits the same cache
         h.update(f"{os.path.realpath(weights)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    if not files:
+    if not files and identity is None:
         h.update(teacher_dir.encode())
     for f in features:
         h.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
@@ -57,9 +60,10 @@ def build_rows(logits: Sequence[np.ndarray], task: Task, features: Sequence[Feat
     return np.concatenate(rows, axis=0).astype(np.float32), offsets
 
 
-def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequence[Feature], compute_logits):
+def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequence[Feature], compute_logits,
+                  identity: Optional[str] = None):
     """(rows [N, C], offsets [n_features + 1]); `compute_logits(features)` runs the teacher when needed."""
-    key = fingerprint(teacher_dir, task, features)
+    key = fingerprint(teacher_dir, task, features, identity)
     path = os.path.join(cache_dir, f"teacher_logits-{key}.npz")
     if os.path.isfile(path):
         try:

@@ -326,7 +326,8 @@ def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: i
         for idx in batching.eval_batches(lengths, batch_size):
             batch = _to_tensors(batching.collate([features[i] for i in idx], pad_token_id))
             logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                           attention_mask=batch["attention_mask"], return_dict=True).logits.numpy()
+                           attention_mask=batch["attention_mask"], return_dict=True).logits
+            logits = task.pool(logits, batch).numpy()  # one row per feature (a long document's windows pooled)
             for row, i in enumerate(idx):
                 out[i] = task.slice_logits(logits, row, lengths[i])
             bar.update(len(idx))

@@ -287,3 +287,30 @@ def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_
     # the teacher's logits were computed (a fresh cache dir) with a bar of their own
     assert not any(line.startswith("teacher logits") for line in shown)  # transient: cleared when done
     assert any(line.startswith("INFO ernie_tiny_distill.teacher_cache: computing teacher logits") for line in shown)
+
+
+def test_windows_student_distilled_from_an_ensemble(workspace, cls_teacher):
+    """Long documents as windows (12 tokens: every demo review spans several) and a two-teacher ensemble (the
+    fine-tuned teacher reading the same windows + TF-IDF): the run trains on pooled logits, reports the
+    ensemble's dev/test accuracy, and records the windows in task.json for export."""
+    from ernie_tiny_distill import models
+
+    cfg = make_config(workspace, "classification", "task", "cls_windows_ensemble",
+                      model={"teacher": cls_teacher["output_dir"], "max_seq_length": 12,
+                             "long_document": {"mode": "windows", "stride": 5, "max_windows": 8}},
+                      data={"cache_dir": str(workspace["root"] / "ens_cache")}, train={"epochs": 1},
+                      distill={"temperature": 2.0, "allow_weak_teacher": True,
+                               "teachers": [{"path": cls_teacher["output_dir"], "weight": 1.0},
+                                            {"tfidf": True, "weight": 1.0}]})
+    summary = run_stage(cfg)
+    ens = summary["ensemble"]
+    assert [t["teacher"] for t in ens["teachers"]] == [cls_teacher["output_dir"], "tfidf"]
+    assert ens["dev"]["num_examples"] == 32 and ens["test"]["num_examples"] == 32
+    assert summary["teacher_dev"] == ens["dev"]
+    assert np.isfinite(logged(summary["output_dir"], "kd")).all()
+    meta = models.read_task_metadata(summary["best_dir"])
+    assert meta["long_document"] == {"stride": 5, "max_windows": 8, "pooling": "mean"}
+    # one cached row per document (labeled + transfer set), however many windows it has
+    (npz,) = [p for p in (workspace["root"] / "ens_cache" / "teacher_logits").glob("*.npz")
+              if np.load(p)["offsets"].shape[0] == 64 + 64 + 1]
+    assert np.load(npz)["rows"].shape == (128, 2)

@@ -1,6 +1,7 @@
 """Text encoding for serving: raw text or words -> padded model inputs, through the Task's public API.
 
-Classification keeps max_seq_length tokens as in training ("head" or "head_tail"). NER never drops a
+Classification keeps max_seq_length tokens as in training ("head" or "head_tail"), or, for a model trained with
+model.long_document windows, reads every window and pools their logits as in training. NER never drops a
 word: a sentence longer than max_seq_length is cut into overlapping word windows (stride half a window)
 and each word takes the prediction of the window in which it has the most context on its poorer side.
 """
@@ -95,7 +96,7 @@ class TextEncoder:
         if decoding not in DECODINGS:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
-                                    self.truncation, decoding)
+                                    self.truncation, decoding, self.meta.get("long_document"))
         self.budget = self.max_seq_length - 2
         self._word_cache: Dict[str, List[int]] = {}
 
@@ -110,9 +111,10 @@ class TextEncoder:
 
     # -- classification
     def classification_feature(self, text: str) -> Dict:
-        pieces = self._text_pieces(text)
-        input_ids, token_type_ids = self.task.wrap(self.task.truncate(pieces))
-        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "truncated": len(pieces) > self.budget}
+        """Model inputs of one text as in training (Task.document_feature): truncated, or every window of a long
+        document (export.json `long_document`), which `windows` then lists."""
+        pieces = self.task.pieces(text) if self.task.long_document else self._text_pieces(text)
+        return self.task.document_feature(pieces)
 
     def _text_pieces(self, text: str) -> List[int]:
         """All pieces of `text`, or (very long text) enough pieces from each end for the truncation rule.

@@ -201,7 +201,9 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
     # a student pruned from its teacher: per-layer shapes (FLOPs are counted from them)
     pruned = {key: getattr(config, key) for key in ("layer_heads", "layer_intermediate", "attention_head_size",
                                                      "pooler_size") if getattr(config, key, None) is not None}
-    return {**pruned,
+    # long documents read as pooled windows (absent: truncation)
+    windows = {"long_document": task_meta["long_document"]} if task_meta.get("long_document") else {}
+    return {**pruned, **windows,
         "format_version": layout.FORMAT_VERSION,
         "task": task_meta["task"],
         "labels": labels,

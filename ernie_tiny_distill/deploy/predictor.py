@@ -13,7 +13,8 @@ Defined results and errors:
   does not fail the others. A non-string item raises UserError naming its index.
 - NER items may be pre-split words (a list of strings) instead of text: entities then carry the word span
   (start_token, end_token) and the words joined by spaces, no character offsets.
-- long text: see encoding.py (truncation as in training; NER word windows, no word dropped).
+- long text: see encoding.py (truncation as in training, or pooled windows for a model trained with
+  model.long_document windows; NER word windows, no word dropped).
 - NER tags are decoded by the Task (argmax or IOB2-constrained Viterbi) and entities by the metric's own
   decoder (seqeval strict IOB2, decoding.entity_spans): what is served is what is scored.
 - a missing or incomplete export directory, a wrong task, labels.json that does not match the model's
@@ -143,14 +144,28 @@ class Predictor:
         features = [self.encoder.classification_feature(texts[i]) for i in keep]
         truncated = sum(f["truncated"] for f in features)
         if truncated:
+            how = "windows capped at max_windows" if self.encoder.task.long_document else self.encoder.truncation
             logger.info("%d of %d texts were longer than %d tokens and were truncated (%s)", truncated,
-                        len(features), self.encoder.max_seq_length, self.encoder.truncation)
+                        len(features), self.encoder.max_seq_length, how)
         results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
-        for i, logits in zip(keep, self.logits(features)):
+        for i, logits in zip(keep, self.document_logits(features)):
             probs = softmax(logits.astype("float64"))
             results[i] = {"label": self.labels[int(np.argmax(logits))],
                           "probabilities": {label: float(p) for label, p in zip(self.labels, probs)}}
         return results
+
+    def document_logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
+        """Logits [C] per text feature; a long document's windows are scored and pooled as in training."""
+        if not any("windows" in f for f in features):
+            return self.logits(features)
+        rows = [w for f in features for w in f.get("windows", [f])]
+        logits = self.logits(rows)
+        out, start = [], 0
+        for f in features:
+            n = len(f.get("windows", [f]))
+            out.append(self.encoder.task.pool_numpy(np.stack(logits[start:start + n])))  # [C]
+            start += n
+        return out
 
     # -- NER
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[List[str]], List[List[float]]]:

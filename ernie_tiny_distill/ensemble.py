@@ -1,0 +1,221 @@
+"""Teacher ensembles (distill.teachers): each teacher's KD rows, cached, mixed into one soft target.
+
+A teacher is a fine-tuned run directory or TF-IDF + logistic regression (bench/baselines.py) fit on the training
+split only. The soft target is the weighted mean of the teachers' softmax(logits / T); it is handed to the KD loss
+as logits T·log(p), whose softmax at temperature T is exactly that mean (losses.soft_kl is unchanged).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import distill, models, teacher_cache
+from .errors import UserError
+from .tasks import Task, make_task
+
+logger = logging.getLogger(__name__)
+
+# Probabilities are clipped here before log(): a TF-IDF model can give exactly 0 and log(0) = -inf.
+MIN_PROBABILITY = 1e-12
+# The TF-IDF teacher picks its C on this share of the training split (held out from its fit, then refit on all).
+TFIDF_HOLDOUT = 0.1
+
+
+@dataclass
+class TeacherOutputs:
+    """One teacher's KD rows for the training features (+ transfer set), dev and test, in the task's label order."""
+
+    name: str
+    weight: float
+    train: np.ndarray  # [N_rows, C]
+    offsets: np.ndarray  # [n_features + 1]
+    dev: np.ndarray
+    dev_offsets: np.ndarray
+    test: np.ndarray
+    test_offsets: np.ndarray
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def mix(rows: Sequence[np.ndarray], weights: Sequence[float], temperature: float) -> np.ndarray:
+    """T·log(Σ w_i softmax(rows_i / T) / Σ w_i): logits whose softmax at temperature T is the weighted mean of the
+    teachers' softened distributions. rows: one [N, C] array per teacher, aligned."""
+    t = float(temperature)
+    total = float(sum(weights))
+    p = sum(w / total * softmax(r.astype(np.float64) / t) for r, w in zip(rows, weights))  # [N, C]
+    return (t * np.log(np.clip(p, MIN_PROBABILITY, None))).astype(np.float32)
+
+
+def label_order(teacher_labels: Sequence[str], task_labels: Sequence[str], name: str) -> List[int]:
+    """Columns of the teacher's outputs in the task's label order; a teacher with another label set is refused."""
+    if sorted(teacher_labels) != sorted(task_labels):
+        raise UserError(f"teacher {name} has labels {sorted(teacher_labels)[:8]} but the task has "
+                        f"{sorted(task_labels)[:8]}: its outputs cannot be mixed with the others",
+                        where="config key 'distill.teachers'",
+                        hint="list only teachers fine-tuned on this task's label set")
+    return [list(teacher_labels).index(label) for label in task_labels]
+
+
+def fit_tfidf_teacher(train_texts: Sequence[str], train_labels: Sequence[str], grid: Optional[Sequence[float]] = None,
+                      holdout: float = TFIDF_HOLDOUT, seed: int = 0):
+    """TF-IDF + LR fit on training texts only: C picked on a held-out share of them, then refit on all of them.
+
+    Takes no dev or test data by construction (the caller passes the training split alone)."""
+    from .bench.baselines import C_GRID, fit_tfidf_lr, make_model
+
+    texts, labels = list(train_texts), list(train_labels)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    n_held = max(1, int(len(texts) * holdout))
+    held, fit = order[:n_held], order[n_held:]
+    chosen = fit_tfidf_lr([texts[i] for i in fit], [labels[i] for i in fit], [texts[i] for i in held],
+                          [labels[i] for i in held], grid or C_GRID)
+    logger.info("TF-IDF teacher: C=%g (accuracy %.4f on %d held-out training texts); refit on %d training texts",
+                chosen["C"], chosen["dev_accuracy"], n_held, len(texts))
+    return make_model(chosen["C"], len(set(labels))).fit(texts, labels)
+
+
+def _digest(parts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "replace"))
+        h.update(b"\x00")
+    return h.hexdigest()[:20]
+
+
+class EnsembleBuilder:
+    """Computes (or reads from the caches) every teacher's rows for one run's splits."""
+
+    def __init__(self, cfg, task: Task, splits, train_features, dev_features, test_features, bar=None):
+        self.cfg, self.task, self.splits, self.bar = cfg, task, splits, bar
+        self.features = {"train": train_features, "dev": dev_features, "test": test_features}
+        self.transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+
+    def _examples(self, split: str) -> list:
+        s = self.splits
+        if split == "train":
+            return list(s.train) + (list(s.unlabeled) if self.transfer else [])
+        return list(getattr(s, split))
+
+    def _cache_dir(self, teacher_dir: Optional[str], kind: str) -> str:
+        cfg = self.cfg
+        if cfg.data.cache_dir:
+            return os.path.join(cfg.data.cache_dir, f"teacher_{kind}")
+        if teacher_dir and os.path.isdir(teacher_dir) and os.access(teacher_dir, os.W_OK):
+            return os.path.join(teacher_dir, f"{kind}_cache")
+        return os.path.join(cfg.output_dir, f"teacher_{kind}")
+
+    def build(self) -> List[TeacherOutputs]:
+        out = []
+        for entry in self.cfg.distill.teachers:
+            out.append(self._tfidf(entry["weight"]) if entry["tfidf"] else self._neural(entry["path"], entry["weight"]))
+        return out
+
+    # -- a fine-tuned teacher
+    def _neural(self, spec: str, weight: float) -> TeacherOutputs:
+        from . import trainer as trainer_lib
+
+        path = models.resolve(spec)
+        meta = models.read_task_metadata(path) if os.path.isdir(path) else None
+        if meta is None or meta.get("task") != self.task.name:
+            what = "has no task.json (not a fine-tuned model)" if meta is None else f"is a {meta.get('task')!r} model"
+            raise UserError(f"teacher {spec} {what}; the task is {self.task.name!r}", where="config key 'distill.teachers'")
+        columns = label_order(meta["labels"], self.task.labels, spec)
+        tokenizer = models.load_tokenizer(path)
+        length = self.cfg.distill.teacher_max_seq_length or self.cfg.model.max_seq_length
+        ttask = make_task(self.task.name, tokenizer, meta["labels"], length, self.cfg.model.truncation,
+                          long_document=self.cfg.model.long_document.task_option())
+        model = models.load_model(path, ttask.model_class, ttask.num_labels)
+        cache_dir = self._cache_dir(path, "logits")
+        rows = {}
+        for split in ("train", "dev", "test"):
+            examples = self._examples(split)
+            features = ttask.encode(examples)
+            if not features:
+                rows[split] = (np.zeros((0, self.task.num_labels), np.float32), np.zeros(1, np.int64))
+                continue
+            distill.check_same_kd_rows(self.task, self.features[split], features, length)
+            r, offsets = teacher_cache.load_or_build(
+                cache_dir, path, ttask, features,
+                lambda fs: trainer_lib.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
+                                                      tokenizer.pad_token_id, self.bar))
+            rows[split] = (r[:, columns], offsets)
+        return TeacherOutputs(spec, weight, *rows["train"], *rows["dev"], *rows["test"])
+
+    # -- TF-IDF + logistic regression
+    def _tfidf(self, weight: float) -> TeacherOutputs:
+        task = self.task
+        train = list(self.splits.train)
+        texts = [task.example_text(e) for e in train]
+        labels = [e.label for e in train]
+        label_order(sorted(set(labels)), task.labels, "tfidf (its training split)")
+        identity = "tfidf|" + _digest([f"{t}\t{y}" for t, y in zip(texts, labels)])
+        cache_dir = self._cache_dir(None, "tfidf")
+        state = {}
+
+        def model():
+            if "model" not in state:
+                state["model"] = fit_tfidf_teacher(texts, labels)
+            return state["model"]
+
+        rows = {}
+        for split in ("train", "dev", "test"):
+            examples, features = self._examples(split), self.features[split]
+            if not features:
+                rows[split] = (np.zeros((0, task.num_labels), np.float32), np.zeros(1, np.int64))
+                continue
+            split_texts = [task.example_text(e) for e in examples]
+
+            def compute(fs, split_texts=split_texts):
+                m = model()
+                columns = [list(m.classes_).index(label) for label in task.labels]
+                probs = m.predict_proba(split_texts)[:, columns]  # [N, C] in the task's label order
+                return list(np.log(np.clip(probs, MIN_PROBABILITY, None)).astype(np.float32))
+
+            rows[split] = teacher_cache.load_or_build(
+                cache_dir, "tfidf", task, features, compute,
+                identity=identity + "|" + _digest(split_texts))
+        return TeacherOutputs("tfidf", weight, *rows["train"], *rows["dev"], *rows["test"])
+
+
+def mixed_rows(outputs: Sequence[TeacherOutputs], split: str, temperature: float) -> np.ndarray:
+    return mix([getattr(o, split) for o in outputs], [o.weight for o in outputs], temperature)
+
+
+def score(task: Task, rows: np.ndarray, offsets: np.ndarray, features, examples) -> Optional[Dict]:
+    """The task metric of predictions made from KD rows (one slice of `rows` per feature)."""
+    if not features:
+        return None
+    predictions = [task.predict_rows(rows[offsets[i]:offsets[i + 1]], f) for i, f in enumerate(features)]
+    return task.evaluate(predictions, examples)
+
+
+def build(cfg, task: Task, splits, train_features, dev_features, test_features, bar=None):
+    """(train rows, offsets) of the mixed soft target, and the ensemble's report (its own and each teacher's
+    dev/test metrics)."""
+    outputs = EnsembleBuilder(cfg, task, splits, train_features, dev_features, test_features, bar).build()
+    t = cfg.distill.temperature
+    report = {"temperature": t, "teachers": []}
+    for o in outputs:
+        report["teachers"].append({"teacher": o.name, "weight": o.weight,
+                                   "dev": _headline(score(task, o.dev, o.dev_offsets, dev_features, splits.dev)),
+                                   "test": _headline(score(task, o.test, o.test_offsets, test_features, splits.test))})
+    first = outputs[0]
+    report["dev"] = score(task, mixed_rows(outputs, "dev", t), first.dev_offsets, dev_features, splits.dev)
+    report["test"] = score(task, mixed_rows(outputs, "test", t), first.test_offsets, test_features, splits.test)
+    if report["dev"] is not None:
+        logger.info("teacher ensemble of %d: dev %s %.4f", len(outputs), task.metric_name,
+                    float(report["dev"][task.metric_name]))
+    return (mixed_rows(outputs, "train", t), first.offsets), report
+
+
+def _headline(metrics: Optional[Dict]) -> Optional[Dict]:
+    return None if metrics is None else {k: v for k, v in metrics.items() if k != "per_class"}

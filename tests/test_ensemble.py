@@ -1,0 +1,169 @@
+"""Teacher ensembles (distill.teachers): the mixed soft target by hand, label sets, per-teacher caches, and a
+TF-IDF teacher that only ever sees the training split."""
+from __future__ import annotations
+
+import math
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import paddle
+import pytest
+from helpers import tiny_config
+
+from ernie_tiny_distill import ensemble, models, trainer
+from ernie_tiny_distill.bench import baselines
+from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.examples import TextExample
+from ernie_tiny_distill.tasks import ClassificationTask
+
+
+def test_mixed_soft_target_is_the_weighted_mean_by_hand():
+    a = np.array([[0.0, math.log(3.0)]], dtype=np.float32)  # softmax: [1/4, 3/4]
+    b = np.array([[5.0, 5.0]], dtype=np.float32)  # softmax: [1/2, 1/2]
+    mixed = ensemble.mix([a, b], [1.0, 3.0], temperature=1.0)
+    # (1·[1/4, 3/4] + 3·[1/2, 1/2]) / 4 = [7/16, 9/16]
+    np.testing.assert_allclose(ensemble.softmax(mixed.astype(np.float64)), [[7 / 16, 9 / 16]], rtol=1e-6)
+    # at T = 2 the teachers' distributions are softened first: softmax([0, ln 3] / 2) = [1, √3] / (1 + √3)
+    mixed = ensemble.mix([a, b], [1.0, 1.0], temperature=2.0)
+    s3 = math.sqrt(3.0)
+    want = [(1 / (1 + s3) + 0.5) / 2, (s3 / (1 + s3) + 0.5) / 2]
+    np.testing.assert_allclose(ensemble.softmax(mixed.astype(np.float64) / 2.0), [want], rtol=1e-6)
+
+
+def test_one_teacher_ensemble_keeps_its_distribution():
+    rows = np.array([[1.0, -2.0, 0.5], [0.0, 0.0, 3.0]], dtype=np.float32)
+    for t in (1.0, 4.0):
+        np.testing.assert_allclose(ensemble.softmax(ensemble.mix([rows], [2.5], t) / t),
+                                   ensemble.softmax(rows / t), rtol=1e-5)
+
+
+def test_label_order_and_a_teacher_with_another_label_set_is_refused():
+    assert ensemble.label_order(["pos", "neg"], ["neg", "pos"], "t") == [1, 0]
+    with pytest.raises(UserError, match="teacher runs/sst3_teacher has labels"):
+        ensemble.label_order(["neg", "neutral", "pos"], ["neg", "pos"], "runs/sst3_teacher")
+
+
+def test_config_teachers_entries():
+    raw = {"task": "classification", "stage": "task", "output_dir": "/tmp/ens_cfg",
+           "model": {"teacher": "t", "student": {"every_k": 2}},
+           "distill": {"teachers": [{"path": "runs/a", "weight": 2}, {"tfidf": True}]}}
+    cfg = config_from_dict(raw)
+    assert cfg.distill.teachers == [{"path": "runs/a", "tfidf": False, "weight": 2.0},
+                                    {"path": None, "tfidf": True, "weight": 1.0}]
+    for bad, key in (([{"path": "a", "tfidf": True}], "distill.teachers[0]"), ([{"path": "a", "weight": 0}],
+                     "distill.teachers[0].weight"), ([{"file": "a"}], "distill.teachers[0]"), ([], "distill.teachers")):
+        raw["distill"]["teachers"] = bad
+        with pytest.raises(UserError, match=key.replace("[", r"\[").replace("]", r"\]")):
+            config_from_dict(raw)
+    raw["distill"] = {"teachers": [{"tfidf": True}], "hidden_weight": 1.0}
+    with pytest.raises(UserError, match="cached logit KD only"):
+        config_from_dict(raw)
+
+
+TRAIN = [TextExample(t, y) for t, y in [("the film was great", "pos"), ("great great film", "pos"),
+                                         ("a great play", "pos"), ("the film was bad", "neg"),
+                                         ("bad bad film", "neg"), ("a bad play", "neg"), ("great !", "pos"),
+                                         ("bad !", "neg"), ("john was great", "pos"), ("york was bad", "neg")]]
+DEV = [TextExample("new york play was great", "pos"), TextExample("unwatchable , bad", "neg")]
+TEST = [TextExample("john lives in new york , great", "pos"), TextExample("the play was unwatchable", "neg")]
+
+
+def _splits():
+    return SimpleNamespace(train=TRAIN, dev=DEV, test=TEST, unlabeled=[], labels=["neg", "pos"])
+
+
+def _cfg(tmp_path, teachers, teacher="t"):
+    return config_from_dict({"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
+                             "data": {"cache_dir": str(tmp_path / "cache")},
+                             "model": {"teacher": teacher, "max_seq_length": 16, "student": {"every_k": 1}},
+                             "distill": {"teachers": teachers, "temperature": 2.0}})
+
+
+def _features(task):
+    return task.encode(TRAIN), task.encode(DEV), task.encode(TEST)
+
+
+def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp_path, monkeypatch):
+    fitted = []
+    real = baselines.make_model
+
+    def spying_make_model(*args, **kwargs):
+        model = real(*args, **kwargs)
+        fit = model.fit
+
+        def record(texts, labels):
+            fitted.append(list(texts))
+            return fit(texts, labels)
+
+        model.fit = record
+        return model
+
+    monkeypatch.setattr(baselines, "make_model", spying_make_model)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    cfg = _cfg(tmp_path, [{"tfidf": True, "weight": 1.0}])
+    (rows, offsets), report = ensemble.build(cfg, task, _splits(), *_features(task))
+    train_texts = {e.text for e in TRAIN}
+    assert fitted and all(set(texts) <= train_texts for texts in fitted)  # every fit: training texts only
+    assert fitted[-1] == [e.text for e in TRAIN]  # the final model: refit on the whole training split
+    unseen = {e.text for e in DEV + TEST}
+    assert not any(set(texts) & unseen for texts in fitted)
+    assert rows.shape == (len(TRAIN), 2) and offsets.tolist() == list(range(len(TRAIN) + 1))
+    assert report["teachers"][0]["teacher"] == "tfidf" and report["test"]["num_examples"] == 2
+    # the second run reads every split from the cache: no fit at all
+    fitted.clear()
+    ensemble.build(cfg, task, _splits(), *_features(task))
+    assert fitted == []
+
+
+def _teacher_dir(path, tokenizer, labels, seed):
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    paddle.seed(seed)
+    model = ErnieForSequenceClassification(tiny_config(vocab_size=len(tokenizer.vocab)))
+    task = ClassificationTask(tokenizer, labels, 16)
+    models.save_model_dir(model, tokenizer, str(path), {**task.metadata(), "stage": "teacher", "dev": None})
+    return str(path)
+
+
+def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp_path, monkeypatch):
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)  # another label order: reordered
+    calls = []
+    real = trainer.predict_logits
+
+    def counting(task, model, features, *args, **kwargs):
+        calls.append(id(model))
+        return real(task, model, features, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_logits", counting)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": b, "weight": 3.0}], teacher=a)
+    builder = ensemble.EnsembleBuilder(cfg, task, _splits(), *_features(task))
+    first = builder.build()
+    assert len(calls) == 6  # two teachers x (train, dev, test)
+    # teacher b's own logits, columns swapped into the task's order
+    model_b = models.load_model(b, task.model_class, 2)
+    logits_b = real(task, model_b, task.encode(TRAIN), 8, 0)
+    np.testing.assert_allclose(first[1].train, np.stack(logits_b)[:, ::-1], atol=1e-5)
+    calls.clear()
+    again = ensemble.EnsembleBuilder(cfg, task, _splits(), *_features(task)).build()
+    assert calls == []  # both from their caches
+    np.testing.assert_array_equal(again[0].train, first[0].train)
+    # teacher b is retrained (new weights file): only its outputs are computed again
+    _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 3)
+    os.utime(os.path.join(b, "model.safetensors"), ns=(1, 1))
+    third = ensemble.EnsembleBuilder(cfg, task, _splits(), *_features(task)).build()
+    assert len(calls) == 3
+    np.testing.assert_array_equal(third[0].train, first[0].train)
+    assert not np.allclose(third[1].train, first[1].train)
+
+
+def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokenizer, tmp_path):
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    c = _teacher_dir(tmp_path / "three", hand_tokenizer, ["neg", "neutral", "pos"], 1)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": c, "weight": 1.0}], teacher=a)
+    with pytest.raises(UserError, match=f"teacher {c} has labels"):
+        ensemble.build(cfg, task, _splits(), *_features(task))
