@@ -189,7 +189,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L += ["", "### Ablation: what each ingredient adds (dev; test beside it)", ""] + born.ablation(rows, m.tasks)
     L += ["", "## Does the initialisation matter?", "",
           "Each student born from the teacher against the random-encoder student of its speed class (A: ~4×, "
-          "B: ~10×), best recipe of each:", ""] + born.init_matters(rows, m.tasks)
+          "B: ~10×), the recipe of each that is best on dev:", ""] + born.init_matters(rows, m.tasks)
     L += ["", "A separately pretrained small student (paraphrase-MiniLM-L3-v2, 3 layers × 384; Turc et al. 2019 found "
           "pretrained compact students beat ones distilled from scratch) against the students born from the teacher, "
           "same recipe:", ""] + born.pretrained_small(rows, m.tasks)
