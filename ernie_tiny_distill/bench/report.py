@@ -227,8 +227,11 @@ def readme_table(rows: List[Dict], tasks: Sequence[str], command: str) -> str:
         if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
             lat += f" @{r['latency_seq_len']}"
         lines.append("| " + " | ".join([
-            r["task"], r["model"], r["variant"], _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), lat,
-            _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
+            r["task"], r["model"] + (" †" if r.get("carried") else ""), r["variant"], _metric_cell(r) + seeds,
+            _f(r["pct_of_teacher"], "{:.1f}"), lat, _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
+    if any(r.get("carried") for r in rows if r["task"] in tasks):
+        lines += ["", "† carried over from an earlier run of this profile (its runs are not on the machine that wrote "
+                  "this table); its latency and speed-up were measured in that run, against that run's teacher."]
     return "\n".join(lines)
 
 
