@@ -151,18 +151,23 @@ def load_or_measure(cache_dir: str, teacher_dir: str, teacher, features: Sequenc
             raise UserError(f"cannot read the importance file: {e.strerror}", where=path) from None
         except json.JSONDecodeError as e:
             raise UserError(f"not valid JSON: {e}", where=path) from None
+    from filelock import FileLock
+
     key = fingerprint(teacher_dir, features)
     cached = os.path.join(cache_dir, f"importance-{key}.json")
-    if os.path.isfile(cached):
-        try:
-            with open(cached, encoding="utf-8") as f:
-                logger.info("head/neuron importance from cache %s", cached)
-                return Importance.from_json(json.load(f), where=cached)
-        except (OSError, ValueError, UserError) as e:
-            logger.warning("importance cache %s is unreadable (%s); measuring again", cached, e)
-    logger.info("measuring head/neuron importance of the teacher on %d training examples", len(features))
-    importance = measure_importance(teacher, features, pad_token_id=pad_token_id)
-    fsutil.write_json(cached, importance.to_json(), indent=None)
+    os.makedirs(cache_dir, exist_ok=True)
+    # runs started together (several seeds or students of one teacher) measure once; the others wait and reuse it
+    with FileLock(cached + ".lock"):
+        if os.path.isfile(cached):
+            try:
+                with open(cached, encoding="utf-8") as f:
+                    logger.info("head/neuron importance from cache %s", cached)
+                    return Importance.from_json(json.load(f), where=cached)
+            except (OSError, ValueError, UserError) as e:
+                logger.warning("importance cache %s is unreadable (%s); measuring again", cached, e)
+        logger.info("measuring head/neuron importance of the teacher on %d training examples", len(features))
+        importance = measure_importance(teacher, features, pad_token_id=pad_token_id)
+        fsutil.write_json(cached, importance.to_json(), indent=None)
     return importance
 
 
