@@ -9,6 +9,8 @@ from typing import Iterable
 
 from paddlenlp.transformers import BertTokenizer, ErnieConfig, ErnieModel
 
+from .filemodes import as_umask_dir
+
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -50,6 +52,7 @@ def write_random_teacher(path: str, texts: Iterable[str], num_layers: int = 2, h
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".random-teacher-", dir=parent)
+    as_umask_dir(tmp)  # the directory keeps the user's umask, not mkdtemp's 0700
     vocab_file = os.path.join(tmp, "vocab.txt")
     with open(vocab_file, "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")

@@ -214,3 +214,11 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
     p.encoder.task.max_seq_length = 512
     expected = trainer.evaluate(model, p.encoder.task.encode(examples), examples)
     assert evaluate_export(p, examples)[metric] == pytest.approx(expected[metric], abs=1e-9)
+
+
+def test_exports_and_random_teachers_take_the_users_umask(cls_export, tiny_teacher_dir):
+    """issue 11 #18: directories built in a temporary sibling get the user's umask, not mkdtemp's 0700."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (cls_export, str(tiny_teacher_dir)):
+        assert os.stat(path).st_mode & 0o777 == 0o777 & ~mask, path

@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..filemodes import as_umask_dir
 from ..tasks import TASKS, model_class_named, task_class
 from . import layout
 from .engines import PaddleEngine
@@ -96,6 +97,7 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
     try:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-", dir=parent)
+        as_umask_dir(tmp)  # mkdtemp's private 0700 would become the export's mode (issue 11 #18)
     except OSError as e:
         raise UserError(f"cannot create the export directory: {e.strerror or e}", where=out_dir) from None
     try:
