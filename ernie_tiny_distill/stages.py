@@ -216,11 +216,7 @@ def _run_general(cfg: Config, tokenizer, corpus: list) -> Dict[str, object]:
             raise UserError("stage 'general' has no labels to measure head/neuron importance with",
                             where="config key 'model.student.importance_file'",
                             hint="point it at the importance.json of a task-stage run of the same teacher")
-        student, basis = pruning.student_from_teacher(
-            cfg.model.student, teacher, models.resolve(cfg.model.teacher), train_features, model_class, None,
-            _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id)
-        if cfg.model.dropout is not None:
-            models.set_dropout(student, cfg.model.dropout)
+        student, basis = _pruned_student(cfg, teacher, train_features, model_class, None, tokenizer)
     else:
         student = models.build_student(cfg.model.student, teacher, tokenizer, model_class, dropout=cfg.model.dropout)
     trainer = _make_trainer(cfg, task, student, teacher, tokenizer, basis=basis)
@@ -298,11 +294,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
     train_features = task.encode(splits.train)
     basis = None
     if model is None:  # a student pruned from the teacher: importance is measured on the training data
-        model, basis = pruning.student_from_teacher(
-            cfg.model.student, teacher, models.resolve(cfg.model.teacher), train_features, task.model_class,
-            task.num_labels, _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id, task=task)
-        if cfg.model.dropout is not None:
-            models.set_dropout(model, cfg.model.dropout)
+        model, basis = _pruned_student(cfg, teacher, train_features, task.model_class, task.num_labels, tokenizer,
+                                       task)
     if transfer:
         # transfer set: no gold labels, so only the KD term sees these examples
         train_features += task.encode(splits.unlabeled, offset=len(train_features))
@@ -423,6 +416,17 @@ def _teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
 
 
 _check_same_kd_rows = distill.check_same_kd_rows  # the name tests and older callers use
+
+
+def _pruned_student(cfg: Config, teacher, features, model_class, num_labels, tokenizer, task=None):
+    """init=teacher_pruned: (student, basis) cut from `teacher` by importance (measured or cached), with the
+    config's dropout."""
+    student, basis = pruning.student_from_teacher(
+        cfg.model.student, teacher, models.resolve(cfg.model.teacher), features, model_class, num_labels,
+        _cache_dir(cfg, "pruning"), cfg.output_dir, tokenizer.pad_token_id, task=task)
+    if cfg.model.dropout is not None:
+        models.set_dropout(student, cfg.model.dropout)
+    return student, basis
 
 
 def _cache_dir(cfg: Config, kind: str) -> str:
