@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 from ernie_tiny_distill import readers  # noqa: E402
+# the module whose memo and one-pass read the IMDB tests patch: the attributes read_imdb really uses
+from ernie_tiny_distill.readers import imdb as imdb_reader  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 from ernie_tiny_distill.examples import TaggedSentence, TextExample  # noqa: E402
 from ernie_tiny_distill.readers import (  # noqa: E402
@@ -85,7 +87,7 @@ def imdb_tar(tmp_path, imdb_dir):
     tar_path = tmp_path / "aclImdb_v1.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
-    readers._imdb_tar_memo.clear()
+    imdb_reader._imdb_tar_memo.clear()
     return tar_path
 
 
@@ -109,19 +111,21 @@ def test_imdb_extracted_folder_both_levels(imdb_dir):
 def test_imdb_tar_one_pass_memo_and_jsonl_cache(imdb_tar, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     calls = []
-    real = readers._read_imdb_tar_all
-    monkeypatch.setattr(readers, "_read_imdb_tar_all", lambda p: calls.append(p) or real(p))
+    real = imdb_reader._read_imdb_tar_all
+    monkeypatch.setattr(imdb_reader, "_read_imdb_tar_all", lambda p: calls.append(p) or real(p))
     read_imdb(str(imdb_tar), "train", cache_dir=str(cache))
     read_imdb(str(imdb_tar), "test", cache_dir=str(cache))
     assert len(calls) == 1  # one pass served both splits
+    assert len(imdb_reader._imdb_tar_memo) == 1  # ...and is remembered in the memo read_imdb consults
     assert sorted(f.name.split("-")[2] for f in cache.iterdir()) == ["test", "train", "unsup"]
     assert not [f for f in cache.iterdir() if f.name.endswith(".tmp")]
 
     # A fresh process (empty memo) reuses the JSONL cache without touching the tarball's contents.
-    readers._imdb_tar_memo.clear()
-    monkeypatch.setattr(readers, "_read_imdb_tar_all", lambda p: pytest.fail("tarball re-read"))
+    imdb_reader._imdb_tar_memo.clear()
+    monkeypatch.setattr(imdb_reader, "_read_imdb_tar_all", lambda p: pytest.fail("tarball re-read"))
     assert read_imdb(str(imdb_tar), "train", cache_dir=str(cache)) == TRAIN_EXPECTED
     assert read_imdb(str(imdb_tar), "unsup", cache_dir=str(cache), limit=1) == [TextExample("unsup five")]
+    assert imdb_reader._imdb_tar_memo == {}  # served by the cache files, not by the memo
 
 
 def test_imdb_limit_balanced_deterministic_prefix(tmp_path):
@@ -474,7 +478,7 @@ def _imdb_archive(tmp_path, per_dir=60, drop=()):
     tar_path = tmp_path / "aclImdb_v1.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(root / "aclImdb", arcname="aclImdb")
-    readers._imdb_tar_memo.clear()
+    imdb_reader._imdb_tar_memo.clear()
     return tar_path
 
 
@@ -485,7 +489,7 @@ def test_imdb_tar_corrupted_in_the_middle_is_an_error_naming_the_file(tmp_path):
     mid = len(raw) // 2
     raw[mid:mid + 2048] = bytes(b ^ 0x5A for b in raw[mid:mid + 2048])  # flip 2 KB in the middle
     tar_path.write_bytes(bytes(raw))
-    readers._imdb_tar_memo.clear()
+    imdb_reader._imdb_tar_memo.clear()
     for split in ("train", "unsup", "test"):
         with pytest.raises(UserError, match=r"aclImdb_v1\.tar\.gz: cannot read IMDB tarball, it is damaged"):
             read_imdb(str(tar_path), split)
@@ -495,7 +499,7 @@ def test_imdb_tar_truncated_is_an_error_naming_the_file(tmp_path):
     tar_path = _imdb_archive(tmp_path)
     raw = tar_path.read_bytes()
     tar_path.write_bytes(raw[: len(raw) - 4000])
-    readers._imdb_tar_memo.clear()
+    imdb_reader._imdb_tar_memo.clear()
     with pytest.raises(UserError, match=r"aclImdb_v1\.tar\.gz: cannot read IMDB tarball, it is damaged"):
         read_imdb(str(tar_path), "train")
 
