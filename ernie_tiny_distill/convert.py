@@ -7,12 +7,12 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 import warnings
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from ernie_tiny_distill import fsutil
 from ernie_tiny_distill.errors import UserError
 
 if TYPE_CHECKING:  # paddle/paddlenlp take seconds to import; only the functions that need them import them
@@ -386,30 +386,6 @@ def _count_params(model) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _replace_dir(tmp: str, dst: str) -> None:
-    """Move the finished tmp dir onto dst; an existing dst is swapped out first because rename cannot replace a
-    non-empty directory, and it is removed only after the new one is in place."""
-    old = None
-    if os.path.exists(dst):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=os.path.dirname(dst))
-        os.rmdir(old)
-        os.replace(dst, old)
-    try:
-        os.replace(tmp, dst)
-    except OSError:
-        if old:
-            os.replace(old, dst)
-        raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
     """Write a PaddleNLP directory (config.json, model.safetensors, tokenizer files, conversion_info.json) to dst_dir.
 
@@ -430,11 +406,7 @@ def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
     model = (ErnieForMaskedLM if has_mlm_head else ErnieModel)(config)
     _load_state_into(model, state, src_dir)
 
-    parent = os.path.dirname(dst_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst_dir)}.tmp-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp's private 0700 would otherwise become dst_dir's mode
-    try:
+    with fsutil.atomic_dir(dst_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         info = {"source": os.path.abspath(src_dir), "model_class": type(model).__name__,
@@ -443,9 +415,6 @@ def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
                 "layer_norm_eps": config.layer_norm_eps}
         with open(os.path.join(tmp, CONVERSION_INFO), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        _replace_dir(tmp, dst_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
     return dst_dir
 
 
@@ -528,11 +497,7 @@ def convert_pdparams(src_dir: str, dst_dir: str, overwrite: bool = False, allow_
 
     from safetensors.numpy import save_file
 
-    parent = os.path.dirname(dst_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst_dir)}.tmp-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_current_umask())
-    try:
+    with fsutil.atomic_dir(dst_dir) as tmp:
         skip = {os.path.basename(f) for f in files} | {PADDLE_WEIGHTS_INDEX}
         for name in os.listdir(src_dir):
             path = os.path.join(src_dir, name)
@@ -544,7 +509,4 @@ def convert_pdparams(src_dir: str, dst_dir: str, overwrite: bool = False, allow_
         with open(os.path.join(tmp, CONVERSION_INFO), "w", encoding="utf-8") as f:
             json.dump({"source": os.path.abspath(src_dir), "from": "pdparams", "num_tensors": len(state),
                        "num_parameters": int(sum(v.size for v in state.values()))}, f, indent=2)
-        _replace_dir(tmp, dst_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dst_dir

@@ -7,15 +7,13 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ernie_tiny_distill import convert
+from ernie_tiny_distill import convert, fsutil
 from ernie_tiny_distill.errors import UserError
 
 PARAPHRASE_MINILM_L3 = "paraphrase-minilm-l3"  # shortcut for the ONNX file of the PyPI package below
@@ -543,11 +541,7 @@ def convert_onnx_bert(src: str, dst_dir: str, vocab_dir: str, overwrite: bool = 
     if model.config.layer_norm_eps != 1e-12:
         warnings.warn(f"layer_norm_eps={model.config.layer_norm_eps} but PaddleNLP ERNIE always uses 1e-12; "
                       "outputs of the saved model will differ slightly")
-    parent = os.path.dirname(dst_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst_dir)}.tmp-", dir=parent)
-    os.chmod(tmp, 0o777 & ~convert._current_umask())
-    try:
+    with fsutil.atomic_dir(dst_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         cfg = model.config
@@ -559,7 +553,4 @@ def convert_onnx_bert(src: str, dst_dir: str, vocab_dir: str, overwrite: bool = 
                 "num_parameters": convert._count_params(model), **findings}
         with open(os.path.join(tmp, convert.CONVERSION_INFO), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        convert._replace_dir(tmp, dst_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
     return dst_dir

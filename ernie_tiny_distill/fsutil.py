@@ -65,8 +65,9 @@ def write_json(path: str, obj, durable: bool = False, **dump_kwargs) -> None:
 def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -> Iterator[str]:
     """Yield a temporary directory beside `path`; when the block succeeds it replaces `path` (old one removed).
 
-    A crash leaves either the old directory or the new one under `path`, never a mixture; the temporary
-    directory's name starts with `prefix` (default `.<name>.tmp-`) so a cleanup can recognise leftovers.
+    A crash leaves either the old directory or the new one under `path`, never a mixture (a failed rename puts
+    the old one back); the temporary directory's name starts with `prefix` (default `.<name>.tmp-`) so a cleanup
+    can recognise leftovers.
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
@@ -76,9 +77,16 @@ def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -
         yield tmp
         old = None
         if os.path.exists(path):
+            # rename cannot replace a non-empty directory: move the old one aside first, delete it last
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
             os.replace(path, os.path.join(old, "x"))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old:
+                os.replace(os.path.join(old, "x"), path)  # put the old directory back
+                shutil.rmtree(old, ignore_errors=True)
+            raise
         if durable:
             _fsync_dir(parent)
         if old:

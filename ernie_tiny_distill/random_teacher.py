@@ -4,12 +4,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import tempfile
 from typing import Iterable
 
 from paddlenlp.transformers import BertTokenizer, ErnieConfig, ErnieModel
 
-from .filemodes import as_umask_dir
+from . import fsutil
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +48,18 @@ def write_random_teacher(path: str, texts: Iterable[str], num_layers: int = 2, h
     if os.path.isfile(os.path.join(path, "model.safetensors")):
         return path
     vocab = build_vocab(texts)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".random-teacher-", dir=parent)
-    as_umask_dir(tmp)  # the directory keeps the user's umask, not mkdtemp's 0700
-    vocab_file = os.path.join(tmp, "vocab.txt")
-    with open(vocab_file, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(vocab_file=vocab_file, do_lower_case=True)
-    paddle.seed(seed)
-    config = ErnieConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                         num_attention_heads=num_heads, intermediate_size=intermediate_size,
-                         max_position_embeddings=512, type_vocab_size=2, pad_token_id=0)
-    model = ErnieModel(config)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, path)
+    with fsutil.atomic_dir(path, prefix=".random-teacher-") as tmp:
+        vocab_file = os.path.join(tmp, "vocab.txt")
+        with open(vocab_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(vocab) + "\n")
+        tokenizer = BertTokenizer(vocab_file=vocab_file, do_lower_case=True)
+        paddle.seed(seed)
+        config = ErnieConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
+                             num_attention_heads=num_heads, intermediate_size=intermediate_size,
+                             max_position_embeddings=512, type_vocab_size=2, pad_token_id=0)
+        model = ErnieModel(config)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     logger.info("wrote a randomly initialised %d-layer, %d-wide teacher with a %d-token vocabulary to %s",
                 num_layers, hidden_size, len(vocab), path)
     return path

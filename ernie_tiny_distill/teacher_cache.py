@@ -5,13 +5,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .filemodes import as_umask_file
+from . import fsutil
 from .tasks import Feature, Task
 
 logger = logging.getLogger(__name__)
@@ -79,11 +78,8 @@ def load_or_build(cache_dir: str, teacher_dir: str, task: Task, features: Sequen
             logger.warning("teacher-logit cache %s is unreadable (%s); rebuilding", path, e)
     logger.info("computing teacher logits for %d examples (cached in %s)", len(features), cache_dir)
     rows, offsets = build_rows(compute_logits(features), task, features)
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".teacher_logits-", suffix=".npz", dir=cache_dir)
-    os.close(fd)
     meta = json.dumps({"fingerprint": key, "teacher": teacher_dir, "num_features": len(features)})
-    np.savez(tmp, rows=rows, offsets=offsets, meta=np.array(meta))
-    as_umask_file(tmp)  # mkstemp's 0600 would make the cache unreadable to the user's group
-    os.replace(tmp, path)
+    # a file object, not a name: np.savez would append .npz to the temporary name
+    with fsutil.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, rows=rows, offsets=offsets, meta=np.array(meta))
     return rows, offsets

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from .. import fsutil
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,7 @@ def run(config_path: str, overrides: Sequence[str], train: str, out: Optional[st
     if timing and splits.test:
         result["latency"] = time_model(model, [e.text for e in splits.test[:500]])
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        tmp = f"{out}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, out)
+        fsutil.write_json(out, result)
     return result
 
 

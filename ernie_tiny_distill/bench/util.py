@@ -4,10 +4,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
 from typing import List, Optional, Sequence
 
 import yaml
+
+from .. import fsutil
 
 
 def fmt(x: float) -> str:
@@ -37,15 +38,12 @@ def sha(obj) -> str:
 
 def write_text(path: str, text: str) -> None:
     """Write through a temporary file and rename, so a reader never sees half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    fsutil.write_text(path, text)
 
 
 def write_json(path: str, data) -> None:
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    """JSON (indent 2; values JSON cannot hold written as str()) through a temporary file and rename."""
+    fsutil.write_json(path, data, default=str)
 
 
 def read_json(path: str):

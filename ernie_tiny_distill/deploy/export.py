@@ -29,14 +29,12 @@ import datetime
 import errno
 import logging
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .. import fsutil
 from ..errors import UserError
-from ..filemodes import as_umask_dir
 from ..tasks import TASKS, model_class_named, task_class
 from . import layout
 from .engines import PaddleEngine
@@ -93,41 +91,38 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
     tokenizer = models.load_tokenizer(path)
     model = _load_checked(models, path, model_class_for(task_meta), len(labels))
 
-    parent = os.path.dirname(os.path.abspath(out_dir))
     try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-", dir=parent)
-        as_umask_dir(tmp)  # mkdtemp's private 0700 would become the export's mode (issue 11 #18)
+        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the export directory: {e.strerror or e}", where=out_dir) from None
     try:
-        static = paddle.jit.to_static(
-            LogitsOnly(model),
-            input_spec=[paddle.static.InputSpec([None, None], "int64", name=n) for n in layout.INPUT_NAMES],
-            full_graph=True,
-        )
-        paddle.jit.save(static, os.path.join(tmp, "inference"))
-        for name in (layout.MODEL_FILE, layout.PARAMS_FILE):
-            if not os.path.isfile(os.path.join(tmp, name)):
-                raise UserError(f"paddle.jit.save did not write {name} (got {sorted(os.listdir(tmp))}); "
-                                "Paddle >= 3.0 with the PIR format is required")
-        tokenizer.save_pretrained(tmp)
-        layout.write_json(os.path.join(tmp, layout.LABELS_FILE), labels)
-        meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
-        layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
-        if verify:
-            meta["check"] = verify_export(model, tmp, task=meta["task"], pad_token_id=meta["pad_token_id"],
-                                          vocab_size=meta["vocab_size"])
-        if onnx or precision == "int8":
-            meta["onnx"] = write_onnx_files(tmp)
-        if precision == "int8":
-            meta["int8"] = write_int8_file(tmp, calibration_texts, int8_method)
-        meta["files"] = layout.file_sizes(tmp)
-        meta["files"][layout.EXPORT_FILE] = 0  # rewritten just below; its own size is not meaningful
-        layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
-        _replace_dir(tmp, out_dir)
+        # built in a temporary sibling (with the user's umask) and renamed over out_dir when complete
+        with fsutil.atomic_dir(out_dir) as tmp:
+            static = paddle.jit.to_static(
+                LogitsOnly(model),
+                input_spec=[paddle.static.InputSpec([None, None], "int64", name=n) for n in layout.INPUT_NAMES],
+                full_graph=True,
+            )
+            paddle.jit.save(static, os.path.join(tmp, "inference"))
+            for name in (layout.MODEL_FILE, layout.PARAMS_FILE):
+                if not os.path.isfile(os.path.join(tmp, name)):
+                    raise UserError(f"paddle.jit.save did not write {name} (got {sorted(os.listdir(tmp))}); "
+                                    "Paddle >= 3.0 with the PIR format is required")
+            tokenizer.save_pretrained(tmp)
+            layout.write_json(os.path.join(tmp, layout.LABELS_FILE), labels)
+            meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
+            layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
+            if verify:
+                meta["check"] = verify_export(model, tmp, task=meta["task"], pad_token_id=meta["pad_token_id"],
+                                              vocab_size=meta["vocab_size"])
+            if onnx or precision == "int8":
+                meta["onnx"] = write_onnx_files(tmp)
+            if precision == "int8":
+                meta["int8"] = write_int8_file(tmp, calibration_texts, int8_method)
+            meta["files"] = layout.file_sizes(tmp)
+            meta["files"][layout.EXPORT_FILE] = 0  # rewritten just below; its own size is not meaningful
+            layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         if _is_disk_full(e):
             raise UserError("the disk is full: could not write the export (partial files removed)", where=out_dir,
                             hint="free some space and re-run; the previous export, if any, is untouched") from None
@@ -243,19 +238,6 @@ def _check_out_dir(out_dir: str, model_path: str) -> None:
         if os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, layout.EXPORT_FILE)):
             raise UserError(f"output directory {out_dir} exists and is not an export directory (no {layout.EXPORT_FILE}); "
                             "refusing to replace it", hint="choose a new or empty directory")
-
-
-def _replace_dir(tmp: str, out_dir: str) -> None:
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    old = None
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise UserError(f"output path exists and is not a directory: {out_dir}")
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.old-", dir=parent)
-        os.replace(out_dir, os.path.join(old, "x"))
-    os.replace(tmp, out_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- parity check

@@ -5,6 +5,7 @@ import json
 import os
 from typing import Dict, Sequence
 
+from .. import fsutil
 from ..errors import UserError
 
 MODEL_FILE = "inference.json"
@@ -28,15 +29,9 @@ def read_json(path: str):
 
 def write_json(path: str, data) -> None:
     """Write JSON atomically (a temporary file renamed over `path`); NaN/inf are refused, not written."""
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
+        fsutil.write_json(path, data, ensure_ascii=False, allow_nan=False)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise UserError(f"cannot write {os.path.basename(path)}: {e.strerror or e}", where=path) from None
 
 

@@ -6,6 +6,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from .. import fsutil
 from ..errors import UserError
 from ..tasks import task_class
 from . import layout
@@ -51,7 +52,6 @@ def write_onnx_files(export_dir: str, opset: int = 14) -> Dict:
 
     raw = os.path.join(export_dir, f".raw-{os.getpid()}.onnx")
     final = os.path.join(export_dir, layout.ONNX_FILE)
-    tmp_final = final + f".tmp-{os.getpid()}"
     try:
         try:
             paddle2onnx.export(os.path.join(export_dir, layout.MODEL_FILE), os.path.join(export_dir, layout.PARAMS_FILE),
@@ -59,16 +59,15 @@ def write_onnx_files(export_dir: str, opset: int = 14) -> Dict:
                                optimize_tool="None", verbose=False)
         except Exception as e:  # paddle2onnx raises plain Exceptions/RuntimeErrors from C++
             raise UserError(f"paddle2onnx could not convert {layout.MODEL_FILE}: {e}") from None
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = tmp_final
-        options.log_severity_level = 3
-        ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
-        os.replace(tmp_final, final)
+        with fsutil.atomic_path(final) as tmp_final:  # model.onnx appears complete or not at all
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = tmp_final  # ONNX format: only an .ort suffix selects ORT format
+            options.log_severity_level = 3
+            ort.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     finally:
-        for f in (raw, tmp_final):
-            if os.path.exists(f):
-                os.remove(f)
+        if os.path.exists(raw):
+            os.remove(raw)
     check = _onnx_parity(export_dir, layout.ONNX_FILE)
     import paddle2onnx as p2o
 

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .. import fsutil
 from ..errors import UserError
 from . import layout
 from .encoding import TextEncoder
@@ -58,38 +59,36 @@ def write_int8_file(export_dir: str, texts: Optional[Sequence[str]], method: str
     src = os.path.join(export_dir, layout.ONNX_FILE)
     pre = os.path.join(export_dir, f".pre-{os.getpid()}.onnx")
     out = os.path.join(export_dir, layout.INT8_ONNX_FILE)
-    tmp_out = os.path.join(export_dir, f".int8-{os.getpid()}.onnx")
     try:
         quant_pre_process(src, pre, skip_symbolic_shape=True)
         skip = activation_matmuls(pre)
-        if method == "dynamic":
-            quantize_dynamic(pre, tmp_out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                             per_channel=True, nodes_to_exclude=skip)
-        else:
-            encoder = TextEncoder(export_dir)
-            features = encoder.calibration_features(texts)
-            batches = [encoder.collate(features[i:i + 16]) for i in range(0, len(features), 16)]
+        with fsutil.atomic_path(out) as tmp_out:  # model.int8.onnx appears complete or not at all
+            if method == "dynamic":
+                quantize_dynamic(pre, tmp_out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                                 per_channel=True, nodes_to_exclude=skip)
+            else:
+                encoder = TextEncoder(export_dir)
+                features = encoder.calibration_features(texts)
+                batches = [encoder.collate(features[i:i + 16]) for i in range(0, len(features), 16)]
 
-            class Reader(CalibrationDataReader):
-                def __init__(self):
-                    self.it = iter(batches)
+                class Reader(CalibrationDataReader):
+                    def __init__(self):
+                        self.it = iter(batches)
 
-                def get_next(self):
-                    batch = next(self.it, None)
-                    return None if batch is None else {"input_ids": batch[0], "token_type_ids": batch[1]}
+                    def get_next(self):
+                        batch = next(self.it, None)
+                        return None if batch is None else {"input_ids": batch[0], "token_type_ids": batch[1]}
 
-            quantize_static(pre, tmp_out, Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=skip)
-        os.replace(tmp_out, out)
+                quantize_static(pre, tmp_out, Reader(), quant_format=QuantFormat.QDQ,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=skip)
     except UserError:
         raise
     except Exception as e:
         raise UserError(f"ONNX Runtime INT8 quantization failed: {type(e).__name__}: {e}") from None
     finally:
-        for f in (pre, tmp_out):
-            if os.path.exists(f):
-                os.remove(f)
+        if os.path.exists(pre):
+            os.remove(pre)
         for f in os.listdir(export_dir):  # calibration leaves augmented models behind in some versions
             if f.startswith("augmented_model") and f.endswith(".onnx"):
                 os.remove(os.path.join(export_dir, f))
