@@ -3,6 +3,7 @@ bench job `<task>/decoding` re-scores finished runs under both decodings and rep
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,6 +146,34 @@ def test_an_export_serves_the_decoding_its_checkpoint_recorded(ner_model, ner_ex
     with open(os.path.join(copy, EXPORT_FILE), "w", encoding="utf-8") as f:
         json.dump(meta, f)
     assert TextEncoder(copy).task.decoding == "viterbi"  # exports without the key: the default
+
+
+def test_tools_and_service_show_a_decoding_for_tagging_models_only(deploy_root, cls_export, ner_export, tmp_path,
+                                                                   monkeypatch, capsys):
+    import runpy
+    import sys
+
+    from ernie_tiny_distill.deploy.predictor import Predictor
+
+    tool = str(Path(__file__).resolve().parents[1] / "tools" / "evaluate.py")
+    main = runpy.run_path(tool, run_name="tool")["main"]
+
+    for task, export, expected in (("classification", cls_export, None), ("ner", ner_export, "viterbi")):
+        config = tmp_path / f"{task}.yaml"
+        config.write_text(yaml.safe_dump({"task": task, "stage": "teacher", "output_dir": "unused",
+                                          "model": {"teacher": "minilm"},
+                                          "data": {"format": "demo", "path": str(deploy_root["root"] / "demo"),
+                                                   "max_dev_examples": 8}}))
+        monkeypatch.setattr(sys, "argv", [tool, "--model", export, "--config", str(config), "--threads", "1"])
+        assert main() == 0
+        assert json.loads(capsys.readouterr().out).get("decoding") == expected, task
+        pytest.importorskip("httpx", reason="fastapi's TestClient needs httpx")
+        from fastapi.testclient import TestClient
+
+        from ernie_tiny_distill.deploy import service
+
+        health = TestClient(service.create_app(Predictor(export))).get("/health").json()
+        assert health["status"] == "ok" and health.get("decoding") == expected, task
 
 
 # ---------------------------------------------------------------- the bench job and the rows
