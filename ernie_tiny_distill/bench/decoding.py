@@ -92,7 +92,7 @@ def rescore_run(run_dir: str, num_threads: Optional[int] = None) -> Tuple[Dict, 
 
 
 def describe(record: Dict) -> str:
-    """`argmax dev 0.8312 test 0.7757; viterbi dev ... ` for a decoding.json record."""
+    """`argmax dev D test T; viterbi dev D test T` (the metric, 4 decimals) for a decoding.json record."""
     name = record.get("metric_name", "f1")
     parts = []
     for d in DECODINGS:
