@@ -353,12 +353,14 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         "segments": state.get("segments", 1), "earlier_train_seconds": state.get("earlier_seconds"),
         "skipped_batches": state["skipped_batches"],
     }
+    result.update(task.decoding_metadata())  # tagging: the decoding these metrics (and best/'s choice) used
     if ensemble_report is not None:
         result["ensemble"] = ensemble_report
     if teacher_dev is not None:
         result["teacher_comparison"] = compare_with_teacher(cfg, task, dev_metrics, teacher_dev)
     fsutil.write_json(os.path.join(best_dir, "metrics.json"),
-                      {"dev": dev_metrics, "test": test_metrics, "teacher_dev": teacher_dev})
+                      {**task.decoding_metadata(), "dev": dev_metrics, "test": test_metrics,
+                       "teacher_dev": teacher_dev})
     return result
 
 

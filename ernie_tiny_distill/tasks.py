@@ -20,10 +20,12 @@ IGNORE_INDEX = -100  # label of positions that take no loss (padding, special to
 
 Feature = Dict[str, object]  # input_ids, token_type_ids, labels, (token_mask), index
 POOLINGS = ("mean", "max")  # how window logits become one document's logits (model.long_document.pooling)
-# Per-word argmax stays the default: every committed NER benchmark row was scored with it, and a switch re-scores them
-# all at once. IOB2-constrained Viterbi (decoding.py; +0.3 F1 on one CoNLL dev checkpoint, docs/deployment.md) is
-# `--decoding viterbi` in tools/evaluate.py, predict.py and serve.py.
-DEFAULT_DECODING = "argmax"
+# Tags are decoded by IOB2-constrained Viterbi (decoding.py) unless a caller asks for per-word argmax
+# (`--decoding argmax` in tools/evaluate.py, predict.py and serve.py): it beat argmax on CoNLL-2003 dev
+# (docs/deployment.md). Training-time evaluation uses it too, so it picks best/; runs record it in summary.json,
+# best/metrics.json and task.json (runs before the switch have no such key: they were scored with argmax, and
+# `tools/reproduce.py --only conll/decoding` re-scores their best/ under both decodings).
+DEFAULT_DECODING = "viterbi"
 
 
 class Task:
@@ -35,6 +37,7 @@ class Task:
     model_class = ErnieModel
 
     supports_windows = False  # can read a long text as windows whose logits are pooled (model.long_document)
+    decodings: Tuple[str, ...] = ()  # how its predictions can be decoded (tagging: decoding.DECODINGS); () = one way
 
     def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
                  decoding: Optional[str] = None, long_document: Optional[Dict] = None):
@@ -188,7 +191,12 @@ class Task:
         }
         if self.long_document is not None:  # absent = truncation, as in exports written before windows existed
             meta["long_document"] = dict(self.long_document)
-        return meta
+        return {**meta, **self.decoding_metadata()}
+
+    def decoding_metadata(self) -> Dict[str, str]:
+        """{"decoding": ...} for tasks whose predictions have a decoding (tagging), else {}: what produced the
+        metrics of a run (summary.json, best/metrics.json) and what an export serves (task.json)."""
+        return {"decoding": self.decoding} if self.decodings else {}
 
     def check_examples(self, examples: Sequence, where: str) -> None:
         """Refuse examples whose labels this model does not have (they could only be scored as errors)."""
@@ -344,6 +352,7 @@ class TaggingTask(Task):
     metric_name = "f1"
     greater_is_better = True
     model_class = ErnieForTokenClassification
+    decodings = iob.DECODINGS
 
     data_formats = ("demo", "conll", "msra")
     demo_prefix = "ner"

@@ -33,7 +33,7 @@ def main() -> int:
                               task=cfg.task, decoding=args.decoding)  # the task is checked before any data is read
         examples = getattr(load_splits(cfg.data, cfg.task), args.split)
         result = evaluate_export(predictor, examples, where=f"{args.split} split of {args.config}")
-        shown = {"split": args.split, "num_examples": len(examples), "decoding": predictor.encoder.task.decoding,
+        shown = {"split": args.split, "num_examples": len(examples), **predictor.encoder.task.decoding_metadata(),
                  **{k: v for k, v in result.items() if k != "per_class"}}
         print(json.dumps(shown, indent=2))
         return 0

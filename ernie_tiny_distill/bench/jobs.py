@@ -2,7 +2,8 @@
 
 Job names: `imdb/teacher`, `imdb/B/sweep/kd_T2_ce0.5_lr0.001`, `imdb/B/sweep/select`, `imdb/B/task_kd/seed2`,
 `imdb/B/two_stage_kd/seed1` (stage 1 + stage 2), `imdb/tfidf_lr/subset`, `imdb/B/len512/seed1`,
-`imdb/export/B`, `imdb/int8/B`, `imdb/latency`. Selectors (`--only` / `--skip`) take names, runs of whole name
+`conll/decoding` (tagging tasks: finished runs re-scored under each tag decoding), `imdb/export/B`, `imdb/int8/B`,
+`imdb/latency`. Selectors (`--only` / `--skip`) take names, runs of whole name
 components (`imdb/B`, `B/task_kd`, `export`, `seed2`) or globs (`*/A/*`); dependencies come along unless skipped.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ TRAIN_SCRIPT = "tools/train.py"
 @dataclass
 class Job:
     name: str
-    kind: str          # teacher | train | sweep_select | tfidf | export | int8 | latency
+    kind: str          # teacher | train | sweep_select | tfidf | decoding | export | int8 | latency
     task: str
     deps: List[str] = field(default_factory=list)
     model: Optional[str] = None
@@ -128,8 +129,21 @@ class Matrix:
                                 [f"{t}/teacher", f"{t}/{self.sweeper}/sweep/select"], self.sweeper,
                                 f"len{spec.long_seq}", seed))
         for t in order:
+            jobs += self._decoding_job(t, jobs)
+        for t in order:
             jobs += self._deploy_jobs(t)
         return jobs
+
+    def _decoding_job(self, t: str, earlier: List[Job]) -> List[Job]:
+        """Tagging tasks: `<task>/decoding` re-scores the finished teacher and row runs under each tag decoding
+        (bench/decoding.py). It takes the runs that exist: selecting it brings no training job along."""
+        from ..tasks import task_class
+
+        if not task_class(self.teacher_cfg(t).task).decodings:
+            return []
+        rows = [j.name for j in earlier
+                if j.task == t and j.kind == "train" and not str(j.variant).startswith("sweep_")]
+        return [Job(f"{t}/decoding", "decoding", t, [f"{t}/teacher", *rows], extra={"hard_deps": []})]
 
     def _sweep_jobs(self, t: str) -> List[Job]:
         b = self.sweeper

@@ -52,6 +52,9 @@ def commands(m: Matrix, job: Job) -> List[str]:
         else:   # not trained yet: where its best checkpoint will be
             source = os.path.join(m.out(*job.extra["row"].split("/")), "best")
         return ["python tools/export.py " + " ".join(deploy.export_args(m, job, source, create=False))]
+    if job.kind == "decoding":
+        return [f"(in-process: re-scores the finished runs' best/ under each tag decoding into <run>/decoding.json; "
+                f"python tools/reproduce.py --task {job.task} --only {job.name})"]
     if job.kind == "latency":
         lat = m.p.latency
         exports = " ".join(f"--model {m.out(job.task, 'export', d.split('/')[-1])}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..tasks import task_class
+from . import decoding as dec
 from .jobs import Matrix
 from .profile import TaskSpec
 from .util import read_json
@@ -35,7 +36,21 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
         lat = m.result(f"{t}/latency") or {}
         measured = lat.get("measured", {})
         exports = {k: m.result(f"{t}/export/{k}") for k in ["teacher", *m.p.students]}
+        tagging = bool(task_class(tcfg.task).decodings)
+        # tagging: the teacher's scores under each decoding it has; a row compares with the teacher's of its own
+        teacher_runs = [(None, {"summary": tsum})] if tsum else []
+        teacher_runs, teacher_decoding = _decoded(teacher_runs, tagging, metric, tcfg.output_dir)
+        tsum = teacher_runs[0][1]["summary"] if teacher_runs else tsum
         teacher_metric = tsum["test"][metric] if tsum and tsum.get("test") else None
+        teacher_by = (teacher_decoding or {}).get("by_decoding") or {}
+
+        def teacher_for(info: Dict, key: str = "test"):
+            """The teacher's metric under the row's decoding (when both have one), else the teacher row's."""
+            d = (info or {}).get("decoding")
+            if d and d in teacher_by and teacher_by[d].get(key) is not None:
+                return teacher_by[d][key]
+            return teacher_metric if key == "test" else ((tsum or {}).get("dev") or {}).get(metric)
+
         teacher_p50 = (measured.get("teacher") or {}).get("p50_ms")
         task_rows = []
 
@@ -64,6 +79,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
             row.update(layers=tsum.get("layers"), hidden=tsum.get("hidden"), params=tsum.get("params"),
                        nonembedding_params=tsum.get("nonembedding_params"), metric=teacher_metric,
                        dev_metric=(tsum.get("dev") or {}).get(metric), pct_of_teacher=100.0 if teacher_metric else None)
+            row.update(teacher_decoding or {})
         add_size(row, "teacher")
         add_latency(row, "teacher")
         task_rows.append(row)
@@ -76,7 +92,9 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
                 runs = [(s, r) for s, r in runs if r and r.get("status") == "done"]
                 if not runs:
                     continue
-                row = _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric)
+                runs, info = _decoded(runs, tagging, metric)
+                row = _student_row(t, spec, metric, model, shape, variant, runs, teacher_for(info), info,
+                                   teacher_for(info, "dev"))
                 row["command"] = f"python tools/reproduce.py --task {t} --only {t}/{model}/{variant}"
                 add_size(row, model)
                 add_latency(row, model)
@@ -87,8 +105,9 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
             s = m.p.seeds[b][0]
             r = m.result(f"{t}/{b}/len{spec.long_seq}/seed{s}")
             if r and r.get("status") == "done":
-                row = _student_row(t, spec, metric, b, m.p.students[b], f"len{spec.long_seq}", [(s, r)],
-                                   teacher_metric)
+                runs, info = _decoded([(s, r)], tagging, metric)
+                row = _student_row(t, spec, metric, b, m.p.students[b], f"len{spec.long_seq}", runs,
+                                   teacher_for(info), info, teacher_for(info, "dev"))
                 row["model"] += f", {spec.long_seq} tokens"
                 row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
                 add_size(row, b)
@@ -99,7 +118,11 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
             q = m.result(f"{t}/int8/{model}")
             if q:
                 shape = m.p.students[model]
-                row = _student_row(t, spec, metric, model, shape, "int8", [(m.p.seeds[model][0], q)], teacher_metric)
+                # an INT8 row is scored by its export's evaluation, with the decoding its source run recorded
+                info = {"decoding": q["summary"].get("decoding") or dec.UNRECORDED,
+                        "decoding_source": "INT8 evaluation"} if tagging else None
+                row = _student_row(t, spec, metric, model, shape, "int8", [(m.p.seeds[model][0], q)],
+                                   teacher_for(info), info, teacher_for(info, "dev"))
                 row["model"] += f" ({m.deploy_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
                 row["source_metric"] = q["summary"]["source_test"][metric]
                 row["size_mb"] = q["size_mb"]
@@ -130,7 +153,38 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
     return rows, extra
 
 
-def _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric) -> Dict:
+def _decoded(runs: List[Tuple], tagging: bool, metric: str,
+             run_dir: Optional[str] = None) -> Tuple[List[Tuple], Dict]:
+    """Tagging runs with the dev/test scores of one decoding, the default when every run has it (summary.json or
+    decoding.json, see bench/decoding.py), and what the row records about it: {"decoding", "decoding_source",
+    "by_decoding": {decoding: mean dev/test metric}}. Other tasks: the runs unchanged, {}."""
+    if not tagging or not runs:
+        return runs, {}
+    per_run = [dec.run_scores(r["summary"], run_dir or r["summary"].get("output_dir")) for _, r in runs]
+    chosen = dec.choose(per_run)
+    if chosen is None:  # seeds scored under different decodings and not re-scored: shown as recorded, and said so
+        return runs, {"decoding": "mixed (" + ", ".join(sorted({d for sc in per_run for d in sc})) + ")",
+                      "decoding_source": "summary.json"}
+    by = {}
+    for d in sorted({d for scores in per_run for d in scores}):
+        if all(d in scores for scores in per_run):
+            by[d] = {split: _mean([(scores[d].get(split) or {}).get(metric) for scores in per_run])
+                     for split in ("dev", "test")}
+    out = [(s, dict(r, summary=dict(r["summary"], dev=scores[chosen]["dev"], test=scores[chosen]["test"])))
+           for (s, r), scores in zip(runs, per_run)]
+    sources = sorted({scores[chosen]["source"] for scores in per_run})
+    # training-time evaluation picked each run's best/ by dev under the decoding its summary records
+    selected = sorted({r["summary"].get("decoding") or dec.UNRECORDED for _, r in runs})
+    return out, {"decoding": chosen, "decoding_source": " + ".join(sources), "by_decoding": by,
+                 "best_selected_by": " + ".join(selected)}
+
+
+def _mean(values):
+    return statistics.mean(values) if values and all(v is not None for v in values) else None
+
+
+def _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric, decoding=None,
+                 teacher_dev=None) -> Dict:
     row = _row_base(t, spec, metric)
     scores = [r["summary"]["test"][metric] for _, r in runs if r["summary"].get("test")]
     devs = [r["summary"]["dev"][metric] for _, r in runs]
@@ -148,6 +202,10 @@ def _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric) -
                teacher_dev_metric=(first.get("teacher_dev") or {}).get(metric),
                train_commands=[" && ".join(r.get("commands") or []) for _, r in runs],
                train_seconds=sum(r.get("seconds") or 0 for _, r in runs))
+    if decoding:  # tagging: the decoding of these scores; the teacher's dev under the same decoding
+        row.update(decoding)
+        if teacher_dev is not None and first.get("decoding", dec.UNRECORDED) != decoding["decoding"]:
+            row["teacher_dev_metric"] = teacher_dev
     return row
 
 

@@ -59,7 +59,7 @@ def summary_digest(s: Dict) -> Dict:
     from .util import headline
 
     keep = ("stage", "metric_name", "train_examples", "transfer_examples", "params", "nonembedding_params",
-            "layers", "hidden", "best_dir", "best_step", "seconds", "train_seconds", "output_dir")
+            "layers", "hidden", "best_dir", "best_step", "seconds", "train_seconds", "output_dir", "decoding")
     out = {k: s.get(k) for k in keep if k in s}
     for split in ("dev", "test", "teacher_dev"):
         if split in s:

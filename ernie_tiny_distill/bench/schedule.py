@@ -1,5 +1,5 @@
 """Run the selected jobs of a benchmark matrix in order, each under its own lock (training jobs in runner.py,
-exports, INT8, TF-IDF and latency in deploy.py)."""
+exports, INT8, TF-IDF and latency in deploy.py, tag decodings in decoding.py)."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ import os
 import time
 from typing import Dict, Sequence
 
-from . import deploy
+from . import decoding, deploy
 from .jobs import Matrix, NotReady
 from .runner import run_sweep_select, run_teacher, run_train
 
@@ -19,8 +19,8 @@ def run(m: Matrix, only: Sequence[str] = (), skip: Sequence[str] = ()) -> Dict:
     from filelock import FileLock, Timeout
 
     kinds = {"train": run_train, "teacher": run_teacher, "sweep_select": run_sweep_select,
-             "tfidf": deploy.run_tfidf, "export": deploy.run_export, "int8": deploy.run_int8,
-             "latency": deploy.run_latency}
+             "tfidf": deploy.run_tfidf, "decoding": decoding.run_job, "export": deploy.run_export,
+             "int8": deploy.run_int8, "latency": deploy.run_latency}
     jobs = m.select(only, skip)
     logger.info("%d jobs selected: %s", len(jobs), ", ".join(j.name for j in jobs))
     for job in jobs:

@@ -200,7 +200,9 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
                                                      "pooler_size") if getattr(config, key, None) is not None}
     # long documents read as pooled windows (absent: truncation)
     windows = {"long_document": task_meta["long_document"]} if task_meta.get("long_document") else {}
-    return {**pruned, **windows,
+    # tag decoding the model was scored (and best/ chosen) with; absent: the library default (TextEncoder)
+    decoding = {"decoding": task_meta["decoding"]} if task_meta.get("decoding") else {}
+    return {**pruned, **windows, **decoding,
         "format_version": layout.FORMAT_VERSION,
         "task": task_meta["task"],
         "labels": labels,

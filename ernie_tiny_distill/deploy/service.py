@@ -50,7 +50,7 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
     app = FastAPI(title="ernie_tiny_distill predictor", version="1")
     info = {"task": predictor.task, "labels": predictor.labels, "backend": predictor.backend,
             "precision": predictor.precision, "max_seq_length": predictor.encoder.max_seq_length,
-            "word_splitter": predictor.encoder.word_splitter, "decoding": predictor.encoder.task.decoding,
+            "word_splitter": predictor.encoder.word_splitter, **predictor.encoder.task.decoding_metadata(),
             "model": os.path.basename(os.path.abspath(predictor.encoder.export_dir))}
 
     def fail(status: int, message: str):
