@@ -35,7 +35,7 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    assert generated == committed and len(committed) == 87  # 50 random-init rows, 35 born from the teacher, 2 pretrained-small
+    assert generated == committed and len(committed) == 93  # 50 random-init rows, 41 born from the teacher, 2 pretrained-small
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
 

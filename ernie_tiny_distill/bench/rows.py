@@ -326,7 +326,7 @@ def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str
             continue
         name = METRIC_LABEL.get(teacher["metric_name"], teacher["metric_name"])
         bits = [f"teacher {100 * teacher['metric']:.2f} {name}"]
-        for model in ("A", "B", "Ap", "Bp", "P3"):
+        for model in ("A", "B", "Ap", "Ap3", "Bp", "P3"):
             cands = [r for r in (_get(rows, t, model, v) for v in variants) if r and r["metric"] is not None]
             if not cands:
                 continue
