@@ -1,4 +1,4 @@
-"""Teacher outputs the task-stage KD terms read, kept per training example so the frozen teacher runs once, not per epoch."""
+"""Teacher outputs the task-stage KD terms read, kept per example: the frozen teacher runs once, not per epoch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -16,6 +16,7 @@ from ernie_tiny_distill import batching, checkpoint
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.distill import Distillable, Distiller
+from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.random_teacher import write_random_teacher
 from ernie_tiny_distill.stages import run_stage
@@ -25,7 +26,8 @@ RECIPE = {"kd_weight": 1.0, "ce_weight": 0.5, "hidden_weight": 1.0, "attention_w
 
 
 def recipe_cfg(tmp_path, **distill):
-    return config_from_dict({"output_dir": str(tmp_path), "stage": "task", "model": {"teacher": "unused", "student": {"every_k": 1}},
+    return config_from_dict({"output_dir": str(tmp_path), "stage": "task",
+                             "model": {"teacher": "unused", "student": {"every_k": 1}},
                              "distill": {**RECIPE, **distill}})
 
 
@@ -199,3 +201,8 @@ def test_two_epoch_kd_recipe_trains_the_same_student_with_the_teacher_run_once(n
     assert sorted(weights[True]) == sorted(weights[False]) and any("projection" in k for k in weights[True])
     for name, value in weights[False].items():
         np.testing.assert_allclose(weights[True][name], value, atol=1e-5, err_msg=name)
+
+
+def test_budget_key_is_checked(tmp_path):
+    with pytest.raises(UserError, match="distill.teacher_state_cache_gb' must be >= 0"):
+        recipe_cfg(tmp_path, teacher_state_cache_gb=-1)
