@@ -206,7 +206,7 @@ class Distiller:
         logger.info("teacher states cached in RAM (computed in epoch 1, reused after): %s", what)
         self.states = TeacherStates(hidden_keys, sizes, with_rows)
 
-    def _teacher_targets(self, batch, want_hidden: bool, want_attention: bool) -> Optional[TeacherTargets]:
+    def _teacher_targets(self, batch, want_hidden: bool, want_attention: bool) -> TeacherTargets:
         """The teacher outputs the terms read: from the cache when every feature of the batch is in it, else from
         an online forward pass (whose features are then cached, when the cache is on)."""
         if self.states is not None and self.states.has(batch["index"].numpy()):
