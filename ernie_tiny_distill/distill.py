@@ -207,13 +207,23 @@ class Distiller:
         self.states = TeacherStates(hidden_keys, sizes, with_rows)
 
     def _teacher_targets(self, batch, want_hidden: bool, want_attention: bool) -> TeacherTargets:
-        """The teacher outputs the terms read: from the cache when every feature of the batch is in it, else from
-        an online forward pass (whose features are then cached, when the cache is on)."""
-        if self.states is not None and self.states.has(batch["index"].numpy()):
-            targets = self.states.gather(batch)
-            if "kd" in self.weights and self.teacher_rows is not None:
-                targets.rows = self.teacher_rows.gather(batch["index"].numpy())
-            return targets
+        """The teacher outputs the terms read. With the cache on, the teacher runs only on the batch's features not
+        cached yet (the first time each is met; their outputs are kept), and the batch is served from the cache."""
+        if self.states is None:
+            return self._online_targets(batch, want_hidden, want_attention)
+        indices = batch["index"].numpy()
+        missing = self.states.missing(indices)
+        if len(missing) == len(indices):  # e.g. epoch 1: the online outputs serve the batch as they are
+            return self._online_targets(batch, want_hidden, want_attention, store=True)
+        if missing:  # e.g. after a resume, whose cache starts empty
+            self._online_targets(teacher_states.sub_batch(batch, missing), want_hidden, want_attention, store=True)
+        targets = self.states.gather(batch)
+        if "kd" in self.weights and self.teacher_rows is not None:
+            targets.rows = self.teacher_rows.gather(indices)
+        return targets
+
+    def _online_targets(self, batch, want_hidden: bool, want_attention: bool, store: bool = False) -> TeacherTargets:
+        """The teacher outputs the terms read, from a forward pass (logits rows from TeacherRows when cached)."""
         targets = TeacherTargets()
         t_out = None
         if self.needs_online_teacher:
@@ -231,7 +241,7 @@ class Distiller:
         if want_attention:
             targets.attention = [teacher_states.select_heads(t_out.attentions[j - 1], heads)
                                  for _, j, heads in self._attention_terms()]
-        if self.states is not None:
+        if store:
             owners = None if pooled is None else teacher_states.kd_row_owners(self.task, pooled, batch)
             self.states.store(batch, targets, owners)
         return targets

@@ -37,6 +37,23 @@ def row_owners(batch: Dict[str, paddle.Tensor]) -> np.ndarray:
     return np.arange(int(batch["input_ids"].shape[0]))
 
 
+ROW_KEYS = ("input_ids", "token_type_ids", "attention_mask")  # one row per model row (window); the rest per feature
+
+
+def sub_batch(batch: Dict[str, paddle.Tensor], positions: Sequence[int]) -> Dict[str, paddle.Tensor]:
+    """The batch restricted to the features at `positions` (ascending) and their window rows, same padding."""
+    owners = row_owners(batch)
+    rows = np.flatnonzero(np.isin(owners, positions))
+    out = {}
+    for key, value in batch.items():
+        if key == "doc":
+            out[key] = paddle.to_tensor(np.searchsorted(positions, owners[rows]).astype("int64"))
+        else:
+            picked = rows if key in ROW_KEYS else np.asarray(positions)
+            out[key] = paddle.index_select(value, paddle.to_tensor(picked, dtype="int64"), axis=0)
+    return out
+
+
 def kd_row_owners(task, pooled_logits: paddle.Tensor, batch: Dict[str, paddle.Tensor]) -> np.ndarray:
     """The batch position of each row Task.kd_rows picks from `pooled_logits` [B, ..., C] (any task: kd_rows is
     applied to a tensor of that shape holding each feature's batch position)."""
@@ -77,8 +94,9 @@ class TeacherStates:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def has(self, indices: Sequence[int]) -> bool:
-        return all(int(i) in self.entries for i in indices)
+    def missing(self, indices: Sequence[int]) -> List[int]:
+        """Batch positions of the features not cached yet."""
+        return [b for b, i in enumerate(indices) if int(i) not in self.entries]
 
     def store(self, batch: Dict[str, paddle.Tensor], targets: TeacherTargets,
               row_owner: Optional[np.ndarray] = None) -> None:

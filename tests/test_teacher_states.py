@@ -32,8 +32,15 @@ def recipe_cfg(tmp_path, **distill):
 
 
 def count_calls(layer) -> list:
+    """The batch size of every forward pass of `layer`."""
     calls = []
-    layer.register_forward_pre_hook(lambda *_: calls.append(1))
+    forward = layer.forward
+
+    def counted(*args, **kwargs):
+        calls.append(int(kwargs["input_ids"].shape[0]))
+        return forward(*args, **kwargs)
+
+    object.__setattr__(layer, "forward", counted)
     return calls
 
 
@@ -73,7 +80,8 @@ def test_cached_states_give_the_online_losses_at_another_padding_length(tmp_path
     task = TaggingTask(hand_tokenizer, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], max_seq_length=24)
     sentences = [TaggedSentence(["john"], ["B-PER"]),
                  TaggedSentence("the film was unwatchable and bad , john".split(), ["O"] * 7 + ["B-PER"]),
-                 TaggedSentence("john lives in new york".split(), ["B-PER", "O", "O", "B-LOC", "I-LOC"])]
+                 TaggedSentence("john lives in new york".split(), ["B-PER", "O", "O", "B-LOC", "I-LOC"]),
+                 TaggedSentence("a great play".split(), ["O", "O", "O"])]
     features = task.encode(sentences)
     # student layer 1 was pruned from teacher heads 1 and 3 (matched one by one); layer 2 compares head means
     online, cached, teacher = distillers(tmp_path, task, ErnieForTokenClassification, 5, [[1, 3], None],
@@ -94,6 +102,11 @@ def test_cached_states_give_the_online_losses_at_another_padding_length(tmp_path
         assert sorted(got) == ["attention", "ce", "hidden", "kd"]
         assert min(want.values()) > 1e-3  # every term is non-trivial
         assert got == pytest.approx(want, abs=1e-6)
+    # a batch with a feature not met before: the teacher runs on that feature alone, the rest comes from the cache
+    n = len(calls)
+    batch = as_batch([features[3], features[1], features[2]])
+    assert values(cached.loss_parts(batch)) == pytest.approx(values(online.loss_parts(batch)), abs=1e-6)
+    assert calls[n:] == [1, 3] and len(cached.states) == 4  # cached: example 3 only; online: the whole batch
 
 
 def test_cached_states_of_windowed_documents(tmp_path, hand_tokenizer):
@@ -175,32 +188,85 @@ def ner_teacher(tmp_path_factory):
     return {"dir": run_stage(config("teacher", "teacher", train={"epochs": 1}))["output_dir"], "config": config}
 
 
-def test_two_epoch_kd_recipe_trains_the_same_student_with_the_teacher_run_once(ner_teacher, monkeypatch):
+STUDENT = {"init": "teacher_pruned", "layers": [0, 2], "num_heads": 2, "intermediate_size": 16, "hidden_size": 24,
+           "importance_examples": 16}
+
+
+def recipe_run_cfg(ner_teacher, name, cache):
+    return ner_teacher["config"]("task", name,
+                                 model={"teacher": ner_teacher["dir"], "max_seq_length": 40, "student": STUDENT},
+                                 distill={**RECIPE, "allow_weak_teacher": True, "cache_teacher_states": cache},
+                                 train={"eval_every": 3})  # checkpoints at steps 3, 6, 9 and the last
+
+
+def last_weights(output_dir):
+    return load_file(os.path.join(checkpoint.latest(os.path.join(output_dir, "checkpoints")), "model.safetensors"))
+
+
+def count_teacher_forwards(monkeypatch) -> dict:
+    """Examples the Distiller's teacher forward passes read, per value of distill.cache_teacher_states."""
     calls = {}
     forward = Distiller._forward
 
-    def spy(self, model, *args, **kwargs):
+    def spy(self, model, batch, *args, **kwargs):
         if model is self.teacher:
             key = self.cfg.distill.cache_teacher_states
-            calls[key] = calls.get(key, 0) + 1
-        return forward(self, model, *args, **kwargs)
+            calls[key] = calls.get(key, 0) + int(batch["input_ids"].shape[0])
+        return forward(self, model, batch, *args, **kwargs)
 
     monkeypatch.setattr(Distiller, "_forward", spy)
-    student = {"init": "teacher_pruned", "layers": [0, 2], "num_heads": 2, "intermediate_size": 16,
-               "hidden_size": 24, "importance_examples": 16}
-    weights = {}
-    for cache in (True, False):
-        cfg = ner_teacher["config"]("task", f"student_cache_{cache}",
-                                    model={"teacher": ner_teacher["dir"], "max_seq_length": 40, "student": student},
-                                    distill={**RECIPE, "allow_weak_teacher": True, "cache_teacher_states": cache})
-        summary = run_stage(cfg)
-        last = checkpoint.latest(os.path.join(summary["output_dir"], "checkpoints"))
-        weights[cache] = load_file(os.path.join(last, "model.safetensors"))
-    # online: once per step of the 2 epochs; cached: the first epoch's steps only
-    assert calls[True] >= 3 and calls[False] == 2 * calls[True]
+    return calls
+
+
+@pytest.fixture(scope="module")
+def recipe_runs(ner_teacher):
+    """The same 2-epoch KD-recipe training of a pruned student with the teacher-state cache on and off."""
+    monkeypatch = pytest.MonkeyPatch()
+    calls = count_teacher_forwards(monkeypatch)
+    try:
+        summaries = {cache: run_stage(recipe_run_cfg(ner_teacher, f"student_cache_{cache}", cache))
+                     for cache in (True, False)}
+    finally:
+        monkeypatch.undo()
+    return {"calls": calls, "weights": {c: last_weights(s["output_dir"]) for c, s in summaries.items()},
+            "examples": summaries[True]["train_examples"]}
+
+
+def test_two_epoch_kd_recipe_trains_the_same_student_with_the_teacher_run_once(recipe_runs):
+    calls, weights = recipe_runs["calls"], recipe_runs["weights"]
+    # online: every example in both epochs; cached: every example once (epoch 1)
+    assert calls[True] == recipe_runs["examples"] >= 24 and calls[False] == 2 * calls[True]
     assert sorted(weights[True]) == sorted(weights[False]) and any("projection" in k for k in weights[True])
     for name, value in weights[False].items():
         np.testing.assert_allclose(weights[True][name], value, atol=1e-5, err_msg=name)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_run_killed_in_epoch_one_resumes_with_an_empty_cache_to_the_same_student(ner_teacher, recipe_runs,
+                                                                                    monkeypatch):
+    """The cache is in memory only: the resumed run refills it as it meets examples again (the teacher reads each
+    example once more: the rest of epoch 1, then in epoch 2 the examples not met since the resume) and ends with
+    the uninterrupted run's weights."""
+    original = Distiller.loss_parts
+
+    def crashing(self, batch, step=0):
+        if step == 4:  # epoch 1's last step, after the checkpoint at step 3
+            raise Interrupt()
+        return original(self, batch, step)
+
+    monkeypatch.setattr(Distiller, "loss_parts", crashing)
+    cfg = recipe_run_cfg(ner_teacher, "student_resumed", True)
+    with pytest.raises(Interrupt):
+        run_stage(cfg)
+    monkeypatch.setattr(Distiller, "loss_parts", original)
+    calls = count_teacher_forwards(monkeypatch)
+    run_stage(cfg)
+    assert calls[True] == recipe_runs["examples"]
+    for name, value in recipe_runs["weights"][True].items():
+        np.testing.assert_allclose(last_weights(cfg.output_dir)[name], value, atol=1e-5, err_msg=name)
 
 
 def test_budget_key_is_checked(tmp_path):
