@@ -168,6 +168,11 @@ class DistillConfig:
     # Student layer i (1-based; 0 = embeddings) is matched to teacher layer layer_map[i]; null = uniform.
     layer_map: Optional[List[int]] = None
     cache_teacher: bool = True
+    # Task stage with hidden/attention terms and more than one epoch: keep the teacher's outputs those terms read
+    # (mapped layers' hidden states, used attention maps, logit rows; float32, in RAM) from epoch 1 and reuse them,
+    # so the teacher runs once per example. Above teacher_state_cache_gb (estimated up front) it stays online.
+    cache_teacher_states: bool = True
+    teacher_state_cache_gb: float = 4.0
     allow_weak_teacher: bool = False
     # The teacher reads its inputs at this length (null = model.max_seq_length): e.g. a student reading 512
     # tokens taught by a teacher that was fine-tuned, and is cheap to run, at 128. Task stage, logit KD only.
@@ -407,7 +412,7 @@ def validate(cfg: Config) -> None:
     if d.teacher_max_seq_length is not None and d.teacher_max_seq_length < 3:
         raise UserError(f"config key 'distill.teacher_max_seq_length' must be >= 3 (room for [CLS], one token "
                         f"and [SEP]) or null, got {d.teacher_max_seq_length}")
-    for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight"):
+    for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight", "teacher_state_cache_gb"):
         if getattr(d, name) < 0:
             raise UserError(f"config key 'distill.{name}' must be >= 0, got {getattr(d, name)}")
     if not 0.0 < d.mask_prob < 1.0:

@@ -8,10 +8,11 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from . import losses, models
+from . import losses, models, teacher_states
 from .config import Config
 from .errors import UserError
 from .tasks import Task
+from .teacher_states import TeacherStates, TeacherTargets
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class Distiller:
         self.mask_token_id = mask_token_id
         self.vocab_size = vocab_size
         self.weights = loss_weights(cfg)
+        self.states: Optional[TeacherStates] = None  # see plan_teacher_states
         if teacher is not None:
             teacher.eval()
             for p in teacher.parameters():
@@ -168,6 +170,82 @@ class Distiller:
         positions = np.flatnonzero(chosen.reshape(-1)).astype("int64")  # indices into the flattened [B*L]
         return {**batch, "input_ids": paddle.to_tensor(ids)}, paddle.to_tensor(positions)
 
+    def _attention_terms(self) -> List[teacher_states.AttentionTerm]:
+        heads = self.attention_heads or [None] * len(self.layer_map)
+        return [(i, j, heads[i - 1]) for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
+
+    def _hidden_keys(self) -> List[int]:
+        return sorted(set(self.layer_map)) if "hidden" in self.weights else []
+
+    def plan_teacher_states(self, features, epochs: float) -> None:
+        """Decide, before training, whether the teacher's outputs are kept per example (distill.cache_teacher_states):
+        task stage, hidden/attention terms on, more than one epoch, and the estimated size within
+        distill.teacher_state_cache_gb. Logs the decision and the estimate."""
+        d = self.cfg.distill
+        intermediate = "hidden" in self.weights or "attention" in self.weights
+        self.states = None
+        if not (intermediate and self.teacher is not None and self.cfg.stage == "task" and d.cache_teacher_states):
+            return
+        if epochs <= 1:
+            logger.info("teacher states: not cached (a run of %g epoch(s) meets each example once)", epochs)
+            return
+        with_rows = "kd" in self.weights and self.teacher_rows is None
+        terms = self._attention_terms() if "attention" in self.weights else []
+        sizes = [1 if heads is None else len(heads) for _, _, heads in terms]
+        hidden_keys = self._hidden_keys()
+        size = teacher_states.estimate_bytes(
+            features, [self.task.kd_row_count(f) for f in features] if with_rows else [0] * len(features),
+            len(hidden_keys), models.hidden_size(self.teacher), sum(sizes), self.task.num_labels)
+        maps = ", ".join(f"layer {j}: " + ("head mean" if h is None else f"heads {h}") for _, j, h in terms)
+        what = (f"{len(features)} examples: hidden states {hidden_keys}, {sum(sizes)} attention map(s) per example "
+                f"({maps or 'none'}){', logit rows' if with_rows else ''}; estimated {size / 2**30:.2f} GB float32")
+        if size > d.teacher_state_cache_gb * 2**30:
+            logger.warning("teacher states: NOT cached, the teacher runs online every step: %s exceeds "
+                           "distill.teacher_state_cache_gb=%g", what, d.teacher_state_cache_gb)
+            return
+        logger.info("teacher states cached in RAM (computed in epoch 1, reused after): %s", what)
+        self.states = TeacherStates(hidden_keys, sizes, with_rows)
+
+    def _teacher_targets(self, batch, want_hidden: bool, want_attention: bool) -> TeacherTargets:
+        """The teacher outputs the terms read. With the cache on, the teacher runs only on the batch's features not
+        cached yet (the first time each is met; their outputs are kept), and the batch is served from the cache."""
+        if self.states is None:
+            return self._online_targets(batch, want_hidden, want_attention)
+        indices = batch["index"].numpy()
+        missing = self.states.missing(indices)
+        if len(missing) == len(indices):  # e.g. epoch 1: the online outputs serve the batch as they are
+            return self._online_targets(batch, want_hidden, want_attention, store=True)
+        if missing:  # e.g. after a resume, whose cache starts empty
+            self._online_targets(teacher_states.sub_batch(batch, missing), want_hidden, want_attention, store=True)
+        targets = self.states.gather(batch)
+        if "kd" in self.weights and self.teacher_rows is not None:
+            targets.rows = self.teacher_rows.gather(indices)
+        return targets
+
+    def _online_targets(self, batch, want_hidden: bool, want_attention: bool, store: bool = False) -> TeacherTargets:
+        """The teacher outputs the terms read, from a forward pass (logits rows from TeacherRows when cached)."""
+        targets = TeacherTargets()
+        t_out = None
+        if self.needs_online_teacher:
+            with paddle.no_grad():
+                t_out = self._forward(self.teacher, batch, want_hidden, want_attention)
+        pooled = None
+        if "kd" in self.weights:
+            if self.teacher_rows is not None:
+                targets.rows = self.teacher_rows.gather(batch["index"].numpy())
+            else:
+                pooled = self.task.pool(t_out.logits, batch)  # [B, C] or [B, L, C]
+                targets.rows = self.task.kd_rows(pooled, batch)  # [N, C]
+        if want_hidden:
+            targets.hidden = {j: t_out.hidden_states[j] for j in self._hidden_keys()}
+        if want_attention:
+            targets.attention = [teacher_states.select_heads(t_out.attentions[j - 1], heads)
+                                 for _, j, heads in self._attention_terms()]
+        if store:
+            owners = None if pooled is None else teacher_states.kd_row_owners(self.task, pooled, batch)
+            self.states.store(batch, targets, owners)
+        return targets
+
     def loss_parts(self, batch: Dict[str, paddle.Tensor], step: int = 0) -> Dict[str, paddle.Tensor]:
         """Every active loss term, unweighted (the weights are applied in `combine`)."""
         w, d = self.weights, self.cfg.distill
@@ -177,36 +255,36 @@ class Distiller:
             batch, masked_positions = self._mask_tokens(batch, step)
         student = self.trainable.student
         s_out = self._forward(student, batch, want_hidden, want_attention, masked_positions)
-        t_out = None
-        if self.needs_online_teacher:
-            with paddle.no_grad():
-                t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
         parts = {}
         if "ce" in w or "kd" in w:
             s_logits = self.task.pool(s_out.logits, batch)  # [B, C]: a long document's window rows pooled
         if "ce" in w:
             parts["ce"] = losses.hard_ce(s_logits, batch["labels"])
+        if "mlm" in w:  # stage 1: the masked inputs change every step, so the teacher always runs online
+            with paddle.no_grad():
+                t_out = self._forward(self.teacher, batch, want_hidden, want_attention, masked_positions)
+            parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
+            teacher = TeacherTargets(
+                hidden={j: t_out.hidden_states[j] for j in self._hidden_keys()} if want_hidden else {},
+                attention=[teacher_states.select_heads(t_out.attentions[j - 1], heads)
+                           for _, j, heads in self._attention_terms()] if want_attention else [])
+        else:
+            teacher = self._teacher_targets(batch, want_hidden, want_attention)
         if "kd" in w:
             s_rows = self.task.kd_rows(s_logits, batch)  # [N, C]
-            if t_out is not None:
-                t_rows = self.task.kd_rows(self.task.pool(t_out.logits, batch), batch)
-            else:
-                t_rows = self.teacher_rows.gather(batch["index"].numpy())
-            parts["kd"] = losses.soft_kl(s_rows, t_rows, d.temperature)
-        if "mlm" in w:
-            parts["mlm"] = losses.soft_kl(s_out.logits, t_out.logits, d.temperature)
+            parts["kd"] = losses.soft_kl(s_rows, teacher.rows, d.temperature)
         if want_hidden:
             mask = batch["attention_mask"]
             hidden_loss = losses.HIDDEN_LOSSES[d.hidden_loss]
-            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), t_out.hidden_states[j], mask)
+            terms = [hidden_loss(self.trainable.project(s_out.hidden_states[i]), teacher.hidden[j], mask)
                      for i, j in enumerate(self.layer_map)]
             parts["hidden"] = paddle.add_n(terms) / len(terms)
         if want_attention:
             mask = batch["attention_mask"]
-            heads = self.attention_heads or [None] * len(self.layer_map)
-            terms = [losses.attention_loss(s_out.attentions[i - 1], t_out.attentions[j - 1], mask, d.attention_loss,
-                                           teacher_heads=heads[i - 1])
-                     for i, j in enumerate(self.layer_map) if i > 0 and j > 0]
+            # the teacher maps are already the matched heads (compared one by one) or the head mean [R, 1, L, L]
+            terms = [losses.attention_loss(s_out.attentions[i - 1], t_map, mask, d.attention_loss,
+                                           teacher_heads=None if heads is None else list(range(len(heads))))
+                     for (i, _, heads), t_map in zip(self._attention_terms(), teacher.attention)]
             parts["attention"] = paddle.add_n(terms) / len(terms)
         return parts
 

@@ -125,6 +125,9 @@ class Trainer:
             # measured on Paddle 3.3.1: dygraph auto_cast leaves CPU ops in float32, so say so
             logger.warning("train.amp=true has no effect on CPU (Paddle runs these ops in float32)")
         self._log_run_header(len(train), per_epoch, total_steps, lengths)
+        # teacher outputs kept per example when the steps left meet examples more than once; the cache lives in
+        # memory only, so a resumed run refills it lazily (recomputing, never reading stale states)
+        self.distiller.plan_teacher_states(train, (total_steps - start) / per_epoch)
 
         writer = self._visualdl() if self.is_main else None
         progress = tqdm(total=total_steps, initial=start, desc=f"{self.cfg.stage} train", unit="step",
