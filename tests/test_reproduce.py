@@ -196,6 +196,16 @@ def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
     assert gains[1].endswith("(on the seed both ran: 1) — **met**: +5.00 points (82.00 vs 77.00).")
 
 
+def test_stage1_effect_compares_born_students_recipe_with_and_without_stage1():
+    row = {"task": "x", "model": "student Bp 2L-128H (pruned)", "metric_name": "f1", "pct_of_teacher": 92.0,
+           "metric_std": None}
+    kd = dict(row, variant="kd_recipe", metric=0.7897, per_seed={"1": 0.7922, "2": 0.7872})
+    two = dict(row, variant="two_stage_kd_recipe", metric=0.7944, per_seed={"1": 0.7944})
+    (line,) = bench_rows.stage1_effect([kd, two], ["x"])
+    assert line == ("- x, student Bp: two_stage_kd_recipe 79.44 vs kd_recipe 79.22 (on the seed both ran: 1) = "
+                    "+0.22 points: stage 1 helps.")
+
+
 def test_selecting_latency_pulls_in_only_the_teacher_export(tmp_path):
     m = Matrix(tiny_profile(tmp_path), ["demo"])
     names = [j.name for j in m.select(["demo/latency"])]

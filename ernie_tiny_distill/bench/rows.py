@@ -344,11 +344,15 @@ def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str
     return out
 
 
+# (recipe with stage 1 first, the same recipe without it): random-init students, and students born from the teacher
+STAGE1_PAIRS = (("two_stage_kd", "task_kd"), ("two_stage_kd_recipe", "kd_recipe"))
+
+
 def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     out = []
     for t in tasks:
-        for model in ("B", "A"):
-            kd, two = _get(rows, t, model, "task_kd"), _get(rows, t, model, "two_stage_kd")
+        for model, (two_v, kd_v) in [(m, p) for p in STAGE1_PAIRS for m in ("B", "A", "Bp", "Ap", "Ap3")]:
+            kd, two = _get(rows, t, model, kd_v), _get(rows, t, model, two_v)
             if not (kd and two and kd["metric"] is not None and two["metric"] is not None):
                 continue
             common, two_mean, kd_mean = _paired(two, kd)
@@ -361,8 +365,8 @@ def stage1_effect(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
             verdict = "helps" if diff > 0 else ("makes no difference" if diff == 0 else "does not help")
             noise = kd.get("metric_std")
             if noise is not None and abs(diff) < 100 * noise:
-                verdict += " (within one seed standard deviation of task_kd)"
-            out.append(f"- {t}, student {model}: two_stage_kd {100 * two_mean:.2f} vs task_kd {100 * kd_mean:.2f} "
+                verdict += f" (within one seed standard deviation of {kd_v})"
+            out.append(f"- {t}, student {model}: {two_v} {100 * two_mean:.2f} vs {kd_v} {100 * kd_mean:.2f} "
                        f"({_seeds_note(common, two, kd)}) = {diff:+.2f} points: stage 1 {verdict}{paired}.")
     return out or ["- not measured yet."]
 
