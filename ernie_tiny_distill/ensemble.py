@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -219,3 +219,27 @@ def build(cfg, task: Task, splits, train_features, dev_features, test_features, 
 
 def _headline(metrics: Optional[Dict]) -> Optional[Dict]:
     return None if metrics is None else {k: v for k, v in metrics.items() if k != "per_class"}
+
+
+# ---------------------------------------------------------------- each member checked as a single teacher is
+
+
+def check_members(cfg, task: Task, report: Dict, dev_examples, check: Callable) -> None:
+    """Each member's dev metric against the chance level, by the single-teacher rule `check`
+    (stages._check_teacher): a member at chance is refused by name unless distill.allow_weak_teacher."""
+    for member in report["teachers"]:
+        if member["dev"] is not None:
+            check(cfg, task, member["dev"], dev_examples, member=member["teacher"])
+
+
+def compare_members(cfg, task: Task, student_dev: Dict, report: Dict, compare: Callable) -> List[Dict]:
+    """Each member's dev metric beside the student's, by the single-teacher rule `compare`
+    (stages.compare_with_teacher: a warning, not a refusal, when a student trained without KD already matches
+    that member), stored as report["teachers"][i]["comparison"]; returns them."""
+    out = []
+    for member in report["teachers"]:
+        if member["dev"] is not None:
+            member["comparison"] = {"teacher": member["teacher"],
+                                    **compare(cfg, task, student_dev, member["dev"], member=member["teacher"])}
+            out.append(member["comparison"])
+    return out

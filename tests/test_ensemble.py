@@ -167,3 +167,32 @@ def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokeniz
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": c, "weight": 1.0}], teacher=a)
     with pytest.raises(UserError, match=f"teacher {c} has labels"):
         ensemble.build(cfg, task, _splits(), *_features(task))
+
+
+def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, caplog):
+    from ernie_tiny_distill import stages
+
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    report = {"teachers": [{"teacher": "runs/strong", "weight": 1.0, "dev": {"accuracy": 0.9}},
+                           {"teacher": "tfidf", "weight": 1.0, "dev": {"accuracy": 0.7}},
+                           {"teacher": "runs/nodev", "weight": 1.0, "dev": None}]}
+    no_kd = _cfg(tmp_path, [{"tfidf": True}])
+    no_kd.distill.kd_weight = 0.0
+    # a student without KD at 0.8 on dev: matches tfidf (0.7), not runs/strong (0.9) -> one warning, naming tfidf
+    with caplog.at_level("WARNING"):
+        out = ensemble.compare_members(no_kd, task, {"accuracy": 0.8}, report, stages.compare_with_teacher)
+    assert [(c["teacher"], c["teacher_dev"], c["student_dev"]) for c in out] == [("runs/strong", 0.9, 0.8),
+                                                                             ("tfidf", 0.7, 0.8)]
+    assert "warning" not in out[0] and "matches teacher tfidf on dev (accuracy 0.8000 vs 0.7000)" in out[1]["warning"]
+    assert report["teachers"][1]["comparison"] is out[1] and "comparison" not in report["teachers"][2]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [out[1]["warning"]]
+    kd = _cfg(tmp_path, [{"tfidf": True}])  # a distilled student: the same report lines, never a warning
+    assert all("warning" not in c for c in ensemble.compare_members(kd, task, {"accuracy": 0.95}, report,
+                                                                     stages.compare_with_teacher))
+    # chance level (dev: one pos, one neg -> 0.5): a member at 0.5 is refused by name, as a single teacher is
+    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # 0.9 and 0.7: fine
+    report["teachers"][1]["dev"] = {"accuracy": 0.5}
+    with pytest.raises(UserError, match=r"distill.teachers: tfidf.*teacher tfidf's dev accuracy is 0.5000"):
+        ensemble.check_members(kd, task, report, DEV, stages._check_teacher)
+    kd.distill.allow_weak_teacher = True
+    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # a warning only
