@@ -196,3 +196,36 @@ def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, ca
         ensemble.check_members(kd, task, report, DEV, stages._check_teacher)
     kd.distill.allow_weak_teacher = True
     ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # a warning only
+
+
+def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cache(hand_tokenizer, tmp_path,
+                                                                                   monkeypatch):
+    from ernie_tiny_distill import data as data_lib
+
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    monkeypatch.setattr(data_lib, "load_splits", lambda data, task: _splits())
+    calls = []
+    real = trainer.predict_logits
+
+    def counting(task, model, features, *args, **kwargs):
+        calls.append(len(features))
+        return real(task, model, features, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_logits", counting)
+    cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"tfidf": True, "weight": 1.0}], teacher=a)
+    alone = ensemble.score_teachers(cfg, member=0)
+    assert calls == [len(DEV), len(TEST)]  # the training split is never run through the teacher
+    assert [m["teacher"] for m in alone["teachers"]] == [a] and alone["test"]["num_examples"] == len(TEST)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    model = models.load_model(a, task.model_class, 2)
+    want = trainer.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
+    assert alone["test"]["accuracy"] == want["accuracy"]  # a one-member ensemble scores as that teacher
+    calls.clear()
+    both = ensemble.score_teachers(cfg)
+    assert calls == []  # the teacher's dev/test rows come from the cache the first call wrote
+    assert [m["teacher"] for m in both["teachers"]] == [a, "tfidf"] and both["dev"]["num_examples"] == len(DEV)
+    calls.clear()
+    ensemble.build(cfg, task, _splits(), *_features(task))  # a training run of the config: only train is new
+    assert calls == [len(TRAIN)]
+    with pytest.raises(UserError, match="--member must be 0..1"):
+        ensemble.score_teachers(cfg, member=2)
