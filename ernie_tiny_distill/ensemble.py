@@ -248,7 +248,8 @@ def check_members(cfg, task: Task, report: Dict, dev_examples, check: Callable) 
 def compare_members(cfg, task: Task, student_dev: Dict, report: Dict, compare: Callable) -> List[Dict]:
     """Each member's dev metric beside the student's, by the single-teacher rule `compare`
     (stages.compare_with_teacher: a warning, not a refusal, when a student trained without KD already matches
-    that member), stored as report["teachers"][i]["comparison"]; returns them."""
+    that member), stored as report["teachers"][i]["comparison"]; returns them. (The config accepts distill.teachers
+    with kd_weight > 0 only, so in a training run these are report lines; the warning needs a no-KD student.)"""
     out = []
     for member in report["teachers"]:
         if member["dev"] is not None:

@@ -229,3 +229,26 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
     assert calls == [len(TRAIN)]
     with pytest.raises(UserError, match="--member must be 0..1"):
         ensemble.score_teachers(cfg, member=2)
+
+
+def test_a_distillation_run_checks_and_reports_each_member(hand_tokenizer, tmp_path, caplog):
+    from ernie_tiny_distill import stages
+
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    raw = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
+           "data": {"cache_dir": str(tmp_path / "cache")},
+           "model": {"teacher": a, "max_seq_length": 16, "student": {"every_k": 1}},
+           "distill": {"teachers": [{"path": a}, {"tfidf": True}]},
+           "train": {"epochs": 1, "batch_size": 4, "progress": False, "num_threads": 1}}
+    # a random teacher: at the chance level on dev (one pos, one neg) -> refused by name
+    with pytest.raises(UserError, match=f"distill.teachers: {a}"):
+        stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+    raw["distill"]["allow_weak_teacher"] = True
+    with caplog.at_level("WARNING"):
+        result = stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+    members = result["ensemble"]["teachers"]
+    assert [m["comparison"]["teacher"] for m in members] == [a, "tfidf"]
+    for m in members:  # each member's dev beside the student's (distilled: a report line, never a warning)
+        assert m["comparison"]["teacher_dev"] == m["dev"]["accuracy"] and m["comparison"]["kd"]
+        assert m["comparison"]["student_dev"] == result["dev"]["accuracy"] and "warning" not in m["comparison"]
+    assert any(f"teacher {a}'s dev accuracy" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
