@@ -55,3 +55,30 @@ def test_report_shows_per_review_latency_beside_the_fixed_length_p50():
     assert ("| teacher-windows | paddle fp32 | windows of 128 (stride 63, max 16, mean) | 3.25 | 60.00 | 120.00 | "
             "0.33x | 10.00 (seq 128) |") in lines
     assert report.per_review_lines(m, {"imdb": {"latency": {"measured": {}}}}) == []
+
+
+def test_ensemble_module_scores_a_configs_teachers_over_windows(deploy_root, cls_model, tmp_path):
+    import json
+
+    import yaml
+
+    from ernie_tiny_distill import ensemble
+
+    cfg = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
+           "data": {"format": "demo", "path": str(deploy_root["root"] / "demo"), "cache_dir": str(tmp_path / "c")},
+           "model": {"teacher": cls_model, "max_seq_length": 16, "student": {"every_k": 1},
+                     "long_document": {"mode": "windows", "max_windows": 4}},
+           "distill": {"teachers": [{"path": cls_model}, {"tfidf": True, "weight": 2.0}]}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "scores" / "windows.json"
+    assert ensemble.main(["--config", str(path), "--member", "0", "--out", str(out)]) == 0
+    one = json.loads(out.read_text())
+    assert [m["teacher"] for m in one["teachers"]] == [cls_model] and one["test"]["num_examples"] == one["test_examples"] > 0
+    assert one["reads"] == {"max_seq_length": 16, "windows": {"stride": None, "max_windows": 4, "pooling": "mean"},
+                            "truncation": None}
+    assert ensemble.main(["--config", str(path), "--out", str(out)]) == 0
+    both = json.loads(out.read_text())
+    assert [(m["teacher"], m["weight"]) for m in both["teachers"]] == [(cls_model, 1.0), ("tfidf", 2.0)]
+    assert both["teachers"][0]["test"] == one["test"] and both["dev"]["num_examples"] == both["dev_examples"] > 0
+    assert ensemble.main(["--config", str(path), "--member", "5", "--out", str(out)]) == 2  # one-line error
