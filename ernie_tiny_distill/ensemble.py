@@ -269,7 +269,6 @@ def score_teachers(cfg, member: Optional[int] = None) -> Dict:
     import dataclasses
 
     from . import data as data_lib
-    from .stages import _teacher_labels
 
     if not cfg.distill.teachers:
         raise UserError("the config has no distill.teachers to score", where="config key 'distill.teachers'")
@@ -280,7 +279,8 @@ def score_teachers(cfg, member: Optional[int] = None) -> Dict:
                                                                    teachers=[cfg.distill.teachers[member]]))
     splits = data_lib.load_splits(cfg.data, cfg.task)
     tokenizer = models.load_tokenizer(models.resolve(cfg.model.teacher))
-    labels = _teacher_labels(cfg, splits.labels)
+    meta = models.read_task_metadata(models.resolve(cfg.model.teacher))
+    labels = list(meta["labels"]) if meta else list(splits.labels)  # the order a training run of cfg uses
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())
     dev, test = task.encode(splits.dev), task.encode(splits.test)
