@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 # Probabilities are clipped here before log(): a TF-IDF model can give exactly 0 and log(0) = -inf.
 MIN_PROBABILITY = 1e-12
+SPLITS = ("train", "dev", "test")
 # The TF-IDF teacher picks its C on this share of the training split (held out from its fit, then refit on all).
 TFIDF_HOLDOUT = 0.1
 
@@ -96,6 +97,7 @@ class EnsembleBuilder:
 
     def __init__(self, cfg, task: Task, splits, train_features, dev_features, test_features, bar=None):
         self.cfg, self.task, self.splits, self.bar = cfg, task, splits, bar
+        self.wanted = SPLITS
         self.features = {"train": train_features, "dev": dev_features, "test": test_features}
         self.transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
 
@@ -113,11 +115,16 @@ class EnsembleBuilder:
             return os.path.join(teacher_dir, f"{kind}_cache")
         return os.path.join(cfg.output_dir, f"teacher_{kind}")
 
-    def build(self) -> List[TeacherOutputs]:
+    def build(self, splits: Sequence[str] = SPLITS) -> List[TeacherOutputs]:
+        """Every teacher's rows for `splits` (the others left empty: e.g. dev and test alone, to score them)."""
+        self.wanted = tuple(splits)
         out = []
         for entry in self.cfg.distill.teachers:
             out.append(self._tfidf(entry["weight"]) if entry["tfidf"] else self._neural(entry["path"], entry["weight"]))
         return out
+
+    def _empty(self) -> tuple:
+        return np.zeros((0, self.task.num_labels), np.float32), np.zeros(1, np.int64)
 
     # -- a fine-tuned teacher
     def _neural(self, spec: str, weight: float) -> TeacherOutputs:
@@ -136,11 +143,11 @@ class EnsembleBuilder:
         model = models.load_model(path, ttask.model_class, ttask.num_labels)
         cache_dir = self._cache_dir(path, "logits")
         rows = {}
-        for split in ("train", "dev", "test"):
-            examples = self._examples(split)
+        for split in SPLITS:
+            examples = self._examples(split) if split in self.wanted else []
             features = ttask.encode(examples)
             if not features:
-                rows[split] = (np.zeros((0, self.task.num_labels), np.float32), np.zeros(1, np.int64))
+                rows[split] = self._empty()
                 continue
             distill.check_same_kd_rows(self.task, self.features[split], features, length)
             r, offsets = teacher_cache.load_or_build(
@@ -167,10 +174,10 @@ class EnsembleBuilder:
             return state["model"]
 
         rows = {}
-        for split in ("train", "dev", "test"):
+        for split in SPLITS:
             examples, features = self._examples(split), self.features[split]
-            if not features:
-                rows[split] = (np.zeros((0, task.num_labels), np.float32), np.zeros(1, np.int64))
+            if not features or split not in self.wanted:
+                rows[split] = self._empty()
                 continue
             split_texts = [task.example_text(e) for e in examples]
 
@@ -202,6 +209,12 @@ def build(cfg, task: Task, splits, train_features, dev_features, test_features, 
     """(train rows, offsets) of the mixed soft target, and the ensemble's report (its own and each teacher's
     dev/test metrics)."""
     outputs = EnsembleBuilder(cfg, task, splits, train_features, dev_features, test_features, bar).build()
+    report = _report(cfg, task, outputs, splits, dev_features, test_features)
+    return (mixed_rows(outputs, "train", cfg.distill.temperature), outputs[0].offsets), report
+
+
+def _report(cfg, task: Task, outputs: Sequence[TeacherOutputs], splits, dev_features, test_features) -> Dict:
+    """The ensemble's own dev/test metrics and each teacher's."""
     t = cfg.distill.temperature
     report = {"temperature": t, "teachers": []}
     for o in outputs:
@@ -214,8 +227,104 @@ def build(cfg, task: Task, splits, train_features, dev_features, test_features, 
     if report["dev"] is not None:
         logger.info("teacher ensemble of %d: dev %s %.4f", len(outputs), task.metric_name,
                     float(report["dev"][task.metric_name]))
-    return (mixed_rows(outputs, "train", t), first.offsets), report
+    return report
 
 
 def _headline(metrics: Optional[Dict]) -> Optional[Dict]:
     return None if metrics is None else {k: v for k, v in metrics.items() if k != "per_class"}
+
+
+# ---------------------------------------------------------------- each member checked as a single teacher is
+
+
+def check_members(cfg, task: Task, report: Dict, dev_examples, check: Callable) -> None:
+    """Each member's dev metric against the chance level, by the single-teacher rule `check`
+    (stages._check_teacher): a member at chance is refused by name unless distill.allow_weak_teacher."""
+    for member in report["teachers"]:
+        if member["dev"] is not None:
+            check(cfg, task, member["dev"], dev_examples, member=member["teacher"])
+
+
+def compare_members(cfg, task: Task, student_dev: Dict, report: Dict, compare: Callable) -> List[Dict]:
+    """Each member's dev metric beside the student's, by the single-teacher rule `compare`
+    (stages.compare_with_teacher: a warning, not a refusal, when a student trained without KD already matches
+    that member), stored as report["teachers"][i]["comparison"]; returns them. (The config accepts distill.teachers
+    with kd_weight > 0 only, so in a training run these are report lines; the warning needs a no-KD student.)"""
+    out = []
+    for member in report["teachers"]:
+        if member["dev"] is not None:
+            member["comparison"] = {"teacher": member["teacher"],
+                                    **compare(cfg, task, student_dev, member["dev"], member=member["teacher"])}
+            out.append(member["comparison"])
+    return out
+
+
+# ---------------------------------------------------------------- the ensemble (or one member) scored alone
+
+
+def score_teachers(cfg, member: Optional[int] = None) -> Dict:
+    """Dev/test metrics of a config's teacher ensemble (or of its `member`-th teacher alone), reading documents as
+    the config does (model.long_document: a teacher fine-tuned on truncated text scores windows, no retraining).
+    Only dev and test are scored; their rows land in the caches a training run of this config reads."""
+    import dataclasses
+
+    from . import data as data_lib
+
+    if not cfg.distill.teachers:
+        raise UserError("the config has no distill.teachers to score", where="config key 'distill.teachers'")
+    if member is not None:
+        if not 0 <= member < len(cfg.distill.teachers):
+            raise UserError(f"--member must be 0..{len(cfg.distill.teachers) - 1}, got {member}")
+        cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill,
+                                                                   teachers=[cfg.distill.teachers[member]]))
+    splits = data_lib.load_splits(cfg.data, cfg.task)
+    tokenizer = models.load_tokenizer(models.resolve(cfg.model.teacher))
+    meta = models.read_task_metadata(models.resolve(cfg.model.teacher))
+    labels = list(meta["labels"]) if meta else list(splits.labels)  # the order a training run of cfg uses
+    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
+    dev, test = task.encode(splits.dev), task.encode(splits.test)
+    outputs = EnsembleBuilder(cfg, task, splits, [], dev, test).build(("dev", "test"))
+    report = _report(cfg, task, outputs, splits, dev, test)
+    reads = cfg.model.long_document.task_option()
+    return {"metric_name": task.metric_name, "dev": _headline(report["dev"]), "test": _headline(report["test"]),
+            "teachers": report["teachers"], "temperature": report["temperature"],
+            "reads": {"max_seq_length": cfg.model.max_seq_length, "windows": reads,
+                      "truncation": None if reads else cfg.model.truncation},
+            "dev_examples": len(splits.dev), "test_examples": len(splits.test)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """python -m ernie_tiny_distill.ensemble --config CFG [--member N] --out JSON [key=value ...]"""
+    import argparse
+    import json
+    import time
+
+    from .cli import run_tool
+    from .config import load_config
+
+    parser = argparse.ArgumentParser(description="Dev/test metrics of a config's distill.teachers ensemble "
+                                                 "(or one member) as the config reads documents.")
+    parser.add_argument("--config", required=True, help="a task-stage config with distill.teachers")
+    parser.add_argument("--member", type=int, help="score only this teacher (0-based index in distill.teachers)")
+    parser.add_argument("--out", required=True, help="where to write the metrics (JSON)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for the neural teachers")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+
+    def run(args) -> int:
+        from . import fsutil
+
+        started = time.time()
+        result = score_teachers(load_config(args.config, args.overrides), args.member)
+        result["seconds"] = round(time.time() - started, 1)
+        fsutil.write_json(args.out, result)
+        print(json.dumps({k: result[k] for k in ("metric_name", "dev", "test", "seconds")}, indent=2))
+        return 0
+
+    return run_tool(parser, run, argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -308,6 +308,7 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
                                                _bar(cfg, "teacher logits"))
         teacher_rows = distill.TeacherRows(*rows)
         teacher_dev = ensemble_report["dev"]
+        ensemble.check_members(cfg, task, ensemble_report, splits.dev, _check_teacher)
     elif teacher is not None:
         teacher_task = _teacher_task(cfg, task, tokenizer, labels)
         if teacher_task is task:
@@ -358,6 +359,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         result["ensemble"] = ensemble_report
     if teacher_dev is not None:
         result["teacher_comparison"] = compare_with_teacher(cfg, task, dev_metrics, teacher_dev)
+        if ensemble_report is not None:  # each member beside the student, as a single teacher would be
+            ensemble.compare_members(cfg, task, dev_metrics, ensemble_report, compare_with_teacher)
     fsutil.write_json(os.path.join(best_dir, "metrics.json"),
                       {**task.decoding_metadata(), "dev": dev_metrics, "test": test_metrics,
                        "teacher_dev": teacher_dev})
@@ -368,35 +371,40 @@ def _headline(metrics: Dict, task: Task) -> Dict:
     return {k: v for k, v in metrics.items() if k != "per_class"}
 
 
-def compare_with_teacher(cfg: Config, task: Task, student_dev: Dict, teacher_dev: Dict) -> Dict[str, object]:
+def compare_with_teacher(cfg: Config, task: Task, student_dev: Dict, teacher_dev: Dict,
+                         member: Optional[str] = None) -> Dict[str, object]:
     """The student's dev metric beside its teacher's, with a warning when the teacher has little left to teach.
 
     A student trained without KD that already matches its teacher on dev says the teacher is weak for this
     student: distilling from it has made such students worse (e.g. an undertrained tweet-NER teacher), so say so.
+    `member`: the name of one teacher of an ensemble (distill.teachers), said in the log and the warning.
     """
     name = task.metric_name
+    teacher_is = f"teacher {member}" if member else "its teacher"
     student, teacher = float(student_dev[name]), float(teacher_dev[name])
     kd = cfg.distill.kd_weight > 0 or cfg.distill.hidden_weight > 0 or cfg.distill.attention_weight > 0
-    logger.info("dev %s: student %.4f, teacher %.4f (%s)", name, student, teacher,
+    logger.info("dev %s: student %.4f, %s %.4f (%s)", name, student, teacher_is, teacher,
                 "distilled" if kd else "trained without KD")
     out: Dict[str, object] = {"metric": name, "student_dev": student, "teacher_dev": teacher, "kd": kd}
     matches = student >= teacher if task.greater_is_better else student <= teacher
     if not kd and matches:
-        out["warning"] = (f"without KD this student already matches its teacher on dev ({name} {student:.4f} vs "
+        out["warning"] = (f"without KD this student already matches {teacher_is} on dev ({name} {student:.4f} vs "
                           f"{teacher:.4f}): the teacher has little to teach it, and KD from it may make it worse; "
                           "compare a KD run with this one before using it")
         logger.warning(out["warning"])
     return out
 
 
-def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples) -> None:
+def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples, member: Optional[str] = None) -> None:
     score, chance = float(teacher_dev[task.metric_name]), task.chance_level(dev_examples)
     logger.info("teacher dev %s = %.4f (chance level %.4f)", task.metric_name, score, chance)
     if score <= chance + WEAK_TEACHER_MARGIN:
-        message = (f"the teacher's dev {task.metric_name} is {score:.4f}, at the chance level ({chance:.4f}): "
+        who = f"teacher {member}" if member else "teacher"
+        message = (f"the {who}'s dev {task.metric_name} is {score:.4f}, at the chance level ({chance:.4f}): "
                    "it has nothing to teach")
         if not cfg.distill.allow_weak_teacher:
-            raise UserError(message, where=f"model.teacher={cfg.model.teacher}",
+            where = f"distill.teachers: {member}" if member else f"model.teacher={cfg.model.teacher}"
+            raise UserError(message, where=where,
                             hint="fine-tune it first (stage=teacher), or set distill.allow_weak_teacher=true")
         logger.warning("%s (continuing: distill.allow_weak_teacher=true)", message)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ernie_tiny_distill.bench import jobs, profile
+from ernie_tiny_distill.bench import deploy, jobs, profile
 from ernie_tiny_distill.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,9 +35,18 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    assert generated == committed and len(committed) == 93  # 50 random-init rows, 41 born from the teacher, 2 pretrained-small
+    # 50 random-init rows, 41 born from the teacher, 2 pretrained-small, 1 whole-document student (issue 13)
+    assert generated == committed and len(committed) == 94
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
+    # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
+    by_name = {j.name: j for j in m.jobs()}
+    assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/Bp/kd_recipe/seed1"]
+    assert deploy.teachers_command(m, by_name["imdb/teacher/windows"]) == (
+        "python -m ernie_tiny_distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
+        "--out runs/bench/imdb/teachers/windows.json")
+    assert {"imdb/export/W", "imdb/int8/W"} <= set(by_name["imdb/latency"].deps)
+    assert not any(name.startswith("conll/") and "W" in name.split("/") for name in by_name)
 
 
 def test_full_profile_loads_and_students_pass_through_untouched():

@@ -167,3 +167,88 @@ def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokeniz
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": c, "weight": 1.0}], teacher=a)
     with pytest.raises(UserError, match=f"teacher {c} has labels"):
         ensemble.build(cfg, task, _splits(), *_features(task))
+
+
+def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, caplog):
+    from ernie_tiny_distill import stages
+
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    report = {"teachers": [{"teacher": "runs/strong", "weight": 1.0, "dev": {"accuracy": 0.9}},
+                           {"teacher": "tfidf", "weight": 1.0, "dev": {"accuracy": 0.7}},
+                           {"teacher": "runs/nodev", "weight": 1.0, "dev": None}]}
+    no_kd = _cfg(tmp_path, [{"tfidf": True}])
+    no_kd.distill.kd_weight = 0.0
+    # a student without KD at 0.8 on dev: matches tfidf (0.7), not runs/strong (0.9) -> one warning, naming tfidf
+    with caplog.at_level("WARNING"):
+        out = ensemble.compare_members(no_kd, task, {"accuracy": 0.8}, report, stages.compare_with_teacher)
+    assert [(c["teacher"], c["teacher_dev"], c["student_dev"]) for c in out] == [("runs/strong", 0.9, 0.8),
+                                                                             ("tfidf", 0.7, 0.8)]
+    assert "warning" not in out[0] and "matches teacher tfidf on dev (accuracy 0.8000 vs 0.7000)" in out[1]["warning"]
+    assert report["teachers"][1]["comparison"] is out[1] and "comparison" not in report["teachers"][2]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [out[1]["warning"]]
+    kd = _cfg(tmp_path, [{"tfidf": True}])  # a distilled student: the same report lines, never a warning
+    assert all("warning" not in c for c in ensemble.compare_members(kd, task, {"accuracy": 0.95}, report,
+                                                                     stages.compare_with_teacher))
+    # chance level (dev: one pos, one neg -> 0.5): a member at 0.5 is refused by name, as a single teacher is
+    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # 0.9 and 0.7: fine
+    report["teachers"][1]["dev"] = {"accuracy": 0.5}
+    with pytest.raises(UserError, match=r"distill.teachers: tfidf.*teacher tfidf's dev accuracy is 0.5000"):
+        ensemble.check_members(kd, task, report, DEV, stages._check_teacher)
+    kd.distill.allow_weak_teacher = True
+    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # a warning only
+
+
+def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cache(hand_tokenizer, tmp_path,
+                                                                                   monkeypatch):
+    from ernie_tiny_distill import data as data_lib
+
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    monkeypatch.setattr(data_lib, "load_splits", lambda data, task: _splits())
+    calls = []
+    real = trainer.predict_logits
+
+    def counting(task, model, features, *args, **kwargs):
+        calls.append(len(features))
+        return real(task, model, features, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_logits", counting)
+    cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"tfidf": True, "weight": 1.0}], teacher=a)
+    alone = ensemble.score_teachers(cfg, member=0)
+    assert calls == [len(DEV), len(TEST)]  # the training split is never run through the teacher
+    assert [m["teacher"] for m in alone["teachers"]] == [a] and alone["test"]["num_examples"] == len(TEST)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    model = models.load_model(a, task.model_class, 2)
+    want = trainer.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
+    assert alone["test"]["accuracy"] == want["accuracy"]  # a one-member ensemble scores as that teacher
+    calls.clear()
+    both = ensemble.score_teachers(cfg)
+    assert calls == []  # the teacher's dev/test rows come from the cache the first call wrote
+    assert [m["teacher"] for m in both["teachers"]] == [a, "tfidf"] and both["dev"]["num_examples"] == len(DEV)
+    calls.clear()
+    ensemble.build(cfg, task, _splits(), *_features(task))  # a training run of the config: only train is new
+    assert calls == [len(TRAIN)]
+    with pytest.raises(UserError, match="--member must be 0..1"):
+        ensemble.score_teachers(cfg, member=2)
+
+
+def test_a_distillation_run_checks_and_reports_each_member(hand_tokenizer, tmp_path, caplog):
+    from ernie_tiny_distill import stages
+
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    raw = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
+           "data": {"cache_dir": str(tmp_path / "cache")},
+           "model": {"teacher": a, "max_seq_length": 16, "student": {"every_k": 1}},
+           "distill": {"teachers": [{"path": a}, {"tfidf": True}]},
+           "train": {"epochs": 1, "batch_size": 4, "progress": False, "num_threads": 1}}
+    # a random teacher: at the chance level on dev (one pos, one neg) -> refused by name
+    with pytest.raises(UserError, match=f"distill.teachers: {a}"):
+        stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+    raw["distill"]["allow_weak_teacher"] = True
+    with caplog.at_level("WARNING"):
+        result = stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+    members = result["ensemble"]["teachers"]
+    assert [m["comparison"]["teacher"] for m in members] == [a, "tfidf"]
+    for m in members:  # each member's dev beside the student's (distilled: a report line, never a warning)
+        assert m["comparison"]["teacher_dev"] == m["dev"]["accuracy"] and m["comparison"]["kd"]
+        assert m["comparison"]["student_dev"] == result["dev"]["accuracy"] and "warning" not in m["comparison"]
+    assert any(f"teacher {a}'s dev accuracy" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")

@@ -151,3 +151,71 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
         assert got["label"] == task.labels[int(np.argmax(want))]
         np.testing.assert_allclose([got["probabilities"][k] for k in task.labels], softmax(want.astype("float64")),
                                    atol=1e-5)
+
+
+# ---------------------------------------------------------------- latency per real review (bench/latency.py)
+
+
+def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_export, cls_export, monkeypatch):
+    from ernie_tiny_distill.bench import latency
+    from ernie_tiny_distill.deploy.predictor import Predictor
+
+    calls, rows = [], []
+    predict, logits = Predictor.predict, Predictor.logits
+
+    def who(predictor):  # which target: the export, read as windows or not
+        return predictor.encoder.export_dir, predictor.encoder.task.long_document is not None
+
+    def spy_predict(self, items):
+        calls.append((who(self), list(items)))
+        return predict(self, items)
+
+    def spy_logits(self, features):
+        rows.append((who(self), len(features)))
+        return logits(self, features)
+
+    monkeypatch.setattr(Predictor, "predict", spy_predict)
+    monkeypatch.setattr(Predictor, "logits", spy_logits)
+    p = Predictor(windows_export["export"])
+    vocab = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:200]
+    rng = np.random.default_rng(2)
+    pool = [" ".join(rng.choice(vocab, size=n)) for n in (400, 3, 40, 12, 60, 7)]
+    assert set(latency.sample_texts(pool, 4, seed=0)) < set(pool)
+    texts = latency.sample_texts(pool + ["  "], 9, seed=0)  # all of them (at most), the blank one never
+    assert sorted(texts) == sorted(pool) and texts == latency.sample_texts(pool + ["  "], 9, seed=0)  # seeded
+    calls.clear(), rows.clear()
+    cls_windows = {"stride": None, "max_windows": 3, "pooling": "mean"}
+    targets = [{"key": "W", "export_dir": windows_export["export"], "backend": "paddle", "precision": "fp32"},
+               {"key": "T", "export_dir": cls_export, "backend": "paddle", "precision": "fp32"},
+               {"key": "T-windows", "export_dir": cls_export, "backend": "paddle", "precision": "fp32",
+                "long_document": cls_windows}]
+    out = latency.measure_per_review(targets, texts, rounds=2, warmup=1)
+    # one predict call per review (plus one warm-up) and model, each with that review alone, in the sample's order
+    for target in [(windows_export["export"], True), (cls_export, False), (cls_export, True)]:
+        assert [items for w, items in calls if w == target] == [[t] for t in texts[:1] + texts], target
+    # a windows model scores every window of a review in that one call; a truncating one a single row
+    task = windows_export["task"]
+    expected = [len(f["windows"]) for f in task.encode([TextExample(t) for t in texts])]
+    assert max(expected) > 5
+    assert [n for w, n in rows if w == (windows_export["export"], True)] == expected[:1] + expected
+    assert [n for w, n in rows if w == (cls_export, False)] == [1] * (1 + len(texts))
+    served = Predictor(cls_export, long_document=cls_windows).encoder
+    capped = [len(served.classification_feature(t)["windows"]) for t in texts]
+    assert max(capped) == 3  # the 400-word review, capped at 3 windows
+    assert [n for w, n in rows if w == (cls_export, True)] == capped[:1] + capped
+    assert out["W"]["reviews"] == out["T"]["reviews"] == out["T-windows"]["reviews"] == 6
+    assert out["W"]["windows_mean"] == np.mean(expected) and out["T"]["windows_mean"] is None
+    assert out["T-windows"]["windows_mean"] == np.mean(capped)
+    assert out["T"]["reads"].startswith("head ") and out["T-windows"]["reads"].endswith("max 3, mean)")
+
+
+def test_interleave_items_rotates_models_over_chunks():
+    from ernie_tiny_distill.bench import latency
+
+    order = []
+    runners = {k: (lambda k: lambda item: order.append((k, item)))(k) for k in "ab"}
+    samples = latency.interleave_items(runners, [1, 2, 3, 4, 5], rounds=2, warmup=1)
+    assert order == [("a", 1), ("b", 1),                                   # warm-up
+                     ("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 3),   # round 0: a first
+                     ("b", 4), ("b", 5), ("a", 4), ("a", 5)]               # round 1: b first
+    assert {k: len(v) for k, v in samples.items()} == {"a": 5, "b": 5}

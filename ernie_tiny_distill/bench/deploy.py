@@ -45,6 +45,41 @@ def run_tfidf(m: Matrix, job: Job) -> None:
                     "train_examples": result["train_examples"], "seconds": result["seconds"]})
 
 
+ENSEMBLE_MODULE = "ernie_tiny_distill.ensemble"   # `python -m ernie_tiny_distill.ensemble`
+
+
+def teachers_args(m: Matrix, job: Job) -> List[str]:
+    """Score the whole-document student's teachers (its distill.teachers, or one member) on dev and test."""
+    stage = m.stages(next(j for j in m.jobs() if j.name == job.extra["stage"]))[-1]
+    member = [] if job.extra.get("member") is None else ["--member", str(job.extra["member"])]
+    return ["--config", stage.yaml_path, *member, "--out", job.extra["out"]]
+
+
+def teachers_command(m: Matrix, job: Job) -> str:
+    return " ".join([f"python -m {ENSEMBLE_MODULE}", *teachers_args(m, job)])
+
+
+def run_teachers(m: Matrix, job: Job) -> None:
+    """The teacher over whole documents (one member) or the ensemble, scored without training (issue 13)."""
+    args = teachers_args(m, job)
+    out, command = args[-1], teachers_command(m, job)
+    from ..config import load_config
+
+    cfg = load_config(args[1]).to_dict()
+    fingerprint = sha([cfg["data"], cfg["model"], cfg["distill"], job.extra.get("member"),
+                       _weights_fingerprint(os.path.join(m.teacher_cfg(job.task).output_dir, "best"))])
+    previous = m.result(job.name)
+    if previous and previous.get("fingerprint") == fingerprint and os.path.isfile(out):
+        logger.info("%s: scored earlier; skipping", job.name)
+        return
+    run_logged(m, job.name, ["-m", ENSEMBLE_MODULE, *args], command, env={"OMP_NUM_THREADS": "1"})
+    result = read_json(out)
+    if result is None:
+        raise RuntimeError(f"{command} exited 0 but wrote no {out}")
+    record(m, job, fingerprint=fingerprint, commands=[command], output=out,
+           summary={k: result.get(k) for k in ("metric_name", "dev", "test", "teachers", "reads", "seconds")})
+
+
 def model_dir(m: Matrix, job: Job) -> str:
     if job.model == "teacher":
         return os.path.join(m.teacher_cfg(job.task).output_dir, "best")
@@ -172,9 +207,35 @@ def run_latency(m: Matrix, job: Job) -> None:
     measured = {key: {k: r.get(k) for k in KEEP} for key, r in results.items()}
     env = next(iter(results.values()))["environment"] if results else None
     tfidf = tfidf_latency(m, job.task) if m.p.tasks[job.task].tfidf else {}
-    record(m, job, measured=measured, tfidf=tfidf, environment=env, interleaved=True,
+    per_review = per_review_latency(m, job, targets) if lat.get("per_review") else {}
+    record(m, job, measured=measured, tfidf=tfidf, per_review=per_review, environment=env, interleaved=True,
            quiet={"waited_s": wait["waited_s"], "quiet": wait["quiet"], "before": wait["busy"], "after": busy()},
            commands=[f"python tools/reproduce.py --task {job.task} --only {job.name}"])
+
+
+def per_review_latency(m: Matrix, job: Job, targets: List[Dict]) -> Dict:
+    """p50/p95 per real test text (profile latency.per_review: {examples, seed}): the whole request path of every
+    finished export, batch 1, interleaved; with tasks.<t>.whole_document also the teacher reading windows."""
+    from .. import data as data_lib
+    from . import latency
+
+    opts = m.p.latency["per_review"]
+    cfg = m.teacher_cfg(job.task)
+    test = data_lib.load_splits(cfg.data, cfg.task).test
+    texts = latency.sample_texts([e.text if hasattr(e, "text") else " ".join(e.tokens) for e in test],
+                                 int(opts["examples"]), int(opts.get("seed", 0)))
+    targets = [{k: v for k, v in t.items() if k != "seq_len"} for t in targets]
+    wd = m.p.tasks[job.task].whole_document
+    teacher = next((t for t in targets if t["key"] == "teacher"), None)
+    if wd is not None and teacher is not None:
+        targets.append(dict(teacher, key="teacher-windows", long_document=dict(wd.windows)))
+    logger.info("  latency per review: %d test texts (seed %d), interleaved over %s", len(texts),
+                int(opts.get("seed", 0)), ", ".join(t["key"] for t in targets))
+    results = latency.measure_per_review(targets, texts, num_threads=m.p.latency["threads"],
+                                         rounds=int(opts.get("rounds", m.p.latency.get("rounds", 5))),
+                                         warmup=int(opts.get("warmup", 3)))
+    return {"examples": len(texts), "seed": int(opts.get("seed", 0)),
+            "measured": {key: {k: v for k, v in r.items() if k != "model"} for key, r in results.items()}}
 
 
 def tfidf_latency(m: Matrix, t: str) -> Dict:

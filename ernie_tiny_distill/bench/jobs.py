@@ -3,7 +3,8 @@
 Job names: `imdb/teacher`, `imdb/B/sweep/kd_T2_ce0.5_lr0.001`, `imdb/B/sweep/select`, `imdb/B/task_kd/seed2`,
 `imdb/B/two_stage_kd/seed1` (stage 1 + stage 2), `imdb/tfidf_lr/subset`, `imdb/B/len512/seed1`,
 `conll/decoding` (tagging tasks: finished runs re-scored under each tag decoding), `imdb/export/B`, `imdb/int8/B`,
-`imdb/latency`. Selectors (`--only` / `--skip`) take names, runs of whole name
+`imdb/latency`; issue 13 (tasks.<t>.whole_document): `imdb/teacher/windows`,
+`imdb/ensemble` (teachers scored alone), `imdb/W/ensemble_kd/seed1`, `imdb/export/W`, `imdb/int8/W`. Selectors (`--only` / `--skip`) take names, runs of whole name
 components (`imdb/B`, `B/task_kd`, `export`, `seed2`) or globs (`*/A/*`); dependencies come along unless skipped.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ TRAIN_SCRIPT = "tools/train.py"
 @dataclass
 class Job:
     name: str
-    kind: str          # teacher | train | sweep_select | tfidf | decoding | export | int8 | latency
+    kind: str          # teacher | train | sweep_select | tfidf | decoding | teachers | export | int8 | latency
     task: str
     deps: List[str] = field(default_factory=list)
     model: Optional[str] = None
@@ -130,6 +131,7 @@ class Matrix:
                                 f"len{spec.long_seq}", seed))
         for t in order:
             jobs += self._decoding_job(t, jobs)
+            jobs += self._whole_document_jobs(t)
         for t in order:
             jobs += self._deploy_jobs(t)
         return jobs
@@ -202,6 +204,7 @@ class Matrix:
             b = self.sweeper
             row = f"{t}/{b}/len{spec.long_seq}/seed{self.p.seeds[b][0]}"
             jobs.append(Job(f"{t}/export/{b}-len{spec.long_seq}", "export", t, [row], b, extra={"row": row}))
+        jobs += self._whole_document_deploy_jobs(t)
         exports = [j.name for j in jobs if j.kind in ("export", "int8")]
         # latency needs the teacher's export; it measures whichever other exports exist by then
         jobs.append(Job(f"{t}/latency", "latency", t, exports, extra={"hard_deps": [f"{t}/export/teacher"]}))
@@ -287,7 +290,7 @@ class Matrix:
     def _task_stage(self, job: Job, name: str, output_dir: str, *, kd: bool, temperature: float, ce_weight: float,
                     lr: float, transfer: bool, student: Dict, epochs: float, test: bool = True,
                     max_seq_length: Optional[int] = None, what: str = "", distill: Optional[Dict] = None,
-                    train: Optional[Dict] = None, data: Optional[Dict] = None) -> Stage:
+                    train: Optional[Dict] = None, data: Optional[Dict] = None, model: Optional[Dict] = None) -> Stage:
         cfg = self._base(job.task, output_dir, "task", job.seed)
         cfg["model"]["student"] = student
         teacher_length = cfg["model"]["max_seq_length"]
@@ -312,12 +315,15 @@ class Matrix:
             cfg["train"]["eval_every"] = spec.kd_eval_every
         cfg["train"].update(train or {})
         cfg["data"].update((data or {}).get(job.task, {}))
+        cfg["model"].update(model or {})
         return self._stage(name, cfg, what)
 
     def stages(self, job: Job) -> List[Stage]:
         """The stages (generated configs) a training job runs, in order."""
         t, model, seed, spec = job.task, job.model, job.seed, self.p.tasks[job.task]
         out = self.out(*job.name.split("/"))
+        if job.variant == "ensemble_kd":
+            return [self.whole_document_stage(job)]
         if job.variant == "sweep_kd":
             e = job.extra
             return [self._task_stage(job, job.name, out, kd=True, temperature=e["temperature"],
@@ -355,6 +361,52 @@ class Matrix:
         general = self.general_stage(t, model, seed)
         return [general, self._task_stage(job, job.name, out, student=self._from_stage1(model, general), **kd_args,
                                           **overrides)]
+
+    # ------------------------------------------------------------ issue 13: whole documents, teacher ensemble
+
+    def _whole_document_jobs(self, t: str) -> List[Job]:
+        """The teacher over whole documents (windows), the ensemble (teacher + TF-IDF + LR) scored alone, and the
+        whole-document student distilled from that ensemble."""
+        wd = self.p.tasks[t].whole_document
+        if wd is None:
+            return []
+        seed = self.p.seeds[wd.student][0]
+        start = [f"{t}/{wd.student}/{wd.start_from}/seed{seed}"] if wd.start_from else []
+        student = f"{t}/{wd.name}/ensemble_kd/seed{seed}"
+        return [Job(f"{t}/teacher/windows", "teachers", t, [f"{t}/teacher"], "teacher",
+                    extra={"member": 0, "stage": student, "out": self.out(t, "teachers", "windows.json")}),
+                Job(f"{t}/ensemble", "teachers", t, [f"{t}/teacher", f"{t}/teacher/windows"], "ensemble",
+                    extra={"member": None, "stage": student, "out": self.out(t, "teachers", "ensemble.json")}),
+                Job(student, "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], wd.name, "ensemble_kd", seed)]
+
+    def _whole_document_deploy_jobs(self, t: str) -> List[Job]:
+        wd = self.p.tasks[t].whole_document
+        if wd is None:
+            return []
+        row = f"{t}/{wd.name}/ensemble_kd/seed{self.p.seeds[wd.student][0]}"
+        return [Job(f"{t}/export/{wd.name}", "export", t, [row], wd.name, extra={"row": row}),
+                Job(f"{t}/int8/{wd.name}", "int8", t, [row], wd.name, extra={"row": row})]
+
+    def whole_document_stage(self, job: Job) -> Stage:
+        """The whole-document student: windows over every document, soft targets from the ensemble of the
+        fine-tuned teacher and TF-IDF + LR, all labeled documents and the transfer set."""
+        t, wd = job.task, self.p.tasks[job.task].whole_document
+        student = self.student_block(wd.student)
+        if wd.start_from:
+            student = dict(student, init="pretrained",
+                           path=self.out(t, wd.student, wd.start_from, f"seed{job.seed}", "best"))
+        hp = {**(self.p.students[wd.student].own_hyperparameters(t) or self.chosen(t)), **wd.hyperparameters}
+        teacher = self.teacher_cfg(t).output_dir
+        teachers = [{"path": teacher, "weight": wd.teacher_weight}, {"tfidf": True, "weight": wd.tfidf_weight}]
+        start = f", starting from {t}/{wd.student}/{wd.start_from}/seed{job.seed}" if wd.start_from else ""
+        return self._task_stage(
+            job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
+            ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
+            distill={"teachers": teachers}, train=wd.train, model={"long_document": {"mode": "windows", **wd.windows}},
+            data={t: {"max_train_examples": wd.max_train_examples, "max_unlabeled_examples": wd.max_unlabeled}},
+            what=f"whole-document student {wd.name} (student {wd.student}'s shape{start}): windows over every "
+                 f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, every labeled "
+                 f"document + the unlabeled ones as transfer set, seed {job.seed}")
 
     def _from_stage1(self, model: str, general: Stage) -> Dict:
         return dict(self.student_block(model), init="pretrained", path=os.path.join(general.cfg["output_dir"], "best"))

@@ -46,6 +46,11 @@ def commands(m: Matrix, job: Job) -> List[str]:
         return [m.teacher_command(job.task)]
     if job.kind == "tfidf":
         return [deploy.tfidf_command(m, job)]
+    if job.kind == "teachers":
+        try:
+            return [deploy.teachers_command(m, job)]
+        except NotReady as e:
+            return [f"(after the sweep: {e})"]
     if job.kind in ("export", "int8"):
         if job.model == "teacher" or m.result(job.extra["row"]):
             source = deploy.model_dir(m, job)
@@ -62,7 +67,10 @@ def commands(m: Matrix, job: Job) -> List[str]:
         return [f"(in-process, after the exports; its FP32 rows as a command:) "
                 f"python tools/benchmark.py latency --interleave {exports} "
                 f"--backends paddle --precisions fp32 --seq-lens {lat['seq_len']} --threads {lat['threads']} "
-                f"--iterations {lat['iterations']} --rounds {lat.get('rounds', 5)}"]
+                f"--iterations {lat['iterations']} --rounds {lat.get('rounds', 5)}"] + (
+            [f"(in-process, same run:) latency per real review: {lat['per_review']['examples']} seeded test texts, "
+             f"the whole request path of each export (+ the teacher reading windows), batch 1, interleaved"]
+            if lat.get("per_review") else [])
     return [f"(in-process: picks the best dev point of {job.task}/{m.sweeper}/sweep)"]
 
 

@@ -39,6 +39,26 @@ class TaskSpec:
     title: str = ""
     sweep_lr: Optional[List[float]] = None  # this task's learning-rate grid (KD and no-KD); None = the profile's
     nokd_sweep_lr: Optional[List[float]] = None   # this task's no-KD learning-rate grid; None = as sweep_lr
+    whole_document: Optional[WholeDocument] = None   # issue 13 rows (see WholeDocument)
+
+
+@dataclass
+class WholeDocument:
+    """Issue 13 rows of a classification task: its fine-tuned teacher scoring whole documents as windows (no
+    retraining), the ensemble of that teacher and TF-IDF + LR, and a student distilled from the ensemble on
+    whole documents (every labeled document, a larger transfer set), exported and quantized."""
+
+    student: str                            # a profile student: its model block (and first seed)
+    start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
+    name: str = "W"                         # row-name component: <task>/W/ensemble_kd/seed1, export/W, int8/W
+    windows: Dict = field(default_factory=lambda: {"stride": None, "max_windows": None, "pooling": "mean"})
+    teacher_weight: float = 1.0             # ensemble weights: the fine-tuned teacher, TF-IDF + LR
+    tfidf_weight: float = 1.0
+    max_train_examples: Optional[int] = None   # null: every labeled document (the training split minus dev)
+    max_unlabeled: Optional[int] = None        # null: the whole unlabeled set as transfer set
+    epochs: float = 1.0
+    hyperparameters: Dict[str, float] = field(default_factory=dict)  # temperature, ce_weight, learning_rate
+    train: Dict = field(default_factory=dict)   # merged last into the student's train section
 
 
 @dataclass
@@ -150,6 +170,9 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     for key in ("name", "tasks", "students", "variants", "runs_dir", "config_dir"):
         if key not in raw:
             raise UserError(f"{where}: missing required key '{key}'")
+    for k, v in raw["tasks"].items():
+        if isinstance(v, dict) and v.get("whole_document") is not None:
+            v["whole_document"] = _build(WholeDocument, v["whole_document"], f"{where}: tasks.{k}.whole_document")
     raw["tasks"] = {k: _build(TaskSpec, v, f"{where}: tasks.{k}", name=k) for k, v in raw["tasks"].items()}
     raw["students"] = {k: _build(Student, v, f"{where}: students.{k}", name=k) for k, v in raw["students"].items()}
     raw["variants"] = {k: _build(Variant, v or {}, f"{where}: variants.{k}", name=k)
@@ -161,6 +184,15 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     profile = _build(Profile, raw, where)
     if profile.sweep_student not in profile.students:
         raise UserError(f"{where}: sweep_student {profile.sweep_student!r} is not one of the students")
+    for k, spec in profile.tasks.items():
+        wd = spec.whole_document
+        if wd is None:
+            continue
+        if wd.student not in profile.students:
+            raise UserError(f"{where}: tasks.{k}.whole_document.student {wd.student!r} is not one of the students")
+        if wd.start_from and wd.start_from not in profile.student_variants(wd.student, k):
+            raise UserError(f"{where}: tasks.{k}.whole_document.start_from {wd.start_from!r} is not a variant "
+                            f"student {wd.student} runs on {k}")
     return profile
 
 

@@ -19,7 +19,8 @@ def run(m: Matrix, only: Sequence[str] = (), skip: Sequence[str] = ()) -> Dict:
     from filelock import FileLock, Timeout
 
     kinds = {"train": run_train, "teacher": run_teacher, "sweep_select": run_sweep_select,
-             "tfidf": deploy.run_tfidf, "decoding": decoding.run_job, "export": deploy.run_export,
+             "tfidf": deploy.run_tfidf, "decoding": decoding.run_job, "teachers": deploy.run_teachers,
+             "export": deploy.run_export,
              "int8": deploy.run_int8, "latency": deploy.run_latency}
     jobs = m.select(only, skip)
     logger.info("%d jobs selected: %s", len(jobs), ", ".join(j.name for j in jobs))

@@ -70,7 +70,8 @@ class TextEncoder:
     """Tokenizer + task rules of an export directory: raw text or words -> model features (no model needed)."""
 
     def __init__(self, export_dir: str, *, max_seq_length: Optional[int] = None, truncation: Optional[str] = None,
-                 word_splitter: Optional[str] = None, decoding: Optional[str] = None):
+                 word_splitter: Optional[str] = None, decoding: Optional[str] = None,
+                 long_document: Optional[Dict] = None):
         self.export_dir = export_dir
         self.meta = layout.read_export_metadata(export_dir)
         layout.check_listed_files(export_dir, self.meta)
@@ -96,7 +97,7 @@ class TextEncoder:
         if decoding not in DECODINGS:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
-                                    self.truncation, decoding, self.meta.get("long_document"))
+                                    self.truncation, decoding, _long_document(self.meta, long_document))
         self.budget = self.max_seq_length - 2
         self._word_cache: Dict[str, List[int]] = {}
 
@@ -199,6 +200,12 @@ class TextEncoder:
             ids[i, :n] = f["input_ids"]
             types[i, :n] = f["token_type_ids"]
         return ids, types
+
+
+def _long_document(meta: Dict, override: Optional[Dict]) -> Optional[Dict]:
+    """export.json's long_document, or `override` ({stride, max_windows, pooling}): e.g. a model fine-tuned on
+    truncated text read as windows at inference (no retraining)."""
+    return dict(override) if override is not None else meta.get("long_document")
 
 
 def _load_tokenizer(export_dir: str):

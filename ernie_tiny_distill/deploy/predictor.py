@@ -14,7 +14,8 @@ Defined results and errors:
 - NER items may be pre-split words (a list of strings) instead of text: entities then carry the word span
   (start_token, end_token) and the words joined by spaces, no character offsets.
 - long text: see encoding.py (truncation as in training, or pooled windows for a model trained with
-  model.long_document windows; NER word windows, no word dropped).
+  model.long_document windows, or for any classifier given `long_document={...}`; NER word windows, no word
+  dropped).
 - NER tags are decoded by the Task (argmax or IOB2-constrained Viterbi) and entities by the metric's own
   decoder (seqeval strict IOB2, decoding.entity_spans): what is served is what is scored.
 - a missing or incomplete export directory, a wrong task, labels.json that does not match the model's
@@ -68,7 +69,8 @@ class Predictor:
     def __init__(self, export_dir: str, *, backend: str = "paddle", num_threads: int = 1, use_mkldnn: bool = True,
                  precision: str = "fp32", batch_size: int = 32, max_seq_length: Optional[int] = None,
                  device: str = "cpu", truncation: Optional[str] = None, task: Optional[str] = None,
-                 word_splitter: Optional[str] = None, decoding: Optional[str] = None):
+                 word_splitter: Optional[str] = None, decoding: Optional[str] = None,
+                 long_document: Optional[Dict] = None):
         if backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -76,7 +78,7 @@ class Predictor:
         if batch_size < 1 or num_threads < 1:
             raise UserError("batch_size and num_threads must be at least 1")
         self.encoder = TextEncoder(export_dir, max_seq_length=max_seq_length, truncation=truncation,
-                                   word_splitter=word_splitter, decoding=decoding)
+                                   word_splitter=word_splitter, decoding=decoding, long_document=long_document)
         self.meta = self.encoder.meta
         self.task = self.meta["task"]
         self.labels = self.encoder.labels
