@@ -153,3 +153,14 @@ def rig_ner_model(model, tokenizer, labels):
             bias[labels.index(tag)] = 0.0
         model.classifier.weight.set_value(weight)
         model.classifier.bias.set_value(bias)
+
+
+def demo_ner_teacher(root, name: str = "random_teacher", **shape) -> str:
+    """Write the demo data to root/demo and a random teacher (vocabulary from the demo NER text) to root/name."""
+    from ernie_tiny_distill.demo_data import write_demo_data
+    from ernie_tiny_distill.random_teacher import write_random_teacher
+
+    paths = write_demo_data(str(root / "demo"))
+    with open(paths["ner_unlabeled"], encoding="utf-8") as f:
+        texts = f.read().splitlines()
+    return write_random_teacher(str(root / name), texts, **shape)

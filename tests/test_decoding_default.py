@@ -45,16 +45,11 @@ def test_tagging_metadata_records_the_decoding_and_classification_has_none(hand_
 @pytest.fixture(scope="module")
 def ner_run(tmp_path_factory):
     from ernie_tiny_distill.config import config_from_dict
-    from ernie_tiny_distill.demo_data import write_demo_data
-    from ernie_tiny_distill.random_teacher import write_random_teacher
+    from helpers import demo_ner_teacher
     from ernie_tiny_distill.stages import run_stage
 
     root = tmp_path_factory.mktemp("decoding")
-    paths = write_demo_data(str(root / "demo"))
-    with open(paths["ner_unlabeled"], encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    base = write_random_teacher(str(root / "pretrained"), texts, num_layers=2, hidden_size=32, num_heads=2,
-                                intermediate_size=64)
+    base = demo_ner_teacher(root, "pretrained", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64)
     raw = {"task": "ner", "stage": "teacher", "output_dir": str(root / "runs" / "demo" / "teacher"),
            "data": {"format": "demo", "path": str(root / "demo"), "max_train_examples": 96, "max_dev_examples": 24,
                     "max_test_examples": 24},

@@ -9,19 +9,14 @@ from paddlenlp.transformers import ErnieForTokenClassification
 
 from ernie_tiny_distill import models
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
-from ernie_tiny_distill.random_teacher import write_random_teacher
 from ernie_tiny_distill.stages import run_stage
+from helpers import demo_ner_teacher
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pruned")
-    paths = write_demo_data(str(root / "demo"))
-    with open(paths["ner_unlabeled"], encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    base = write_random_teacher(str(root / "random_teacher"), texts, num_layers=3, hidden_size=32, num_heads=4,
-                                intermediate_size=64)
+    base = demo_ner_teacher(root, "random_teacher", num_layers=3, hidden_size=32, num_heads=4, intermediate_size=64)
 
     def config(stage, name, **sections):
         raw = {"task": "ner", "stage": stage, "output_dir": str(root / name),

@@ -8,17 +8,15 @@ import os
 import numpy as np
 import paddle
 import pytest
-from helpers import tiny_config
+from helpers import demo_ner_teacher, tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 from safetensors.numpy import load_file
 
 from ernie_tiny_distill import batching, checkpoint
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
 from ernie_tiny_distill.distill import Distillable, Distiller
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.random_teacher import write_random_teacher
 from ernie_tiny_distill.stages import run_stage
 from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
 
@@ -168,11 +166,7 @@ def test_estimate_counts_hidden_states_attention_maps_and_logit_rows(tmp_path, h
 @pytest.fixture(scope="module")
 def ner_teacher(tmp_path_factory):
     root = tmp_path_factory.mktemp("tstates")
-    paths = write_demo_data(str(root / "demo"))
-    with open(paths["ner_unlabeled"], encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    base = write_random_teacher(str(root / "random_teacher"), texts, num_layers=3, hidden_size=32, num_heads=4,
-                                intermediate_size=64)
+    base = demo_ner_teacher(root, "random_teacher", num_layers=3, hidden_size=32, num_heads=4, intermediate_size=64)
 
     def config(stage, name, **sections):
         raw = {"task": "ner", "stage": stage, "output_dir": str(root / name),
