@@ -11,6 +11,7 @@ from .rows import _get, _paired, _seeds_note
 GOALS = {"conll": {"Ap": (97.0, 4.0), "Ap3": (97.0, 4.0), "Bp": (93.0, 10.0)},
          "imdb": {"Ap": (99.0, 4.0), "Ap3": (99.0, 4.0), "Bp": (98.0, 10.0)}}
 KD_GAIN = 1.5
+# the recipe the pretrained-small student (P3) is compared on
 KD_VARIANT = "kd_recipe"
 # the random-init student of the same speed class each born student is compared with
 REFERENCE = {"Ap": "A", "Ap3": "A", "Bp": "B"}
@@ -29,8 +30,11 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     out = []
     for t in tasks:
         for model, (pct_goal, speed_goal) in GOALS.get(t, {}).items():
-            kd, nokd = _get(rows, t, model, KD_VARIANT), _get(rows, t, model, "no_kd")
+            nokd = _get(rows, t, model, "no_kd")
             done = _variants(rows, t, model)
+            # "the best KD recipe": the KD variant a user would pick, by dev
+            kd_done = [r for r in done if r["variant"] != "no_kd"]
+            kd = max(kd_done, key=_by_dev) if kd_done else None
             if not done:
                 out.append(f"- {t}: student {model}: not measured yet (goals ≥ {pct_goal:g}% of the teacher, "
                            f"≥ {speed_goal:g}× faster, KD − no-KD ≥ {KD_GAIN:g} points).")
@@ -51,11 +55,11 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
             if kd and nokd and kd["metric"] is not None and nokd["metric"] is not None:
                 common, kd_mean, nokd_mean = _paired(kd, nokd)
                 gain = 100 * (kd_mean - nokd_mean)
-                out.append(f"- {t}: student {model}, {KD_VARIANT} − no_kd ≥ {KD_GAIN:g} points "
-                           f"({_seeds_note(common, kd, nokd)}) — **{'met' if gain >= KD_GAIN else 'not met'}**: "
+                out.append(f"- {t}: student {model}, best KD recipe on dev ({kd['variant']}) − no_kd ≥ {KD_GAIN:g} "
+                           f"points ({_seeds_note(common, kd, nokd)}) — **{'met' if gain >= KD_GAIN else 'not met'}**: "
                            f"{gain:+.2f} ({100 * kd_mean:.2f} vs {100 * nokd_mean:.2f}).")
             else:
-                out.append(f"- {t}: student {model}, {KD_VARIANT} − no_kd: not measured yet.")
+                out.append(f"- {t}: student {model}, best KD recipe − no_kd: not measured yet.")
     return out or ["- not measured yet."]
 
 
@@ -63,6 +67,7 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
             ("task_kd", "+ logit KD (T²·KL + λ·CE)"),
             ("kd_recipe", "+ hidden-state MSE and per-head attention KL"),
             ("kd_recipe_aug", "+ a transfer set of augmented sentences"),
+            ("kd_recipe_aug_long", "+ 5 epochs instead of 3"),
             ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first")]
 
 
