@@ -10,6 +10,7 @@ from ..tasks import task_class
 from . import decoding as dec
 from .jobs import Matrix
 from .profile import TaskSpec
+from .rows_documents import document_rows, latency_cell
 from .util import read_json
 
 VARIANTS = ("no_kd", "task_kd", "two_stage_kd")
@@ -148,6 +149,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
                            throughput_per_s=tl["throughput_seq_per_s"], latency_backend=tl["note"],
                            speedup_vs_teacher=teacher_p50 / tl["p50_ms"] if teacher_p50 else None)
             task_rows.append(row)
+        task_rows += document_rows(m, t, metric, teacher_metric, tsum, lat)   # issue 13, when they ran
         rows += task_rows
         extra[t] = {"sweep": m.result(f"{t}/B/sweep/select"), "latency": lat, "teacher_summary": tsum}
     return rows, extra
@@ -231,12 +233,9 @@ def markdown_table(rows: List[Dict]) -> str:
         lh = f"{r['layers']}×{r['hidden']}" if r["layers"] else "–"
         params = f"{r['params'] / 1e6:.2f}M ({r['nonembedding_params'] / 1e6:.2f}M)" if r["params"] else "–"
         seeds = f" (seeds {','.join(map(str, r['seeds']))})" if r.get("seeds") and len(r["seeds"]) > 1 else ""
-        lat = _f(r["latency_ms_p50"])
-        if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
-            lat += f" @{r['latency_seq_len']}"
         lines.append("| " + " | ".join([
             r["model"] + (" †" if r.get("carried") else ""), r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
-            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), lat, _f(r["latency_ms_p95"]),
+            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), latency_cell(r), _f(r["latency_ms_p95"]),
             _f(r["throughput_per_s"], "{:.0f}"), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     return "\n".join(lines)
 
