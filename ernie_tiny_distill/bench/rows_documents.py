@@ -46,7 +46,7 @@ def _per_review(row: Dict, per_review: Dict, key: str) -> None:
 def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum: Optional[Dict],
                   lat: Dict) -> List[Dict]:
     """The issue-13 rows of task `t` whose result files exist (none when the profile has no whole_document)."""
-    from .rows import _row_base, _student_row
+    from .row_builders import _row_base, _student_row
 
     spec = m.p.tasks[t]
     wd = spec.whole_document
