@@ -179,7 +179,9 @@ class DistillConfig:
     teacher_max_seq_length: Optional[int] = None
     # Teacher ensemble (task stage, cached logit KD): a list of {path: <fine-tuned run directory>, weight: w} or
     # {tfidf: true, weight: w} (TF-IDF + logistic regression fit on the training split). The soft target is the
-    # weighted mean of the teachers' softmax(logits / temperature). null = model.teacher alone.
+    # weighted mean of the teachers' softmax(logits / temperature). null = model.teacher alone. A path entry may
+    # name `export: <its tools/export.py directory>`: the teacher is then scored through Paddle Inference (faster
+    # than dygraph) if that export holds the same weights (checked, see deploy/scoring.py), else in dygraph.
     teachers: Any = field(default=None, metadata={"parse": "teachers"})
 
 
@@ -313,7 +315,7 @@ def _label_names(value: Any, key: str) -> Any:
 
 
 def _teachers(value: Any, key: str) -> Any:
-    """distill.teachers: null, or a non-empty list of {path | tfidf, weight} entries (weights > 0)."""
+    """distill.teachers: null, or a non-empty list of {path [, export] | tfidf, weight} entries (weights > 0)."""
     if value is None:
         return None
     if not isinstance(value, list) or not value:
@@ -322,9 +324,9 @@ def _teachers(value: Any, key: str) -> Any:
     out = []
     for i, entry in enumerate(value):
         where = f"{key}[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"path", "tfidf", "weight"}:
-            raise UserError(f"config key {where!r} must be a mapping with keys path or tfidf, and weight; "
-                            f"got {entry!r}")
+        if not isinstance(entry, dict) or set(entry) - {"path", "export", "tfidf", "weight"}:
+            raise UserError(f"config key {where!r} must be a mapping with keys path (and export) or tfidf, and "
+                            f"weight; got {entry!r}")
         path, tfidf = entry.get("path"), entry.get("tfidf", False)
         if not isinstance(tfidf, bool):
             raise UserError(f"config key '{where}.tfidf' must be true or false, got {tfidf!r}")
@@ -333,11 +335,15 @@ def _teachers(value: Any, key: str) -> Any:
                             f"tfidf: true, got {entry!r}")
         if path is not None and (not isinstance(path, str) or not path.strip()):
             raise UserError(f"config key '{where}.path' must be a directory path, got {path!r}")
+        export = entry.get("export")
+        if export is not None and (path is None or not isinstance(export, str) or not export.strip()):
+            raise UserError(f"config key '{where}.export' must be the export directory of the teacher in "
+                            f"'{where}.path', got {export!r}")
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
                 or weight <= 0:
             raise UserError(f"config key '{where}.weight' must be a number > 0, got {weight!r}")
-        out.append({"path": path, "tfidf": tfidf, "weight": float(weight)})
+        out.append({"path": path, "tfidf": tfidf, "weight": float(weight), **({"export": export} if export else {})})
     return out
 
 

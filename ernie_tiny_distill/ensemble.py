@@ -120,15 +120,17 @@ class EnsembleBuilder:
         self.wanted = tuple(splits)
         out = []
         for entry in self.cfg.distill.teachers:
-            out.append(self._tfidf(entry["weight"]) if entry["tfidf"] else self._neural(entry["path"], entry["weight"]))
+            out.append(self._tfidf(entry["weight"]) if entry["tfidf"]
+                       else self._neural(entry["path"], entry["weight"], entry.get("export")))
         return out
 
     def _empty(self) -> tuple:
         return np.zeros((0, self.task.num_labels), np.float32), np.zeros(1, np.int64)
 
     # -- a fine-tuned teacher
-    def _neural(self, spec: str, weight: float) -> TeacherOutputs:
+    def _neural(self, spec: str, weight: float, export: Optional[str] = None) -> TeacherOutputs:
         from . import trainer as trainer_lib
+        from .deploy import scoring
 
         path = models.resolve(spec)
         meta = models.read_task_metadata(path) if os.path.isdir(path) else None
@@ -142,6 +144,16 @@ class EnsembleBuilder:
                           long_document=self.cfg.model.long_document.task_option())
         model = models.load_model(path, ttask.model_class, ttask.num_labels)
         cache_dir = self._cache_dir(path, "logits")
+
+        def dygraph(fs):
+            return trainer_lib.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
+                                              tokenizer.pad_token_id, self.bar)
+
+        # through the teacher's export when it holds these weights (same logits, faster); the cache key is the
+        # weights' and the data's either way
+        threads = int(os.environ.get("OMP_NUM_THREADS") or self.cfg.train.num_threads or 1)
+        compute = scoring.export_scorer(export, path, meta["labels"], ttask, tokenizer.pad_token_id, dygraph,
+                                        num_threads=threads, progress=self.bar)
         rows = {}
         for split in SPLITS:
             examples = self._examples(split) if split in self.wanted else []
@@ -150,10 +162,7 @@ class EnsembleBuilder:
                 rows[split] = self._empty()
                 continue
             distill.check_same_kd_rows(self.task, self.features[split], features, length)
-            r, offsets = teacher_cache.load_or_build(
-                cache_dir, path, ttask, features,
-                lambda fs: trainer_lib.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
-                                                      tokenizer.pad_token_id, self.bar))
+            r, offsets = teacher_cache.load_or_build(cache_dir, path, ttask, features, compute)
             rows[split] = (r[:, columns], offsets)
         return TeacherOutputs(spec, weight, *rows["train"], *rows["dev"], *rows["test"])
 

@@ -397,7 +397,9 @@ class Matrix:
                            path=self.out(t, wd.student, wd.start_from, f"seed{job.seed}", "best"))
         hp = {**(self.p.students[wd.student].own_hyperparameters(t) or self.chosen(t)), **wd.hyperparameters}
         teacher = self.teacher_cfg(t).output_dir
-        teachers = [{"path": teacher, "weight": wd.teacher_weight}, {"tfidf": True, "weight": wd.tfidf_weight}]
+        # the teacher is scored through its benchmark export when that holds its weights (deploy/scoring.py)
+        teachers = [{"path": teacher, "weight": wd.teacher_weight, "export": self.out(t, "export", "teacher")},
+                    {"tfidf": True, "weight": wd.tfidf_weight}]
         start = f", starting from {t}/{wd.student}/{wd.start_from}/seed{job.seed}" if wd.start_from else ""
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],

@@ -34,11 +34,13 @@ def plot_pareto(rows: List[Dict], tasks: Sequence[str], path: str, p: Profile) -
             in_legend.add(r["variant"])
             short = r["model"] if r["variant"] == "tfidf_lr" else r["model"].replace("student ", "").split(" (")[0]
             short = short.replace("teacher MiniLM-L6-H384", "teacher")
-            short = short.split(",")[0]
+            short = "teacher windows" if r["variant"] == "teacher_windows" else short.split(",")[0]
             if r["variant"] == "int8":
                 short += " INT8"
             if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
                 short += f" @{r['latency_seq_len']} tok"
+            if r.get("latency_per") == "review":   # issue 13 rows: per real review, tokenization included
+                short += " /review"
             key = (short, round(r["latency_ms_p50"], 3))
             if key not in labelled:   # one label per point group (variants of a model share the latency)
                 top = max(100 * q["metric"] for q in pts if round(q["latency_ms_p50"], 3) == key[1])

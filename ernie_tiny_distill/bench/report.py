@@ -8,11 +8,12 @@ import time
 from typing import Dict, List, Sequence
 
 from ..errors import UserError
-from . import born
+from . import born, rows_documents
 from .jobs import Matrix
 from .plot import plot_pareto
 from .rows import (METRIC_LABEL, _f, _metric_cell, collect_rows, goals, long_input_effect, markdown_table,
                    stage1_effect, summary_lines)
+from .rows_documents import latency_cell
 from .util import read_json, write_json, write_text
 
 
@@ -179,6 +180,9 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
           if pending else ["None: every job of the matrix has finished."])
     L.append("")
     L += ["## Goals of issue 4", ""] + goals(rows, m.tasks)
+    document_goals = rows_documents.goal_lines(rows, m)
+    if document_goals:
+        L += ["", "## Whole documents and teacher ensembles (issue 13): goal", ""] + document_goals
     L += ["", "## Does stage 1 (general distillation) help over task KD alone?", ""] + stage1_effect(rows, m.tasks)
     L += ["", "What the stage-1 students of the CPU profile learned, measured with `tools/probe_spread.py`, and a "
           "loss variant tried: [stage1_imdb.md](stage1_imdb.md)."]
@@ -298,12 +302,9 @@ def readme_table(rows: List[Dict], tasks: Sequence[str], command: str) -> str:
         if r["task"] not in tasks or r["metric"] is None:
             continue
         seeds = f" ({len(r['seeds'])} seeds)" if r.get("seeds") and len(r["seeds"]) > 1 else ""
-        lat = _f(r["latency_ms_p50"])
-        if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
-            lat += f" @{r['latency_seq_len']}"
         lines.append("| " + " | ".join([
             r["task"], r["model"] + (" †" if r.get("carried") else ""), r["variant"], _metric_cell(r) + seeds,
-            _f(r["pct_of_teacher"], "{:.1f}"), lat, _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
+            _f(r["pct_of_teacher"], "{:.1f}"), latency_cell(r), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     if any(r.get("carried") for r in rows if r["task"] in tasks):
         lines += ["", "† carried over from an earlier run of this profile (its runs are not on the machine that wrote "
                   "this table); its latency and speed-up were measured in that run, against that run's teacher."]

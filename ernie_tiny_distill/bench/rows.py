@@ -9,20 +9,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..tasks import task_class
 from . import decoding as dec
 from .jobs import Matrix
-from .profile import TaskSpec
+from .row_builders import _row_base, _student_row
+from .rows_documents import document_rows, latency_cell
 from .util import read_json
 
 VARIANTS = ("no_kd", "task_kd", "two_stage_kd")
 METRIC_LABEL = {"accuracy": "accuracy", "f1": "entity F1"}
-
-
-def _row_base(task: str, spec: TaskSpec, metric_name: str) -> Dict:
-    return {"task": task, "dataset": spec.title, "metric_name": metric_name, "model": None, "variant": None,
-            "layers": None, "hidden": None, "params": None, "nonembedding_params": None, "size_mb": None,
-            "size_mb_int8": None, "metric": None, "metric_std": None, "seeds": None, "per_seed": None,
-            "dev_metric": None, "pct_of_teacher": None, "latency_ms_p50": None, "latency_ms_p95": None,
-            "throughput_per_s": None, "speedup_vs_teacher": None, "latency_seq_len": None,
-            "latency_backend": None, "command": None, "train_commands": None}
 
 
 def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
@@ -148,6 +140,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
                            throughput_per_s=tl["throughput_seq_per_s"], latency_backend=tl["note"],
                            speedup_vs_teacher=teacher_p50 / tl["p50_ms"] if teacher_p50 else None)
             task_rows.append(row)
+        task_rows += document_rows(m, t, metric, teacher_metric, tsum, lat)   # issue 13, when they ran
         rows += task_rows
         extra[t] = {"sweep": m.result(f"{t}/B/sweep/select"), "latency": lat, "teacher_summary": tsum}
     return rows, extra
@@ -183,32 +176,6 @@ def _mean(values):
     return statistics.mean(values) if values and all(v is not None for v in values) else None
 
 
-def _student_row(t, spec, metric, model, shape, variant, runs, teacher_metric, decoding=None,
-                 teacher_dev=None) -> Dict:
-    row = _row_base(t, spec, metric)
-    scores = [r["summary"]["test"][metric] for _, r in runs if r["summary"].get("test")]
-    devs = [r["summary"]["dev"][metric] for _, r in runs]
-    first = runs[0][1]["summary"]
-    mean = statistics.mean(scores) if scores else None
-    row.update(model=f"student {model} {shape.shape_label()}", variant=variant, layers=first.get("layers", shape.layers),
-               hidden=first.get("hidden", shape.hidden), params=first.get("params"),
-               nonembedding_params=first.get("nonembedding_params"), metric=mean,
-               metric_std=statistics.stdev(scores) if len(scores) > 1 else None,
-               seeds=[s for s, _ in runs], per_seed={str(s): r["summary"]["test"][metric] for s, r in runs
-                                                     if r["summary"].get("test")},
-               dev_metric=statistics.mean(devs), train_examples=first.get("train_examples"),
-               transfer_examples=first.get("transfer_examples"),
-               pct_of_teacher=100 * mean / teacher_metric if (mean is not None and teacher_metric) else None,
-               teacher_dev_metric=(first.get("teacher_dev") or {}).get(metric),
-               train_commands=[" && ".join(r.get("commands") or []) for _, r in runs],
-               train_seconds=sum(r.get("seconds") or 0 for _, r in runs))
-    if decoding:  # tagging: the decoding of these scores; the teacher's dev under the same decoding
-        row.update(decoding)
-        if teacher_dev is not None and first.get("decoding", dec.UNRECORDED) != decoding["decoding"]:
-            row["teacher_dev_metric"] = teacher_dev
-    return row
-
-
 def _f(x, fmt="{:.2f}", none="–"):
     return none if x is None else fmt.format(x)
 
@@ -231,12 +198,9 @@ def markdown_table(rows: List[Dict]) -> str:
         lh = f"{r['layers']}×{r['hidden']}" if r["layers"] else "–"
         params = f"{r['params'] / 1e6:.2f}M ({r['nonembedding_params'] / 1e6:.2f}M)" if r["params"] else "–"
         seeds = f" (seeds {','.join(map(str, r['seeds']))})" if r.get("seeds") and len(r["seeds"]) > 1 else ""
-        lat = _f(r["latency_ms_p50"])
-        if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
-            lat += f" @{r['latency_seq_len']}"
         lines.append("| " + " | ".join([
             r["model"] + (" †" if r.get("carried") else ""), r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
-            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), lat, _f(r["latency_ms_p95"]),
+            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), latency_cell(r), _f(r["latency_ms_p95"]),
             _f(r["throughput_per_s"], "{:.0f}"), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     return "\n".join(lines)
 

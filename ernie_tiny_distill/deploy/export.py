@@ -8,7 +8,8 @@ An export directory holds:
     vocab.txt, tokenizer_config.json, ... the tokenizer (PaddleNLP format)
     labels.json                           the label list, index = logit column
     export.json                           task, max_seq_length, truncation, word_splitter, model sizes,
-                                          versions, files, parity check
+                                          versions, files, parity check, source_weights (sha256 per
+                                          weight file of the source: scoring.export_mismatch)
     model.onnx                            (optional) the same graph converted by paddle2onnx, for ONNX Runtime
     model.int8.onnx                       (optional) post-training INT8 quantization of model.onnx
 
@@ -41,6 +42,7 @@ from .engines import PaddleEngine
 from .onnx_export import max_abs_diff, write_onnx_files
 from .predictor import probe_inputs
 from .quantize import INT8_METHODS, write_int8_file
+from .scoring import weights_digest
 from .words import DEFAULT_SPLITTER, SPLITTERS
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
             tokenizer.save_pretrained(tmp)
             layout.write_json(os.path.join(tmp, layout.LABELS_FILE), labels)
             meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
+            # which weights this is (scoring.export_mismatch: a teacher scored through its export must be these)
+            meta["source_weights"] = weights_digest(path)
             layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
             if verify:
                 meta["check"] = verify_export(model, tmp, task=meta["task"], pad_token_id=meta["pad_token_id"],

@@ -1,0 +1,134 @@
+"""Issue 13 rows (tasks.<t>.whole_document): the teacher scoring whole documents as windows, the teacher ensemble
+scored alone and the whole-document student (+ its INT8 export), with latency per real review, and their goal."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+ISSUE13_GOAL = (0.910, 4.0)   # best whole-document student: test accuracy >=, and >= this many x the teacher per review
+
+
+def latency_cell(row: Dict) -> str:
+    """A row's p50 cell: ms at 128 tokens, '@L' for another fixed length, '/review' per real review."""
+    if row["latency_ms_p50"] is None:
+        return "–"
+    cell = f"{row['latency_ms_p50']:.2f}"
+    if row.get("latency_per") == "review":
+        return cell + " /review"
+    if row.get("latency_seq_len") and row["latency_seq_len"] != 128:
+        cell += f" @{row['latency_seq_len']}"
+    return cell
+
+
+def reading(reads: Optional[Dict]) -> str:
+    """'windows of 128, stride 63, max 16, mean pooling' from a teachers job's `reads` record."""
+    w = (reads or {}).get("windows")
+    if not w:
+        return f"{(reads or {}).get('truncation')} {(reads or {}).get('max_seq_length')}"
+    length = reads["max_seq_length"]
+    stride = w.get("stride") or max(1, (length - 2) // 2)  # Task.window_starts: null = half a window
+    cap = f", max {w['max_windows']}" if w.get("max_windows") else ""
+    return f"windows of {length}, stride {stride}{cap}, {w.get('pooling', 'mean')} pooling"
+
+
+def _per_review(row: Dict, per_review: Dict, key: str) -> None:
+    """Latency per real review (the latency job's per_review results) of export `key`, and the speed-up over the
+    128-token teacher measured in the same run."""
+    measured = (per_review or {}).get("measured") or {}
+    r, teacher = measured.get(key), (measured.get("teacher") or {}).get("p50_ms")
+    if not r:
+        return
+    row.update(latency_ms_p50=r["p50_ms"], latency_ms_p95=r["p95_ms"], latency_per="review",
+               latency_backend=f"{r['backend']} {r['precision']}, {r['threads']} thread(s), per real review "
+                               f"({per_review['examples']} test texts, {r['reads']})",
+               teacher_review_ms_p50=teacher, speedup_vs_teacher=teacher / r["p50_ms"] if teacher else None)
+
+
+def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum: Optional[Dict],
+                  lat: Dict) -> List[Dict]:
+    """The issue-13 rows of task `t` whose result files exist (none when the profile has no whole_document)."""
+    from .row_builders import _row_base, _student_row
+
+    spec = m.p.tasks[t]
+    wd = spec.whole_document
+    if wd is None:
+        return []
+    per_review = lat.get("per_review") or {}
+    rows = []
+
+    def pct(x):
+        return 100 * x / teacher_metric if (x is not None and teacher_metric) else None
+
+    for job, variant in ((f"{t}/teacher/windows", "teacher_windows"), (f"{t}/ensemble", "ensemble")):
+        r = m.result(job)
+        if not r or r.get("status") != "done":
+            continue
+        s = r["summary"]
+        row = _row_base(t, spec, metric)
+        test, dev = (s.get("test") or {}).get(metric), (s.get("dev") or {}).get(metric)
+        row.update(variant=variant, metric=test, dev_metric=dev, pct_of_teacher=pct(test), command=r["commands"][0],
+                   train_commands=r["commands"], reads=s.get("reads"), members=s.get("teachers"))
+        if variant == "teacher_windows":
+            row["model"] = f"teacher, whole document ({reading(s.get('reads'))})"
+            row.update({k: (tsum or {}).get(k) for k in ("layers", "hidden", "params", "nonembedding_params")})
+            e = m.result(f"{t}/export/teacher")
+            row["size_mb"] = e["size_mb"] if e else None
+            _per_review(row, per_review, "teacher-windows")
+        else:
+            parts = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows")
+                     + f" × {x['weight']:g}" for x in s.get("teachers") or []]
+            row["model"] = "ensemble (" + " + ".join(parts) + ", weighted mean of softmax at T)"
+        rows.append(row)
+
+    seed = m.p.seeds[wd.student][0]
+    shape = m.p.students[wd.student]
+    r = m.result(f"{t}/{wd.name}/ensemble_kd/seed{seed}")
+    if r and r.get("status") == "done":
+        row = _student_row(t, spec, metric, wd.name, shape, "ensemble_kd", [(seed, r)], teacher_metric)
+        start = f", from {wd.student} {wd.start_from}" if wd.start_from else ""
+        row["model"] += f", whole document ({reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})}{start})"
+        row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
+        e, q = m.result(f"{t}/export/{wd.name}"), m.result(f"{t}/int8/{wd.name}")
+        row.update(size_mb=e["size_mb"] if e else None, size_mb_int8=q["size_mb"] if q else None)
+        _per_review(row, per_review, wd.name)
+        rows.append(row)
+        if q:
+            row8 = _student_row(t, spec, metric, wd.name, shape, "int8", [(seed, q)], teacher_metric)
+            row8["model"] = row["model"] + ", ONNX Runtime INT8"
+            row8.update(source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
+                        size_mb_int8=q["size_mb"], command=f"python tools/reproduce.py --task {t} --only {q['name']}",
+                        train_commands=q.get("commands"))
+            _per_review(row8, per_review, f"{wd.name}-int8")
+            rows.append(row8)
+    return rows
+
+
+def goal_lines(rows: List[Dict], m) -> List[str]:
+    """Issue 13: the best whole-document student reaches the accuracy goal with a p50 per real review at most the
+    128-token teacher's / 4 (same latency run)."""
+    accuracy, factor = ISSUE13_GOAL
+    out = []
+    for t in m.tasks:
+        wd = m.p.tasks[t].whole_document
+        if wd is None:
+            continue
+        head = (f"- {t}: best whole-document student ≥ {100 * accuracy:.1f}% test accuracy and p50 per real review "
+                f"≤ the 128-token teacher's / {factor:g} (same run)")
+        cands = [r for r in rows if r["task"] == t and f"student {wd.name} " in r["model"] + " "
+                 and r["variant"] in ("ensemble_kd", "int8") and r["metric"] is not None]
+        if not cands:
+            out.append(head + f": not run (no {t}/{wd.name}/ensemble_kd row yet).")
+            continue
+        best = max(cands, key=lambda r: r["metric"])
+        acc_ok = best["metric"] >= accuracy
+        what = (f"{wd.name} {best['variant']} {100 * best['metric']:.2f}% "
+                f"({100 * (best['metric'] - accuracy):+.2f} points vs {100 * accuracy:.1f})")
+        teacher_p50 = best.get("teacher_review_ms_p50")
+        if best.get("latency_per") != "review" or not teacher_p50:
+            verdict = "not met" if not acc_ok else "not measured yet"
+            out.append(head + f" — **{verdict}**: {what}; latency per review not measured.")
+            continue
+        lat_ok = best["latency_ms_p50"] <= teacher_p50 / factor
+        out.append(head + f" — **{'met' if acc_ok and lat_ok else 'not met'}**: {what}; p50 "
+                   f"{best['latency_ms_p50']:.2f} ms per review vs teacher {teacher_p50:.2f} ms / {factor:g} = "
+                   f"{teacher_p50 / factor:.2f} ms ({best['speedup_vs_teacher']:.1f}× faster).")
+    return out

@@ -1,0 +1,139 @@
+"""Issue 13 report rows from hand-written result files: the teacher over windows, the ensemble, the whole-document
+student (+ INT8) with latency per real review, and the issue-13 goal line (met, missed, not run)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from ernie_tiny_distill.bench import profile, rows_documents
+from ernie_tiny_distill.bench.jobs import Matrix
+from ernie_tiny_distill.bench.rows import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOWS = "windows of 128, stride 63, max 16, mean pooling"
+TEACHER_128 = 0.86
+
+
+def _review(p50, p95, reads):
+    return {"backend": "paddle", "precision": "fp32", "threads": 1, "reads": reads, "p50_ms": p50, "p95_ms": p95}
+
+
+LATENCY = {"per_review": {"examples": 1000, "seed": 0, "measured": {
+    "teacher": _review(40.0, 80.0, "head_tail 128"),
+    "teacher-windows": _review(120.0, 300.0, "windows of 128 (stride 63, max 16, mean)"),
+    "W": _review(8.0, 20.0, "windows of 128 (stride 63, max 16, mean)"),
+    "W-int8": dict(_review(5.0, 12.0, "windows of 128 (stride 63, max 16, mean)"), backend="onnx", precision="int8")}}}
+
+
+@pytest.fixture
+def matrix(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)   # the profile's teacher config path is relative to the repository
+    p = profile.load_profile("cpu")
+    p.runs_dir = str(tmp_path)
+    return Matrix(p, ["imdb"])
+
+
+def _write(m, name, data):
+    path = Path(m.result_path(name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": name, "status": "done", **data}))
+
+
+def _scored(test, dev, teachers):
+    return {"metric_name": "accuracy", "test": {"accuracy": test, "num_examples": 24999},
+            "dev": {"accuracy": dev, "num_examples": 1000}, "teachers": teachers, "seconds": 10.0,
+            "reads": {"max_seq_length": 128, "windows": {"stride": None, "max_windows": 16, "pooling": "mean"},
+                      "truncation": None}}
+
+
+def _write_all(m, w_test=0.915):
+    member = {"teacher": "runs/bench/imdb/teacher", "weight": 1.0}
+    _write(m, "imdb/teacher/windows", {"commands": ["python -m ernie_tiny_distill.ensemble --member 0"],
+                                       "summary": _scored(0.875, 0.87, [member])})
+    _write(m, "imdb/ensemble", {"commands": ["python -m ernie_tiny_distill.ensemble"],
+                                "summary": _scored(0.9125, 0.9, [member, {"teacher": "tfidf", "weight": 2.0}])})
+    student = {"metric_name": "accuracy", "dev": {"accuracy": 0.9}, "test": {"accuracy": w_test}, "layers": 2,
+               "hidden": 128, "params": 4_000_000, "nonembedding_params": 500_000, "train_examples": 24000,
+               "transfer_examples": 50000}
+    _write(m, "imdb/W/ensemble_kd/seed1", {"commands": ["python tools/train.py --config w.yaml"], "seconds": 3600,
+                                           "summary": student})
+    _write(m, "imdb/export/teacher", {"size_mb": 86.5})
+    _write(m, "imdb/export/W", {"size_mb": 4.5})
+    _write(m, "imdb/int8/W", {"size_mb": 1.5, "commands": ["python tools/export.py --int8"],
+                              "summary": dict(student, test={"accuracy": 0.914}, source_test={"accuracy": w_test})})
+
+
+def test_no_rows_and_goal_not_run_when_the_runs_are_absent(matrix):
+    assert rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, LATENCY) == []
+    assert rows_documents.goal_lines([], matrix) == [
+        "- imdb: best whole-document student ≥ 91.0% test accuracy and p50 per real review ≤ the 128-token "
+        "teacher's / 4 (same run): not run (no imdb/W/ensemble_kd row yet)."]
+
+
+def test_rows_from_the_result_files(matrix):
+    _write_all(matrix)
+    tsum = {"layers": 6, "hidden": 384, "params": 22_713_986, "nonembedding_params": 10_796_162}
+    rows = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, tsum, LATENCY)
+    windows, ensemble, w, w8 = rows
+    assert [r["variant"] for r in rows] == ["teacher_windows", "ensemble", "ensemble_kd", "int8"]
+    assert windows["model"] == f"teacher, whole document ({WINDOWS})"
+    assert (windows["metric"], windows["dev_metric"], windows["layers"], windows["size_mb"]) == (0.875, 0.87, 6, 86.5)
+    assert windows["pct_of_teacher"] == pytest.approx(100 * 0.875 / 0.86)
+    assert (windows["latency_ms_p50"], windows["latency_ms_p95"], windows["latency_per"]) == (120.0, 300.0, "review")
+    assert windows["speedup_vs_teacher"] == pytest.approx(1 / 3) and windows["teacher_review_ms_p50"] == 40.0
+    assert windows["command"] == "python -m ernie_tiny_distill.ensemble --member 0"
+    assert ensemble["model"] == ("ensemble (teacher over windows × 1 + TF-IDF + LR × 2, weighted mean of softmax "
+                                 "at T)")
+    assert (ensemble["metric"], ensemble["dev_metric"], ensemble["latency_ms_p50"]) == (0.9125, 0.9, None)
+    assert ensemble["pct_of_teacher"] == pytest.approx(100 * 0.9125 / 0.86)
+    assert w["model"] == f"student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp kd_recipe)"
+    assert (w["metric"], w["dev_metric"], w["size_mb"], w["size_mb_int8"]) == (0.915, 0.9, 4.5, 1.5)
+    assert (w["latency_ms_p50"], w["latency_ms_p95"], w["speedup_vs_teacher"]) == (8.0, 20.0, 5.0)
+    assert w["command"] == "python tools/reproduce.py --task imdb --only imdb/W/ensemble_kd/seed1"
+    assert w8["model"] == w["model"] + ", ONNX Runtime INT8"
+    assert (w8["metric"], w8["source_metric"], w8["latency_ms_p50"], w8["speedup_vs_teacher"]) == (0.914, 0.915, 5.0, 8.0)
+    table = markdown_table(rows).splitlines()
+    assert table[2] == (f"| teacher, whole document ({WINDOWS}) | teacher_windows | 6×384 | 22.71M (10.80M) | 86.5 | – | "
+                        "87.50 | 101.7 | 120.00 /review | 300.00 | – | 0.3× |")
+    assert table[3].startswith("| ensemble (teacher over windows × 1 + TF-IDF + LR × 2, weighted mean of softmax at "
+                               "T) | ensemble | – | – | – | – | 91.25 | 106.1 | – | – | – | – |")
+    assert table[4] == (f"| student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp kd_recipe) | ensemble_kd | "
+                        "2×128 | 4.00M (0.50M) | 4.5 | 1.5 | 91.50 | 106.4 | 8.00 /review | 20.00 | – | 5.0× |")
+    assert rows_documents.goal_lines(rows, matrix) == [
+        "- imdb: best whole-document student ≥ 91.0% test accuracy and p50 per real review ≤ the 128-token "
+        "teacher's / 4 (same run) — **met**: W ensemble_kd 91.50% (+0.50 points vs 91.0); p50 8.00 ms per review "
+        "vs teacher 40.00 ms / 4 = 10.00 ms (5.0× faster)."]
+
+
+def test_goal_missed_and_latency_not_measured(matrix):
+    _write_all(matrix, w_test=0.9)
+    rows = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, LATENCY)
+    (line,) = rows_documents.goal_lines(rows, matrix)
+    # the INT8 export scores better here (91.40%) and is the best; it is 8x faster
+    assert line.endswith("— **met**: W int8 91.40% (+0.40 points vs 91.0); p50 5.00 ms per review vs teacher "
+                         "40.00 ms / 4 = 10.00 ms (8.0× faster).")
+    rows = [r for r in rows if r["variant"] != "int8"]
+    (line,) = rows_documents.goal_lines(rows, matrix)
+    assert line.endswith("— **not met**: W ensemble_kd 90.00% (-1.00 points vs 91.0); p50 8.00 ms per review vs "
+                         "teacher 40.00 ms / 4 = 10.00 ms (5.0× faster).")
+    slow = {"per_review": dict(LATENCY["per_review"], measured=dict(LATENCY["per_review"]["measured"],
+                                                                    W=_review(12.0, 30.0, "w")))}
+    _write_all(matrix)
+    rows = [r for r in rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, slow)
+            if r["variant"] != "int8"]
+    assert rows_documents.goal_lines(rows, matrix)[0].endswith(
+        "— **not met**: W ensemble_kd 91.50% (+0.50 points vs 91.0); p50 12.00 ms per review vs teacher 40.00 ms / 4 "
+        "= 10.00 ms (3.3× faster).")
+    rows = [r for r in rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, {})
+            if r["variant"] != "int8"]
+    assert rows[-1]["latency_ms_p50"] is None
+    assert rows_documents.goal_lines(rows, matrix)[0].endswith(
+        "— **not measured yet**: W ensemble_kd 91.50% (+0.50 points vs 91.0); latency per review not measured.")
+
+
+def test_latency_cell_marks_per_review_and_other_lengths():
+    base = {"latency_ms_p50": 3.0}
+    assert rows_documents.latency_cell(dict(base, latency_per="review", latency_seq_len=None)) == "3.00 /review"
+    assert rows_documents.latency_cell(dict(base, latency_seq_len=512)) == "3.00 @512"
+    assert rows_documents.latency_cell(dict(base, latency_seq_len=128)) == "3.00"
+    assert rows_documents.latency_cell({"latency_ms_p50": None}) == "–"
