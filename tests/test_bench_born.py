@@ -54,3 +54,15 @@ def test_the_kd_gain_goal_takes_the_kd_recipe_that_is_best_on_dev():
     assert ("- conll: student Ap, best KD recipe on dev (kd_recipe_aug) − no_kd ≥ 1.5 points (mean of 1 seed) — "
             "**met**: +2.00 (82.00 vs 80.00).") in lines
     assert "- conll: student Ap ≥ 97% of the teacher — **not met**: kd_recipe_aug (best on dev) 95.4% (1.6 points of the teacher short)." in lines
+
+
+def test_the_summary_line_takes_each_students_best_variant_on_dev():
+    from ernie_tiny_distill.bench.rows import summary_lines
+    teacher = {"task": "conll", "model": "teacher", "variant": "teacher", "metric": 0.86, "metric_name": "f1",
+               "per_seed": {"1": 0.86}}
+    # kd_recipe is better on test (0.83) but kd_recipe_aug on dev (0.88): the summary names kd_recipe_aug
+    rows = [teacher, dict(row("Ap", "no_kd", 0.80, 93.0), dev_metric=0.84),
+            dict(row("Ap", "kd_recipe", 0.83, 96.5), dev_metric=0.86),
+            dict(row("Ap", "kd_recipe_aug", 0.82, 95.4), dev_metric=0.88)]
+    (line,) = summary_lines(rows, ["conll"], ["no_kd", "kd_recipe", "kd_recipe_aug"])
+    assert "student Ap best on dev = kd_recipe_aug 82.00 (95.4% of teacher, +2.00 vs no_kd)" in line

@@ -281,7 +281,8 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
 
 
 def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str] = VARIANTS) -> List[str]:
-    """One line per task: the teacher, and each student's best variant (by test mean) with its speed-up."""
+    """One line per task: the teacher, and each student's best variant with its speed-up. "Best" is by the dev
+    metric, as a user would choose (and as the goal sections do); the test metric only when dev is missing."""
     out = []
     for t in tasks:
         teacher = _get(rows, t, None, "teacher")
@@ -294,12 +295,12 @@ def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str
             cands = [r for r in (_get(rows, t, model, v) for v in variants) if r and r["metric"] is not None]
             if not cands:
                 continue
-            best = max(cands, key=lambda r: r["metric"])
+            best = max(cands, key=lambda r: r["dev_metric"] if r.get("dev_metric") is not None else r["metric"])
             nokd = _get(rows, t, model, "no_kd")
             speed = f", {best['speedup_vs_teacher']:.1f}× faster" if best.get("speedup_vs_teacher") else ""
             gain = (f", {100 * (best['metric'] - nokd['metric']):+.2f} vs no_kd"
                     if nokd and nokd is not best and nokd["metric"] is not None else "")
-            bits.append(f"student {model} best = {best['variant']} {_metric_cell(best)} "
+            bits.append(f"student {model} best on dev = {best['variant']} {_metric_cell(best)} "
                         f"({best['pct_of_teacher']:.1f}% of teacher{gain}{speed})")
         for r in rows:
             if r["task"] == t and r["variant"] == "tfidf_lr" and r["metric"] is not None:
