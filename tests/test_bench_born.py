@@ -12,10 +12,10 @@ def test_goals_say_met_or_missed_with_the_numbers():
             row("Bp", "kd_recipe", 0.70, 81.0, 10.4, {"1": 0.70, "2": 0.71, "3": 0.69}),
             row("Bp", "no_kd", 0.69, 80.0, 10.4, {"1": 0.68, "2": 0.69, "3": 0.70})]
     lines = born.goals(rows, ["conll"])
-    assert "- conll: student Ap ≥ 97% of the teacher — **met**: kd_recipe (best on dev) 97.5%." in lines
+    assert "- conll: student Ap ≥ 97% of the teacher — **met**: kd_recipe (best on dev) 97.50%." in lines
     assert ("- conll: student Ap, best KD recipe on dev (kd_recipe) − no_kd ≥ 1.5 points (mean of 1 seed) — **not met**: "
             "+1.00 (84.00 vs 83.00).") in lines
-    assert ("- conll: student Bp ≥ 93% of the teacher — **not met**: kd_recipe (best on dev) 81.0% (12.0 points of "
+    assert ("- conll: student Bp ≥ 93% of the teacher — **not met**: kd_recipe (best on dev) 81.00% (12.00 points of "
             "the teacher short).") in lines
     assert any("Bp ≥ 10× faster" in line and "**met**: 10.4×" in line for line in lines)
     assert ("- conll: student Bp, best KD recipe on dev (kd_recipe) − no_kd ≥ 1.5 points (mean of 3 seeds) — **not met**: "
@@ -42,7 +42,7 @@ def test_ablation_lists_each_ingredient_with_dev_and_test():
 
 def test_the_goal_takes_the_recipe_that_is_best_on_dev_not_on_test():
     rows = [dict(row("Ap", "no_kd", 0.80, 93.2), dev_metric=0.83), dict(row("Ap", "task_kd", 0.79, 92.0), dev_metric=0.85)]
-    assert "- conll: student Ap ≥ 97% of the teacher — **not met**: task_kd (best on dev) 92.0% (5.0 points of the teacher short)." in born.goals(rows, ["conll"])
+    assert "- conll: student Ap ≥ 97% of the teacher — **not met**: task_kd (best on dev) 92.00% (5.00 points of the teacher short)." in born.goals(rows, ["conll"])
 
 
 def test_the_kd_gain_goal_takes_the_kd_recipe_that_is_best_on_dev():
@@ -53,7 +53,7 @@ def test_the_kd_gain_goal_takes_the_kd_recipe_that_is_best_on_dev():
     lines = born.goals(rows, ["conll"])
     assert ("- conll: student Ap, best KD recipe on dev (kd_recipe_aug) − no_kd ≥ 1.5 points (mean of 1 seed) — "
             "**met**: +2.00 (82.00 vs 80.00).") in lines
-    assert "- conll: student Ap ≥ 97% of the teacher — **not met**: kd_recipe_aug (best on dev) 95.4% (1.6 points of the teacher short)." in lines
+    assert "- conll: student Ap ≥ 97% of the teacher — **not met**: kd_recipe_aug (best on dev) 95.40% (1.60 points of the teacher short)." in lines
 
 
 def test_the_summary_line_takes_each_students_best_variant_on_dev():
@@ -66,3 +66,9 @@ def test_the_summary_line_takes_each_students_best_variant_on_dev():
             dict(row("Ap", "kd_recipe_aug", 0.82, 95.4), dev_metric=0.88)]
     (line,) = summary_lines(rows, ["conll"], ["no_kd", "kd_recipe", "kd_recipe_aug"])
     assert "student Ap best on dev = kd_recipe_aug 82.00 (95.4% of teacher, +2.00 vs no_kd)" in line
+
+
+def test_a_goal_missed_by_a_hair_does_not_print_as_reached():
+    rows = [dict(row("Ap3", "kd_recipe_aug", 0.8335, 96.95, 4.9), dev_metric=0.876)]
+    assert ("- conll: student Ap3 ≥ 97% of the teacher — **not met**: kd_recipe_aug (best on dev) 96.95% (0.05 points "
+            "of the teacher short).") in born.goals(rows, ["conll"])

@@ -42,8 +42,9 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
             best = max(done, key=_by_dev)
             met = best["pct_of_teacher"] >= pct_goal
             out.append(f"- {t}: student {model} ≥ {pct_goal:g}% of the teacher — **{'met' if met else 'not met'}**: "
-                       f"{best['variant']} (best on dev) {best['pct_of_teacher']:.1f}%"
-                       + ("" if met else f" ({pct_goal - best['pct_of_teacher']:.1f} points of the teacher short)")
+                       f"{best['variant']} (best on dev) {best['pct_of_teacher']:.2f}%"
+                       # two decimals: a miss by 0.05 must not print as 97.0% "not met"
+                       + ("" if met else f" ({pct_goal - best['pct_of_teacher']:.2f} points of the teacher short)")
                        + ".")
             speed = best.get("speedup_vs_teacher")
             if speed:
