@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ernie_tiny_distill.bench import deploy, latency, profile, report
+from ernie_tiny_distill.bench import deploy, latency_review, profile, report
 from ernie_tiny_distill.bench.jobs import Job
 from ernie_tiny_distill.examples import TextExample
 
@@ -20,14 +20,14 @@ def test_latency_job_times_every_export_and_the_teacher_reading_windows(monkeypa
         seen.update(targets=targets, texts=texts, kwargs=kwargs)
         return {t["key"]: {"model": "x", "p50_ms": 1.0, "p95_ms": 2.0} for t in targets}
 
-    monkeypatch.setattr(latency, "measure_per_review", fake)
+    monkeypatch.setattr(latency_review, "measure_per_review", fake)
     m = SimpleNamespace(p=SimpleNamespace(**{**p.__dict__, "latency": dict(p.latency, per_review={"examples": 7,
                                                                                                     "seed": 3})}),
                         teacher_cfg=lambda t: SimpleNamespace(data=None, task="classification"))
     targets = [{"key": "teacher", "export_dir": "e/teacher", "backend": "paddle", "precision": "fp32", "seq_len": 128},
                {"key": "W-int8", "export_dir": "e/W-int8", "backend": "onnx", "precision": "int8", "seq_len": 128}]
     out = deploy.per_review_latency(m, Job("imdb/latency", "latency", "imdb"), targets)
-    assert seen["texts"] == latency.sample_texts([e.text for e in test], 7, 3) and len(seen["texts"]) == 7
+    assert seen["texts"] == latency_review.sample_texts([e.text for e in test], 7, 3) and len(seen["texts"]) == 7
     assert [t["key"] for t in seen["targets"]] == ["teacher", "W-int8", "teacher-windows"]
     assert seen["targets"][2] == {"key": "teacher-windows", "export_dir": "e/teacher", "backend": "paddle",
                                   "precision": "fp32", "long_document": p.tasks["imdb"].whole_document.windows}

@@ -153,11 +153,11 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
                                    atol=1e-5)
 
 
-# ---------------------------------------------------------------- latency per real review (bench/latency.py)
+# ---------------------------------------------------------------- latency per real review (bench/latency_review.py)
 
 
 def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_export, cls_export, monkeypatch):
-    from ernie_tiny_distill.bench import latency
+    from ernie_tiny_distill.bench import latency_review
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     calls, rows = [], []
@@ -180,16 +180,16 @@ def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_e
     vocab = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:200]
     rng = np.random.default_rng(2)
     pool = [" ".join(rng.choice(vocab, size=n)) for n in (400, 3, 40, 12, 60, 7)]
-    assert set(latency.sample_texts(pool, 4, seed=0)) < set(pool)
-    texts = latency.sample_texts(pool + ["  "], 9, seed=0)  # all of them (at most), the blank one never
-    assert sorted(texts) == sorted(pool) and texts == latency.sample_texts(pool + ["  "], 9, seed=0)  # seeded
+    assert set(latency_review.sample_texts(pool, 4, seed=0)) < set(pool)
+    texts = latency_review.sample_texts(pool + ["  "], 9, seed=0)  # all of them (at most), the blank one never
+    assert sorted(texts) == sorted(pool) and texts == latency_review.sample_texts(pool + ["  "], 9, seed=0)  # seeded
     calls.clear(), rows.clear()
     cls_windows = {"stride": None, "max_windows": 3, "pooling": "mean"}
     targets = [{"key": "W", "export_dir": windows_export["export"], "backend": "paddle", "precision": "fp32"},
                {"key": "T", "export_dir": cls_export, "backend": "paddle", "precision": "fp32"},
                {"key": "T-windows", "export_dir": cls_export, "backend": "paddle", "precision": "fp32",
                 "long_document": cls_windows}]
-    out = latency.measure_per_review(targets, texts, rounds=2, warmup=1)
+    out = latency_review.measure_per_review(targets, texts, rounds=2, warmup=1)
     # one predict call per review (plus one warm-up) and model, each with that review alone, in the sample's order
     for target in [(windows_export["export"], True), (cls_export, False), (cls_export, True)]:
         assert [items for w, items in calls if w == target] == [[t] for t in texts[:1] + texts], target
@@ -210,11 +210,11 @@ def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_e
 
 
 def test_interleave_items_rotates_models_over_chunks():
-    from ernie_tiny_distill.bench import latency
+    from ernie_tiny_distill.bench import latency_review
 
     order = []
     runners = {k: (lambda k: lambda item: order.append((k, item)))(k) for k in "ab"}
-    samples = latency.interleave_items(runners, [1, 2, 3, 4, 5], rounds=2, warmup=1)
+    samples = latency_review.interleave_items(runners, [1, 2, 3, 4, 5], rounds=2, warmup=1)
     assert order == [("a", 1), ("b", 1),                                   # warm-up
                      ("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 3),   # round 0: a first
                      ("b", 4), ("b", 5), ("a", 4), ("a", 5)]               # round 1: b first

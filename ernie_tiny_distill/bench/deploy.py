@@ -217,13 +217,13 @@ def per_review_latency(m: Matrix, job: Job, targets: List[Dict]) -> Dict:
     """p50/p95 per real test text (profile latency.per_review: {examples, seed}): the whole request path of every
     finished export, batch 1, interleaved; with tasks.<t>.whole_document also the teacher reading windows."""
     from .. import data as data_lib
-    from . import latency
+    from . import latency_review
 
     opts = m.p.latency["per_review"]
     cfg = m.teacher_cfg(job.task)
     test = data_lib.load_splits(cfg.data, cfg.task).test
-    texts = latency.sample_texts([e.text if hasattr(e, "text") else " ".join(e.tokens) for e in test],
-                                 int(opts["examples"]), int(opts.get("seed", 0)))
+    texts = latency_review.sample_texts([e.text if hasattr(e, "text") else " ".join(e.tokens) for e in test],
+                                        int(opts["examples"]), int(opts.get("seed", 0)))
     targets = [{k: v for k, v in t.items() if k != "seq_len"} for t in targets]
     wd = m.p.tasks[job.task].whole_document
     teacher = next((t for t in targets if t["key"] == "teacher"), None)
@@ -231,9 +231,9 @@ def per_review_latency(m: Matrix, job: Job, targets: List[Dict]) -> Dict:
         targets.append(dict(teacher, key="teacher-windows", long_document=dict(wd.windows)))
     logger.info("  latency per review: %d test texts (seed %d), interleaved over %s", len(texts),
                 int(opts.get("seed", 0)), ", ".join(t["key"] for t in targets))
-    results = latency.measure_per_review(targets, texts, num_threads=m.p.latency["threads"],
-                                         rounds=int(opts.get("rounds", m.p.latency.get("rounds", 5))),
-                                         warmup=int(opts.get("warmup", 3)))
+    results = latency_review.measure_per_review(targets, texts, num_threads=m.p.latency["threads"],
+                                                rounds=int(opts.get("rounds", m.p.latency.get("rounds", 5))),
+                                                warmup=int(opts.get("warmup", 3)))
     return {"examples": len(texts), "seed": int(opts.get("seed", 0)),
             "measured": {key: {k: v for k, v in r.items() if k != "model"} for key, r in results.items()}}
 
