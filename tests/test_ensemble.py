@@ -127,17 +127,24 @@ def _teacher_dir(path, tokenizer, labels, seed):
     return str(path)
 
 
-def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp_path, monkeypatch):
-    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
-    b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)  # another label order: reordered
+def _count_teacher_runs(monkeypatch, what):
+    """Spy on trainer.predict_logits (still run): the returned list gets what(model, features) per call."""
     calls = []
     real = trainer.predict_logits
 
     def counting(task, model, features, *args, **kwargs):
-        calls.append(id(model))
+        calls.append(what(model, features))
         return real(task, model, features, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "predict_logits", counting)
+    return calls
+
+
+def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp_path, monkeypatch):
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)  # another label order: reordered
+    real = trainer.predict_logits
+    calls = _count_teacher_runs(monkeypatch, lambda model, features: id(model))
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": b, "weight": 3.0}], teacher=a)
     builder = ensemble.EnsembleBuilder(cfg, task, _splits(), *_features(task))
@@ -204,14 +211,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
 
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     monkeypatch.setattr(data_lib, "load_splits", lambda data, task: _splits())
-    calls = []
-    real = trainer.predict_logits
-
-    def counting(task, model, features, *args, **kwargs):
-        calls.append(len(features))
-        return real(task, model, features, *args, **kwargs)
-
-    monkeypatch.setattr(trainer, "predict_logits", counting)
+    calls = _count_teacher_runs(monkeypatch, lambda model, features: len(features))
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"tfidf": True, "weight": 1.0}], teacher=a)
     alone = ensemble.score_teachers(cfg, member=0)
     assert calls == [len(DEV), len(TEST)]  # the training split is never run through the teacher

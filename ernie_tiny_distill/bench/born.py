@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from .rows import _get, _paired, _seeds_note
+from .rows import _get, _paired, _seeds_note, by_dev as _by_dev
 
 # task -> {student: (min % of teacher, min speed-up)}; the KD recipe must beat no-KD (same init) by KD_GAIN points
 # (Ap and Ap3 are two shapes of the 4x class A': two teacher layers, or three narrower ones)
@@ -15,11 +15,6 @@ KD_GAIN = 1.5
 KD_VARIANT = "kd_recipe"
 # the random-init student of the same speed class each born student is compared with
 REFERENCE = {"Ap": "A", "Ap3": "A", "Bp": "B"}
-
-
-def _by_dev(r: Dict) -> float:
-    """Recipes are chosen as a user would: by the dev metric (the test metric only when dev is missing)."""
-    return r["dev_metric"] if r.get("dev_metric") is not None else r["metric"]
 
 
 def _variants(rows: List[Dict], t: str, model: str) -> List[Dict]:

@@ -280,6 +280,11 @@ def goals(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     return out
 
 
+def by_dev(r: Dict) -> float:
+    """Recipes are chosen as a user would: by the dev metric (the test metric only when dev is missing)."""
+    return r["dev_metric"] if r.get("dev_metric") is not None else r["metric"]
+
+
 def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str] = VARIANTS) -> List[str]:
     """One line per task: the teacher, and each student's best variant with its speed-up. "Best" is by the dev
     metric, as a user would choose (and as the goal sections do); the test metric only when dev is missing."""
@@ -295,7 +300,7 @@ def summary_lines(rows: List[Dict], tasks: Sequence[str], variants: Sequence[str
             cands = [r for r in (_get(rows, t, model, v) for v in variants) if r and r["metric"] is not None]
             if not cands:
                 continue
-            best = max(cands, key=lambda r: r["dev_metric"] if r.get("dev_metric") is not None else r["metric"])
+            best = max(cands, key=by_dev)
             nokd = _get(rows, t, model, "no_kd")
             speed = f", {best['speedup_vs_teacher']:.1f}× faster" if best.get("speedup_vs_teacher") else ""
             gain = (f", {100 * (best['metric'] - nokd['metric']):+.2f} vs no_kd"

@@ -191,15 +191,19 @@ class TextEncoder:
         return self.task.serving_features(self, [t for t in texts if isinstance(t, str) and t.strip()])
 
     def collate(self, features: Sequence[Dict]) -> Tuple[np.ndarray, np.ndarray]:
-        """Pad to the longest feature with pad_token_id: int64 input_ids, token_type_ids [B, L]."""
-        length = max(len(f["input_ids"]) for f in features)
-        ids = np.full((len(features), length), self.pad_token_id, dtype="int64")
-        types = np.zeros((len(features), length), dtype="int64")
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[i, :n] = f["input_ids"]
-            types[i, :n] = f["token_type_ids"]
-        return ids, types
+        return collate(features, self.pad_token_id)
+
+
+def collate(features: Sequence[Dict], pad_token_id: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest feature with pad_token_id: int64 input_ids, token_type_ids [B, L]."""
+    length = max(len(f["input_ids"]) for f in features)
+    ids = np.full((len(features), length), pad_token_id, dtype="int64")
+    types = np.zeros((len(features), length), dtype="int64")
+    for i, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[i, :n] = f["input_ids"]
+        types[i, :n] = f["token_type_ids"]
+    return ids, types
 
 
 def _long_document(meta: Dict, override: Optional[Dict]) -> Optional[Dict]:

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UserError
 from ..tasks import ClassificationTask, TaggingTask
 from . import layout
-from .encoding import TextEncoder
+from .encoding import TextEncoder, collate
 from .engines import OnnxEngine, PaddleEngine, check_finite
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,39 @@ def probe_inputs(vocab_size: int, pad_token_id: int, seed: int = 0) -> np.ndarra
         row[row == pad_token_id] = low
         ids[i, :n] = row
     return ids
+
+
+def window_rows(features: Sequence[Dict]) -> List[Dict]:
+    """The model inputs of features: one row per window of a long document, else the feature itself."""
+    return [w for f in features for w in f.get("windows", [f])]
+
+
+def pool_windows(task, features: Sequence[Dict], row_logits: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Logits per feature from the logits of its `window_rows`: a long document's windows pooled as in training
+    (task.pool_numpy), [C]; a feature without windows keeps its own row."""
+    out, start = [], 0
+    for f in features:
+        n = len(f.get("windows", [f]))
+        out.append(task.pool_numpy(np.stack(row_logits[start:start + n])) if "windows" in f else row_logits[start])
+        start += n
+    return out
+
+
+def logits_by_length(run, task, features: Sequence[Dict], pad_token_id: int, batch_size: int,
+                     on_batch=None) -> List[np.ndarray]:
+    """Logits per feature in order ([C] or [L_i, C]) from `run(input_ids, token_type_ids)`: batches of
+    `batch_size` sorted by length (dynamic padding), the original order restored; `on_batch(n)` after each."""
+    out: List[Optional[np.ndarray]] = [None] * len(features)
+    lengths = [len(f["input_ids"]) for f in features]
+    order = sorted(range(len(features)), key=lambda i: lengths[i])
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        logits = run(*collate([features[i] for i in idx], pad_token_id))  # [B, C] or [B, L, C]
+        for row, i in enumerate(idx):
+            out[i] = task.slice_logits(logits, row, lengths[i])
+        if on_batch is not None:
+            on_batch(len(idx))
+    return out
 
 
 class Predictor:
@@ -117,26 +150,22 @@ class Predictor:
 
         Batches of `batch_size`, sorted by length (dynamic padding); the original order is restored.
         """
-        out: List[Optional[np.ndarray]] = [None] * len(features)
         lengths = [len(f["input_ids"]) for f in features]
         limit = int(self.meta.get("max_position_embeddings") or 512)
         if lengths and (max(lengths) > limit or min(lengths) < 1):
             raise UserError(f"features must have 1..{limit} tokens (the model's position embeddings), "
                             f"got {min(lengths)}..{max(lengths)}")
-        order = sorted(range(len(features)), key=lambda i: lengths[i])
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            ids, types = self.encoder.collate([features[i] for i in idx])
+
+        def run(ids: np.ndarray, types: np.ndarray) -> np.ndarray:
             with self._lock:
                 logits = self.engine.run(ids, types)
             try:
-                check_finite(logits, self.encoder.export_dir)
+                return check_finite(logits, self.encoder.export_dir)
             except UserError as e:
                 self.error = str(e)
                 raise
-            for row, i in enumerate(idx):
-                out[i] = self.encoder.task.slice_logits(logits, row, lengths[i])
-        return out
+
+        return logits_by_length(run, self.encoder.task, features, self.encoder.pad_token_id, self.batch_size)
 
     # -- classification
     def classify(self, texts: Sequence[str]) -> List[Dict]:
@@ -160,14 +189,7 @@ class Predictor:
         """Logits [C] per text feature; a long document's windows are scored and pooled as in training."""
         if not any("windows" in f for f in features):
             return self.logits(features)
-        rows = [w for f in features for w in f.get("windows", [f])]
-        logits = self.logits(rows)
-        out, start = [], 0
-        for f in features:
-            n = len(f.get("windows", [f]))
-            out.append(self.encoder.task.pool_numpy(np.stack(logits[start:start + n])))  # [C]
-            start += n
-        return out
+        return pool_windows(self.encoder.task, features, self.logits(window_rows(features)))
 
     # -- NER
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[List[str]], List[List[float]]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import teacher_cache
 from . import layout
+from .predictor import logits_by_length, pool_windows, window_rows
 
 logger = logging.getLogger(__name__)
 
@@ -63,42 +64,18 @@ def export_mismatch(export_dir: str, model_dir: str, labels: Sequence[str]) -> O
     return None
 
 
-def window_rows(features: Sequence[Dict]) -> List[Dict]:
-    """The model inputs of features: one row per window of a long document, else the feature itself."""
-    return [w for f in features for w in f.get("windows", [f])]
-
-
 def predict_logits(task, engine, features: Sequence[Dict], pad_token_id: int, batch_size: int = WINDOW_BATCH,
                    progress: Optional[str] = None) -> List[np.ndarray]:
     """Logits per feature, as trainer.predict_logits gives them (classification [C], a long document's windows
-    pooled by task.pool_numpy; tagging [L_i, C]), from `engine.run(input_ids, token_type_ids)`."""
+    pooled by task.pool_numpy; tagging [L_i, C]), from `engine.run(input_ids, token_type_ids)`: the Predictor's
+    batching and pooling (predictor.logits_by_length, pool_windows)."""
     from tqdm import tqdm
 
     rows = window_rows(features)
-    lengths = [len(r["input_ids"]) for r in rows]
-    order = sorted(range(len(rows)), key=lambda k: lengths[k])
-    logits: List[Optional[np.ndarray]] = [None] * len(rows)
     with tqdm(total=len(rows), desc=progress, unit="window", leave=False, dynamic_ncols=True,
               disable=progress is None) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            width = max(lengths[k] for k in idx)
-            input_ids = np.full((len(idx), width), pad_token_id, dtype="int64")  # [B, L]
-            token_type_ids = np.zeros((len(idx), width), dtype="int64")  # [B, L]
-            for b, k in enumerate(idx):
-                input_ids[b, :lengths[k]] = rows[k]["input_ids"]
-                token_type_ids[b, :lengths[k]] = rows[k]["token_type_ids"]
-            out = engine.run(input_ids, token_type_ids)  # [B, C] or [B, L, C]
-            for b, k in enumerate(idx):
-                logits[k] = task.slice_logits(out, b, lengths[k])
-            bar.update(len(idx))
-    result, k = [], 0
-    for f in features:
-        n = len(f.get("windows", [f]))
-        result.append(task.pool_numpy(np.stack(logits[k:k + n])).astype(np.float32) if "windows" in f
-                      else logits[k])
-        k += n
-    return result
+        logits = logits_by_length(engine.run, task, rows, pad_token_id, batch_size, on_batch=bar.update)
+    return [x.astype(np.float32) for x in pool_windows(task, features, logits)]
 
 
 def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[str], task, pad_token_id: int,
