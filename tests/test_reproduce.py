@@ -226,3 +226,21 @@ def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp
                            "(on the seed both ran: 1) = +2.00 points; p50 latency at 64 tokens 2.00 ms "
                            "(5.0× faster than the teacher at 128).")
     assert bench_rows.long_input_effect([kd, two], m) == ["- demo: not measured yet."]
+
+
+def test_teacher_export_variant_distills_through_the_teacher_export(tmp_path):
+    from ernie_tiny_distill.bench.profile import Variant
+
+    m = Matrix(tiny_profile(tmp_path), ["demo"])
+    m.p.variants["big"] = Variant("big", teacher_export=True, data={"demo": {"max_unlabeled_examples": None}})
+    m.p.students["B"].variants = ["task_kd", "big"]
+    jobs = {j.name: j for j in m.jobs()}
+    assert "demo/export/teacher" in jobs["demo/B/big/seed1"].deps
+    assert "demo/export/teacher" not in jobs["demo/B/task_kd/seed1"].deps
+    (stage,) = m.stages(jobs["demo/B/big/seed1"])
+    teacher_dir = m.teacher_cfg("demo").output_dir
+    assert stage.cfg["distill"]["teachers"] == [{"path": teacher_dir, "tfidf": False, "weight": 1.0,
+                                                  "export": str(tmp_path / "runs" / "demo" / "export" / "teacher")}]
+    assert stage.cfg["data"]["max_unlabeled_examples"] is None
+    (plain,) = m.stages(jobs["demo/B/task_kd/seed1"])
+    assert plain.cfg["distill"]["teachers"] is None

@@ -178,6 +178,8 @@ class Matrix:
                 if self.p.variants[variant].stage1 and self._pruned(model) and variant != self.deploy_variant(model, t):
                     # stage 1 prunes with the importance the task-stage run of the same seed measured
                     extra_deps = [f"{t}/{model}/{self.deploy_variant(model, t)}/seed{seed}"]
+                if self.p.variants[variant].teacher_export:
+                    extra_deps.append(f"{t}/export/teacher")
                 jobs.append(Job(f"{t}/{model}/{variant}/seed{seed}", "train", t, deps + extra_deps, model, variant,
                                 seed))
         return jobs
@@ -351,7 +353,11 @@ class Matrix:
             raise ValueError(f"unknown variant {job.variant}")
         v = self.p.variants[job.variant]
         what = v.describe.format(model=model, seed=seed, variant=v.name)
-        overrides = dict(distill=v.distill, train=v.train, data=v.data, what=what)
+        distill = v.distill
+        if v.teacher_export:
+            teacher = {"path": self.teacher_cfg(t).output_dir, "weight": 1.0, "export": self.out(t, "export", "teacher")}
+            distill = {"teachers": [teacher], **v.distill}
+        overrides = dict(distill=distill, train=v.train, data=v.data, what=what)
         if not v.kd:
             return [self._task_stage(job, job.name, out, kd=False, temperature=1.0, ce_weight=1.0,
                                      lr=hp["nokd_learning_rate"] * factor, transfer=False,

@@ -73,6 +73,9 @@ class Variant:
     train: Dict = field(default_factory=dict)     # merged last into its train section
     data: Dict[str, Dict] = field(default_factory=dict)   # per task: merged last into its data section
     tasks: Optional[List[str]] = None       # the tasks it runs on (None = every task)
+    # logit KD with the teacher's soft labels scored through its benchmark export (a one-teacher distill.teachers,
+    # deploy/scoring.py): the same logits at ~3.7x less CPU, so the transfer set can grow; logit KD only
+    teacher_export: bool = False
 
 
 @dataclass
