@@ -244,3 +244,23 @@ def test_teacher_export_variant_distills_through_the_teacher_export(tmp_path):
     assert stage.cfg["data"]["max_unlabeled_examples"] is None
     (plain,) = m.stages(jobs["demo/B/task_kd/seed1"])
     assert plain.cfg["distill"]["teachers"] is None
+
+
+def test_export_variant_picks_the_recipe_exported_per_task(tmp_path):
+    from ernie_tiny_distill.errors import UserError
+
+    p = tiny_profile(tmp_path)
+    p.students["B"].deploy_variant = "task_kd"
+    p.students["B"].export_variant = {"demo": "no_kd"}
+    m = Matrix(p, ["demo"])
+    jobs = {j.name: j for j in m.jobs()}
+    assert jobs["demo/export/B"].deps == ["demo/B/no_kd/seed1"]
+    assert jobs["demo/int8/B"].extra["row"] == "demo/B/no_kd/seed1"
+    assert m.deploy_variant("B", "demo") == "task_kd"     # stage 1's importance source is unchanged
+    bad = {"name": "x", "runs_dir": "r", "config_dir": "c",
+           "tasks": {"demo": {"teacher_config": "t.yaml"}},
+           "students": {"B": {"model": {"init": "config"}, "export_variant": {"demo": "nope"}}},
+           "variants": {"task_kd": {}}, "sweep_student": "B", "sweep": None, "nokd_sweep_lr": None,
+           "fixed": {}, "general": {}, "train": {}}
+    with pytest.raises(UserError, match=r"students\.B\.export_variant\.demo: 'nope'"):
+        profile_from_dict(bad, "x.yaml")

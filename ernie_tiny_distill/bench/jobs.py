@@ -194,10 +194,14 @@ class Matrix:
         return self.p.students[model].deploy_variant or (
             self.p.int8_variant if self.p.int8_variant in variants else variants[-1])
 
+    def export_variant(self, model: str, t: str) -> str:
+        """The recipe whose first-seed student is exported, quantized and timed on task t."""
+        return self.p.students[model].export_variant.get(t) or self.deploy_variant(model, t)
+
     def _deploy_jobs(self, t: str) -> List[Job]:
         jobs = [Job(f"{t}/export/teacher", "export", t, [f"{t}/teacher"], "teacher")]
         for model in self.students_b_first():
-            variant = self.deploy_variant(model, t)
+            variant = self.export_variant(model, t)
             row = f"{t}/{model}/{variant}/seed{self.p.seeds[model][0]}"
             jobs.append(Job(f"{t}/export/{model}", "export", t, [row], model, extra={"row": row}))
             jobs.append(Job(f"{t}/int8/{model}", "int8", t, [row], model, extra={"row": row}))

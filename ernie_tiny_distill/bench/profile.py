@@ -92,6 +92,9 @@ class Student:
     # dependency; lr_factor is not applied). For students whose recipe differs from the swept one.
     hyperparameters: Dict[str, Dict[str, float]] = field(default_factory=dict)
     deploy_variant: Optional[str] = None   # the recipe exported and quantized (None = the profile's int8_variant)
+    # per task: a recipe exported, quantized and timed instead of deploy_variant (which stays the run whose
+    # importance scores stage 1 reuses), e.g. {conll: kd_recipe_aug_long} when the best recipe differs by task
+    export_variant: Dict[str, str] = field(default_factory=dict)
 
     @property
     def layers(self) -> Optional[int]:
@@ -187,6 +190,11 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     profile = _build(Profile, raw, where)
     if profile.sweep_student not in profile.students:
         raise UserError(f"{where}: sweep_student {profile.sweep_student!r} is not one of the students")
+    for k, s in profile.students.items():
+        for t, v in s.export_variant.items():
+            if t not in profile.tasks or v not in profile.student_variants(k, t):
+                raise UserError(f"{where}: students.{k}.export_variant.{t}: {v!r} is not a variant student {k} "
+                                f"runs on task {t!r}")
     for k, spec in profile.tasks.items():
         wd = spec.whole_document
         if wd is None:

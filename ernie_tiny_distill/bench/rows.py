@@ -115,7 +115,7 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
                         "decoding_source": "INT8 evaluation"} if tagging else None
                 row = _student_row(t, spec, metric, model, shape, "int8", [(m.p.seeds[model][0], q)],
                                    teacher_for(info), info, teacher_for(info, "dev"))
-                row["model"] += f" ({m.deploy_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
+                row["model"] += f" ({m.export_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
                 row["source_metric"] = q["summary"]["source_test"][metric]
                 row["size_mb"] = q["size_mb"]
                 row["size_mb_int8"] = q["size_mb"]
