@@ -37,6 +37,12 @@ def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature], ident
     h = hashlib.sha256(f"v{FORMAT_VERSION}|{task.name}|{task.labels}".encode())
     if identity is not None:
         h.update(f"identity|{identity}".encode())
+    # windowed documents are cached as pooled rows: the pooling is part of the key (the input ids, the windows'
+    # concatenation, already carry stride and cap). Mean pooling, the default, adds nothing, so keys made before
+    # pooling was keyed stay valid.
+    pooling = (getattr(task, "long_document", None) or {}).get("pooling", "mean")
+    if pooling != "mean":
+        h.update(f"pooling|{pooling}".encode())
     files = weight_files(teacher_dir) if identity is None else []
     for weights in files:
         st = os.stat(weights)

@@ -228,3 +228,20 @@ def test_cache_file_has_the_users_umask(task, teacher_dir, tmp_path):
         os.umask(old)
     (name,) = cache_files(str(tmp_path / "cache"))
     assert os.stat(tmp_path / "cache" / name).st_mode & 0o777 == 0o644
+
+
+def test_pooling_of_windowed_documents_is_part_of_the_key(hand_tokenizer, teacher_dir):
+    """Windowed documents are cached as pooled rows: max pooling must not read mean-pooled rows; mean pooling (the
+    default) keeps the key that runs made before pooling was keyed."""
+    windows = {"stride": 4, "max_windows": None}
+    texts = [TextExample("the film was great and the acting was great too", "pos")]
+    mean = ClassificationTask(hand_tokenizer, ["neg", "pos"], 8, long_document={**windows, "pooling": "mean"})
+    peak = ClassificationTask(hand_tokenizer, ["neg", "pos"], 8, long_document={**windows, "pooling": "max"})
+    features = mean.encode(texts)
+    assert len(features[0]["windows"]) > 1 and peak.encode(texts)[0]["input_ids"] == features[0]["input_ids"]
+    assert teacher_cache.fingerprint(teacher_dir, mean, features) != teacher_cache.fingerprint(teacher_dir, peak,
+                                                                                               features)
+    # mean pooling adds nothing: the key is what it was before pooling was keyed (as for a task without windows)
+    plain = ClassificationTask(hand_tokenizer, ["neg", "pos"], 8)
+    assert teacher_cache.fingerprint(teacher_dir, mean, features) == teacher_cache.fingerprint(teacher_dir, plain,
+                                                                                               features)
