@@ -411,14 +411,18 @@ class Matrix:
         teachers = [{"path": teacher, "weight": wd.teacher_weight, "export": self.out(t, "export", "teacher")},
                     {"tfidf": True, "weight": wd.tfidf_weight}]
         start = f", starting from {t}/{wd.student}/{wd.start_from}/seed{job.seed}" if wd.start_from else ""
+        labeled = (f"{wd.max_train_examples} labeled documents" if wd.max_train_examples is not None
+                   else "every labeled document")
+        unlabeled = (f"{wd.max_unlabeled} unlabeled ones" if wd.max_unlabeled is not None
+                     else "the unlabeled ones")
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
             ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
             distill={"teachers": teachers}, train=wd.train, model={"long_document": {"mode": "windows", **wd.windows}},
             data={t: {"max_train_examples": wd.max_train_examples, "max_unlabeled_examples": wd.max_unlabeled}},
             what=f"whole-document student {wd.name} (student {wd.student}'s shape{start}): windows over every "
-                 f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, every labeled "
-                 f"document + the unlabeled ones as transfer set, seed {job.seed}")
+                 f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
+                 f"+ {unlabeled} as transfer set, seed {job.seed}")
 
     def _from_stage1(self, model: str, general: Stage) -> Dict:
         return dict(self.student_block(model), init="pretrained", path=os.path.join(general.cfg["output_dir"], "best"))
