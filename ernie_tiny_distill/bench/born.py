@@ -64,6 +64,7 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
             ("kd_recipe", "+ hidden-state MSE and per-head attention KL"),
             ("kd_recipe_aug", "+ a transfer set of augmented sentences"),
             ("kd_recipe_aug_long", "+ 5 epochs instead of 3"),
+            ("task_kd_transfer50k", "logit KD with all 50k unlabeled reviews as transfer set (no hidden/attention)"),
             ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first")]
 
 
