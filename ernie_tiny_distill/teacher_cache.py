@@ -40,7 +40,7 @@ def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature], ident
     # windowed documents are cached as pooled rows: the pooling is part of the key (the input ids, the windows'
     # concatenation, already carry stride and cap). Mean pooling, the default, adds nothing, so keys made before
     # pooling was keyed stay valid.
-    pooling = (getattr(task, "long_document", None) or {}).get("pooling", "mean")
+    pooling = (task.long_document or {}).get("pooling", "mean")
     if pooling != "mean":
         h.update(f"pooling|{pooling}".encode())
     files = weight_files(teacher_dir) if identity is None else []

@@ -359,8 +359,7 @@ class Matrix:
         what = v.describe.format(model=model, seed=seed, variant=v.name)
         distill = v.distill
         if v.teacher_export:
-            teacher = {"path": self.teacher_cfg(t).output_dir, "weight": 1.0, "export": self.out(t, "export", "teacher")}
-            distill = {"teachers": [teacher], **v.distill}
+            distill = {"teachers": [self._exported_teacher(t, 1.0)], **v.distill}
         overrides = dict(distill=distill, train=v.train, data=v.data, what=what)
         if not v.kd:
             return [self._task_stage(job, job.name, out, kd=False, temperature=1.0, ce_weight=1.0,
@@ -406,10 +405,7 @@ class Matrix:
             student = dict(student, init="pretrained",
                            path=self.out(t, wd.student, wd.start_from, f"seed{job.seed}", "best"))
         hp = {**(self.p.students[wd.student].own_hyperparameters(t) or self.chosen(t)), **wd.hyperparameters}
-        teacher = self.teacher_cfg(t).output_dir
-        # the teacher is scored through its benchmark export when that holds its weights (deploy/scoring.py)
-        teachers = [{"path": teacher, "weight": wd.teacher_weight, "export": self.out(t, "export", "teacher")},
-                    {"tfidf": True, "weight": wd.tfidf_weight}]
+        teachers = [self._exported_teacher(t, wd.teacher_weight), {"tfidf": True, "weight": wd.tfidf_weight}]
         start = f", starting from {t}/{wd.student}/{wd.start_from}/seed{job.seed}" if wd.start_from else ""
         labeled = (f"{wd.max_train_examples} labeled documents" if wd.max_train_examples is not None
                    else "every labeled document")
@@ -423,6 +419,11 @@ class Matrix:
             what=f"whole-document student {wd.name} (student {wd.student}'s shape{start}): windows over every "
                  f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
                  f"+ {unlabeled} as transfer set, seed {job.seed}")
+
+    def _exported_teacher(self, t: str, weight: float) -> Dict:
+        """A distill.teachers entry for the task's fine-tuned teacher, scored through its benchmark export when that
+        holds its weights (deploy/scoring.py)."""
+        return {"path": self.teacher_cfg(t).output_dir, "weight": weight, "export": self.out(t, "export", "teacher")}
 
     def _from_stage1(self, model: str, general: Stage) -> Dict:
         return dict(self.student_block(model), init="pretrained", path=os.path.join(general.cfg["output_dir"], "best"))
