@@ -203,3 +203,24 @@ def test_committed_rows_without_runs_are_carried_over_and_marked(tmp_path):
     merged = carry_over(str(path), new)
     assert [(r["model"], r["metric"], bool(r.get("carried"))) for r in merged] == [
         ("teacher", 0.86, False), ("student Ap", 0.80, False), ("student B", 0.65, True)]
+
+
+def test_a_committed_row_whose_job_now_gives_another_row_is_replaced_not_carried(tmp_path):
+    import json
+
+    from ernie_tiny_distill.bench.report import carry_over, dropped_rows
+
+    path = tmp_path / "results.json"
+    cmd = "python tools/reproduce.py --task imdb --only imdb/int8/Bp"
+    old = [{"task": "imdb", "model": "student Bp (kd_recipe seed 1, INT8)", "variant": "int8", "metric": 0.83,
+            "command": cmd},
+           {"task": "imdb", "model": "student B (task_kd seed 1, INT8)", "variant": "int8", "metric": 0.80,
+            "command": "python tools/reproduce.py --task imdb --only imdb/int8/B"}]
+    path.write_text(json.dumps(old))
+    new = [{"task": "imdb", "model": "student Bp (task_kd_transfer50k seed 1, INT8)", "variant": "int8",
+            "metric": 0.85, "command": cmd}]
+    merged = carry_over(str(path), new)
+    assert [(r["model"], bool(r.get("carried"))) for r in merged] == [
+        ("student Bp (task_kd_transfer50k seed 1, INT8)", False), ("student B (task_kd seed 1, INT8)", True)]
+    # the stale row is not "lost" either: only B's row (no run here) would be
+    assert dropped_rows(str(path), new) == ["imdb / student B (task_kd seed 1, INT8) / int8"]

@@ -336,8 +336,17 @@ def dropped_rows(results_path: str, rows: List[Dict]) -> List[str]:
     if not isinstance(old, list):
         return []
     have = {_key(r) for r in rows if r.get("metric") is not None}
+    commands = _commands(rows)
     return [" / ".join(map(str, _key(r))) for r in old
-            if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have]
+            if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have
+            and r.get("command") not in commands]
+
+
+def _commands(rows: List[Dict]) -> set:
+    """The commands of the rows with a metric: a row's command names the job that produced it, so an old row
+    with one of these commands but another name (e.g. an INT8 row after the exported recipe changed) is stale,
+    replaced rather than lost or carried over."""
+    return {r.get("command") for r in rows if r.get("metric") is not None and r.get("command")}
 
 
 def report_paths(m: Matrix) -> Dict[str, str]:
@@ -350,13 +359,16 @@ def report_paths(m: Matrix) -> Dict[str, str]:
 
 def carry_over(results_path: str, rows: List[Dict]) -> List[Dict]:
     """`rows` plus the rows of the results file that the runs no longer give (their runs are elsewhere), each
-    marked `carried` so the report says where it came from; a row the runs give replaces its old version."""
+    marked `carried` so the report says where it came from; a row the runs give replaces its old version, and so
+    does any row the same command now produces under another name."""
     old = read_json(results_path)
     if not isinstance(old, list):
         return rows
     have = {_key(r) for r in rows if r.get("metric") is not None}
+    commands = _commands(rows)
     kept = [dict(r, carried=r.get("carried") or "an earlier run of this profile (benchmarks/results.json)")
-            for r in old if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have]
+            for r in old if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have
+            and r.get("command") not in commands]
     fresh = [r for r in rows if r.get("metric") is not None or _key(r) not in {_key(k) for k in kept}]
     # grouped by task, the teacher first; otherwise the runs' order, then the carried rows
     return sorted(fresh + kept, key=lambda r: (r.get("task") or "", 0 if r.get("variant") == "teacher" else 1))
