@@ -224,3 +224,34 @@ def test_a_committed_row_whose_job_now_gives_another_row_is_replaced_not_carried
         ("student Bp (task_kd_transfer50k seed 1, INT8)", False), ("student B (task_kd seed 1, INT8)", True)]
     # the stale row is not "lost" either: only B's row (no run here) would be
     assert dropped_rows(str(path), new) == ["imdb / student B (task_kd seed 1, INT8) / int8"]
+
+
+def test_a_stopped_training_process_counts_as_paused_not_busy(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ernie_tiny_distill.bench.runner import busy
+
+    script = tmp_path / "train.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    try:
+        def wait_for(key):   # the exec and the state change show in /proc within moments
+            for _ in range(100):
+                state = busy()
+                if any(str(script) in a for a in state[key]):
+                    return state
+                time.sleep(0.05)
+            return state
+
+        mine = [a for a in wait_for("training_processes")["training_processes"] if str(script) in a]
+        assert mine == [f"{sys.executable} {script}"]
+        proc.send_signal(signal.SIGSTOP)
+        state = wait_for("paused_processes")
+        assert not [a for a in state["training_processes"] if str(script) in a]
+        assert [a for a in state["paused_processes"] if str(script) in a] == [f"{sys.executable} {script}"]
+    finally:
+        proc.kill()
+        proc.wait()

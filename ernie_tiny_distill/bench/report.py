@@ -157,7 +157,9 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
             L.append(f"- {t} latency run: quiet window {'yes' if q['quiet'] else 'NO (contended)'} "
                      f"(waited {q['waited_s']} s; load {q['before']['loadavg_1min']} before, "
                      f"{q['after']['loadavg_1min']} after; training processes seen: "
-                     f"{len(q['before']['training_processes'])}).")
+                     f"{len(q['before']['training_processes'])}"
+                     + (f", paused (stopped, no CPU): {len(q['before']['paused_processes'])}"
+                        if q["before"].get("paused_processes") else "") + ").")
     if lat_env:
         L.append(f"- Latency environment: {lat_env.get('cpu_model')}, OMP_NUM_THREADS={lat_env.get('OMP_NUM_THREADS')}, "
                  f"paddle {lat_env.get('paddle_version')}.")

@@ -226,9 +226,20 @@ def training_finished(output_dir: str, epochs: float) -> bool:
 
 
 def busy() -> Dict:
-    procs = [" ".join(argv)[:160] for _, argv, _ in _processes()
-             if any(a.endswith(("train.py", "pytest", "baselines")) or a == "pytest" for a in argv)]
-    return {"loadavg_1min": round(os.getloadavg()[0], 2), "training_processes": procs}
+    """The load average and the training/test processes running; stopped ones (SIGSTOP, e.g. paused for a latency
+    run) use no CPU, so they are listed apart as paused and do not make the machine busy."""
+    import psutil
+
+    procs, paused = [], []
+    for pid, argv, _ in _processes():
+        if not any(a.endswith(("train.py", "pytest", "baselines")) or a == "pytest" for a in argv):
+            continue
+        try:
+            stopped = psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        except psutil.Error:   # ended meanwhile
+            continue
+        (paused if stopped else procs).append(" ".join(argv)[:160])
+    return {"loadavg_1min": round(os.getloadavg()[0], 2), "training_processes": procs, "paused_processes": paused}
 
 
 def wait_quiet(timeout: float, poll: float = 60.0, max_load: float = 0.8) -> Dict:
