@@ -104,6 +104,20 @@ def test_long_text_truncation_matches_training(cls_export, truncation):
     assert fast["input_ids"] == full["input_ids"] and fast["truncated"]
 
 
+def test_truncation_is_reported_at_info_once_then_at_debug(cls_export, caplog):
+    import logging
+
+    p = pr.Predictor(cls_export)
+    words = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:50]
+    long_text = " ".join(words * 10)
+    with caplog.at_level(logging.DEBUG, logger=pr.logger.name):
+        for _ in range(3):
+            p.classify([long_text, "short"])
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "were truncated" in r.getMessage()]
+    assert [level for level, _ in lines] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert lines[0][1].startswith("1 of 2 texts were longer than") and "later calls" in lines[0][1]
+
+
 def test_one_megabyte_text(cls_export, ner_export):
     text = ("word " * 200_000)[:1_000_000]
     out = pr.Predictor(cls_export).predict([text])[0]

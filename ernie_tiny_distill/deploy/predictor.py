@@ -131,6 +131,9 @@ class Predictor:
             name = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
             self.engine = OnnxEngine(os.path.join(export_dir, name), num_threads=num_threads, device=device)
         self._lock = threading.Lock()  # one predictor is not safe to run from several threads at once
+        # truncation is reported at INFO on the first call that truncates, then at DEBUG: a service calling
+        # classify() once per request would otherwise log a line per long request
+        self._truncation_reported = False
         self.error: Optional[str] = None  # set when the model turned out unable to predict (see /health)
         self._check_model()
 
@@ -176,8 +179,11 @@ class Predictor:
         truncated = sum(f["truncated"] for f in features)
         if truncated:
             how = "windows capped at max_windows" if self.encoder.task.long_document else self.encoder.truncation
-            logger.info("%d of %d texts were longer than %d tokens and were truncated (%s)", truncated,
-                        len(features), self.encoder.max_seq_length, how)
+            level = logging.DEBUG if self._truncation_reported else logging.INFO
+            self._truncation_reported = True
+            logger.log(level, "%d of %d texts were longer than %d tokens and were truncated (%s)%s", truncated,
+                       len(features), self.encoder.max_seq_length, how,
+                       "" if level == logging.DEBUG else "; later calls report this at DEBUG level")
         results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
         for i, logits in zip(keep, self.document_logits(features)):
             probs = softmax(logits.astype("float64"))
