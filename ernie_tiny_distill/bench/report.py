@@ -332,23 +332,22 @@ def _key(r: Dict) -> tuple:
     return (r.get("task"), r.get("model"), r.get("variant"))
 
 
-def dropped_rows(results_path: str, rows: List[Dict]) -> List[str]:
-    """Rows with a metric in the results file already at `results_path` that `rows` would not have."""
+def _missing_rows(results_path: str, rows: List[Dict]) -> List[Dict]:
+    """Rows with a metric in the results file at `results_path` that `rows` no longer give. A row's command names
+    the job that produced it, so an old row whose command a new row has (e.g. an INT8 row after the exported
+    recipe changed its name) is replaced, not missing."""
     old = read_json(results_path)
     if not isinstance(old, list):
         return []
     have = {_key(r) for r in rows if r.get("metric") is not None}
-    commands = _commands(rows)
-    return [" / ".join(map(str, _key(r))) for r in old
-            if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have
+    commands = {r.get("command") for r in rows if r.get("metric") is not None and r.get("command")}
+    return [r for r in old if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have
             and r.get("command") not in commands]
 
 
-def _commands(rows: List[Dict]) -> set:
-    """The commands of the rows with a metric: a row's command names the job that produced it, so an old row
-    with one of these commands but another name (e.g. an INT8 row after the exported recipe changed) is stale,
-    replaced rather than lost or carried over."""
-    return {r.get("command") for r in rows if r.get("metric") is not None and r.get("command")}
+def dropped_rows(results_path: str, rows: List[Dict]) -> List[str]:
+    """Rows with a metric in the results file already at `results_path` that `rows` would not have."""
+    return [" / ".join(map(str, _key(r))) for r in _missing_rows(results_path, rows)]
 
 
 def report_paths(m: Matrix) -> Dict[str, str]:
@@ -363,14 +362,8 @@ def carry_over(results_path: str, rows: List[Dict]) -> List[Dict]:
     """`rows` plus the rows of the results file that the runs no longer give (their runs are elsewhere), each
     marked `carried` so the report says where it came from; a row the runs give replaces its old version, and so
     does any row the same command now produces under another name."""
-    old = read_json(results_path)
-    if not isinstance(old, list):
-        return rows
-    have = {_key(r) for r in rows if r.get("metric") is not None}
-    commands = _commands(rows)
     kept = [dict(r, carried=r.get("carried") or "an earlier run of this profile (benchmarks/results.json)")
-            for r in old if isinstance(r, dict) and r.get("metric") is not None and _key(r) not in have
-            and r.get("command") not in commands]
+            for r in _missing_rows(results_path, rows)]
     fresh = [r for r in rows if r.get("metric") is not None or _key(r) not in {_key(k) for k in kept}]
     # grouped by task, the teacher first; otherwise the runs' order, then the carried rows
     return sorted(fresh + kept, key=lambda r: (r.get("task") or "", 0 if r.get("variant") == "teacher" else 1))

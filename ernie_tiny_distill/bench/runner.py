@@ -182,15 +182,15 @@ def run_sweep_select(m: Matrix, job: Job) -> None:
 
 
 def _processes() -> List[tuple]:
-    """(pid, argv, cwd) of the other processes this user can see."""
+    """(pid, argv, cwd, stopped) of the other processes this user can see; stopped = SIGSTOPped (no CPU)."""
     import psutil
 
     out = []
-    for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
+    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
         info = p.info
         if info["pid"] == os.getpid() or not info.get("cmdline") or not info.get("cwd"):
             continue
-        out.append((info["pid"], info["cmdline"], info["cwd"]))
+        out.append((info["pid"], info["cmdline"], info["cwd"], info.get("status") == psutil.STATUS_STOPPED))
     return out
 
 
@@ -198,7 +198,7 @@ def processes_running(config_path: str, output_dir: str) -> List[int]:
     """Other processes running tools/train.py on this config file or into this output_dir."""
     targets = {os.path.realpath(config_path), os.path.realpath(output_dir)}
     found = []
-    for pid, argv, cwd in _processes():
+    for pid, argv, cwd, _ in _processes():
         if not any(a.endswith("train.py") for a in argv):
             continue
         paths = [a.split("=", 1)[1] if a.startswith("output_dir=") else a for a in argv]
@@ -228,17 +228,10 @@ def training_finished(output_dir: str, epochs: float) -> bool:
 def busy() -> Dict:
     """The load average and the training/test processes running; stopped ones (SIGSTOP, e.g. paused for a latency
     run) use no CPU, so they are listed apart as paused and do not make the machine busy."""
-    import psutil
-
     procs, paused = [], []
-    for pid, argv, _ in _processes():
-        if not any(a.endswith(("train.py", "pytest", "baselines")) or a == "pytest" for a in argv):
-            continue
-        try:
-            stopped = psutil.Process(pid).status() == psutil.STATUS_STOPPED
-        except psutil.Error:   # ended meanwhile
-            continue
-        (paused if stopped else procs).append(" ".join(argv)[:160])
+    for _, argv, _, stopped in _processes():
+        if any(a.endswith(("train.py", "pytest", "baselines")) or a == "pytest" for a in argv):
+            (paused if stopped else procs).append(" ".join(argv)[:160])
     return {"loadavg_1min": round(os.getloadavg()[0], 2), "training_processes": procs, "paused_processes": paused}
 
 
