@@ -35,13 +35,13 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 51 born from the teacher, 2 pretrained-small, 1 whole-document student (issue 13)
-    assert generated == committed and len(committed) == 104
+    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 1 whole-document student (issue 13)
+    assert generated == committed and len(committed) == 106
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
     # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
     by_name = {j.name: j for j in m.jobs()}
-    assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/Bp/kd_recipe/seed1"]
+    assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/Bp/task_kd_transfer50k/seed1"]
     assert deploy.teachers_command(m, by_name["imdb/teacher/windows"]) == (
         "python -m ernie_tiny_distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
         "--out runs/bench/imdb/teachers/windows.json")
