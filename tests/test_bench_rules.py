@@ -255,3 +255,20 @@ def test_a_stopped_training_process_counts_as_paused_not_busy(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_teacher_scores_do_not_depend_on_the_student_the_config_names():
+    from ernie_tiny_distill.bench.deploy import teachers_fingerprint
+
+    cfg = {"data": {"path": "imdb.tar.gz", "max_train_examples": 12000},
+           "model": {"max_seq_length": 128, "long_document": {"mode": "windows", "max_windows": 16},
+                     "student": {"init": "pretrained", "path": "runs/a/best"}},
+           "distill": {"temperature": 2.0, "teachers": [{"path": "runs/teacher", "weight": 1.0}]}}
+    base = teachers_fingerprint(cfg, 0, "w1")
+    other_student = {**cfg, "model": {**cfg["model"], "student": {"init": "pretrained", "path": "runs/b/best"}}}
+    assert teachers_fingerprint(other_student, 0, "w1") == base
+    more_windows = {**cfg, "model": {**cfg["model"], "long_document": {"mode": "windows", "max_windows": 8}}}
+    assert teachers_fingerprint(more_windows, 0, "w1") != base
+    assert teachers_fingerprint({**cfg, "data": {**cfg["data"], "max_train_examples": 24000}}, 0, "w1") != base
+    assert teachers_fingerprint(cfg, None, "w1") != base        # the ensemble, not member 0
+    assert teachers_fingerprint(cfg, 0, "w2") != base           # the teacher's weights changed

@@ -65,6 +65,8 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
             ("kd_recipe_aug", "+ a transfer set of augmented sentences"),
             ("kd_recipe_aug_long", "+ 5 epochs instead of 3"),
             ("task_kd_transfer50k", "logit KD with all 50k unlabeled reviews as transfer set (no hidden/attention)"),
+            ("task_kd_transfer50k_2ep", "the 50k transfer set, 2 epochs instead of 1"),
+            ("task_kd_transfer50k_lr25", "the 50k transfer set at learning rate 2.5e-4 instead of 1e-4"),
             ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first")]
 
 
