@@ -86,7 +86,8 @@ def test_rows_from_the_result_files(matrix):
                                  "at T)")
     assert (ensemble["metric"], ensemble["dev_metric"], ensemble["latency_ms_p50"]) == (0.9125, 0.9, None)
     assert ensemble["pct_of_teacher"] == pytest.approx(100 * 0.9125 / 0.86)
-    assert w["model"] == f"student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp kd_recipe)"
+    start = matrix.p.tasks["imdb"].whole_document.start_from   # the profile's choice, named in the row
+    assert w["model"] == f"student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp {start})"
     assert (w["metric"], w["dev_metric"], w["size_mb"], w["size_mb_int8"]) == (0.915, 0.9, 4.5, 1.5)
     assert (w["latency_ms_p50"], w["latency_ms_p95"], w["speedup_vs_teacher"]) == (8.0, 20.0, 5.0)
     assert w["command"] == "python tools/reproduce.py --task imdb --only imdb/W/ensemble_kd/seed1"
@@ -97,7 +98,7 @@ def test_rows_from_the_result_files(matrix):
                         "87.50 | 101.7 | 120.00 /review | 300.00 | – | 0.3× |")
     assert table[3].startswith("| ensemble (teacher over windows × 1 + TF-IDF + LR × 2, weighted mean of softmax at "
                                "T) | ensemble | – | – | – | – | 91.25 | 106.1 | – | – | – | – |")
-    assert table[4] == (f"| student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp kd_recipe) | ensemble_kd | "
+    assert table[4] == (f"| student W 2L-128H (pruned), whole document ({WINDOWS}, from Bp {start}) | ensemble_kd | "
                         "2×128 | 4.00M (0.50M) | 4.5 | 1.5 | 91.50 | 106.4 | 8.00 /review | 20.00 | – | 5.0× |")
     assert rows_documents.goal_lines(rows, matrix) == [
         "- imdb: best whole-document student ≥ 91.0% test accuracy and p50 per real review ≤ the 128-token "
