@@ -35,8 +35,8 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 1 whole-document student (issue 13)
-    assert generated == committed and len(committed) == 106
+    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 3 whole-document students (issue 13)
+    assert generated == committed and len(committed) == 108
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
     # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
@@ -46,6 +46,10 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
         "python -m ernie_tiny_distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
         "--out runs/bench/imdb/teachers/windows.json")
     assert {"imdb/export/W", "imdb/int8/W"} <= set(by_name["imdb/latency"].deps)
+    # the other whole-document students share the teachers' jobs and start from their own student's run
+    assert by_name["imdb/W3/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble",
+                                                         "imdb/Ap3/task_kd_transfer50k_2ep/seed1"]
+    assert {"imdb/export/W3", "imdb/int8/W3", "imdb/export/W3lr", "imdb/int8/W3lr"} <= set(by_name["imdb/latency"].deps)
     assert not any(name.startswith("conll/") and "W" in name.split("/") for name in by_name)
 
 

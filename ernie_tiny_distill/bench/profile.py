@@ -43,14 +43,23 @@ class TaskSpec:
 
 
 @dataclass
+class DocumentStudent:
+    """One whole-document student: a row <task>/<name>/ensemble_kd/seed<first seed> (+ export/<name>, int8/<name>)."""
+
+    name: str                               # row-name component, e.g. W
+    student: str                            # a profile student: its model block, first seed and hyperparameters
+    start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
+    hyperparameters: Dict[str, float] = field(default_factory=dict)  # over the block's and the student's own
+
+
+@dataclass
 class WholeDocument:
     """Issue 13 rows of a classification task: its fine-tuned teacher scoring whole documents as windows (no
-    retraining), the ensemble of that teacher and TF-IDF + LR, and a student distilled from the ensemble on
-    whole documents (every labeled document, a larger transfer set), exported and quantized."""
+    retraining), the ensemble of that teacher and TF-IDF + LR, and students distilled from the ensemble on
+    whole documents (every labeled document, a larger transfer set), each exported and quantized. The students
+    share the data, windows and ensemble, so the teachers' cached outputs serve them all."""
 
-    student: str                            # a profile student: its model block (and first seed)
-    start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
-    name: str = "W"                         # row-name component: <task>/W/ensemble_kd/seed1, export/W, int8/W
+    students: List[DocumentStudent]
     windows: Dict = field(default_factory=lambda: {"stride": None, "max_windows": None, "pooling": "mean"})
     teacher_weight: float = 1.0             # ensemble weights: the fine-tuned teacher, TF-IDF + LR
     tfidf_weight: float = 1.0
@@ -59,6 +68,9 @@ class WholeDocument:
     epochs: float = 1.0
     hyperparameters: Dict[str, float] = field(default_factory=dict)  # temperature, ce_weight, learning_rate
     train: Dict = field(default_factory=dict)   # merged last into the student's train section
+
+    def student(self, name: str) -> DocumentStudent:
+        return next(s for s in self.students if s.name == name)
 
 
 @dataclass
@@ -170,6 +182,19 @@ def _build(cls, raw, where: str, **fixed):
         raise UserError(f"{where}: {e}") from None
 
 
+def _whole_document(raw, where: str) -> WholeDocument:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    students = raw.get("students")
+    if not isinstance(students, list) or not students:
+        raise UserError(f"{where}: 'students' must be a non-empty list of {{name, student, start_from}} mappings")
+    built = [_build(DocumentStudent, d, f"{where}.students[{i}]") for i, d in enumerate(students)]
+    names = [d.name for d in built]
+    if len(set(names)) != len(names):
+        raise UserError(f"{where}.students: names must be unique, got {names}")
+    return _build(WholeDocument, dict(raw, students=built), where)
+
+
 def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     """A Profile from its YAML mapping; unknown keys are errors naming the key."""
     raw = copy.deepcopy(raw)
@@ -178,7 +203,7 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
             raise UserError(f"{where}: missing required key '{key}'")
     for k, v in raw["tasks"].items():
         if isinstance(v, dict) and v.get("whole_document") is not None:
-            v["whole_document"] = _build(WholeDocument, v["whole_document"], f"{where}: tasks.{k}.whole_document")
+            v["whole_document"] = _whole_document(v["whole_document"], f"{where}: tasks.{k}.whole_document")
     raw["tasks"] = {k: _build(TaskSpec, v, f"{where}: tasks.{k}", name=k) for k, v in raw["tasks"].items()}
     raw["students"] = {k: _build(Student, v, f"{where}: students.{k}", name=k) for k, v in raw["students"].items()}
     raw["variants"] = {k: _build(Variant, v or {}, f"{where}: variants.{k}", name=k)
@@ -199,11 +224,13 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
         wd = spec.whole_document
         if wd is None:
             continue
-        if wd.student not in profile.students:
-            raise UserError(f"{where}: tasks.{k}.whole_document.student {wd.student!r} is not one of the students")
-        if wd.start_from and wd.start_from not in profile.student_variants(wd.student, k):
-            raise UserError(f"{where}: tasks.{k}.whole_document.start_from {wd.start_from!r} is not a variant "
-                            f"student {wd.student} runs on {k}")
+        for d in wd.students:
+            if d.student not in profile.students:
+                raise UserError(f"{where}: tasks.{k}.whole_document.students: {d.name}: student {d.student!r} is not "
+                                f"one of the students")
+            if d.start_from and d.start_from not in profile.student_variants(d.student, k):
+                raise UserError(f"{where}: tasks.{k}.whole_document.students: {d.name}: start_from "
+                                f"{d.start_from!r} is not a variant student {d.student} runs on {k}")
     return profile
 
 

@@ -46,7 +46,7 @@ def _per_review(row: Dict, per_review: Dict, key: str) -> None:
 def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum: Optional[Dict],
                   lat: Dict) -> List[Dict]:
     """The issue-13 rows of task `t` whose result files exist (none when the profile has no whole_document)."""
-    from .row_builders import _row_base, _student_row
+    from .row_builders import _row_base
 
     spec = m.p.tasks[t]
     wd = spec.whole_document
@@ -79,26 +79,40 @@ def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum:
             row["model"] = "ensemble (" + " + ".join(parts) + ", weighted mean of softmax at T)"
         rows.append(row)
 
-    seed = m.p.seeds[wd.student][0]
-    shape = m.p.students[wd.student]
-    r = m.result(f"{t}/{wd.name}/ensemble_kd/seed{seed}")
-    if r and r.get("status") == "done":
-        row = _student_row(t, spec, metric, wd.name, shape, "ensemble_kd", [(seed, r)], teacher_metric)
-        start = f", from {wd.student} {wd.start_from}" if wd.start_from else ""
-        row["model"] += f", whole document ({reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})}{start})"
-        row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
-        e, q = m.result(f"{t}/export/{wd.name}"), m.result(f"{t}/int8/{wd.name}")
-        row.update(size_mb=e["size_mb"] if e else None, size_mb_int8=q["size_mb"] if q else None)
-        _per_review(row, per_review, wd.name)
-        rows.append(row)
-        if q:
-            row8 = _student_row(t, spec, metric, wd.name, shape, "int8", [(seed, q)], teacher_metric)
-            row8["model"] = row["model"] + ", ONNX Runtime INT8"
-            row8.update(source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
-                        size_mb_int8=q["size_mb"], command=f"python tools/reproduce.py --task {t} --only {q['name']}",
-                        train_commands=q.get("commands"))
-            _per_review(row8, per_review, f"{wd.name}-int8")
-            rows.append(row8)
+    for d in wd.students:
+        rows += _document_student_rows(m, t, spec, metric, teacher_metric, per_review, wd, d)
+    return rows
+
+
+def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optional[float], per_review: Dict, wd,
+                           d) -> List[Dict]:
+    """Whole-document student `d`'s row and its INT8 export's row, when they have finished."""
+    from .row_builders import _student_row
+
+    rows = []
+    seed = m.p.seeds[d.student][0]
+    shape = m.p.students[d.student]
+    r = m.result(f"{t}/{d.name}/ensemble_kd/seed{seed}")
+    if not r or r.get("status") != "done":
+        return rows
+    row = _student_row(t, spec, metric, d.name, shape, "ensemble_kd", [(seed, r)], teacher_metric)
+    start = f", from {d.student} {d.start_from}" if d.start_from else ""
+    own = "".join(f", {k} {v:g}" for k, v in d.hyperparameters.items())
+    windows = reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})
+    row["model"] += f", whole document ({windows}{start}{own})"
+    row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
+    e, q = m.result(f"{t}/export/{d.name}"), m.result(f"{t}/int8/{d.name}")
+    row.update(size_mb=e["size_mb"] if e else None, size_mb_int8=q["size_mb"] if q else None)
+    _per_review(row, per_review, d.name)
+    rows.append(row)
+    if q:
+        row8 = _student_row(t, spec, metric, d.name, shape, "int8", [(seed, q)], teacher_metric)
+        row8["model"] = row["model"] + ", ONNX Runtime INT8"
+        row8.update(source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
+                    size_mb_int8=q["size_mb"], command=f"python tools/reproduce.py --task {t} --only {q['name']}",
+                    train_commands=q.get("commands"))
+        _per_review(row8, per_review, f"{d.name}-int8")
+        rows.append(row8)
     return rows
 
 
@@ -113,14 +127,15 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
             continue
         head = (f"- {t}: best whole-document student ≥ {100 * accuracy:.1f}% test accuracy and p50 per real review "
                 f"≤ the 128-token teacher's / {factor:g} (same run)")
-        cands = [r for r in rows if r["task"] == t and f"student {wd.name} " in r["model"] + " "
+        names = [d.name for d in wd.students]
+        cands = [(n, r) for r in rows for n in names if r["task"] == t and f"student {n} " in r["model"] + " "
                  and r["variant"] in ("ensemble_kd", "int8") and r["metric"] is not None]
         if not cands:
-            out.append(head + f": not run (no {t}/{wd.name}/ensemble_kd row yet).")
+            out.append(head + f": not run (no {t}/{{{','.join(names)}}}/ensemble_kd row yet).")
             continue
-        best = max(cands, key=lambda r: r["metric"])
+        name, best = max(cands, key=lambda c: c[1]["metric"])
         acc_ok = best["metric"] >= accuracy
-        what = (f"{wd.name} {best['variant']} {100 * best['metric']:.2f}% "
+        what = (f"{name} {best['variant']} {100 * best['metric']:.2f}% "
                 f"({100 * (best['metric'] - accuracy):+.2f} points vs {100 * accuracy:.1f})")
         teacher_p50 = best.get("teacher_review_ms_p50")
         if best.get("latency_per") != "review" or not teacher_p50:
