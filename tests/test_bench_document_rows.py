@@ -182,3 +182,19 @@ def test_whole_document_students_are_checked_when_the_profile_loads(tmp_path):
         with pytest.raises(UserError, match="tasks.imdb.whole_document") as e:
             profile.profile_from_dict(raw, "cpu.yaml")
         assert message in str(e.value)
+
+
+def test_goal_counts_the_int8_export_inside_the_budget_when_the_fp32_one_is_too_slow(matrix):
+    _write_all(matrix, w_test=0.915)   # W fp32 91.50% at 12 ms (too slow), its INT8 91.40% at 5 ms
+    slow = {"per_review": dict(LATENCY["per_review"], measured=dict(LATENCY["per_review"]["measured"],
+                                                                    W=_review(12.0, 30.0, "w")))}
+    rows = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, slow)
+    assert rows_documents.goal_lines(rows, matrix)[0].endswith(
+        "— **met**: W int8 91.40% (+0.40 points vs 91.0); p50 5.00 ms per review vs teacher 40.00 ms / 4 = 10.00 ms "
+        "(8.0× faster).")
+    for r in rows:   # INT8 below the goal: the most accurate row is reported, and the best inside the budget
+        if r["variant"] == "int8":
+            r["metric"] = 0.905
+    assert rows_documents.goal_lines(rows, matrix)[0].endswith(
+        "— **not met**: W ensemble_kd 91.50% (+0.50 points vs 91.0); p50 12.00 ms per review vs teacher 40.00 ms / 4 "
+        "= 10.00 ms (3.3× faster); the most accurate inside the latency budget: W int8 90.50% at 5.00 ms.")

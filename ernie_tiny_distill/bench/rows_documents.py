@@ -116,6 +116,11 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     return rows
 
 
+def _within_budget(row: Dict, factor: float) -> bool:
+    teacher = row.get("teacher_review_ms_p50")
+    return row.get("latency_per") == "review" and bool(teacher) and row["latency_ms_p50"] <= teacher / factor
+
+
 def goal_lines(rows: List[Dict], m) -> List[str]:
     """Issue 13: the best whole-document student reaches the accuracy goal with a p50 per real review at most the
     128-token teacher's / 4 (same latency run)."""
@@ -133,7 +138,11 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
         if not cands:
             out.append(head + f": not run (no {t}/{{{','.join(names)}}}/ensemble_kd row yet).")
             continue
-        name, best = max(cands, key=lambda c: c[1]["metric"])
+        # a student meets the goal in the form that is fast enough: an INT8 export inside the latency budget counts
+        # even when its FP32 original is 0.01 point more accurate but too slow
+        within = [c for c in cands if _within_budget(c[1], factor)]
+        fast = max(within, key=lambda c: c[1]["metric"]) if within else None
+        name, best = fast if fast and fast[1]["metric"] >= accuracy else max(cands, key=lambda c: c[1]["metric"])
         acc_ok = best["metric"] >= accuracy
         what = (f"{name} {best['variant']} {100 * best['metric']:.2f}% "
                 f"({100 * (best['metric'] - accuracy):+.2f} points vs {100 * accuracy:.1f})")
@@ -143,7 +152,11 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
             out.append(head + f" — **{verdict}**: {what}; latency per review not measured.")
             continue
         lat_ok = best["latency_ms_p50"] <= teacher_p50 / factor
-        out.append(head + f" — **{'met' if acc_ok and lat_ok else 'not met'}**: {what}; p50 "
-                   f"{best['latency_ms_p50']:.2f} ms per review vs teacher {teacher_p50:.2f} ms / {factor:g} = "
-                   f"{teacher_p50 / factor:.2f} ms ({best['speedup_vs_teacher']:.1f}× faster).")
+        line = (head + f" — **{'met' if acc_ok and lat_ok else 'not met'}**: {what}; p50 "
+                f"{best['latency_ms_p50']:.2f} ms per review vs teacher {teacher_p50:.2f} ms / {factor:g} = "
+                f"{teacher_p50 / factor:.2f} ms ({best['speedup_vs_teacher']:.1f}× faster)")
+        if fast and fast[1] is not best:
+            line += (f"; the most accurate inside the latency budget: {fast[0]} {fast[1]['variant']} "
+                     f"{100 * fast[1]['metric']:.2f}% at {fast[1]['latency_ms_p50']:.2f} ms")
+        out.append(line + ".")
     return out
