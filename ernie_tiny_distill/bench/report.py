@@ -100,7 +100,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
     L.append("- Students: " + "; ".join(f"**{k}** = {s.describe()}" for k, s in sorted(p.students.items())) +
              ". `no_kd` and `task_kd` start from `init: config` (random encoder, embeddings = the teacher's "
              "PCA-projected); `two_stage_kd` starts from its own stage-1 run (`init: pretrained`).")
-    L.append(f"- Seeds: " + ", ".join(f"{k}: {v}" for k, v in sorted(p.seeds.items())) +
+    L.append("- Seeds: " + ", ".join(f"{k}: {v}" for k, v in sorted(p.seeds.items())) +
              " (train.seed: initialisation, batch order, dropout). Mean ± sample std over seeds.")
     L.append(f"- Stage 1: hidden-state MSE (learned projection) × {p.general['hidden_weight']:g} + attention KL × "
              f"{p.general['attention_weight']:g}, uniform layer map, from the *pretrained* MiniLM (no MLM head), "

@@ -1,0 +1,71 @@
+"""Issue 13 jobs of the benchmark matrix (tasks.<t>.whole_document): the teacher scoring whole documents as windows,
+the teacher ensemble scored alone, and the whole-document students distilled from it, with their exports. A mixin of
+`jobs.Matrix` (it uses the matrix's profile, paths and stage builders)."""
+from __future__ import annotations
+
+from typing import List
+
+from .job_types import Job, Stage
+
+
+class DocumentJobs:
+    def _whole_document_jobs(self, t: str) -> List[Job]:
+        """The teacher over whole documents (windows), the ensemble (teacher + TF-IDF + LR) scored alone, and the
+        whole-document students distilled from that ensemble (they share data and windows: the teachers' outputs
+        are scored once, through the first student's data)."""
+        wd = self.p.tasks[t].whole_document
+        if wd is None:
+            return []
+        first = self._document_row(t, wd.students[0])
+        jobs = [Job(f"{t}/teacher/windows", "teachers", t, [f"{t}/teacher"], "teacher",
+                    extra={"member": 0, "stage": first, "out": self.out(t, "teachers", "windows.json")}),
+                Job(f"{t}/ensemble", "teachers", t, [f"{t}/teacher", f"{t}/teacher/windows"], "ensemble",
+                    extra={"member": None, "stage": first, "out": self.out(t, "teachers", "ensemble.json")})]
+        for d in wd.students:
+            seed = self.p.seeds[d.student][0]
+            start = [f"{t}/{d.student}/{d.start_from}/seed{seed}"] if d.start_from else []
+            jobs.append(Job(self._document_row(t, d), "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], d.name,
+                            "ensemble_kd", seed))
+        return jobs
+
+    def _document_row(self, t: str, d) -> str:
+        return f"{t}/{d.name}/ensemble_kd/seed{self.p.seeds[d.student][0]}"
+
+    def _whole_document_deploy_jobs(self, t: str) -> List[Job]:
+        wd = self.p.tasks[t].whole_document
+        if wd is None:
+            return []
+        jobs = []
+        for d in wd.students:
+            row = self._document_row(t, d)
+            jobs += [Job(f"{t}/export/{d.name}", "export", t, [row], d.name, extra={"row": row}),
+                     Job(f"{t}/int8/{d.name}", "int8", t, [row], d.name, extra={"row": row})]
+        return jobs
+
+    def whole_document_stage(self, job: Job) -> Stage:
+        """A whole-document student: windows over every document, soft targets from the ensemble of the
+        fine-tuned teacher and TF-IDF + LR, all labeled documents and the transfer set."""
+        t, wd = job.task, self.p.tasks[job.task].whole_document
+        d = wd.student(job.model)
+        student = self.student_block(d.student)
+        if d.start_from:
+            student = dict(student, init="pretrained",
+                           path=self.out(t, d.student, d.start_from, f"seed{job.seed}", "best"))
+        hp = {**(self.p.students[d.student].own_hyperparameters(t) or self.chosen(t)), **wd.hyperparameters,
+              **d.hyperparameters}
+        teachers = [self._exported_teacher(t, wd.teacher_weight), {"tfidf": True, "weight": wd.tfidf_weight}]
+        start = f", starting from {t}/{d.student}/{d.start_from}/seed{job.seed}" if d.start_from else ""
+        labeled = (f"{wd.max_train_examples} labeled documents" if wd.max_train_examples is not None
+                   else "every labeled document")
+        unlabeled = (f"{wd.max_unlabeled} unlabeled ones" if wd.max_unlabeled is not None
+                     else "the unlabeled ones")
+        own = "".join(f", {k} {v:g}" for k, v in d.hyperparameters.items())
+        return self._task_stage(
+            job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
+            ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
+            distill={"teachers": teachers}, train=wd.train, model={"long_document": {"mode": "windows", **wd.windows}},
+            data={t: {"max_train_examples": wd.max_train_examples, "max_unlabeled_examples": wd.max_unlabeled}},
+            what=f"whole-document student {d.name} (student {d.student}'s shape{start}{own}): windows over every "
+                 f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
+                 f"+ {unlabeled} as transfer set, seed {job.seed}")
+
