@@ -272,3 +272,14 @@ def test_teacher_scores_do_not_depend_on_the_student_the_config_names():
     assert teachers_fingerprint({**cfg, "data": {**cfg["data"], "max_train_examples": 24000}}, 0, "w1") != base
     assert teachers_fingerprint(cfg, None, "w1") != base        # the ensemble, not member 0
     assert teachers_fingerprint(cfg, 0, "w2") != base           # the teacher's weights changed
+
+
+def test_a_quiet_machine_is_judged_by_cpu_use_now_not_the_decaying_load_average():
+    from ernie_tiny_distill.bench.runner import is_quiet
+
+    just_ended = {"cpu_busy_pct": 3.0, "loadavg_1min": 1.97, "training_processes": [], "paused_processes": []}
+    assert is_quiet(just_ended)
+    assert not is_quiet(dict(just_ended, cpu_busy_pct=50.0))                      # one core busy of two
+    assert not is_quiet(dict(just_ended, training_processes=["python tools/train.py --config x.yaml"]))
+    assert is_quiet(dict(just_ended, paused_processes=["python tools/train.py --config x.yaml"]))
+    assert not is_quiet(dict(just_ended, cpu_busy_pct=None))                      # not sampled: not known quiet

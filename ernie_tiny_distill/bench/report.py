@@ -155,7 +155,10 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str) -> s
         q = (extra[t]["latency"] or {}).get("quiet")
         if q:
             L.append(f"- {t} latency run: quiet window {'yes' if q['quiet'] else 'NO (contended)'} "
-                     f"(waited {q['waited_s']} s; load {q['before']['loadavg_1min']} before, "
+                     f"(waited {q['waited_s']} s; "
+                     + (f"CPU {q['before']['cpu_busy_pct']:.0f}% busy before, {q['after']['cpu_busy_pct']:.0f}% after; "
+                        if q["before"].get("cpu_busy_pct") is not None else "")
+                     + f"load {q['before']['loadavg_1min']} before, "
                      f"{q['after']['loadavg_1min']} after; training processes seen: "
                      f"{len(q['before']['training_processes'])}"
                      + (f", paused (stopped, no CPU): {len(q['before']['paused_processes'])}"
