@@ -240,7 +240,7 @@ def test_a_stopped_training_process_counts_as_paused_not_busy(tmp_path):
     try:
         def wait_for(key):   # the exec and the state change show in /proc within moments
             for _ in range(100):
-                state = busy()
+                state = busy(sample_s=0)   # the process lists only; no CPU sampling
                 if any(str(script) in a for a in state[key]):
                     return state
                 time.sleep(0.05)

@@ -16,7 +16,7 @@ class DocumentJobs:
         wd = self.p.tasks[t].whole_document
         if wd is None:
             return []
-        first = self._document_row(t, wd.students[0])
+        first = self.document_row(t, wd.students[0])
         jobs = [Job(f"{t}/teacher/windows", "teachers", t, [f"{t}/teacher"], "teacher",
                     extra={"member": 0, "stage": first, "out": self.out(t, "teachers", "windows.json")}),
                 Job(f"{t}/ensemble", "teachers", t, [f"{t}/teacher", f"{t}/teacher/windows"], "ensemble",
@@ -24,11 +24,12 @@ class DocumentJobs:
         for d in wd.students:
             seed = self.p.seeds[d.student][0]
             start = [f"{t}/{d.student}/{d.start_from}/seed{seed}"] if d.start_from else []
-            jobs.append(Job(self._document_row(t, d), "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], d.name,
+            jobs.append(Job(self.document_row(t, d), "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], d.name,
                             "ensemble_kd", seed))
         return jobs
 
-    def _document_row(self, t: str, d) -> str:
+    def document_row(self, t: str, d) -> str:
+        """The training row of whole-document student `d` (a profile.DocumentStudent)."""
         return f"{t}/{d.name}/ensemble_kd/seed{self.p.seeds[d.student][0]}"
 
     def _whole_document_deploy_jobs(self, t: str) -> List[Job]:
@@ -37,7 +38,7 @@ class DocumentJobs:
             return []
         jobs = []
         for d in wd.students:
-            row = self._document_row(t, d)
+            row = self.document_row(t, d)
             jobs += [Job(f"{t}/export/{d.name}", "export", t, [row], d.name, extra={"row": row}),
                      Job(f"{t}/int8/{d.name}", "int8", t, [row], d.name, extra={"row": row})]
         return jobs
@@ -59,13 +60,12 @@ class DocumentJobs:
                    else "every labeled document")
         unlabeled = (f"{wd.max_unlabeled} unlabeled ones" if wd.max_unlabeled is not None
                      else "the unlabeled ones")
-        own = "".join(f", {k} {v:g}" for k, v in d.hyperparameters.items())
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
             ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
             distill={"teachers": teachers}, train=wd.train, model={"long_document": {"mode": "windows", **wd.windows}},
             data={t: {"max_train_examples": wd.max_train_examples, "max_unlabeled_examples": wd.max_unlabeled}},
-            what=f"whole-document student {d.name} (student {d.student}'s shape{start}{own}): windows over every "
+            what=f"whole-document student {d.name} (student {d.student}'s shape{start}{d.overrides_text()}): windows over every "
                  f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
                  f"+ {unlabeled} as transfer set, seed {job.seed}")
 

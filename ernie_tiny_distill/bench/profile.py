@@ -51,6 +51,10 @@ class DocumentStudent:
     start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
     hyperparameters: Dict[str, float] = field(default_factory=dict)  # over the block's and the student's own
 
+    def overrides_text(self) -> str:
+        """', learning_rate 0.00025' for its own hyperparameters (row names and config headers)."""
+        return "".join(f", {k} {v:g}" for k, v in self.hyperparameters.items())
+
 
 @dataclass
 class WholeDocument:

@@ -92,15 +92,14 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     rows = []
     seed = m.p.seeds[d.student][0]
     shape = m.p.students[d.student]
-    r = m.result(f"{t}/{d.name}/ensemble_kd/seed{seed}")
+    r = m.result(m.document_row(t, d))
     if not r or r.get("status") != "done":
         return rows
     row = _student_row(t, spec, metric, d.name, shape, "ensemble_kd", [(seed, r)], teacher_metric)
     start = f", from {d.student} {d.start_from}" if d.start_from else ""
-    own = "".join(f", {k} {v:g}" for k, v in d.hyperparameters.items())
     windows = reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})
-    row["model"] += f", whole document ({windows}{start}{own})"
-    row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
+    row["model"] += f", whole document ({windows}{start}{d.overrides_text()})"
+    row.update(document_student=d.name, command=f"python tools/reproduce.py --task {t} --only {r['name']}")
     e, q = m.result(f"{t}/export/{d.name}"), m.result(f"{t}/int8/{d.name}")
     row.update(size_mb=e["size_mb"] if e else None, size_mb_int8=q["size_mb"] if q else None)
     _per_review(row, per_review, d.name)
@@ -108,7 +107,7 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     if q:
         row8 = _student_row(t, spec, metric, d.name, shape, "int8", [(seed, q)], teacher_metric)
         row8["model"] = row["model"] + ", ONNX Runtime INT8"
-        row8.update(source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
+        row8.update(document_student=d.name, source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
                     size_mb_int8=q["size_mb"], command=f"python tools/reproduce.py --task {t} --only {q['name']}",
                     train_commands=q.get("commands"))
         _per_review(row8, per_review, f"{d.name}-int8")
@@ -133,8 +132,8 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
         head = (f"- {t}: best whole-document student ≥ {100 * accuracy:.1f}% test accuracy and p50 per real review "
                 f"≤ the 128-token teacher's / {factor:g} (same run)")
         names = [d.name for d in wd.students]
-        cands = [(n, r) for r in rows for n in names if r["task"] == t and f"student {n} " in r["model"] + " "
-                 and r["variant"] in ("ensemble_kd", "int8") and r["metric"] is not None]
+        cands = [(r["document_student"], r) for r in rows if r["task"] == t and r.get("document_student") in names
+                 and r["metric"] is not None]
         if not cands:
             out.append(head + f": not run (no {t}/{{{','.join(names)}}}/ensemble_kd row yet).")
             continue
