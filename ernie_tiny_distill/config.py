@@ -17,7 +17,9 @@ import yaml
 from .errors import UserError
 
 TASKS = ("classification", "ner")
-STAGES = ("teacher", "general", "task")
+STAGES = ("teacher", "general", "task", "wide")
+# stages whose training set is the labeled split plus the transfer set (data.unlabeled), taught by teachers
+DISTILL_STAGES = ("task", "wide")
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -113,6 +115,17 @@ class LongDocumentConfig:
 
 
 @dataclass
+class WideConfig:
+    """Stage 'wide': a linear n-gram part (wide.py) fitted beside the task student in model.student.path, whose
+    transformer stays frozen, on the teachers' soft labels (distill.*) and gold labels."""
+
+    buckets: int = 1 << 20  # hashed word-piece bigram slots (0: unigrams only)
+    # a tools/export.py directory of model.student.path: its windows are scored through Paddle Inference (faster,
+    # same logits; checked to hold the same weights, else dygraph)
+    deep_export: Optional[str] = None
+
+
+@dataclass
 class ModelConfig:
     # A PaddleNLP model name (downloads), a PaddleNLP directory, a Hugging Face BERT directory,
     # "minilm" (the offline all-MiniLM-L6-v2 package) or, for distillation, a fine-tuned teacher run.
@@ -121,6 +134,7 @@ class ModelConfig:
     max_seq_length: int = 128
     truncation: str = field(default="head", metadata=_choices("head", "head_tail"))
     long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
+    wide: WideConfig = field(default_factory=WideConfig)
     dropout: Optional[float] = None  # overrides hidden/attention dropout of the trained model when set
     # stage teacher: > 0 fine-tunes LoRA adapters of this rank (PaddleNLP peft) on the attention and FFN
     # projections plus the task head, instead of all weights; they are merged into the saved teacher.
@@ -469,8 +483,8 @@ def validate(cfg: Config) -> None:
                         hint="prune with mode=truncate, then distill the pruned student (init=pretrained) "
                              "with windows")
     if d.teachers is not None:
-        if cfg.stage != "task":
-            raise UserError("config key 'distill.teachers' applies to stage 'task' only")
+        if cfg.stage not in DISTILL_STAGES:
+            raise UserError("config key 'distill.teachers' applies to stages 'task' and 'wide' only")
         if not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0 or d.attention_weight > 0 \
                 or d.mlm_weight > 0:
             raise UserError("distill.teachers (an ensemble) works with cached logit KD only",
@@ -523,6 +537,17 @@ def validate(cfg: Config) -> None:
             raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
     if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
+    if cfg.stage == "wide":
+        if s.init != "pretrained":
+            raise UserError("stage 'wide' fits a wide part beside a trained task student: set model.student.init "
+                            f"to 'pretrained' and model.student.path to its best/ directory (got init {s.init!r})")
+        if d.kd_weight + d.ce_weight <= 0:
+            raise UserError("stage 'wide' has distill.kd_weight and distill.ce_weight at 0: nothing to fit")
+        if d.hidden_weight > 0 or d.attention_weight > 0 or d.mlm_weight > 0:
+            raise UserError("stage 'wide' fits logits only: set distill.hidden_weight, attention_weight and "
+                            "mlm_weight to 0")
+        if m.wide.buckets < 0:
+            raise UserError(f"config key 'model.wide.buckets' must be >= 0 (0: unigrams only), got {m.wide.buckets}")
     check_lengths_against_models(cfg)
 
 

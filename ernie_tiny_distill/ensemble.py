@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from . import distill, models, teacher_cache
+from .config import DISTILL_STAGES
 from .errors import UserError
 from .tasks import Task, make_task
 
@@ -99,7 +100,7 @@ class EnsembleBuilder:
         self.cfg, self.task, self.splits, self.bar = cfg, task, splits, bar
         self.wanted = SPLITS
         self.features = {"train": train_features, "dev": dev_features, "test": test_features}
-        self.transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+        self.transfer = cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
 
     def _examples(self, split: str) -> list:
         s = self.splits
@@ -271,10 +272,11 @@ def compare_members(cfg, task: Task, student_dev: Dict, report: Dict, compare: C
 # ---------------------------------------------------------------- the ensemble (or one member) scored alone
 
 
-def score_teachers(cfg, member: Optional[int] = None) -> Dict:
+def score_teachers(cfg, member: Optional[int] = None, with_train: bool = False) -> Dict:
     """Dev/test metrics of a config's teacher ensemble (or of its `member`-th teacher alone), reading documents as
     the config does (model.long_document: a teacher fine-tuned on truncated text scores windows, no retraining).
-    Only dev and test are scored; their rows land in the caches a training run of this config reads."""
+    Dev and test are scored (and the training split with its transfer set, `with_train`: to fill the cache ahead of
+    a training run, e.g. on the other core); their rows land in the caches a training run of this config reads."""
     import dataclasses
 
     from . import data as data_lib
@@ -286,21 +288,29 @@ def score_teachers(cfg, member: Optional[int] = None) -> Dict:
             raise UserError(f"--member must be 0..{len(cfg.distill.teachers) - 1}, got {member}")
         cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill,
                                                                    teachers=[cfg.distill.teachers[member]]))
-    splits = data_lib.load_splits(cfg.data, cfg.task)
+    transfer = with_train and cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
+    splits = data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
     tokenizer = models.load_tokenizer(models.resolve(cfg.model.teacher))
     meta = models.read_task_metadata(models.resolve(cfg.model.teacher))
     labels = list(meta["labels"]) if meta else list(splits.labels)  # the order a training run of cfg uses
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())
     dev, test = task.encode(splits.dev), task.encode(splits.test)
-    outputs = EnsembleBuilder(cfg, task, splits, [], dev, test).build(("dev", "test"))
+    train = []
+    if with_train:  # encoded as a training run encodes it: labeled documents, then the transfer set
+        train = task.encode(splits.train)
+        if transfer:
+            train += task.encode(splits.unlabeled, offset=len(train))
+    outputs = EnsembleBuilder(cfg, task, splits, train, dev, test).build(("train", "dev", "test") if with_train
+                                                                         else ("dev", "test"))
     report = _report(cfg, task, outputs, splits, dev, test)
     reads = cfg.model.long_document.task_option()
     return {"metric_name": task.metric_name, "dev": _headline(report["dev"]), "test": _headline(report["test"]),
             "teachers": report["teachers"], "temperature": report["temperature"],
             "reads": {"max_seq_length": cfg.model.max_seq_length, "windows": reads,
                       "truncation": None if reads else cfg.model.truncation},
-            "dev_examples": len(splits.dev), "test_examples": len(splits.test)}
+            "dev_examples": len(splits.dev), "test_examples": len(splits.test),
+            "train_examples_scored": len(train)}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -318,13 +328,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--member", type=int, help="score only this teacher (0-based index in distill.teachers)")
     parser.add_argument("--out", required=True, help="where to write the metrics (JSON)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for the neural teachers")
+    parser.add_argument("--with-train", action="store_true",
+                        help="also score the training split and transfer set (fills the cache a training run reads)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the config")
 
     def run(args) -> int:
         from . import fsutil
 
         started = time.time()
-        result = score_teachers(load_config(args.config, args.overrides), args.member)
+        result = score_teachers(load_config(args.config, args.overrides), args.member, args.with_train)
         result["seconds"] = round(time.time() - started, 1)
         fsutil.write_json(args.out, result)
         print(json.dumps({k: result[k] for k in ("metric_name", "dev", "test", "seconds")}, indent=2))

@@ -66,9 +66,13 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         if _is_pruned_dir(path):
             model_class = pruned_ernie.pruned_class(model_class)
     try:
-        return model_class.from_pretrained(path, **overrides)
+        model = model_class.from_pretrained(path, **overrides)
     except Exception as e:
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
+    from . import wide
+
+    # a wide-and-deep student (stage 'wide'): the transformer plus its n-gram table
+    return wide.attach(model, path) if os.path.isdir(path) and wide.has_wide(path) else model
 
 
 def _is_pruned_dir(path: str) -> bool:

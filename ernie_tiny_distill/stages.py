@@ -17,7 +17,7 @@ from paddlenlp.transformers import ErnieForMaskedLM, ErnieModel
 from . import data as data_lib
 from . import checkpoint, distill, ensemble, fsutil, models, pruning, rundir, teacher_cache
 from . import trainer as trainer_lib
-from .config import Config, config_from_dict
+from .config import DISTILL_STAGES, Config, config_from_dict
 from .errors import UserError
 from .tasks import GeneralTask, Task, make_task
 from .threads import apply_threads
@@ -132,6 +132,10 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if cfg.stage == "general":
             summary = _run_general(cfg, tokenizer, data)
+        elif cfg.stage == "wide":
+            from . import wide_fit
+
+            summary = wide_fit.run(cfg, tokenizer, data)
         else:
             summary = _run_supervised(cfg, tokenizer, data)
         # earlier segments of a resumed run: their training time up to the checkpoint this one resumed from
@@ -151,7 +155,7 @@ def _read_data(cfg: Config):
         if len(corpus) < 4:
             raise UserError(f"data.unlabeled has {len(corpus)} documents; stage 'general' needs more text")
         return corpus
-    transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+    transfer = cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
     return data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
 
 
@@ -276,7 +280,7 @@ def _teacher_labels(cfg: Config, data_labels) -> list:
 
 
 def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[str, object]:
-    transfer = cfg.stage == "task" and bool(cfg.data.unlabeled)
+    transfer = cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
     labels = _teacher_labels(cfg, splits.labels)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())

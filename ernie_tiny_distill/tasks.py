@@ -220,6 +220,7 @@ class ClassificationTask(Task):
     data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
     demo_prefix = "sentiment"
     supports_windows = True
+    supports_wide = True  # stage 'wide': one logit row per text, so a bag-of-n-grams part can add to it
 
     @classmethod
     def read_labeled_file(cls, path):

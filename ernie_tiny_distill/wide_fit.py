@@ -1,0 +1,205 @@
+"""Stage 'wide': fit the wide n-gram part (wide.py) of a trained task student, its transformer frozen.
+
+The transformer's document logits are computed once (cached like a teacher's, through its export when
+model.wide.deep_export holds the same weights), so an epoch over the training set only runs the table lookups:
+    z(doc) = deep(doc) + mean over windows of wide(window)
+    L = kd_weight · T²·KL(P_teachers/T ‖ P_z/T) + ce_weight · CE(z, gold)      (losses.soft_kl, losses.hard_ce)
+The soft target is distill.teachers' weighted mean (ensemble.py; model.teacher alone when unset). The table
+with the best dev score is kept; best/ holds the transformer's files plus the wide part, and loads, exports and
+serves like any task model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+import paddle
+
+from . import ensemble, losses, models, wide
+from .config import Config
+from .errors import UserError
+from .tasks import IGNORE_INDEX, make_task
+
+logger = logging.getLogger(__name__)
+
+BEST_DIR = "best"
+
+
+def window_ids(features: Sequence[Dict]) -> List[np.ndarray]:
+    """Per document, its windows' input ids [W, L] (one row for a document read without windows)."""
+    out = []
+    for f in features:
+        rows = [w["input_ids"] for w in f.get("windows") or [f]]
+        length = max(len(r) for r in rows)
+        block = np.zeros((len(rows), length), dtype=np.int64)
+        for i, r in enumerate(rows):
+            block[i, :len(r)] = r
+        out.append(block)
+    return out
+
+
+def _batch(blocks: Sequence[np.ndarray], pad_token_id: int):
+    """(ids [ΣW, L], doc [ΣW]) of a batch of documents; pads with pad_token_id."""
+    length = max(b.shape[1] for b in blocks)
+    ids = np.full((sum(len(b) for b in blocks), length), pad_token_id, dtype=np.int64)
+    doc = np.zeros(len(ids), dtype=np.int64)
+    row = 0
+    for i, b in enumerate(blocks):
+        block = b if pad_token_id == 0 else np.where(b == 0, pad_token_id, b)
+        ids[row:row + len(b), :b.shape[1]] = block
+        doc[row:row + len(b)] = i
+        row += len(b)
+    return paddle.to_tensor(ids), paddle.to_tensor(doc)
+
+
+def document_logits(layer: wide.WideNgrams, blocks: Sequence[np.ndarray], deep_rows: np.ndarray,
+                    pad_token_id: int, pooling: str = "mean") -> paddle.Tensor:
+    """z = deep + the pooled wide logits of each document's windows, [B, C]."""
+    ids, doc = _batch(blocks, pad_token_id)
+    per_window = layer(ids)
+    pooled = (paddle.geometric.segment_max(per_window, doc) if pooling == "max"
+              else paddle.geometric.segment_mean(per_window, doc))
+    return paddle.to_tensor(deep_rows) + pooled
+
+
+def predict_all(layer, blocks, deep_rows, pad_token_id, pooling, batch_size=256) -> np.ndarray:
+    out = []
+    with paddle.no_grad():
+        for i in range(0, len(blocks), batch_size):
+            out.append(document_logits(layer, blocks[i:i + batch_size], deep_rows[i:i + batch_size], pad_token_id,
+                                       pooling).numpy())
+    return np.concatenate(out) if out else np.zeros((0, deep_rows.shape[1]), np.float32)
+
+
+def _deep_rows(cfg: Config, task, splits, train, dev, test):
+    """The frozen transformer's document logits for each split, through the teacher-logit cache."""
+    spec = {"path": cfg.model.student.path, "tfidf": False, "weight": 1.0}
+    if cfg.model.wide.deep_export:
+        spec["export"] = cfg.model.wide.deep_export
+    deep_cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, teachers=[spec]))
+    (out,) = ensemble.EnsembleBuilder(deep_cfg, task, splits, train, dev, test).build()
+    return out
+
+
+def _labels_of(cfg: Config) -> List[str]:
+    path = models.resolve(cfg.model.student.path)
+    meta = models.read_task_metadata(path) if os.path.isdir(path) else None
+    if meta is None or meta.get("task") != cfg.task:
+        what = "has no task.json (not a task model)" if meta is None else f"is a {meta.get('task')!r} model"
+        raise UserError(f"model.student.path {cfg.model.student.path} {what}; stage 'wide' needs the best/ "
+                        f"directory of a {cfg.task!r} run", where="config key 'model.student.path'")
+    return list(meta["labels"])
+
+
+def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
+    started = time.time()
+    labels = _labels_of(cfg)
+    task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
+                     long_document=cfg.model.long_document.task_option())
+    if not getattr(task, "supports_wide", False):
+        raise UserError(f"stage 'wide' is for tasks with one label per text; {cfg.task!r} is not one",
+                        where="config key 'stage'")
+    train = task.encode(splits.train)
+    labeled = len(train)
+    if cfg.data.unlabeled:
+        train += task.encode(splits.unlabeled, offset=len(train))  # transfer set: KD term only
+    dev, test = task.encode(splits.dev), task.encode(splits.test)
+
+    if not cfg.distill.teachers:  # model.teacher alone, as one ensemble member (its logits are cached the same way)
+        cfg = dataclasses.replace(cfg, distill=dataclasses.replace(
+            cfg.distill, teachers=[{"path": cfg.model.teacher, "tfidf": False, "weight": 1.0}]))
+    (soft, _), report = ensemble.build(cfg, task, splits, train, dev, test)
+    deep = _deep_rows(cfg, task, splits, train, dev, test)
+    pooling = task.long_document["pooling"] if task.long_document else "mean"
+    pad = int(tokenizer.pad_token_id or 0)
+    deep_dev = ensemble.score(task, deep.dev, deep.dev_offsets, dev, splits.dev)
+    logger.info("frozen transformer alone: dev %s %.4f", task.metric_name, float(deep_dev[task.metric_name]))
+
+    paddle.seed(cfg.train.seed)
+    spec = wide.WideSpec(vocab_size=int(tokenizer.vocab_size), buckets=int(cfg.model.wide.buckets), pad_token_id=pad)
+    layer = wide.WideNgrams(spec, task.num_labels)
+    optimizer = paddle.optimizer.AdamW(learning_rate=cfg.train.learning_rate, parameters=layer.parameters(),
+                                       weight_decay=cfg.train.weight_decay)
+    blocks = {"train": window_ids(train), "dev": window_ids(dev), "test": window_ids(test)}
+    gold = np.array([f["labels"] for f in train], dtype=np.int64)
+    d = cfg.distill
+    rng = np.random.default_rng(cfg.train.seed)
+    epochs = max(1, int(round(cfg.train.epochs)))
+    # epoch 0 is the transformer alone (the table starts at zero): the wide part is kept only if dev improves
+    best = {"score": float(deep_dev[task.metric_name]), "epoch": 0, "table": layer.table.numpy().copy()}
+    history = []
+    for epoch in range(1, epochs + 1):
+        layer.train()
+        order = rng.permutation(len(train))
+        total = 0.0
+        for start in range(0, len(order), cfg.train.batch_size):
+            idx = order[start:start + cfg.train.batch_size]
+            z = document_logits(layer, [blocks["train"][i] for i in idx], deep.train[idx], pad, pooling)
+            loss = d.kd_weight * losses.soft_kl(z, paddle.to_tensor(soft[idx]), d.temperature) \
+                + d.ce_weight * losses.hard_ce(z, paddle.to_tensor(gold[idx]), IGNORE_INDEX)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            total += float(loss) * len(idx)
+        layer.eval()
+        dev_logits = predict_all(layer, blocks["dev"], deep.dev, pad, pooling)
+        dev_metrics = task.evaluate([task.predict(r, f) for r, f in zip(dev_logits, dev)], splits.dev)
+        score = float(dev_metrics[task.metric_name])
+        history.append({"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(score, 5)})
+        logger.info("wide epoch %d/%d: loss %.4f, dev %s %.4f", epoch, epochs, total / len(order), task.metric_name,
+                    score)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "table": layer.table.numpy().copy()}
+    layer.table.set_value(best["table"])
+    layer.eval()
+
+    results = {}
+    for split, feats, examples, rows in (("dev", dev, splits.dev, deep.dev), ("test", test, splits.test, deep.test)):
+        if feats:
+            logits = predict_all(layer, blocks[split], rows, pad, pooling)
+            results[split] = task.evaluate([task.predict(r, f) for r, f in zip(logits, feats)], examples)
+    model = models.load_model(cfg.model.student.path, task.model_class, task.num_labels)
+    model = wide.WideAndDeep(model, layer)
+    model.eval()
+    _check_parity(task, model, layer, blocks["dev"], deep.dev, dev, pad, pooling)
+    meta = task.metadata()  # how this stage read documents (windows, pooling), which is how the model is scored
+    meta.update(stage="wide", dev=_headline(results.get("dev"), task),
+                wide={"buckets": spec.buckets, "best_epoch": best["epoch"], "deep": cfg.model.student.path})
+    best_dir = os.path.join(cfg.output_dir, BEST_DIR)
+    models.save_model_dir(model, tokenizer, best_dir, meta)
+    deep_params, wide_params = wide.parameter_counts(model)
+    return {"metric_name": task.metric_name, "dev": results.get("dev"), "test": results.get("test"),
+            "deep_dev": deep_dev, "deep_test": ensemble.score(task, deep.test, deep.test_offsets, test, splits.test),
+            "ensemble": report, "history": history, "best_epoch": best["epoch"], "best_dir": best_dir,
+            "train_examples": labeled, "transfer_examples": len(train) - labeled,
+            "params": deep_params + wide_params, "wide_params": wide_params,
+            "train_seconds": round(time.time() - started, 1)}
+
+
+def _headline(metrics, task):
+    if not metrics:
+        return None
+    return {task.metric_name: metrics[task.metric_name], "num_examples": metrics.get("num_examples")}
+
+
+def _check_parity(task, model, layer, blocks, deep_rows, features, pad, pooling, n: int = 8) -> None:
+    """The saved model (transformer + wide part, dygraph) gives the logits the fit scored with, on a few dev
+    documents: the cached transformer rows and the attached table are the model's."""
+    from . import trainer as trainer_lib
+
+    n = min(n, len(features))
+    if not n:
+        return
+    fitted = predict_all(layer, blocks[:n], deep_rows[:n], pad, pooling)
+    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
+    gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
+    if gap > 1e-3:
+        raise UserError(f"the saved wide-and-deep model's dev logits differ from the fitted ones by {gap:.2g} "
+                        "(the cached transformer logits are not this model's?)",
+                        where="config key 'model.student.path'")
+    logger.info("wide-and-deep parity on %d dev documents: max |Δlogit| %.2g", n, gap)
+
