@@ -35,8 +35,8 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 3 whole-document students (issue 13)
-    assert generated == committed and len(committed) == 108
+    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 4 whole-document students (issue 13)
+    assert generated == committed and len(committed) == 109
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
     # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
@@ -51,6 +51,14 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
                                                          "imdb/Ap3/task_kd_transfer50k_2ep/seed1"]
     assert {"imdb/export/W3", "imdb/int8/W3", "imdb/export/W3lr", "imdb/int8/W3lr"} <= set(by_name["imdb/latency"].deps)
     assert not any(name.startswith("conll/") and "W" in name.split("/") for name in by_name)
+    # the wide-and-deep student waits for its transformer's row and export, and fits stage 'wide' on all reviews
+    assert by_name["imdb/W3w/wide_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/W3/ensemble_kd/seed1",
+                                                      "imdb/export/W3"]
+    wide = m.stages(by_name["imdb/W3w/wide_kd/seed1"])[0].cfg
+    assert (wide["stage"], wide["model"]["student"]["path"], wide["model"]["wide"]["deep_export"],
+            wide["data"]["max_train_examples"]) == ("wide", "runs/bench/imdb/W3/ensemble_kd/seed1/best",
+                                                    "runs/bench/imdb/export/W3", None)
+    assert {"imdb/export/W3w", "imdb/int8/W3w"} <= set(by_name["imdb/latency"].deps)
 
 
 def test_full_profile_loads_and_students_pass_through_untouched():

@@ -142,7 +142,7 @@ def test_scalar_where_a_section_is_expected(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("task=nerr", r"config key 'task' must be one of classification, ner; got 'nerr'\. did you mean 'ner'\?"),
-    ("stage=distill", r"config key 'stage' must be one of teacher, general, task; got 'distill'"),
+    ("stage=distill", r"config key 'stage' must be one of teacher, general, task, wide; got 'distill'"),
     ("distill.attention_loss=l2", r"config key 'distill\.attention_loss' must be one of kl, mse; got 'l2'"),
     ("model.truncation=tail", r"config key 'model\.truncation' must be one of head, head_tail; got 'tail'"),
     ("data.format=parquet", r"config key 'data\.format' must be one of demo, imdb, conll, msra, csv, tsv, jsonl"),

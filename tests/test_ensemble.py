@@ -210,7 +210,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
     from ernie_tiny_distill import data as data_lib
 
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
-    monkeypatch.setattr(data_lib, "load_splits", lambda data, task: _splits())
+    monkeypatch.setattr(data_lib, "load_splits", lambda data, task, need_unlabeled=False: _splits())
     calls = _count_teacher_runs(monkeypatch, lambda model, features: len(features))
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"tfidf": True, "weight": 1.0}], teacher=a)
     alone = ensemble.score_teachers(cfg, member=0)
@@ -227,6 +227,15 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
     calls.clear()
     ensemble.build(cfg, task, _splits(), *_features(task))  # a training run of the config: only train is new
     assert calls == [len(TRAIN)]
+    # --with-train scores the training split ahead of a run (e.g. on the other core): the run then reads the cache
+    b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["neg", "pos"], 2)
+    cfg_b = _cfg(tmp_path, [{"path": b, "weight": 1.0}], teacher=b)
+    calls.clear()
+    ahead = ensemble.score_teachers(cfg_b, with_train=True)
+    assert calls == [len(TRAIN), len(DEV), len(TEST)] and ahead["train_examples_scored"] == len(TRAIN)
+    calls.clear()
+    ensemble.build(cfg_b, task, _splits(), *_features(task))
+    assert calls == []
     with pytest.raises(UserError, match="--member must be 0..1"):
         ensemble.score_teachers(cfg, member=2)
 

@@ -273,8 +273,9 @@ class Matrix(DocumentJobs):
     def _task_stage(self, job: Job, name: str, output_dir: str, *, kd: bool, temperature: float, ce_weight: float,
                     lr: float, transfer: bool, student: Dict, epochs: float, test: bool = True,
                     max_seq_length: Optional[int] = None, what: str = "", distill: Optional[Dict] = None,
-                    train: Optional[Dict] = None, data: Optional[Dict] = None, model: Optional[Dict] = None) -> Stage:
-        cfg = self._base(job.task, output_dir, "task", job.seed)
+                    train: Optional[Dict] = None, data: Optional[Dict] = None, model: Optional[Dict] = None,
+                    stage: str = "task") -> Stage:
+        cfg = self._base(job.task, output_dir, stage, job.seed)
         cfg["model"]["student"] = student
         teacher_length = cfg["model"]["max_seq_length"]
         if max_seq_length:
@@ -305,7 +306,7 @@ class Matrix(DocumentJobs):
         """The stages (generated configs) a training job runs, in order."""
         t, model, seed, spec = job.task, job.model, job.seed, self.p.tasks[job.task]
         out = self.out(*job.name.split("/"))
-        if job.variant == "ensemble_kd":
+        if job.variant in ("ensemble_kd", "wide_kd"):
             return [self.whole_document_stage(job)]
         if job.variant == "sweep_kd":
             e = job.extra

@@ -24,13 +24,15 @@ class DocumentJobs:
         for d in wd.students:
             seed = self.p.seeds[d.student][0]
             start = [f"{t}/{d.student}/{d.start_from}/seed{seed}"] if d.start_from else []
+            if d.wide_from:  # the frozen transformer's row, and its export (scores its windows faster)
+                start = [self.document_row(t, wd.student(d.wide_from)), f"{t}/export/{d.wide_from}"]
             jobs.append(Job(self.document_row(t, d), "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], d.name,
-                            "ensemble_kd", seed))
+                            d.variant, seed))
         return jobs
 
     def document_row(self, t: str, d) -> str:
         """The training row of whole-document student `d` (a profile.DocumentStudent)."""
-        return f"{t}/{d.name}/ensemble_kd/seed{self.p.seeds[d.student][0]}"
+        return f"{t}/{d.name}/{d.variant}/seed{self.p.seeds[d.student][0]}"
 
     def _whole_document_deploy_jobs(self, t: str) -> List[Job]:
         wd = self.p.tasks[t].whole_document
@@ -56,15 +58,34 @@ class DocumentJobs:
               **d.hyperparameters}
         teachers = [self._exported_teacher(t, wd.teacher_weight), {"tfidf": True, "weight": wd.tfidf_weight}]
         start = f", starting from {t}/{d.student}/{d.start_from}/seed{job.seed}" if d.start_from else ""
-        labeled = (f"{wd.max_train_examples} labeled documents" if wd.max_train_examples is not None
+        caps = {"max_train_examples": wd.max_train_examples, "max_unlabeled": wd.max_unlabeled, **d.data}
+        labeled = (f"{caps['max_train_examples']} labeled documents" if caps["max_train_examples"] is not None
                    else "every labeled document")
-        unlabeled = (f"{wd.max_unlabeled} unlabeled ones" if wd.max_unlabeled is not None
+        unlabeled = (f"{caps['max_unlabeled']} unlabeled ones" if caps["max_unlabeled"] is not None
                      else "the unlabeled ones")
+        data = {t: {"max_train_examples": caps["max_train_examples"],
+                    "max_unlabeled_examples": caps["max_unlabeled"]}}
+        windows = {"long_document": {"mode": "windows", **wd.windows}}
+        if d.wide_from:
+            deep = wd.student(d.wide_from)
+            deep_row = self.document_row(t, deep)
+            student = dict(self.student_block(deep.student), init="pretrained", path=self.out(*deep_row.split("/"), "best"))
+            return self._task_stage(
+                job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
+                ce_weight=hp["ce_weight"], lr=d.train.get("learning_rate", hp["learning_rate"]), transfer=True,
+                student=student, epochs=d.train.get("epochs", wd.epochs), distill={"teachers": teachers},
+                train={k: v for k, v in d.train.items() if k not in ("epochs", "learning_rate")}, data=data,
+                model={**windows, "wide": {"buckets": d.wide_buckets,
+                                           "deep_export": self.out(t, "export", d.wide_from)}},
+                stage="wide",
+                what=f"wide-and-deep student {d.name}: {deep_row}'s transformer, frozen, plus a linear word-piece "
+                     f"uni/bigram table ({d.wide_buckets} bigram buckets) fitted on the soft labels of the ensemble "
+                     f"of the fine-tuned teacher and TF-IDF + LR, {labeled} + {unlabeled} as transfer set, "
+                     f"seed {job.seed}")
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
             ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
-            distill={"teachers": teachers}, train=wd.train, model={"long_document": {"mode": "windows", **wd.windows}},
-            data={t: {"max_train_examples": wd.max_train_examples, "max_unlabeled_examples": wd.max_unlabeled}},
+            distill={"teachers": teachers}, train=wd.train, model=windows, data=data,
             what=f"whole-document student {d.name} (student {d.student}'s shape{start}{d.overrides_text()}): windows over every "
                  f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
                  f"+ {unlabeled} as transfer set, seed {job.seed}")

@@ -50,6 +50,18 @@ class DocumentStudent:
     student: str                            # a profile student: its model block, first seed and hyperparameters
     start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
     hyperparameters: Dict[str, float] = field(default_factory=dict)  # over the block's and the student's own
+    # A wide-and-deep student (stage 'wide', wide.py): the transformer of document student `wide_from` (frozen, its
+    # finished row) plus a linear word-piece uni/bigram table with `wide_buckets` hashed bigram slots, fitted on
+    # the ensemble's soft labels; `train` holds that fit's epochs, batch_size, learning_rate, weight_decay.
+    wide_from: Optional[str] = None
+    wide_buckets: int = 1 << 20
+    train: Dict = field(default_factory=dict)
+    # over the block's data caps: max_train_examples, max_unlabeled (null = all)
+    data: Dict = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        return "wide_kd" if self.wide_from else "ensemble_kd"
 
     def overrides_text(self) -> str:
         """', learning_rate 0.00025' for its own hyperparameters (row names and config headers)."""
@@ -196,6 +208,23 @@ def _whole_document(raw, where: str) -> WholeDocument:
     names = [d.name for d in built]
     if len(set(names)) != len(names):
         raise UserError(f"{where}.students: names must be unique, got {names}")
+    for i, d in enumerate(built):
+        bad = sorted(set(d.data) - {"max_train_examples", "max_unlabeled"})
+        if bad:
+            raise UserError(f"{where}.students[{i}].data: unknown key(s) {bad} (known: max_train_examples, "
+                            "max_unlabeled)")
+        if d.wide_from is not None:
+            earlier = [e.name for e in built[:i] if e.wide_from is None]
+            if d.wide_from not in earlier:
+                raise UserError(f"{where}.students[{i}].wide_from: {d.wide_from!r} is not an earlier whole-document "
+                                f"student without a wide part (those are {earlier})")
+            if d.start_from:
+                raise UserError(f"{where}.students[{i}]: a wide student starts from its wide_from student's row, "
+                                "not from start_from")
+        bad = sorted(set(d.train) - {"epochs", "batch_size", "learning_rate", "weight_decay"})
+        if bad:
+            raise UserError(f"{where}.students[{i}].train: unknown key(s) {bad} (known: epochs, batch_size, "
+                            "learning_rate, weight_decay)")
     return _build(WholeDocument, dict(raw, students=built), where)
 
 

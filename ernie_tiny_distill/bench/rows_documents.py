@@ -80,8 +80,32 @@ def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum:
         rows.append(row)
 
     for d in wd.students:
+        rows += _ensemble_of_wide_student(m, t, spec, metric, pct, d)
         rows += _document_student_rows(m, t, spec, metric, teacher_metric, per_review, wd, d)
     return rows
+
+
+def _ensemble_of_wide_student(m, t: str, spec, metric: str, pct, d) -> List[Dict]:
+    """The ensemble a wide student's stage built on its own data (its TF-IDF + LR member fit on that training
+    split), scored on dev/test: a row beside the block's ensemble when the data differ."""
+    from .row_builders import _row_base
+
+    if not d.wide_from or not d.data:
+        return []
+    r = m.result(m.document_row(t, d))
+    ens = ((r or {}).get("summary") or {}).get("ensemble") if (r or {}).get("status") == "done" else None
+    if not ens:
+        return []
+    row = _row_base(t, spec, metric)
+    test, dev = (ens.get("test") or {}).get(metric), (ens.get("dev") or {}).get(metric)
+    s = r["summary"]
+    parts = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows") + f" × {x['weight']:g}"
+             for x in ens.get("teachers") or []]
+    row.update(variant="ensemble", metric=test, dev_metric=dev, pct_of_teacher=pct(test),
+               model=f"ensemble ({' + '.join(parts)}), as {d.name}'s stage built it: {s.get('train_examples'):,} "
+                     f"labeled documents", command=f"python tools/reproduce.py --task {t} --only {r['name']}",
+               train_commands=r.get("commands"), members=ens.get("teachers"))
+    return [row]
 
 
 def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optional[float], per_review: Dict, wd,
@@ -95,10 +119,18 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     r = m.result(m.document_row(t, d))
     if not r or r.get("status") != "done":
         return rows
-    row = _student_row(t, spec, metric, d.name, shape, "ensemble_kd", [(seed, r)], teacher_metric)
+    row = _student_row(t, spec, metric, d.name, shape, d.variant, [(seed, r)], teacher_metric)
     start = f", from {d.student} {d.start_from}" if d.start_from else ""
     windows = reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})
     row["model"] += f", whole document ({windows}{start}{d.overrides_text()})"
+    if d.wide_from:
+        s = r["summary"]
+        labeled = s.get("train_examples")
+        row["model"] = (f"{d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
+                        f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the ensemble's "
+                        f"soft labels, {labeled:,} labeled + {s.get('transfer_examples') or 0:,} unlabeled documents, "
+                        f"whole document ({windows})")
+        row.update(wide_from=d.wide_from, deep_test=s.get("deep_test"), deep_dev=s.get("deep_dev"))
     row.update(document_student=d.name, command=f"python tools/reproduce.py --task {t} --only {r['name']}")
     e, q = m.result(f"{t}/export/{d.name}"), m.result(f"{t}/int8/{d.name}")
     row.update(size_mb=e["size_mb"] if e else None, size_mb_int8=q["size_mb"] if q else None)
@@ -135,7 +167,7 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
         cands = [(r["document_student"], r) for r in rows if r["task"] == t and r.get("document_student") in names
                  and r["metric"] is not None]
         if not cands:
-            out.append(head + f": not run (no {t}/{{{','.join(names)}}}/ensemble_kd row yet).")
+            out.append(head + f": not run (no {t}/{{{','.join(names)}}} student row yet).")
             continue
         # a student meets the goal in the form that is fast enough: an INT8 export inside the latency budget counts
         # even when its FP32 original is 0.01 point more accurate but too slow

@@ -59,11 +59,16 @@ def summary_digest(s: Dict) -> Dict:
     from .util import headline
 
     keep = ("stage", "metric_name", "train_examples", "transfer_examples", "params", "nonembedding_params",
-            "layers", "hidden", "best_dir", "best_step", "seconds", "train_seconds", "output_dir", "decoding")
+            "layers", "hidden", "best_dir", "best_step", "seconds", "train_seconds", "output_dir", "decoding",
+            "wide_params", "best_epoch", "history")
     out = {k: s.get(k) for k in keep if k in s}
-    for split in ("dev", "test", "teacher_dev"):
+    for split in ("dev", "test", "teacher_dev", "deep_dev", "deep_test"):
         if split in s:
             out[split] = headline(s[split])
+    if s.get("ensemble"):  # stage 'wide': the ensemble it built, and each member, on dev and test
+        e = s["ensemble"]
+        out["ensemble"] = {"dev": headline(e.get("dev")), "test": headline(e.get("test")),
+                           "teachers": e.get("teachers"), "temperature": e.get("temperature")}
     return out
 
 
