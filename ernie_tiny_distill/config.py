@@ -192,7 +192,8 @@ class DistillConfig:
     # tokens taught by a teacher that was fine-tuned, and is cheap to run, at 128. Task stage, logit KD only.
     teacher_max_seq_length: Optional[int] = None
     # Teacher ensemble (task stage, cached logit KD): a list of {path: <fine-tuned run directory>, weight: w} or
-    # {tfidf: true, weight: w} (TF-IDF + logistic regression fit on the training split). The soft target is the
+    # {tfidf: true, weight: w} (TF-IDF + logistic regression fit on the training split; cross_fit: K scores each labeled
+    # training text with the model fit on the other K-1 folds, so its soft labels there are not in-sample). The soft target is the
     # weighted mean of the teachers' softmax(logits / temperature). null = model.teacher alone. A path entry may
     # name `export: <its tools/export.py directory>`: the teacher is then scored through Paddle Inference (faster
     # than dygraph) if that export holds the same weights (checked, see deploy/scoring.py), else in dygraph.
@@ -338,9 +339,9 @@ def _teachers(value: Any, key: str) -> Any:
     out = []
     for i, entry in enumerate(value):
         where = f"{key}[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"path", "export", "tfidf", "weight"}:
-            raise UserError(f"config key {where!r} must be a mapping with keys path (and export) or tfidf, and "
-                            f"weight; got {entry!r}")
+        if not isinstance(entry, dict) or set(entry) - {"path", "export", "tfidf", "weight", "cross_fit"}:
+            raise UserError(f"config key {where!r} must be a mapping with keys path (and export) or tfidf (and "
+                            f"cross_fit), and weight; got {entry!r}")
         path, tfidf = entry.get("path"), entry.get("tfidf", False)
         if not isinstance(tfidf, bool):
             raise UserError(f"config key '{where}.tfidf' must be true or false, got {tfidf!r}")
@@ -357,7 +358,13 @@ def _teachers(value: Any, key: str) -> Any:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
                 or weight <= 0:
             raise UserError(f"config key '{where}.weight' must be a number > 0, got {weight!r}")
-        out.append({"path": path, "tfidf": tfidf, "weight": float(weight), **({"export": export} if export else {})})
+        cross_fit = entry.get("cross_fit")
+        if cross_fit is not None and (not tfidf or isinstance(cross_fit, bool) or not isinstance(cross_fit, int)
+                                      or cross_fit < 2):
+            raise UserError(f"config key '{where}.cross_fit' must be an integer >= 2 (folds) on a tfidf entry, got "
+                            f"{cross_fit!r}")
+        out.append({"path": path, "tfidf": tfidf, "weight": float(weight), **({"export": export} if export else {}),
+                    **({"cross_fit": cross_fit} if cross_fit else {})})
     return out
 
 

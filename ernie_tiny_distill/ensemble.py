@@ -85,6 +85,25 @@ def fit_tfidf_teacher(train_texts: Sequence[str], train_labels: Sequence[str], g
     return make_model(chosen["C"], len(set(labels))).fit(texts, labels)
 
 
+def out_of_fold(texts: Sequence[str], labels: Sequence[str], folds: int, full, task_labels: Sequence[str],
+                seed: int = 0) -> np.ndarray:
+    """[N, C] probabilities of each training text from a TF-IDF + LR model fit on the other folds (the C the
+    `full` model chose; no text is scored by a model that saw it)."""
+    from .bench.baselines import make_model
+
+    c = float(full.steps[-1][1].C)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    probs = np.zeros((len(texts), len(task_labels)), dtype=np.float64)
+    for k, held in enumerate(np.array_split(order, folds)):
+        rest = np.setdiff1d(order, held)
+        m = make_model(c, len(set(labels))).fit([texts[i] for i in rest], [labels[i] for i in rest])
+        columns = [list(m.classes_).index(label) for label in task_labels]
+        probs[held] = m.predict_proba([texts[i] for i in held])[:, columns]
+        logger.info("TF-IDF teacher, cross-fit fold %d/%d: %d texts scored by a model fit on %d others", k + 1,
+                    folds, len(held), len(rest))
+    return probs
+
+
 def _digest(parts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -121,7 +140,7 @@ class EnsembleBuilder:
         self.wanted = tuple(splits)
         out = []
         for entry in self.cfg.distill.teachers:
-            out.append(self._tfidf(entry["weight"]) if entry["tfidf"]
+            out.append(self._tfidf(entry["weight"], entry.get("cross_fit")) if entry["tfidf"]
                        else self._neural(entry["path"], entry["weight"], entry.get("export")))
         return out
 
@@ -168,7 +187,7 @@ class EnsembleBuilder:
         return TeacherOutputs(spec, weight, *rows["train"], *rows["dev"], *rows["test"])
 
     # -- TF-IDF + logistic regression
-    def _tfidf(self, weight: float) -> TeacherOutputs:
+    def _tfidf(self, weight: float, cross_fit: Optional[int] = None) -> TeacherOutputs:
         task = self.task
         train = list(self.splits.train)
         texts = [task.example_text(e) for e in train]
@@ -191,15 +210,19 @@ class EnsembleBuilder:
                 continue
             split_texts = [task.example_text(e) for e in examples]
 
-            def compute(fs, split_texts=split_texts):
+            def compute(fs, split_texts=split_texts, split=split):
                 m = model()
                 columns = [list(m.classes_).index(label) for label in task.labels]
                 probs = m.predict_proba(split_texts)[:, columns]  # [N, C] in the task's label order
+                if split == "train" and cross_fit:
+                    # the labeled training texts come first in the train split (the transfer set follows)
+                    probs[:len(texts)] = out_of_fold(texts, labels, cross_fit, m, task.labels)
                 return list(np.log(np.clip(probs, MIN_PROBABILITY, None)).astype(np.float32))
 
+            oof = f"|oof{cross_fit}" if (split == "train" and cross_fit) else ""
             rows[split] = teacher_cache.load_or_build(
                 cache_dir, "tfidf", task, features, compute,
-                identity=identity + "|" + _digest(split_texts))
+                identity=identity + oof + "|" + _digest(split_texts))
         return TeacherOutputs("tfidf", weight, *rows["train"], *rows["dev"], *rows["test"])
 
 

@@ -117,6 +117,51 @@ def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp
     assert fitted == []
 
 
+def test_cross_fit_tfidf_scores_each_training_text_with_a_model_that_never_saw_it(hand_tokenizer, tmp_path,
+                                                                                    monkeypatch):
+    fitted = []
+    real = baselines.make_model
+
+    def spying_make_model(*args, **kwargs):
+        model = real(*args, **kwargs)
+        fit = model.fit
+
+        def record(texts, labels):
+            fitted.append(list(texts))
+            return fit(texts, labels)
+
+        model.fit = record
+        return model
+
+    monkeypatch.setattr(baselines, "make_model", spying_make_model)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    plain, _ = ensemble.build(_cfg(tmp_path / "a", [{"tfidf": True}]), task, _splits(), *_features(task))
+    fitted.clear()
+    cfg = _cfg(tmp_path / "b", [{"tfidf": True, "cross_fit": 2}])
+    assert cfg.distill.teachers == [{"path": None, "tfidf": True, "weight": 1.0, "cross_fit": 2}]
+    (rows, _), report = ensemble.build(cfg, task, _splits(), *_features(task))
+    # the grid, the full refit, then one model per fold: each fold model leaves out one half of the training texts
+    folds = fitted[-2:]
+    left_out = [set(e.text for e in TRAIN) - set(f) for f in folds]
+    assert all(len(f) == 5 for f in folds) and left_out[0] | left_out[1] == {e.text for e in TRAIN}
+    assert not left_out[0] & left_out[1]
+    c = float(ensemble.fit_tfidf_teacher([e.text for e in TRAIN], [e.label for e in TRAIN]).steps[-1][1].C)
+    for i, example in enumerate(TRAIN):
+        fold = next(f for f, out in zip(folds, left_out) if example.text in out)
+        m = real(c, 2).fit(fold, [next(e.label for e in TRAIN if e.text == t) for t in fold])
+        p = m.predict_proba([example.text])[0][[list(m.classes_).index(y) for y in ("neg", "pos")]]
+        mixed = ensemble.softmax(rows[i:i + 1].astype(np.float64) / 2.0)[0]
+        np.testing.assert_allclose(mixed, ensemble.softmax(np.log(p)[None] / 2.0)[0], rtol=1e-4)
+    assert not np.allclose(rows, plain[0])  # in-sample soft labels differ from out-of-fold ones
+    # dev and test are scored by the full model either way
+    plain_report = ensemble.build(_cfg(tmp_path / "a", [{"tfidf": True}]), task, _splits(), *_features(task))[1]
+    assert report["dev"] == plain_report["dev"] and report["test"] == plain_report["test"]
+    with pytest.raises(UserError, match=r"distill.teachers\[0\].cross_fit' must be an integer >= 2"):
+        _cfg(tmp_path, [{"tfidf": True, "cross_fit": 1}])
+    with pytest.raises(UserError, match=r"cross_fit' must be an integer >= 2 \(folds\) on a tfidf entry"):
+        _cfg(tmp_path, [{"path": "runs/a", "cross_fit": 5}])
+
+
 def _teacher_dir(path, tokenizer, labels, seed):
     from paddlenlp.transformers import ErnieForSequenceClassification
 
