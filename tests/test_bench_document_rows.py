@@ -182,6 +182,8 @@ def test_whole_document_students_are_checked_when_the_profile_loads(tmp_path):
             ([{"name": "W", "student": "Bp"}, {"name": "Ww", "student": "Bp", "wide_from": "W",
                                                 "train": {"lr": 1}}], "train: unknown key(s) ['lr']"),
             ([{"name": "W", "student": "Bp", "data": {"max_train": 1}}], "data: unknown key(s) ['max_train']"),
+            ([{"name": "W", "student": "Bp", "teacher_weight": 0, "tfidf_weight": 0}], "not both 0"),
+            ([{"name": "W", "student": "Bp", "tfidf_weight": -1}], "must be numbers >= 0"),
             ([], "'students' must be a non-empty list")):
         wd["students"] = students
         with pytest.raises(UserError, match="tasks.imdb.whole_document") as e:

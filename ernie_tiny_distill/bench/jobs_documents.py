@@ -56,7 +56,10 @@ class DocumentJobs:
                            path=self.out(t, d.student, d.start_from, f"seed{job.seed}", "best"))
         hp = {**(self.p.students[d.student].own_hyperparameters(t) or self.chosen(t)), **wd.hyperparameters,
               **d.hyperparameters}
-        teachers = [self._exported_teacher(t, wd.teacher_weight), {"tfidf": True, "weight": wd.tfidf_weight}]
+        weights = (wd.teacher_weight if d.teacher_weight is None else d.teacher_weight,
+                   wd.tfidf_weight if d.tfidf_weight is None else d.tfidf_weight)
+        teachers = [e for e, w in zip((self._exported_teacher(t, weights[0]), {"tfidf": True, "weight": weights[1]}),
+                                      weights) if w > 0]
         start = f", starting from {t}/{d.student}/{d.start_from}/seed{job.seed}" if d.start_from else ""
         caps = {"max_train_examples": wd.max_train_examples, "max_unlabeled": wd.max_unlabeled, **d.data}
         labeled = (f"{caps['max_train_examples']} labeled documents" if caps["max_train_examples"] is not None
@@ -79,9 +82,8 @@ class DocumentJobs:
                                            "deep_export": self.out(t, "export", d.wide_from)}},
                 stage="wide",
                 what=f"wide-and-deep student {d.name}: {deep_row}'s transformer, frozen, plus a linear word-piece "
-                     f"uni/bigram table ({d.wide_buckets} bigram buckets) fitted on the soft labels of the ensemble "
-                     f"of the fine-tuned teacher and TF-IDF + LR, {labeled} + {unlabeled} as transfer set, "
-                     f"seed {job.seed}")
+                     f"uni/bigram table ({d.wide_buckets} bigram buckets) fitted on the soft labels of "
+                     f"{_teachers_text(weights)}, {labeled} + {unlabeled} as transfer set, seed {job.seed}")
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
             ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
@@ -90,3 +92,11 @@ class DocumentJobs:
                  f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
                  f"+ {unlabeled} as transfer set, seed {job.seed}")
 
+
+
+def _teachers_text(weights) -> str:
+    """'the ensemble of the fine-tuned teacher (weight 1) and TF-IDF + LR (weight 3)', or the one teacher."""
+    named = [(n, w) for n, w in zip(("the fine-tuned teacher over windows", "TF-IDF + LR"), weights) if w > 0]
+    if len(named) == 1:
+        return named[0][0] + " alone"
+    return "the ensemble of " + " and ".join(f"{n} (weight {w:g})" for n, w in named)

@@ -58,6 +58,9 @@ class DocumentStudent:
     train: Dict = field(default_factory=dict)
     # over the block's data caps: max_train_examples, max_unlabeled (null = all)
     data: Dict = field(default_factory=dict)
+    # over the block's ensemble weights (null = the block's); 0 leaves that teacher out
+    teacher_weight: Optional[float] = None
+    tfidf_weight: Optional[float] = None
 
     @property
     def variant(self) -> str:
@@ -221,6 +224,11 @@ def _whole_document(raw, where: str) -> WholeDocument:
             if d.start_from:
                 raise UserError(f"{where}.students[{i}]: a wide student starts from its wide_from student's row, "
                                 "not from start_from")
+        weights = [w for w in (d.teacher_weight, d.tfidf_weight) if w is not None]
+        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights) or \
+                (d.teacher_weight == 0 and d.tfidf_weight == 0):
+            raise UserError(f"{where}.students[{i}]: teacher_weight and tfidf_weight must be numbers >= 0 (0 leaves "
+                            f"that teacher out), not both 0; got {d.teacher_weight!r}, {d.tfidf_weight!r}")
         bad = sorted(set(d.train) - {"epochs", "batch_size", "learning_rate", "weight_decay"})
         if bad:
             raise UserError(f"{where}.students[{i}].train: unknown key(s) {bad} (known: epochs, batch_size, "
