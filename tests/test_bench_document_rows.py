@@ -228,10 +228,20 @@ def test_a_wide_student_has_its_rows_its_ensemble_and_competes_for_the_goal(matr
     assert [r["variant"] for r in wide] == ["ensemble", "wide_kd", "int8"]
     assert wide[0]["metric"] == 0.9111 and "as W3w's stage built it: 24,000 labeled documents" in wide[0]["model"]
     assert wide[1]["model"].startswith("W3's transformer (frozen) + wide word-piece uni/bigram table (1048576 "
-                                       "buckets, 2,158,188 weights) fitted on the ensemble's soft labels, 24,000 "
-                                       "labeled + 2,000 unlabeled documents")
+                                       "buckets, 2,158,188 weights) fitted on the soft labels of the ensemble "
+                                       "(teacher over windows × 1 + TF-IDF + LR × 1), 24,000 labeled + 2,000 "
+                                       "unlabeled documents")
     assert wide[1]["deep_test"] == {"accuracy": 0.8898}
     assert wide[1]["command"] == "python tools/reproduce.py --task imdb --only imdb/W3w/wide_kd/seed1"
+    # a table taught by TF-IDF + LR alone: no ensemble row of its own (the TF-IDF rows say it), and the text says so
+    summary["ensemble"]["teachers"] = [{"teacher": "tfidf", "weight": 1.0}]
+    _write(matrix, "imdb/W3w/wide_kd/seed1", {"commands": ["python tools/train.py --config w3w.yaml"],
+                                               "summary": summary})
+    alone = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None,
+                                         {"per_review": dict(LATENCY["per_review"], measured=measured)})
+    assert not any("W3w's stage" in r["model"] for r in alone)
+    assert "fitted on the soft labels of TF-IDF + LR, 24,000 labeled" in next(
+        r["model"] for r in alone if r.get("document_student") == "W3w" and r["variant"] == "wide_kd")
     (line,) = rows_documents.goal_lines(rows, matrix)
     # the FP32 row is too slow (21 ms > 10 ms); its INT8 export is inside the budget and above 91.0
     assert line.endswith("— **met**: W3w int8 91.20% (+0.20 points vs 91.0); p50 9.00 ms per review vs teacher "

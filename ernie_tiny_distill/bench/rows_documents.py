@@ -94,7 +94,7 @@ def _ensemble_of_wide_student(m, t: str, spec, metric: str, pct, d) -> List[Dict
         return []
     r = m.result(m.document_row(t, d))
     ens = ((r or {}).get("summary") or {}).get("ensemble") if (r or {}).get("status") == "done" else None
-    if not ens:
+    if not ens or len(ens.get("teachers") or []) < 2:   # one teacher: its own row (e.g. TF-IDF + LR) says it
         return []
     row = _row_base(t, spec, metric)
     test, dev = (ens.get("test") or {}).get(metric), (ens.get("dev") or {}).get(metric)
@@ -127,9 +127,9 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
         s = r["summary"]
         labeled = s.get("train_examples")
         row["model"] = (f"{d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
-                        f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the ensemble's "
-                        f"soft labels, {labeled:,} labeled + {s.get('transfer_examples') or 0:,} unlabeled documents, "
-                        f"whole document ({windows})")
+                        f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the soft labels "
+                        f"of {_members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "
+                        f"{s.get('transfer_examples') or 0:,} unlabeled documents, whole document ({windows})")
         row.update(wide_from=d.wide_from, deep_test=s.get("deep_test"), deep_dev=s.get("deep_dev"))
     row.update(document_student=d.name, command=f"python tools/reproduce.py --task {t} --only {r['name']}")
     e, q = m.result(f"{t}/export/{d.name}"), m.result(f"{t}/int8/{d.name}")
@@ -145,6 +145,15 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
         _per_review(row8, per_review, f"{d.name}-int8")
         rows.append(row8)
     return rows
+
+
+def _members_text(teachers) -> str:
+    """'TF-IDF + LR' / 'the ensemble (teacher over windows × 1 + TF-IDF + LR × 1)' from a summary's members."""
+    names = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows", x["weight"])
+             for x in teachers or []]
+    if len(names) == 1:
+        return names[0][0]
+    return "the ensemble (" + " + ".join(f"{n} × {w:g}" for n, w in names) + ")" if names else "its teachers"
 
 
 def _within_budget(row: Dict, factor: float) -> bool:
