@@ -172,7 +172,12 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
     deep_params, wide_params = wide.parameter_counts(model)
+    _, deep_nonembedding = models.count_parameters(model.deep)
+    config = models.encoder_of(model).config
     return {"metric_name": task.metric_name, "dev": results.get("dev"), "test": results.get("test"),
+            # the table is a lookup like the word embeddings: counted with the embedding parameters
+            "nonembedding_params": deep_nonembedding, "layers": int(config.num_hidden_layers),
+            "hidden": int(config.hidden_size),
             "deep_dev": deep_dev, "deep_test": ensemble.score(task, deep.test, deep.test_offsets, test, splits.test),
             "ensemble": report, "history": history, "best_epoch": best["epoch"], "best_dir": best_dir,
             "train_examples": labeled, "transfer_examples": len(train) - labeled,

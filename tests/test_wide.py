@@ -88,6 +88,11 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
     best = summary["best_dir"]
     assert os.path.isfile(os.path.join(best, wide.WIDE_WEIGHTS)) and summary["wide_params"] == \
         (int(yaml.safe_load(open(os.path.join(cls_model, "config.json")))["vocab_size"]) + 256) * 2
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    deep_total, deep_nonembedding = models.count_parameters(models.load_model(cls_model, ErnieForSequenceClassification, 2))
+    # the table is a lookup: counted in params, not in the non-embedding parameters
+    assert (summary["params"], summary["nonembedding_params"]) == (deep_total + summary["wide_params"], deep_nonembedding)
     # epoch 0 is the transformer alone, so the kept table never scores below it on dev
     assert summary["dev"]["accuracy"] >= summary["deep_dev"]["accuracy"]
     assert summary["best_epoch"] == 0 or summary["dev"]["accuracy"] > summary["deep_dev"]["accuracy"]

@@ -125,6 +125,10 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     row["model"] += f", whole document ({windows}{start}{d.overrides_text()})"
     if d.wide_from:
         s = r["summary"]
+        if s.get("nonembedding_params") is None:   # recorded before stage 'wide' wrote it: the frozen transformer's
+            deep = (m.result(m.document_row(t, wd.student(d.wide_from))) or {}).get("summary") or {}
+            shape_of_deep = {k: deep.get(k) for k in ("nonembedding_params", "layers", "hidden")}
+            row.update(shape_of_deep)
         labeled = s.get("train_examples")
         row["model"] = (f"{d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
                         f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the soft labels "
@@ -139,6 +143,7 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     if q:
         row8 = _student_row(t, spec, metric, d.name, shape, "int8", [(seed, q)], teacher_metric)
         row8["model"] = row["model"] + ", ONNX Runtime INT8"
+        row8.update({k: row[k] for k in ("nonembedding_params", "layers", "hidden")})
         row8.update(document_student=d.name, source_metric=q["summary"]["source_test"][metric], size_mb=q["size_mb"],
                     size_mb_int8=q["size_mb"], command=f"python tools/reproduce.py --task {t} --only {q['name']}",
                     train_commands=q.get("commands"))
