@@ -227,11 +227,13 @@ def test_a_wide_student_has_its_rows_its_ensemble_and_competes_for_the_goal(matr
     wide = [r for r in rows if r.get("document_student") == "W3w" or "W3w's stage" in r["model"]]
     assert [r["variant"] for r in wide] == ["ensemble", "wide_kd", "int8"]
     assert wide[0]["metric"] == 0.9111 and "as W3w's stage built it: 24,000 labeled documents" in wide[0]["model"]
-    assert wide[1]["model"].startswith("W3's transformer (frozen) + wide word-piece uni/bigram table (1048576 "
+    assert wide[1]["model"].startswith("student W3w: W3's transformer (frozen) + wide word-piece uni/bigram table (1048576 "
                                        "buckets, 2,158,188 weights) fitted on the soft labels of the ensemble "
                                        "(teacher over windows × 1 + TF-IDF + LR × 1), 24,000 labeled + 2,000 "
                                        "unlabeled documents")
     assert wide[1]["deep_test"] == {"accuracy": 0.8898}
+    # `reproduce.py --plan` finds its training time by the row's student name (plan.recorded_seconds)
+    assert wide[1]["model"].split()[1].rstrip(":") == "W3w"
     assert wide[1]["command"] == "python tools/reproduce.py --task imdb --only imdb/W3w/wide_kd/seed1"
     # a table taught by TF-IDF + LR alone: no ensemble row of its own (the TF-IDF rows say it), and the text says so
     summary["ensemble"]["teachers"] = [{"teacher": "tfidf", "weight": 1.0}]

@@ -17,7 +17,7 @@ def recorded_seconds(m: Matrix) -> Dict[Tuple[str, str, str], float]:
         model = str(r.get("model") or "")
         if not (model.startswith("student ") and r.get("train_seconds") and r.get("seeds")):
             continue
-        out[(r["task"], model.split()[1], r["variant"])] = r["train_seconds"] / len(r["seeds"])
+        out[(r["task"], model.split()[1].rstrip(":"), r["variant"])] = r["train_seconds"] / len(r["seeds"])
     return out
 
 

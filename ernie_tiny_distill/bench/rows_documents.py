@@ -130,7 +130,7 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
             shape_of_deep = {k: deep.get(k) for k in ("nonembedding_params", "layers", "hidden")}
             row.update(shape_of_deep)
         labeled = s.get("train_examples")
-        row["model"] = (f"{d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
+        row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
                         f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the soft labels "
                         f"of {_members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "
                         f"{s.get('transfer_examples') or 0:,} unlabeled documents, whole document ({windows})")
