@@ -104,6 +104,15 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], folds: int, full, t
     return probs
 
 
+def training_features(task: Task, splits, transfer: bool) -> list:
+    """The training split as a distillation run encodes it: labeled documents, then the transfer set (labels
+    IGNORE_INDEX: only the KD term sees them), in the order EnsembleBuilder scores them."""
+    features = task.encode(splits.train)
+    if transfer:
+        features += task.encode(splits.unlabeled, offset=len(features))
+    return features
+
+
 def _digest(parts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -319,11 +328,7 @@ def score_teachers(cfg, member: Optional[int] = None, with_train: bool = False) 
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())
     dev, test = task.encode(splits.dev), task.encode(splits.test)
-    train = []
-    if with_train:  # encoded as a training run encodes it: labeled documents, then the transfer set
-        train = task.encode(splits.train)
-        if transfer:
-            train += task.encode(splits.unlabeled, offset=len(train))
+    train = training_features(task, splits, transfer) if with_train else []
     outputs = EnsembleBuilder(cfg, task, splits, train, dev, test).build(("train", "dev", "test") if with_train
                                                                          else ("dev", "test"))
     report = _report(cfg, task, outputs, splits, dev, test)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -168,8 +168,3 @@ def parameter_counts(model) -> Tuple[int, int]:
     if not isinstance(model, WideAndDeep):
         return sum(int(p.numel()) for p in model.parameters()), 0
     return (sum(int(p.numel()) for p in model.deep.parameters()), int(model.wide.table.numel()))
-
-
-def describe(model) -> Dict[str, int]:
-    return {} if not isinstance(model, WideAndDeep) else {"wide_rows": model.wide.spec.rows,
-                                                          "wide_buckets": model.wide.spec.buckets}

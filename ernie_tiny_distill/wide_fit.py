@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import paddle
 
-from . import ensemble, losses, models, wide
+from . import batching, ensemble, losses, models, wide
 from .config import Config
 from .errors import UserError
 from .tasks import IGNORE_INDEX, make_task
@@ -29,50 +29,27 @@ logger = logging.getLogger(__name__)
 BEST_DIR = "best"
 
 
-def window_ids(features: Sequence[Dict]) -> List[np.ndarray]:
-    """Per document, its windows' input ids [W, L] (one row for a document read without windows)."""
-    out = []
-    for f in features:
-        rows = [w["input_ids"] for w in f.get("windows") or [f]]
-        length = max(len(r) for r in rows)
-        block = np.zeros((len(rows), length), dtype=np.int64)
-        for i, r in enumerate(rows):
-            block[i, :len(r)] = r
-        out.append(block)
-    return out
-
-
-def _batch(blocks: Sequence[np.ndarray], pad_token_id: int):
-    """(ids [ΣW, L], doc [ΣW]) of a batch of documents; pads with pad_token_id."""
-    length = max(b.shape[1] for b in blocks)
-    ids = np.full((sum(len(b) for b in blocks), length), pad_token_id, dtype=np.int64)
-    doc = np.zeros(len(ids), dtype=np.int64)
-    row = 0
-    for i, b in enumerate(blocks):
-        block = b if pad_token_id == 0 else np.where(b == 0, pad_token_id, b)
-        ids[row:row + len(b), :b.shape[1]] = block
-        doc[row:row + len(b)] = i
-        row += len(b)
-    return paddle.to_tensor(ids), paddle.to_tensor(doc)
-
-
-def document_logits(layer: wide.WideNgrams, blocks: Sequence[np.ndarray], deep_rows: np.ndarray,
-                    pad_token_id: int, pooling: str = "mean") -> paddle.Tensor:
-    """z = deep + the pooled wide logits of each document's windows, [B, C]."""
-    ids, doc = _batch(blocks, pad_token_id)
-    per_window = layer(ids)
-    pooled = (paddle.geometric.segment_max(per_window, doc) if pooling == "max"
-              else paddle.geometric.segment_mean(per_window, doc))
+def document_logits(task, layer: wide.WideNgrams, features: Sequence[Dict], deep_rows: np.ndarray,
+                    pad_token_id: int) -> paddle.Tensor:
+    """z = deep + the wide logits of each document's windows, pooled as the task pools them, [B, C]."""
+    batch = batching.collate(features, pad_token_id)  # one row per window; `doc` maps rows to documents
+    per_window = layer(paddle.to_tensor(batch["input_ids"]))
+    pooled = task.pool(per_window, {"doc": paddle.to_tensor(batch["doc"])} if "doc" in batch else {})
     return paddle.to_tensor(deep_rows) + pooled
 
 
-def predict_all(layer, blocks, deep_rows, pad_token_id, pooling, batch_size=256) -> np.ndarray:
+def predict_all(task, layer, features, deep_rows, pad_token_id, batch_size=256) -> np.ndarray:
     out = []
     with paddle.no_grad():
-        for i in range(0, len(blocks), batch_size):
-            out.append(document_logits(layer, blocks[i:i + batch_size], deep_rows[i:i + batch_size], pad_token_id,
-                                       pooling).numpy())
+        for i in range(0, len(features), batch_size):
+            out.append(document_logits(task, layer, features[i:i + batch_size], deep_rows[i:i + batch_size],
+                                       pad_token_id).numpy())
     return np.concatenate(out) if out else np.zeros((0, deep_rows.shape[1]), np.float32)
+
+
+def _evaluate(task, layer, features, deep_rows, examples, pad_token_id) -> Dict:
+    logits = predict_all(task, layer, features, deep_rows, pad_token_id)
+    return task.evaluate([task.predict(r, f) for r, f in zip(logits, features)], examples)
 
 
 def _deep_rows(cfg: Config, task, splits, train, dev, test):
@@ -103,10 +80,8 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     if not getattr(task, "supports_wide", False):
         raise UserError(f"stage 'wide' is for tasks with one label per text; {cfg.task!r} is not one",
                         where="config key 'stage'")
-    train = task.encode(splits.train)
-    labeled = len(train)
-    if cfg.data.unlabeled:
-        train += task.encode(splits.unlabeled, offset=len(train))  # transfer set: KD term only
+    train = ensemble.training_features(task, splits, transfer=bool(cfg.data.unlabeled))  # transfer set: KD only
+    labeled = len(splits.train)
     dev, test = task.encode(splits.dev), task.encode(splits.test)
 
     if not cfg.distill.teachers:  # model.teacher alone, as one ensemble member (its logits are cached the same way)
@@ -114,7 +89,6 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             cfg.distill, teachers=[{"path": cfg.model.teacher, "tfidf": False, "weight": 1.0}]))
     (soft, _), report = ensemble.build(cfg, task, splits, train, dev, test)
     deep = _deep_rows(cfg, task, splits, train, dev, test)
-    pooling = task.long_document["pooling"] if task.long_document else "mean"
     pad = int(tokenizer.pad_token_id or 0)
     deep_dev = ensemble.score(task, deep.dev, deep.dev_offsets, dev, splits.dev)
     logger.info("frozen transformer alone: dev %s %.4f", task.metric_name, float(deep_dev[task.metric_name]))
@@ -124,8 +98,6 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     layer = wide.WideNgrams(spec, task.num_labels)
     optimizer = paddle.optimizer.AdamW(learning_rate=cfg.train.learning_rate, parameters=layer.parameters(),
                                        weight_decay=cfg.train.weight_decay)
-    blocks = {"train": window_ids(train), "dev": window_ids(dev), "test": window_ids(test)}
-    gold = np.array([f["labels"] for f in train], dtype=np.int64)
     d = cfg.distill
     rng = np.random.default_rng(cfg.train.seed)
     epochs = max(1, int(round(cfg.train.epochs)))
@@ -138,17 +110,17 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
         total = 0.0
         for start in range(0, len(order), cfg.train.batch_size):
             idx = order[start:start + cfg.train.batch_size]
-            z = document_logits(layer, [blocks["train"][i] for i in idx], deep.train[idx], pad, pooling)
+            batch = [train[i] for i in idx]
+            z = document_logits(task, layer, batch, deep.train[idx], pad)
+            gold = paddle.to_tensor([f["labels"] for f in batch], dtype="int64")  # IGNORE_INDEX: transfer set
             loss = d.kd_weight * losses.soft_kl(z, paddle.to_tensor(soft[idx]), d.temperature) \
-                + d.ce_weight * losses.hard_ce(z, paddle.to_tensor(gold[idx]), IGNORE_INDEX)
+                + d.ce_weight * losses.hard_ce(z, gold, IGNORE_INDEX)
             loss.backward()
             optimizer.step()
             optimizer.clear_grad()
             total += float(loss) * len(idx)
         layer.eval()
-        dev_logits = predict_all(layer, blocks["dev"], deep.dev, pad, pooling)
-        dev_metrics = task.evaluate([task.predict(r, f) for r, f in zip(dev_logits, dev)], splits.dev)
-        score = float(dev_metrics[task.metric_name])
+        score = float(_evaluate(task, layer, dev, deep.dev, splits.dev, pad)[task.metric_name])
         history.append({"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(score, 5)})
         logger.info("wide epoch %d/%d: loss %.4f, dev %s %.4f", epoch, epochs, total / len(order), task.metric_name,
                     score)
@@ -157,15 +129,13 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     layer.table.set_value(best["table"])
     layer.eval()
 
-    results = {}
-    for split, feats, examples, rows in (("dev", dev, splits.dev, deep.dev), ("test", test, splits.test, deep.test)):
-        if feats:
-            logits = predict_all(layer, blocks[split], rows, pad, pooling)
-            results[split] = task.evaluate([task.predict(r, f) for r, f in zip(logits, feats)], examples)
+    results = {split: _evaluate(task, layer, feats, rows, examples, pad)
+               for split, feats, examples, rows in (("dev", dev, splits.dev, deep.dev),
+                                                    ("test", test, splits.test, deep.test)) if feats}
     model = models.load_model(cfg.model.student.path, task.model_class, task.num_labels)
     model = wide.WideAndDeep(model, layer)
     model.eval()
-    _check_parity(task, model, layer, blocks["dev"], deep.dev, dev, pad, pooling)
+    _check_parity(task, model, layer, deep.dev, dev, pad)
     meta = task.metadata()  # how this stage read documents (windows, pooling), which is how the model is scored
     meta.update(stage="wide", dev=_headline(results.get("dev"), task),
                 wide={"buckets": spec.buckets, "best_epoch": best["epoch"], "deep": cfg.model.student.path})
@@ -191,7 +161,7 @@ def _headline(metrics, task):
     return {task.metric_name: metrics[task.metric_name], "num_examples": metrics.get("num_examples")}
 
 
-def _check_parity(task, model, layer, blocks, deep_rows, features, pad, pooling, n: int = 8) -> None:
+def _check_parity(task, model, layer, deep_rows, features, pad, n: int = 8) -> None:
     """The saved model (transformer + wide part, dygraph) gives the logits the fit scored with, on a few dev
     documents: the cached transformer rows and the attached table are the model's."""
     from . import trainer as trainer_lib
@@ -199,7 +169,7 @@ def _check_parity(task, model, layer, blocks, deep_rows, features, pad, pooling,
     n = min(n, len(features))
     if not n:
         return
-    fitted = predict_all(layer, blocks[:n], deep_rows[:n], pad, pooling)
+    fitted = predict_all(task, layer, features[:n], deep_rows[:n], pad)
     direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
     gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
     if gap > 1e-3:

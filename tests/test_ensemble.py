@@ -85,7 +85,8 @@ def _features(task):
     return task.encode(TRAIN), task.encode(DEV), task.encode(TEST)
 
 
-def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp_path, monkeypatch):
+def _spy_on_tfidf_fits(monkeypatch) -> list:
+    """Every TF-IDF + LR fit from now on appends the texts it was fit on to the returned list."""
     fitted = []
     real = baselines.make_model
 
@@ -101,6 +102,11 @@ def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp
         return model
 
     monkeypatch.setattr(baselines, "make_model", spying_make_model)
+    return fitted
+
+
+def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp_path, monkeypatch):
+    fitted = _spy_on_tfidf_fits(monkeypatch)
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     cfg = _cfg(tmp_path, [{"tfidf": True, "weight": 1.0}])
     (rows, offsets), report = ensemble.build(cfg, task, _splits(), *_features(task))
@@ -119,21 +125,8 @@ def test_tfidf_teacher_is_trained_on_the_training_split_only(hand_tokenizer, tmp
 
 def test_cross_fit_tfidf_scores_each_training_text_with_a_model_that_never_saw_it(hand_tokenizer, tmp_path,
                                                                                     monkeypatch):
-    fitted = []
     real = baselines.make_model
-
-    def spying_make_model(*args, **kwargs):
-        model = real(*args, **kwargs)
-        fit = model.fit
-
-        def record(texts, labels):
-            fitted.append(list(texts))
-            return fit(texts, labels)
-
-        model.fit = record
-        return model
-
-    monkeypatch.setattr(baselines, "make_model", spying_make_model)
+    fitted = _spy_on_tfidf_fits(monkeypatch)
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     plain, _ = ensemble.build(_cfg(tmp_path / "a", [{"tfidf": True}]), task, _splits(), *_features(task))
     fitted.clear()

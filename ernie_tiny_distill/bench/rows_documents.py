@@ -74,8 +74,7 @@ def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum:
             row["size_mb"] = e["size_mb"] if e else None
             _per_review(row, per_review, "teacher-windows")
         else:
-            parts = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows")
-                     + f" × {x['weight']:g}" for x in s.get("teachers") or []]
+            parts = [f"{member_name(x)} × {x['weight']:g}" for x in s.get("teachers") or []]
             row["model"] = "ensemble (" + " + ".join(parts) + ", weighted mean of softmax at T)"
         rows.append(row)
 
@@ -99,8 +98,7 @@ def _ensemble_of_wide_student(m, t: str, spec, metric: str, pct, d) -> List[Dict
     row = _row_base(t, spec, metric)
     test, dev = (ens.get("test") or {}).get(metric), (ens.get("dev") or {}).get(metric)
     s = r["summary"]
-    parts = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows") + f" × {x['weight']:g}"
-             for x in ens.get("teachers") or []]
+    parts = [f"{member_name(x)} × {x['weight']:g}" for x in ens.get("teachers") or []]
     row.update(variant="ensemble", metric=test, dev_metric=dev, pct_of_teacher=pct(test),
                model=f"ensemble ({' + '.join(parts)}), as {d.name}'s stage built it: {s.get('train_examples'):,} "
                      f"labeled documents", command=f"python tools/reproduce.py --task {t} --only {r['name']}",
@@ -152,13 +150,18 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
     return rows
 
 
+def member_name(member: Dict) -> str:
+    """How a report names an ensemble member ({teacher, weight} of a summary): TF-IDF + LR or the teacher."""
+    return "TF-IDF + LR" if member["teacher"] == "tfidf" else "teacher over windows"
+
+
 def _members_text(teachers) -> str:
     """'TF-IDF + LR' / 'the ensemble (teacher over windows × 1 + TF-IDF + LR × 1)' from a summary's members."""
-    names = [("TF-IDF + LR" if x["teacher"] == "tfidf" else "teacher over windows", x["weight"])
-             for x in teachers or []]
-    if len(names) == 1:
-        return names[0][0]
-    return "the ensemble (" + " + ".join(f"{n} × {w:g}" for n, w in names) + ")" if names else "its teachers"
+    teachers = teachers or []
+    if len(teachers) == 1:
+        return member_name(teachers[0])
+    parts = [f"{member_name(x)} × {x['weight']:g}" for x in teachers]
+    return "the ensemble (" + " + ".join(parts) + ")" if parts else "its teachers"
 
 
 def _within_budget(row: Dict, factor: float) -> bool:
