@@ -128,6 +128,33 @@ def test_imdb_tar_one_pass_memo_and_jsonl_cache(imdb_tar, tmp_path, monkeypatch)
     assert imdb_reader._imdb_tar_memo == {}  # served by the cache files, not by the memo
 
 
+def test_imdb_cache_is_keyed_by_content_not_mtime(imdb_tar, imdb_dir, tmp_path, monkeypatch):
+    # the shared dataset is re-created each session (same bytes, new mtime): that must not add a new 130 MB
+    # set of cache files every time; files of an older cache version or another tarball are pruned on write
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "imdb-v1-train-123-456.jsonl").write_text("{}\n", encoding="utf-8")  # an mtime-keyed file, version 1
+    read_imdb(str(imdb_tar), "train", cache_dir=str(cache))
+    first = sorted(f.name for f in cache.iterdir())
+    assert len(first) == 3 and all(name.startswith("imdb-v2-") for name in first)
+
+    os.utime(imdb_tar, ns=(1_000_000_000, 1_000_000_000))  # same bytes, another mtime
+    imdb_reader._imdb_tar_memo.clear()
+    imdb_reader._imdb_digest_memo.clear()
+    monkeypatch.setattr(imdb_reader, "_read_imdb_tar_all", lambda p: pytest.fail("tarball re-read"))
+    assert read_imdb(str(imdb_tar), "train", cache_dir=str(cache)) == TRAIN_EXPECTED
+    assert sorted(f.name for f in cache.iterdir()) == first
+
+    monkeypatch.undo()
+    (imdb_dir / "aclImdb" / "test" / "neg" / "0_2.txt").write_text("Test worse", encoding="utf-8")  # new content
+    with tarfile.open(imdb_tar, "w:gz") as tar:
+        tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
+    imdb_reader._imdb_tar_memo.clear()
+    assert read_imdb(str(imdb_tar), "test", cache_dir=str(cache))[0] == TextExample("Test worse", "neg")
+    now = sorted(f.name for f in cache.iterdir())
+    assert len(now) == 3 and not set(now) & set(first)  # one tarball's splits, the new one's
+
+
 def test_imdb_limit_balanced_deterministic_prefix(tmp_path):
     files = {f"aclImdb/train/pos/{i}_8.txt": f"pos {i}" for i in range(8)}
     files.update({f"aclImdb/train/neg/{i}_2.txt": f"neg {i}" for i in range(3)})

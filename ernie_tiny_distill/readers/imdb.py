@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
 from ..examples import TextExample
-from .imdb_cache import cache_file, load_cache, write_cache
+from .imdb_cache import cache_file, load_cache, remove_stale, tarball_digest, write_cache
 from .imdb_layout import (IMDB_HINT, IMDB_LAYOUT, IMDB_SPLITS, IMDB_URL, REVIEW_NAME, check_complete, count_lines,
                           member_place, split_dirs, urls_place)
 from .text import check_choice, decode_bytes
@@ -23,6 +23,8 @@ _IMDB_LIMIT_SEED = 20110619  # fixed so `limit` picks the same reviews on every 
 
 # (abs path, size, mtime_ns) -> {split: examples}; one tarball only, to bound memory (~100k reviews).
 _imdb_tar_memo: Dict[Tuple[str, int, int], Dict[str, List[TextExample]]] = {}
+# (abs path, size, mtime_ns) -> the tarball's content digest, the cache files' key (hashed once per process)
+_imdb_digest_memo: Dict[Tuple[str, int, int], str] = {}
 
 
 def _clean_review(text: str) -> str:
@@ -85,8 +87,10 @@ def _read_imdb_tar(tar_path: Path, split: str, cache_dir: Optional[str]) -> List
     stat = tar_path.stat()
     key = (str(tar_path.resolve()), stat.st_size, stat.st_mtime_ns)
     splits = _imdb_tar_memo.get(key)
+    if cache_dir is not None and key not in _imdb_digest_memo:
+        _imdb_digest_memo[key] = tarball_digest(tar_path)
     if splits is None and cache_dir is not None:
-        cached = load_cache(cache_file(Path(cache_dir), split, stat))
+        cached = load_cache(cache_file(Path(cache_dir), split, stat.st_size, _imdb_digest_memo[key]))
         if cached is not None:
             return cached
     if splits is None:
@@ -96,9 +100,10 @@ def _read_imdb_tar(tar_path: Path, split: str, cache_dir: Optional[str]) -> List
     if cache_dir is not None:
         # The pass produced every split, so cache them all: the next split asked for is free too.
         for name, examples in splits.items():
-            file = cache_file(Path(cache_dir), name, stat)
+            file = cache_file(Path(cache_dir), name, stat.st_size, _imdb_digest_memo[key])
             if examples and not file.is_file():
                 write_cache(file, examples)
+                remove_stale(Path(cache_dir), name, keep=file)
     if not splits[split]:
         raise UserError(
             f"no reviews for split {split!r} in the tarball (looked for {split_dirs(split)})",

@@ -1,6 +1,7 @@
-"""The IMDB tarball's parsed splits cached as JSON lines, keyed by the tarball's size and mtime."""
+"""The IMDB tarball's parsed splits cached as JSON lines, keyed by the tarball's size and content digest."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -12,13 +13,34 @@ from ..fsutil import atomic_path
 
 logger = logging.getLogger(__name__)
 
-_IMDB_CACHE_VERSION = 1  # bump when the parsed form changes, so stale caches are not reused
+# bump when the parsed form or the key changes, so stale caches are not reused (2: keyed by content, not mtime)
+_IMDB_CACHE_VERSION = 2
 
 
-def cache_file(cache_dir: Path, split: str, stat: os.stat_result) -> Path:
-    """The cache file of one split of the tarball whose os.stat is `stat`."""
-    # size+mtime identify the tarball cheaply; a replaced tarball gets a new cache file.
-    return cache_dir / f"imdb-v{_IMDB_CACHE_VERSION}-{split}-{stat.st_size}-{stat.st_mtime_ns}.jsonl"
+def tarball_digest(tar_path: Path) -> str:
+    """A digest of the tarball's bytes (~0.1 s for the 84 MB IMDB tarball). Not its mtime: a copied or re-extracted
+    dataset (a new mtime, the same reviews) would otherwise leave a new 130 MB set of cache files each time."""
+    h = hashlib.blake2b(digest_size=10)
+    with open(tar_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_file(cache_dir: Path, split: str, size: int, digest: str) -> Path:
+    """The cache file of one split of the tarball of `size` bytes whose tarball_digest is `digest`."""
+    return cache_dir / f"imdb-v{_IMDB_CACHE_VERSION}-{split}-{size}-{digest}.jsonl"
+
+
+def remove_stale(cache_dir: Path, split: str, keep: Path) -> None:
+    """Remove this split's cache files of other versions or tarballs: the cache holds one tarball's splits."""
+    for old in cache_dir.glob(f"imdb-v*-{split}-*.jsonl"):
+        if old != keep:
+            try:
+                old.unlink()
+                logger.info("removed stale IMDB cache %s", old)
+            except OSError as exc:  # another process got there first, or a read-only cache: harmless
+                logger.debug("could not remove %s: %s", old, exc)
 
 
 def load_cache(file: Path) -> Optional[List[TextExample]]:
