@@ -113,6 +113,17 @@ def training_features(task: Task, splits, transfer: bool) -> list:
     return features
 
 
+def same_encoding(a: Task, b: Task) -> bool:
+    """Whether two tasks turn the same text into the same features: same task settings (labels, length,
+    truncation, windows) and tokenizers with the same class, vocabulary, casing and special tokens."""
+    if a.metadata() != b.metadata():
+        return False
+    ta, tb = a.tokenizer, b.tokenizer
+    specials = ("cls_token_id", "sep_token_id", "pad_token_id", "unk_token_id")
+    return (type(ta) is type(tb) and getattr(ta, "do_lower_case", None) == getattr(tb, "do_lower_case", None)
+            and all(getattr(ta, k, None) == getattr(tb, k, None) for k in specials) and ta.get_vocab() == tb.get_vocab())
+
+
 def _digest(parts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -184,9 +195,13 @@ class EnsembleBuilder:
         compute = scoring.export_scorer(export, path, meta["labels"], ttask, tokenizer.pad_token_id, dygraph,
                                         num_threads=threads, progress=self.bar)
         rows = {}
+        reuse = same_encoding(self.task, ttask)
         for split in SPLITS:
             examples = self._examples(split) if split in self.wanted else []
-            features = ttask.encode(examples)
+            # the run's own encoding when the teacher reads text the same way (a student's own transformer, a
+            # teacher sharing its vocabulary): encoding 76k reviews twice costs minutes
+            own = self.features[split]
+            features = own if reuse and examples and len(own) == len(examples) else ttask.encode(examples)
             if not features:
                 rows[split] = self._empty()
                 continue

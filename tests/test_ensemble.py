@@ -205,6 +205,27 @@ def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp
     assert not np.allclose(third[1].train, first[1].train)
 
 
+def test_a_teacher_that_reads_text_as_the_run_does_scores_the_runs_own_features(hand_tokenizer, tmp_path,
+                                                                               monkeypatch):
+    # the run's features are reused (not encoded again) when the teacher's task settings and tokenizer are the
+    # run's; teacher b lists its labels in another order, so its features (labels included) are its own
+    a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
+    b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)
+    task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
+    train, dev, test = _features(task)
+    seen = _count_teacher_runs(monkeypatch, lambda model, features: features)
+    cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": b, "weight": 1.0}], teacher=a)
+    out = ensemble.EnsembleBuilder(cfg, task, _splits(), train, dev, test).build()
+    assert [f is own for f, own in zip(seen, (train, dev, test, train, dev, test))] == [True] * 3 + [False] * 3
+    assert ensemble.same_encoding(task, ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16))
+    assert not ensemble.same_encoding(task, ClassificationTask(hand_tokenizer, ["neg", "pos"], 8))  # another length
+    # the reused features give the logits a fresh encoding gives
+    model_a = models.load_model(a, task.model_class, 2)
+    fresh = trainer.predict_logits(ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16), model_a,
+                                   task.encode(TRAIN), 8, 0)
+    np.testing.assert_allclose(out[0].train, np.stack(fresh), atol=1e-6)
+
+
 def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokenizer, tmp_path):
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     c = _teacher_dir(tmp_path / "three", hand_tokenizer, ["neg", "neutral", "pos"], 1)
