@@ -20,6 +20,7 @@ TASKS = ("classification", "ner")
 STAGES = ("teacher", "general", "task", "wide")
 # stages whose training set is the labeled split plus the transfer set (data.unlabeled), taught by teachers
 DISTILL_STAGES = ("task", "wide")
+WIDE_FITS = ("residual", "separate")
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -123,6 +124,11 @@ class WideConfig:
     # a tools/export.py directory of model.student.path: its windows are scored through Paddle Inference (faster,
     # same logits; checked to hold the same weights, else dygraph)
     deep_export: Optional[str] = None
+    # residual: the table is fitted on top of the frozen transformer's logits (z = deep + table -> the soft labels);
+    # separate: the table alone learns the soft labels, then joins the transformer at the scale (WIDE_SCALES) and
+    # epoch best on dev, z = deep + scale * table -- a product of the two experts, so what the transformer knows
+    # is kept rather than fitted away (and its logits on documents it was trained on never enter the fit)
+    fit: str = "residual"
 
 
 @dataclass
@@ -544,6 +550,8 @@ def validate(cfg: Config) -> None:
             raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
     if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
+    if m.wide.fit not in WIDE_FITS:
+        raise UserError(f"config key 'model.wide.fit' must be one of {', '.join(WIDE_FITS)}; got {m.wide.fit!r}")
     if cfg.stage == "wide":
         if s.init != "pretrained":
             raise UserError("stage 'wide' fits a wide part beside a trained task student: set model.student.init "

@@ -4,6 +4,8 @@ The transformer's document logits are computed once (cached like a teacher's, th
 model.wide.deep_export holds the same weights), so an epoch over the training set only runs the table lookups:
     z(doc) = deep(doc) + mean over windows of wide(window)
     L = kd_weight · T²·KL(P_teachers/T ‖ P_z/T) + ce_weight · CE(z, gold)      (losses.soft_kl, losses.hard_ce)
+With model.wide.fit 'separate' the table is fitted alone (deep(doc) taken as 0 in the loss) and joins the
+transformer as z = deep + s · wide, s from WIDE_SCALES, chosen with the epoch on dev and folded into the table.
 The soft target is distill.teachers' weighted mean (ensemble.py; model.teacher alone when unset). The table
 with the best dev score is kept; best/ holds the transformer's files plus the wide part, and loads, exports and
 serves like any task model.
@@ -14,7 +16,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -27,6 +29,8 @@ from .tasks import IGNORE_INDEX, make_task
 logger = logging.getLogger(__name__)
 
 BEST_DIR = "best"
+# model.wide.fit 'separate': the scales of the table tried on dev, z = deep + scale * table
+WIDE_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
 def document_logits(task, layer: wide.WideNgrams, features: Sequence[Dict], deep_rows: np.ndarray,
@@ -48,7 +52,10 @@ def predict_all(task, layer, features, deep_rows, pad_token_id, batch_size=256) 
 
 
 def _evaluate(task, layer, features, deep_rows, examples, pad_token_id) -> Dict:
-    logits = predict_all(task, layer, features, deep_rows, pad_token_id)
+    return _score(task, predict_all(task, layer, features, deep_rows, pad_token_id), features, examples)
+
+
+def _score(task, logits: np.ndarray, features, examples) -> Dict:
     return task.evaluate([task.predict(r, f) for r, f in zip(logits, features)], examples)
 
 
@@ -101,8 +108,13 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     d = cfg.distill
     rng = np.random.default_rng(cfg.train.seed)
     epochs = max(1, int(round(cfg.train.epochs)))
+    separate = cfg.model.wide.fit == "separate"
+    # residual: the table is fitted on top of the transformer's logits; separate: alone, then scaled on dev
+    fit_rows = np.zeros_like(deep.train) if separate else deep.train
+    scales = WIDE_SCALES if separate else (1.0,)
+    no_dev_rows = np.zeros_like(deep.dev)
     # epoch 0 is the transformer alone (the table starts at zero): the wide part is kept only if dev improves
-    best = {"score": float(deep_dev[task.metric_name]), "epoch": 0, "table": layer.table.numpy().copy()}
+    best = {"score": float(deep_dev[task.metric_name]), "epoch": 0, "scale": 1.0, "table": layer.table.numpy().copy()}
     history = []
     for epoch in range(1, epochs + 1):
         layer.train()
@@ -111,7 +123,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
         for start in range(0, len(order), cfg.train.batch_size):
             idx = order[start:start + cfg.train.batch_size]
             batch = [train[i] for i in idx]
-            z = document_logits(task, layer, batch, deep.train[idx], pad)
+            z = document_logits(task, layer, batch, fit_rows[idx], pad)
             gold = paddle.to_tensor([f["labels"] for f in batch], dtype="int64")  # IGNORE_INDEX: transfer set
             loss = d.kd_weight * losses.soft_kl(z, paddle.to_tensor(soft[idx]), d.temperature) \
                 + d.ce_weight * losses.hard_ce(z, gold, IGNORE_INDEX)
@@ -120,13 +132,23 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             optimizer.clear_grad()
             total += float(loss) * len(idx)
         layer.eval()
-        score = float(_evaluate(task, layer, dev, deep.dev, splits.dev, pad)[task.metric_name])
-        history.append({"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(score, 5)})
-        logger.info("wide epoch %d/%d: loss %.4f, dev %s %.4f", epoch, epochs, total / len(order), task.metric_name,
-                    score)
+        table_dev = predict_all(task, layer, dev, no_dev_rows, pad)  # the table alone, [documents, C]
+        by_scale = {scale: float(_score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
+                    for scale in scales}
+        scale = max(scales, key=lambda k: (by_scale[k], -abs(k - 1.0)))  # ties: the scale nearest 1
+        score = by_scale[scale]
+        entry = {"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(score, 5)}
+        if separate:
+            entry.update(scale=scale, table_dev=round(float(
+                _score(task, table_dev, dev, splits.dev)[task.metric_name]), 5))
+        history.append(entry)
+        logger.info("wide epoch %d/%d: loss %.4f, dev %s %.4f%s", epoch, epochs, total / len(order),
+                    task.metric_name, score,
+                    f" (scale {scale:g}; the table alone {entry['table_dev']:.4f})" if separate else "")
         if score > best["score"]:
-            best = {"score": score, "epoch": epoch, "table": layer.table.numpy().copy()}
-    layer.table.set_value(best["table"])
+            best = {"score": score, "epoch": epoch, "scale": scale, "table": layer.table.numpy().copy()}
+    # the chosen scale is folded into the table: the saved model is z = deep + table, whichever the fit
+    layer.table.set_value(best["scale"] * best["table"])
     layer.eval()
 
     results = {split: _evaluate(task, layer, feats, rows, examples, pad)
@@ -138,7 +160,8 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     _check_parity(task, model, layer, deep.dev, dev, pad)
     meta = task.metadata()  # how this stage read documents (windows, pooling), which is how the model is scored
     meta.update(stage="wide", dev=_headline(results.get("dev"), task),
-                wide={"buckets": spec.buckets, "best_epoch": best["epoch"], "deep": cfg.model.student.path})
+                wide={"buckets": spec.buckets, "best_epoch": best["epoch"], "deep": cfg.model.student.path,
+                      "fit": cfg.model.wide.fit, "scale": best["scale"]})
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
     deep_params, wide_params = wide.parameter_counts(model)
@@ -150,9 +173,19 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             "hidden": int(config.hidden_size),
             "deep_dev": deep_dev, "deep_test": ensemble.score(task, deep.test, deep.test_offsets, test, splits.test),
             "ensemble": report, "history": history, "best_epoch": best["epoch"], "best_dir": best_dir,
+            "wide_fit": cfg.model.wide.fit, "wide_scale": best["scale"],
+            # the table alone (no transformer): how well it learned the soft labels by itself
+            "table_dev": _alone(task, layer, dev, splits.dev, pad), "table_test": _alone(task, layer, test, splits.test, pad),
             "train_examples": labeled, "transfer_examples": len(train) - labeled,
             "params": deep_params + wide_params, "wide_params": wide_params,
             "train_seconds": round(time.time() - started, 1)}
+
+
+def _alone(task, layer, features, examples, pad) -> Optional[Dict]:
+    if not features:
+        return None
+    rows = np.zeros((len(features), task.num_labels), np.float32)
+    return _headline(_evaluate(task, layer, features, rows, examples, pad), task)
 
 
 def _headline(metrics, task):

@@ -132,3 +132,41 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
         deep = models.load_model(cls_model, task.model_class, 2)
         alone = np.stack(trainer.predict_logits(task, deep, features, 8, tokenizer.pad_token_id))
         assert np.abs(alone - served).max() > 1e-3
+
+
+def test_separate_fit_learns_the_table_alone_and_folds_the_dev_scale_into_it(deploy_root, cls_model, tmp_path,
+                                                                            monkeypatch):
+    from ernie_tiny_distill import data as data_lib, trainer, wide_fit
+    from ernie_tiny_distill.stages import run_stage
+    from ernie_tiny_distill.tasks import make_task
+
+    bad = _wide_config(deploy_root, cls_model, tmp_path, wide={"buckets": 256, "fit": "joint"})
+    with pytest.raises(UserError, match=r"model\.wide\.fit' must be one of residual, separate; got 'joint'"):
+        config_from_dict(bad)
+    fitted_on = []  # the transformer rows each training step's logits start from
+    real = wide_fit.document_logits
+
+    def spy(task, layer, features, deep_rows, pad):
+        if paddle.is_grad_enabled():
+            fitted_on.append(np.asarray(deep_rows))
+        return real(task, layer, features, deep_rows, pad)
+
+    monkeypatch.setattr(wide_fit, "document_logits", spy)
+    cfg = config_from_dict(_wide_config(deploy_root, cls_model, tmp_path, wide={"buckets": 256, "fit": "separate"}))
+    summary = run_stage(cfg)
+    assert fitted_on and all(not rows.any() for rows in fitted_on)  # the table alone: no transformer in the loss
+    assert summary["wide_fit"] == "separate" and summary["wide_scale"] in wide_fit.WIDE_SCALES + (1.0,)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
+    assert all(h["scale"] in wide_fit.WIDE_SCALES and 0 <= h["table_dev"] <= 1 for h in summary["history"])
+    chosen = [h for h in summary["history"] if h["epoch"] == summary["best_epoch"]]
+    assert not chosen or chosen[0]["scale"] == summary["wide_scale"]
+    # the saved model (transformer + scaled table) scores what the fit reported on dev
+    best = summary["best_dir"]
+    meta = models.read_task_metadata(best)
+    assert meta["wide"]["fit"] == "separate" and meta["wide"]["scale"] == summary["wide_scale"]
+    dev = data_lib.load_splits(cfg.data, cfg.task).dev
+    task = make_task("classification", models.load_tokenizer(best), meta["labels"], 16, meta["truncation"],
+                     long_document=meta["long_document"])
+    logits = trainer.predict_logits(task, models.load_model(best, task.model_class, 2), task.encode(dev), 8, 0)
+    accuracy = np.mean([meta["labels"][int(np.argmax(r))] == e.label for r, e in zip(logits, dev)])
+    assert accuracy == pytest.approx(summary["dev"]["accuracy"])
