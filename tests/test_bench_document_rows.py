@@ -184,6 +184,9 @@ def test_whole_document_students_are_checked_when_the_profile_loads(tmp_path):
             ([{"name": "W", "student": "Bp", "data": {"max_train": 1}}], "data: unknown key(s) ['max_train']"),
             ([{"name": "W", "student": "Bp", "teacher_weight": 0, "tfidf_weight": 0}], "not both 0"),
             ([{"name": "W", "student": "Bp", "tfidf_weight": -1}], "must be numbers >= 0"),
+            ([{"name": "W", "student": "Bp"}, {"name": "Ww", "student": "Bp", "wide_from": "W",
+                                                "wide_fit": "joint"}],
+             "students[1].wide_fit: must be one of residual, separate, got 'joint'"),
             ([], "'students' must be a non-empty list")):
         wd["students"] = students
         with pytest.raises(UserError, match="tasks.imdb.whole_document") as e:
@@ -244,6 +247,15 @@ def test_a_wide_student_has_its_rows_its_ensemble_and_competes_for_the_goal(matr
     assert not any("W3w's stage" in r["model"] for r in alone)
     assert "fitted on the soft labels of TF-IDF + LR, 24,000 labeled" in next(
         r["model"] for r in alone if r.get("document_student") == "W3w" and r["variant"] == "wide_kd")
+    # a table fitted alone and added at a dev-chosen scale: the text gives the scale and the table's own score
+    summary.update(wide_fit="separate", wide_scale=3.0, table_test={"accuracy": 0.9012, "num_examples": 24999})
+    _write(matrix, "imdb/W3w/wide_kd/seed1", {"commands": ["python tools/train.py --config w3w.yaml"],
+                                               "summary": summary})
+    separate = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None,
+                                            {"per_review": dict(LATENCY["per_review"], measured=measured)})
+    assert "weights) fitted alone (added at scale 3, chosen on dev; the table by itself 90.12) on the soft labels of " \
+           "TF-IDF + LR, 24,000 labeled" in next(r["model"] for r in separate if r.get("document_student") == "W3w"
+                                                 and r["variant"] == "wide_kd")
     (line,) = rows_documents.goal_lines(rows, matrix)
     # the FP32 row is too slow (21 ms > 10 ms); its INT8 export is inside the budget and above 91.0
     assert line.endswith("— **met**: W3w int8 91.20% (+0.20 points vs 91.0); p50 9.00 ms per review vs teacher "

@@ -78,11 +78,11 @@ class DocumentJobs:
                 ce_weight=hp["ce_weight"], lr=d.train.get("learning_rate", hp["learning_rate"]), transfer=True,
                 student=student, epochs=d.train.get("epochs", wd.epochs), distill={"teachers": teachers},
                 train={k: v for k, v in d.train.items() if k not in ("epochs", "learning_rate")}, data=data,
-                model={**windows, "wide": {"buckets": d.wide_buckets,
+                model={**windows, "wide": {"buckets": d.wide_buckets, "fit": d.wide_fit,
                                            "deep_export": self.out(t, "export", d.wide_from)}},
                 stage="wide",
                 what=f"wide-and-deep student {d.name}: {deep_row}'s transformer, frozen, plus a linear word-piece "
-                     f"uni/bigram table ({d.wide_buckets} bigram buckets) fitted on the soft labels of "
+                     f"uni/bigram table ({d.wide_buckets} bigram buckets) fitted {_fit_text(d.wide_fit)}on the soft labels of "
                      f"{_teachers_text(weights)}, {labeled} + {unlabeled} as transfer set, seed {job.seed}")
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],
@@ -100,3 +100,8 @@ def _teachers_text(weights) -> str:
     if len(named) == 1:
         return named[0][0] + " alone"
     return "the ensemble of " + " and ".join(f"{n} (weight {w:g})" for n, w in named)
+
+
+def _fit_text(fit: str) -> str:
+    """How the table met the transformer (model.wide.fit), for row and config texts: '' for the default."""
+    return "alone (then added at the scale best on dev) " if fit == "separate" else ""

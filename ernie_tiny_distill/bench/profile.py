@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from ..config import WIDE_FITS
 from ..errors import UserError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "bench" / "profiles"
@@ -55,6 +56,7 @@ class DocumentStudent:
     # the ensemble's soft labels; `train` holds that fit's epochs, batch_size, learning_rate, weight_decay.
     wide_from: Optional[str] = None
     wide_buckets: int = 1 << 20
+    wide_fit: str = "residual"  # model.wide.fit: the table on top of the transformer's logits, or 'separate'
     train: Dict = field(default_factory=dict)
     # over the block's data caps: max_train_examples, max_unlabeled (null = all)
     data: Dict = field(default_factory=dict)
@@ -224,6 +226,9 @@ def _whole_document(raw, where: str) -> WholeDocument:
             if d.start_from:
                 raise UserError(f"{where}.students[{i}]: a wide student starts from its wide_from student's row, "
                                 "not from start_from")
+        if d.wide_fit not in WIDE_FITS:
+            raise UserError(f"{where}.students[{i}].wide_fit: must be one of {', '.join(WIDE_FITS)}, got "
+                            f"{d.wide_fit!r}")
         weights = [w for w in (d.teacher_weight, d.tfidf_weight) if w is not None]
         if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights) or \
                 (d.teacher_weight == 0 and d.tfidf_weight == 0):

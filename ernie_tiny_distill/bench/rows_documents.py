@@ -84,6 +84,15 @@ def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum:
     return rows
 
 
+def _fit_text(summary: Dict) -> str:
+    """'alone (added at scale 3 on dev) ' for a table fitted separately (model.wide.fit), '' for a residual one."""
+    if summary.get("wide_fit") != "separate":
+        return ""
+    alone = (summary.get("table_test") or {}).get(summary.get("metric_name") or "accuracy")
+    return (f"alone (added at scale {summary.get('wide_scale'):g}, chosen on dev"
+            + (f"; the table by itself {100 * alone:.2f}" if alone is not None else "") + ") ")
+
+
 def _ensemble_of_wide_student(m, t: str, spec, metric: str, pct, d) -> List[Dict]:
     """The ensemble a wide student's stage built on its own data (its TF-IDF + LR member fit on that training
     split), scored on dev/test: a row beside the block's ensemble when the data differ."""
@@ -129,7 +138,8 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
             row.update(shape_of_deep)
         labeled = s.get("train_examples")
         row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
-                        f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted on the soft labels "
+                        f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted "
+                        f"{_fit_text(s)}on the soft labels "
                         f"of {_members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "
                         f"{s.get('transfer_examples') or 0:,} unlabeled documents, whole document ({windows})")
         row.update(wide_from=d.wide_from, deep_test=s.get("deep_test"), deep_dev=s.get("deep_dev"))
