@@ -95,11 +95,11 @@ class DocumentJobs:
 
 
 def _teachers_text(weights) -> str:
-    """'the ensemble of the fine-tuned teacher (weight 1) and TF-IDF + LR (weight 3)', or the one teacher."""
-    named = [(n, w) for n, w in zip(("the fine-tuned teacher over windows", "TF-IDF + LR"), weights) if w > 0]
-    if len(named) == 1:
-        return named[0][0] + " alone"
-    return "the ensemble of " + " and ".join(f"{n} (weight {w:g})" for n, w in named)
+    """The members of weights (teacher over windows, TF-IDF + LR; 0 = left out) as the report's rows name them."""
+    from .rows_documents import members_text
+
+    members = [{"teacher": name, "weight": w} for name, w in zip(("teacher", "tfidf"), weights) if w > 0]
+    return members_text(members)
 
 
 def _fit_text(fit: str) -> str:

@@ -140,7 +140,7 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
         row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
                         f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted "
                         f"{_fit_text(s)}on the soft labels "
-                        f"of {_members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "
+                        f"of {members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "
                         f"{s.get('transfer_examples') or 0:,} unlabeled documents, whole document ({windows})")
         row.update(wide_from=d.wide_from, deep_test=s.get("deep_test"), deep_dev=s.get("deep_dev"))
     row.update(document_student=d.name, command=f"python tools/reproduce.py --task {t} --only {r['name']}")
@@ -165,7 +165,7 @@ def member_name(member: Dict) -> str:
     return "TF-IDF + LR" if member["teacher"] == "tfidf" else "teacher over windows"
 
 
-def _members_text(teachers) -> str:
+def members_text(teachers) -> str:
     """'TF-IDF + LR' / 'the ensemble (teacher over windows × 1 + TF-IDF + LR × 1)' from a summary's members."""
     teachers = teachers or []
     if len(teachers) == 1:
