@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import List
 
 from .job_types import Job, Stage
+from .util import members_text
 
 
 class DocumentJobs:
@@ -96,8 +97,6 @@ class DocumentJobs:
 
 def _teachers_text(weights) -> str:
     """The members of weights (teacher over windows, TF-IDF + LR; 0 = left out) as the report's rows name them."""
-    from .rows_documents import members_text
-
     members = [{"teacher": name, "weight": w} for name, w in zip(("teacher", "tfidf"), weights) if w > 0]
     return members_text(members)
 

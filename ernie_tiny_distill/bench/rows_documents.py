@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from .util import member_name, members_text
+
 ISSUE13_GOAL = (0.910, 4.0)   # best whole-document student: test accuracy >=, and >= this many x the teacher per review
 
 
@@ -158,20 +160,6 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
         _per_review(row8, per_review, f"{d.name}-int8")
         rows.append(row8)
     return rows
-
-
-def member_name(member: Dict) -> str:
-    """How a report names an ensemble member ({teacher, weight} of a summary): TF-IDF + LR or the teacher."""
-    return "TF-IDF + LR" if member["teacher"] == "tfidf" else "teacher over windows"
-
-
-def members_text(teachers) -> str:
-    """'TF-IDF + LR' / 'the ensemble (teacher over windows × 1 + TF-IDF + LR × 1)' from a summary's members."""
-    teachers = teachers or []
-    if len(teachers) == 1:
-        return member_name(teachers[0])
-    parts = [f"{member_name(x)} × {x['weight']:g}" for x in teachers]
-    return "the ensemble (" + " + ".join(parts) + ")" if parts else "its teachers"
 
 
 def _within_budget(row: Dict, factor: float) -> bool:

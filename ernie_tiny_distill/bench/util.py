@@ -4,7 +4,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import yaml
 
@@ -75,3 +75,17 @@ def headline(metrics):
     if not metrics:
         return metrics
     return {k: v for k, v in metrics.items() if k != "per_class"}
+
+
+def member_name(member: Dict) -> str:
+    """How a report names an ensemble member ({teacher, weight} of a summary): TF-IDF + LR or the teacher."""
+    return "TF-IDF + LR" if member["teacher"] == "tfidf" else "teacher over windows"
+
+
+def members_text(teachers) -> str:
+    """'TF-IDF + LR' / 'the ensemble (teacher over windows × 1 + TF-IDF + LR × 1)' from a summary's members."""
+    teachers = teachers or []
+    if len(teachers) == 1:
+        return member_name(teachers[0])
+    parts = [f"{member_name(x)} × {x['weight']:g}" for x in teachers]
+    return "the ensemble (" + " + ".join(parts) + ")" if parts else "its teachers"
