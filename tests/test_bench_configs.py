@@ -35,8 +35,8 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 4 whole-document students (issue 13)
-    assert generated == committed and len(committed) == 110
+    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 5 whole-document students (issue 13)
+    assert generated == committed and len(committed) == 111
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
     # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
@@ -59,6 +59,12 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             wide["data"]["max_train_examples"]) == ("wide", "runs/bench/imdb/W3/ensemble_kd/seed1/best",
                                                     "runs/bench/imdb/export/W3", None)
     assert {"imdb/export/W3w", "imdb/int8/W3w"} <= set(by_name["imdb/latency"].deps)
+    # a student that continues an earlier one waits for that row and starts from its best/ checkpoint
+    assert by_name["imdb/W4/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/W3/ensemble_kd/seed1"]
+    w4 = m.stages(by_name["imdb/W4/ensemble_kd/seed1"])[0].cfg
+    assert (w4["stage"], w4["model"]["student"]["init"], w4["model"]["student"]["path"],
+            [t["tfidf"] for t in w4["distill"]["teachers"]]) == (
+        "task", "pretrained", "runs/bench/imdb/W3/ensemble_kd/seed1/best", [True])
 
 
 def test_full_profile_loads_and_students_pass_through_untouched():

@@ -67,7 +67,7 @@ def test_no_rows_and_goal_not_run_when_the_runs_are_absent(matrix):
     assert rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, LATENCY) == []
     assert rows_documents.goal_lines([], matrix) == [
         "- imdb: best whole-document student ≥ 91.0% test accuracy and p50 per real review ≤ the 128-token "
-        "teacher's / 4 (same run): not run (no imdb/{W,W3,W3lr,W3w,W3s} student row yet)."]
+        "teacher's / 4 (same run): not run (no imdb/{W,W3,W3lr,W3w,W3s,W4} student row yet)."]
 
 
 def test_rows_from_the_result_files(matrix):
@@ -187,11 +187,30 @@ def test_whole_document_students_are_checked_when_the_profile_loads(tmp_path):
             ([{"name": "W", "student": "Bp"}, {"name": "Ww", "student": "Bp", "wide_from": "W",
                                                 "wide_fit": "joint"}],
              "students[1].wide_fit: must be one of residual, separate, got 'joint'"),
+            ([{"name": "W4", "student": "Bp", "continue_from": "W"}, {"name": "W", "student": "Bp"}],
+             "continue_from: 'W' is not an earlier whole-document student without a wide part (those are [])"),
+            ([{"name": "W", "student": "Bp"}, {"name": "W4", "student": "Bp", "continue_from": "W",
+                                               "start_from": "task_kd_transfer50k"}],
+             "continue_from starts from that student's row; it goes with neither start_from nor wide_from"),
             ([], "'students' must be a non-empty list")):
         wd["students"] = students
         with pytest.raises(UserError, match="tasks.imdb.whole_document") as e:
             profile.profile_from_dict(raw, "cpu.yaml")
         assert message in str(e.value)
+
+
+def test_a_continuing_student_names_the_row_it_continues_and_its_data(matrix):
+    _write_all(matrix)
+    student = {"metric_name": "accuracy", "dev": {"accuracy": 0.9}, "test": {"accuracy": 0.8912}, "layers": 3,
+               "hidden": 384, "params": 13_550_000, "nonembedding_params": 1_630_000, "train_examples": 24000,
+               "transfer_examples": 2000}
+    _write(matrix, "imdb/W4/ensemble_kd/seed1", {"commands": ["python tools/train.py --config w4.yaml"],
+                                                 "summary": student})
+    rows = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, LATENCY)
+    (w4,) = [r for r in rows if r["model"].startswith("student W4 ")]
+    assert w4["model"] == (f"student W4 3L-384H (pruned), whole document ({WINDOWS}, continued from W3 on 24,000 "
+                           "labeled + 2,000 unlabeled documents)")
+    assert w4["metric"] == 0.8912
 
 
 def test_goal_counts_the_int8_export_inside_the_budget_when_the_fp32_one_is_too_slow(matrix):

@@ -25,6 +25,8 @@ class DocumentJobs:
         for d in wd.students:
             seed = self.p.seeds[d.student][0]
             start = [f"{t}/{d.student}/{d.start_from}/seed{seed}"] if d.start_from else []
+            if d.continue_from:
+                start = [self.document_row(t, wd.student(d.continue_from))]
             if d.wide_from:  # the frozen transformer's row, and its export (scores its windows faster)
                 start = [self.document_row(t, wd.student(d.wide_from)), f"{t}/export/{d.wide_from}"]
             jobs.append(Job(self.document_row(t, d), "train", t, [f"{t}/teacher", f"{t}/ensemble", *start], d.name,
@@ -62,6 +64,10 @@ class DocumentJobs:
         teachers = [e for e, w in zip((self._exported_teacher(t, weights[0]), {"tfidf": True, "weight": weights[1]}),
                                       weights) if w > 0]
         start = f", starting from {t}/{d.student}/{d.start_from}/seed{job.seed}" if d.start_from else ""
+        if d.continue_from:
+            earlier = self.document_row(t, wd.student(d.continue_from))
+            student = dict(student, init="pretrained", path=self.out(*earlier.split("/"), "best"))
+            start = f", continuing from {earlier}"
         caps = {"max_train_examples": wd.max_train_examples, "max_unlabeled": wd.max_unlabeled, **d.data}
         labeled = (f"{caps['max_train_examples']} labeled documents" if caps["max_train_examples"] is not None
                    else "every labeled document")
@@ -90,7 +96,7 @@ class DocumentJobs:
             ce_weight=hp["ce_weight"], lr=hp["learning_rate"], transfer=True, student=student, epochs=wd.epochs,
             distill={"teachers": teachers}, train=wd.train, model=windows, data=data,
             what=f"whole-document student {d.name} (student {d.student}'s shape{start}{d.overrides_text()}): windows over every "
-                 f"document, task KD from the ensemble of the fine-tuned teacher and TF-IDF + LR, {labeled} "
+                 f"document, task KD from {_teachers_text(weights)}, {labeled} "
                  f"+ {unlabeled} as transfer set, seed {job.seed}")
 
 

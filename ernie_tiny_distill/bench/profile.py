@@ -50,6 +50,8 @@ class DocumentStudent:
     name: str                               # row-name component, e.g. W
     student: str                            # a profile student: its model block, first seed and hyperparameters
     start_from: Optional[str] = None        # that student's variant whose first-seed checkpoint it starts from
+    # an earlier whole-document student (no wide part) whose finished row this one continues training from
+    continue_from: Optional[str] = None
     hyperparameters: Dict[str, float] = field(default_factory=dict)  # over the block's and the student's own
     # A wide-and-deep student (stage 'wide', wide.py): the transformer of document student `wide_from` (frozen, its
     # finished row) plus a linear word-piece uni/bigram table with `wide_buckets` hashed bigram slots, fitted on
@@ -226,6 +228,14 @@ def _whole_document(raw, where: str) -> WholeDocument:
             if d.start_from:
                 raise UserError(f"{where}.students[{i}]: a wide student starts from its wide_from student's row, "
                                 "not from start_from")
+        if d.continue_from is not None:
+            earlier = [e.name for e in built[:i] if e.wide_from is None]
+            if d.continue_from not in earlier:
+                raise UserError(f"{where}.students[{i}].continue_from: {d.continue_from!r} is not an earlier "
+                                f"whole-document student without a wide part (those are {earlier})")
+            if d.start_from or d.wide_from:
+                raise UserError(f"{where}.students[{i}]: continue_from starts from that student's row; it goes "
+                                "with neither start_from nor wide_from")
         if d.wide_fit not in WIDE_FITS:
             raise UserError(f"{where}.students[{i}].wide_fit: must be one of {', '.join(WIDE_FITS)}, got "
                             f"{d.wide_fit!r}")

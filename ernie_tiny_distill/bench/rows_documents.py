@@ -130,6 +130,8 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
         return rows
     row = _student_row(t, spec, metric, d.name, shape, d.variant, [(seed, r)], teacher_metric)
     start = f", from {d.student} {d.start_from}" if d.start_from else ""
+    if d.continue_from:
+        start = f", continued from {d.continue_from}{_data_text(r.get('summary') or {})}"
     windows = reading({'max_seq_length': m.teacher_cfg(t).model.max_seq_length, 'windows': wd.windows})
     row["model"] += f", whole document ({windows}{start}{d.overrides_text()})"
     if d.wide_from:
@@ -206,3 +208,11 @@ def goal_lines(rows: List[Dict], m) -> List[str]:
                      f"{100 * fast[1]['metric']:.2f}% at {fast[1]['latency_ms_p50']:.2f} ms")
         out.append(line + ".")
     return out
+
+
+def _data_text(summary: Dict) -> str:
+    """' on 24,000 labeled + 2,000 unlabeled documents' from a training summary ('' when it does not say)."""
+    labeled, transfer = summary.get("train_examples"), summary.get("transfer_examples")
+    if labeled is None:
+        return ""
+    return f" on {labeled:,} labeled" + (f" + {transfer:,} unlabeled" if transfer else "") + " documents"
