@@ -21,6 +21,7 @@ STAGES = ("teacher", "general", "task", "wide")
 # stages whose training set is the labeled split plus the transfer set (data.unlabeled), taught by teachers
 DISTILL_STAGES = ("task", "wide")
 WIDE_FITS = ("residual", "separate")
+WIDE_LEVELS = ("window", "document")
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -129,6 +130,10 @@ class WideConfig:
     # epoch best on dev, z = deep + scale * table -- a product of the two experts, so what the transformer knows
     # is kept rather than fitted away (and its logits on documents it was trained on never enter the fit)
     fit: str = "residual"
+    # window: a table inside the exported graph, averaged over each window (wide.py); document: sublinear TF-IDF
+    # weights over the whole document's word-piece n-grams and a linear layer (wide_document.py), added after
+    # pooling, fitted alone by logistic regression on the soft labels (needs fit 'separate')
+    level: str = "window"
 
 
 @dataclass
@@ -552,6 +557,11 @@ def validate(cfg: Config) -> None:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
     if m.wide.fit not in WIDE_FITS:
         raise UserError(f"config key 'model.wide.fit' must be one of {', '.join(WIDE_FITS)}; got {m.wide.fit!r}")
+    if m.wide.level not in WIDE_LEVELS:
+        raise UserError(f"config key 'model.wide.level' must be one of {', '.join(WIDE_LEVELS)}; got {m.wide.level!r}")
+    if m.wide.level == "document" and m.wide.fit != "separate":
+        raise UserError("config key 'model.wide.level' 'document' is fitted alone and then scaled on dev: set "
+                        f"model.wide.fit to 'separate' (got {m.wide.fit!r})")
     if cfg.stage == "wide":
         if s.init != "pretrained":
             raise UserError("stage 'wide' fits a wide part beside a trained task student: set model.student.init "

@@ -69,9 +69,13 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         model = model_class.from_pretrained(path, **overrides)
     except Exception as e:
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
-    from . import wide
+    from . import wide, wide_document
 
     # a wide-and-deep student (stage 'wide'): the transformer plus its n-gram table
+    if os.path.isdir(path) and wide_document.has_document_table(path):
+        # document level: added after the windows are pooled (trainer.predict_logits, the Predictor), not in forward
+        model.document_table = wide_document.DocumentTable.load(path)
+        return model
     return wide.attach(model, path) if os.path.isdir(path) and wide.has_wide(path) else model
 
 
@@ -244,6 +248,11 @@ def build_student(student_cfg: StudentConfig, teacher, teacher_tokenizer, model_
         student_tokenizer = load_tokenizer(student_cfg.path)
         check_same_vocab(teacher_tokenizer, student_tokenizer, student_cfg.path)
         student = load_model(student_cfg.path, model_class, num_labels=num_labels)
+        if getattr(student, "document_table", None) is not None:
+            # added after pooling, outside forward: training the transformer would silently leave it behind
+            raise UserError(f"model.student.path {student_cfg.path} has a document-level wide part "
+                            "(wide_document.json), which stage training cannot carry on; start from the run its "
+                            "stage 'wide' froze (task.json 'wide.deep')", where="config key 'model.student.path'")
     if dropout is not None:
         set_dropout(student, dropout)
     return student
@@ -321,6 +330,8 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
     """
     with fsutil.atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
+        if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
+            model.document_table.save(tmp)
         tokenizer.save_pretrained(tmp)
         with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from .util import member_name, members_text
+from .util import member_name, members_text, table_text
 
 ISSUE13_GOAL = (0.910, 4.0)   # best whole-document student: test accuracy >=, and >= this many x the teacher per review
 
@@ -141,7 +141,8 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
             shape_of_deep = {k: deep.get(k) for k in ("nonembedding_params", "layers", "hidden")}
             row.update(shape_of_deep)
         labeled = s.get("train_examples")
-        row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide word-piece uni/bigram table "
+        row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide "
+                        f"{table_text(s.get('wide_level') or 'window')} "
                         f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted "
                         f"{_fit_text(s)}on the soft labels "
                         f"of {members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "

@@ -89,3 +89,9 @@ def members_text(teachers) -> str:
         return member_name(teachers[0])
     parts = [f"{member_name(x)} × {x['weight']:g}" for x in teachers]
     return "the ensemble (" + " + ".join(parts) + ")" if parts else "its teachers"
+
+
+def table_text(level: str) -> str:
+    """The wide part a wide student adds (model.wide.level), for config headers and report rows."""
+    return ("document-level word-piece uni/bigram TF-IDF table" if level == "document"
+            else "word-piece uni/bigram table")

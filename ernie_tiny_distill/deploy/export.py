@@ -111,6 +111,9 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
                     raise UserError(f"paddle.jit.save did not write {name} (got {sorted(os.listdir(tmp))}); "
                                     "Paddle >= 3.0 with the PIR format is required")
             tokenizer.save_pretrained(tmp)
+            if getattr(model, "document_table", None) is not None:
+                # a document-level wide part is added after pooling, outside the graph: the Predictor reads it here
+                model.document_table.save(tmp)
             layout.write_json(os.path.join(tmp, layout.LABELS_FILE), labels)
             meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
             # which weights this is (scoring.export_mismatch: a teacher scored through its export must be these)

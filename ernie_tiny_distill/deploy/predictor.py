@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..tasks import ClassificationTask, TaggingTask
+from .. import wide_document
 from . import layout
 from .encoding import TextEncoder, collate
 from .engines import OnnxEngine, PaddleEngine, check_finite
@@ -130,6 +131,9 @@ class Predictor:
         else:
             name = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
             self.engine = OnnxEngine(os.path.join(export_dir, name), num_threads=num_threads, device=device)
+        # a document-level wide part (wide_document.py): added to each document's pooled logits
+        self.document_table = wide_document.DocumentTable.load(export_dir) \
+            if wide_document.has_document_table(export_dir) else None
         self._lock = threading.Lock()  # one predictor is not safe to run from several threads at once
         # truncation is reported at INFO on the first call that truncates, then at DEBUG: a service calling
         # classify() once per request would otherwise log a line per long request
@@ -194,8 +198,10 @@ class Predictor:
     def document_logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
         """Logits [C] per text feature; a long document's windows are scored and pooled as in training."""
         if not any("windows" in f for f in features):
-            return self.logits(features)
-        return pool_windows(self.encoder.task, features, self.logits(window_rows(features)))
+            pooled = self.logits(features)
+        else:
+            pooled = pool_windows(self.encoder.task, features, self.logits(window_rows(features)))
+        return self.document_table.add_to(features, pooled) if self.document_table is not None else pooled
 
     # -- NER
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[List[str]], List[List[float]]]:

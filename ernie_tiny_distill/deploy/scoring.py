@@ -65,7 +65,7 @@ def export_mismatch(export_dir: str, model_dir: str, labels: Sequence[str]) -> O
 
 
 def predict_logits(task, engine, features: Sequence[Dict], pad_token_id: int, batch_size: int = WINDOW_BATCH,
-                   progress: Optional[str] = None) -> List[np.ndarray]:
+                   progress: Optional[str] = None, document_table=None) -> List[np.ndarray]:
     """Logits per feature, as trainer.predict_logits gives them (classification [C], a long document's windows
     pooled by task.pool_numpy; tagging [L_i, C]), from `engine.run(input_ids, token_type_ids)`: the Predictor's
     batching and pooling (predictor.logits_by_length, pool_windows)."""
@@ -75,7 +75,9 @@ def predict_logits(task, engine, features: Sequence[Dict], pad_token_id: int, ba
     with tqdm(total=len(rows), desc=progress, unit="window", leave=False, dynamic_ncols=True,
               disable=progress is None) as bar:
         logits = logits_by_length(engine.run, task, rows, pad_token_id, batch_size, on_batch=bar.update)
-    return [x.astype(np.float32) for x in pool_windows(task, features, logits)]
+    pooled = [x.astype(np.float32) for x in pool_windows(task, features, logits)]
+    # a document-level wide part in the export (wide_document.py) joins after pooling, as in the Predictor
+    return document_table.add_to(features, pooled) if document_table is not None else pooled
 
 
 def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[str], task, pad_token_id: int,
@@ -93,6 +95,10 @@ def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[st
     from .engines import PaddleEngine
 
     engines = []  # loaded when first needed (all features cached: never)
+    from .. import wide_document
+
+    document_table = wide_document.DocumentTable.load(export_dir) \
+        if wide_document.has_document_table(export_dir) else None
 
     def compute(features):
         if not engines:
@@ -101,13 +107,15 @@ def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[st
         spot = list(features[:SPOT_DOCUMENTS])
         if spot:
             diff = max(float(np.abs(a - b).max()) for a, b in
-                       zip(dygraph(spot), predict_logits(task, engine, spot, pad_token_id)))
+                       zip(dygraph(spot), predict_logits(task, engine, spot, pad_token_id,
+                                                                  document_table=document_table)))
             if not diff <= TOLERANCE:
                 logger.warning("teacher %s: the export %s differs from dygraph by %.3g (> %g) on %d document(s); "
                                "scoring in dygraph", model_dir, export_dir, diff, TOLERANCE, len(spot))
                 return dygraph(features)
         logger.info("teacher %s: scoring %d features through the export %s (%d window rows per call)", model_dir,
                     len(features), export_dir, WINDOW_BATCH)
-        return predict_logits(task, engine, features, pad_token_id, progress=progress)
+        return predict_logits(task, engine, features, pad_token_id, progress=progress,
+                              document_table=document_table)
 
     return compute

@@ -1,0 +1,158 @@
+"""The wide part at document level (model.wide.level 'document'): TF-IDF-weighted word-piece n-grams of the whole
+document, one linear layer.
+
+The window-level table (wide.py) lives inside the exported graph and averages its rows over each window; that
+function class is a poor copy of TF-IDF + LR, which weighs each n-gram of the *whole* review by a sublinear count
+and an idf, and normalises the review's vector to unit length (on IMDB the window-level table learned 89.5% alone
+against TF-IDF + LR's 90.6%). This part computes exactly that kind of vector, over word pieces:
+
+    slots  = the n-gram slots (wide.ngram_slots: unigram ids, hashed bigrams) of every window of the document
+    x[s]   = (1 + log count[s]) * idf[s] for the slots it knows, then x / ||x||
+    logits = x @ table + bias                                                           [C]
+
+Windows overlap, so an n-gram in an overlap is counted in each window that reads it; training, evaluation and the
+Predictor count the same windows, so they compute the same vector. It needs the whole document at once, so it is
+added after the windows' logits are pooled (Task.pool), outside the exported graph: the export directory holds
+DOCUMENT_CONFIG and DOCUMENT_WEIGHTS beside the inference model, and the Predictor adds the part in numpy (one
+np.unique and a dot product per review).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from .errors import UserError
+from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots
+
+DOCUMENT_CONFIG = "wide_document.json"
+DOCUMENT_WEIGHTS = "wide_document.safetensors"
+
+
+def document_slots(feature: Dict, spec: WideSpec) -> np.ndarray:
+    """Every n-gram slot of the feature's windows (a short document: its one row)."""
+    rows = feature.get("windows", [feature])
+    return np.concatenate([ngram_slots(r["input_ids"], spec) for r in rows]) if rows else np.zeros(0, np.int64)
+
+
+def slot_counts(feature: Dict, spec: WideSpec) -> Tuple[np.ndarray, np.ndarray]:
+    """(distinct slots, their counts) of a document."""
+    return np.unique(document_slots(feature, spec), return_counts=True)
+
+
+class DocumentTable:
+    """x(document) @ table + bias over the `slots` it knows (sorted slot ids, their idf and table rows)."""
+
+    def __init__(self, spec: WideSpec, slots: np.ndarray, idf: np.ndarray, table: np.ndarray, bias: np.ndarray):
+        self.spec = spec
+        self.slots = np.asarray(slots, dtype=np.int64)
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.table = np.asarray(table, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        if self.table.shape != (len(self.slots), len(self.bias)) or self.idf.shape != self.slots.shape:
+            raise ValueError(f"inconsistent document table: {len(self.slots)} slots, {len(self.idf)} idf, "
+                             f"table {list(self.table.shape)}, bias {list(self.bias.shape)}")
+        if len(self.slots) > 1 and np.any(np.diff(self.slots) <= 0):
+            raise ValueError("document table slots must be sorted and distinct")
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.table.shape[1])
+
+    def vector(self, feature: Dict) -> Tuple[np.ndarray, np.ndarray]:
+        """(row indices into the table, values): the document's unit-length sublinear TF-IDF vector."""
+        return tfidf_vector(*slot_counts(feature, self.spec), self.slots, self.idf)
+
+    def logits(self, features: Sequence[Dict]) -> np.ndarray:
+        out = np.tile(self.bias, (len(features), 1))
+        for i, f in enumerate(features):
+            rows, values = self.vector(f)
+            out[i] += values @ self.table[rows]
+        return out
+
+    def add_to(self, features: Sequence[Dict], pooled: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """Pooled transformer logits per document plus this part's."""
+        return [np.asarray(p) + w.astype(np.asarray(p).dtype) for p, w in zip(pooled, self.logits(features))]
+
+    def save(self, path: str) -> None:
+        from safetensors.numpy import save_file
+
+        with open(os.path.join(path, DOCUMENT_CONFIG), "w", encoding="utf-8") as f:
+            json.dump({"vocab_size": self.spec.vocab_size, "buckets": self.spec.buckets,
+                       "pad_token_id": self.spec.pad_token_id, "num_labels": self.num_labels,
+                       "hash_multiplier": HASH_MULTIPLIER, "features": "sublinear tf * idf, l2-normalised"}, f,
+                      indent=2)
+        save_file({"slots": self.slots, "idf": self.idf, "table": self.table, "bias": self.bias},
+                  os.path.join(path, DOCUMENT_WEIGHTS))
+
+    @classmethod
+    def load(cls, path: str) -> "DocumentTable":
+        from safetensors.numpy import load_file
+
+        where = os.path.join(path, DOCUMENT_CONFIG)
+        try:
+            with open(where, encoding="utf-8") as f:
+                raw = json.load(f)
+            spec = WideSpec(int(raw["vocab_size"]), int(raw["buckets"]), int(raw.get("pad_token_id", 0)))
+            if int(raw.get("hash_multiplier", HASH_MULTIPLIER)) != HASH_MULTIPLIER:
+                raise ValueError(f"hash_multiplier {raw['hash_multiplier']} (this version hashes with "
+                                 f"{HASH_MULTIPLIER})")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"unreadable document-level wide config: {e}", where=where) from None
+        weights = os.path.join(path, DOCUMENT_WEIGHTS)
+        try:
+            arrays = load_file(weights)
+            table = cls(spec, arrays["slots"], arrays["idf"], arrays["table"], arrays["bias"])
+        except Exception as e:  # missing file or tensor, truncated header, inconsistent shapes
+            raise UserError(f"cannot read the document-level wide table: {str(e)[:160]}", where=weights) from None
+        if table.num_labels != int(raw["num_labels"]):
+            raise UserError(f"the document-level wide table has {table.num_labels} outputs, its config says "
+                            f"{raw['num_labels']}", where=weights)
+        return table
+
+
+def tfidf_vector(distinct: np.ndarray, counts: np.ndarray, slots: np.ndarray, idf: np.ndarray
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows of `slots` the document's distinct slots hit, and (1 + log count) * idf normalised to unit length
+    over those rows (slots the table does not know are left out, as TfidfVectorizer leaves unknown terms out)."""
+    if not len(slots) or not len(distinct):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows = np.minimum(np.searchsorted(slots, distinct), len(slots) - 1)
+    known = slots[rows] == distinct
+    rows = rows[known]
+    values = (1.0 + np.log(counts[known].astype(np.float64))) * idf[rows]
+    norm = float(np.sqrt((values ** 2).sum()))
+    return rows, (values / norm if norm > 0 else values).astype(np.float32)
+
+
+def has_document_table(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, DOCUMENT_CONFIG))
+
+
+def design_matrix(features: Sequence[Dict], spec: WideSpec, slots: np.ndarray, idf: np.ndarray):
+    """scipy CSR [documents, len(slots)] of the documents' vectors (for fitting the table)."""
+    import scipy.sparse as sps
+
+    indptr, indices, data = [0], [], []
+    for f in features:
+        rows, values = tfidf_vector(*slot_counts(f, spec), slots, idf)
+        indices.append(rows)
+        data.append(values)
+        indptr.append(indptr[-1] + len(rows))
+    return sps.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
+                           np.concatenate(indices) if indices else np.zeros(0, np.int64), np.asarray(indptr)),
+                          shape=(len(features), len(slots)))
+
+
+def vocabulary(features: Sequence[Dict], spec: WideSpec, min_df: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+    """(sorted slots seen in at least `min_df` of the documents, their smoothed idf) -- TfidfVectorizer's
+    idf = ln((1 + n) / (1 + df)) + 1. Text only: no labels are read."""
+    per_doc = [np.unique(document_slots(f, spec)) for f in features]
+    every = np.concatenate(per_doc) if per_doc else np.zeros(0, np.int64)
+    slots, df = np.unique(every, return_counts=True)
+    keep = df >= min_df
+    slots, df = slots[keep], df[keep]
+    idf = np.log((1.0 + len(features)) / (1.0 + df)) + 1.0
+    return slots.astype(np.int64), idf.astype(np.float32)
