@@ -267,6 +267,8 @@ def test_teacher_scores_do_not_depend_on_the_student_the_config_names():
     base = teachers_fingerprint(cfg, 0, "w1")
     other_student = {**cfg, "model": {**cfg["model"], "student": {"init": "pretrained", "path": "runs/b/best"}}}
     assert teachers_fingerprint(other_student, 0, "w1") == base
+    wide = {**cfg, "model": {**cfg["model"], "wide": {"buckets": 16, "fit": "separate", "level": "document"}}}
+    assert teachers_fingerprint(wide, 0, "w1") == base          # nor on a wide part's settings
     more_windows = {**cfg, "model": {**cfg["model"], "long_document": {"mode": "windows", "max_windows": 8}}}
     assert teachers_fingerprint(more_windows, 0, "w1") != base
     assert teachers_fingerprint({**cfg, "data": {**cfg["data"], "max_train_examples": 24000}}, 0, "w1") != base

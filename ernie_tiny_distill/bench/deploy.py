@@ -61,8 +61,9 @@ def teachers_command(m: Matrix, job: Job) -> str:
 
 def teachers_fingerprint(cfg: Dict, member: Optional[int], teacher_weights: str) -> str:
     """What the teacher/ensemble scores depend on: data, how documents are read, the teachers. Not the student the
-    config also describes (a new student start re-scored the 24,999 test reviews through the teacher's windows)."""
-    reads = {k: v for k, v in cfg["model"].items() if k != "student"}
+    config also describes, nor its wide part (a new student start, and later a new model.wide key, re-scored the
+    24,999 test reviews through the teacher's windows: ~1 h here)."""
+    reads = {k: v for k, v in cfg["model"].items() if k not in ("student", "wide")}
     return sha([cfg["data"], reads, cfg["distill"], member, teacher_weights])
 
 
