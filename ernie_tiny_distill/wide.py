@@ -21,6 +21,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from . import filemodes
 from .errors import UserError
 
 WIDE_CONFIG = "wide_ngrams.json"
@@ -88,6 +89,7 @@ class WideNgrams(nn.Layer):
             json.dump({**asdict(self.spec), "num_labels": self.num_labels, "hash_multiplier": HASH_MULTIPLIER}, f,
                       indent=2)
         save_file({"table": np.asarray(self.table.numpy(), dtype=np.float32)}, os.path.join(path, WIDE_WEIGHTS))
+        filemodes.as_umask_file(os.path.join(path, WIDE_WEIGHTS))  # safetensors writes 0600
 
     @classmethod
     def load(cls, path: str) -> "WideNgrams":

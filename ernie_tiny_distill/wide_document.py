@@ -24,6 +24,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from . import filemodes
 from .errors import UserError
 from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots
 
@@ -84,8 +85,9 @@ class DocumentTable:
                        "pad_token_id": self.spec.pad_token_id, "num_labels": self.num_labels,
                        "hash_multiplier": HASH_MULTIPLIER, "features": "sublinear tf * idf, l2-normalised"}, f,
                       indent=2)
-        save_file({"slots": self.slots, "idf": self.idf, "table": self.table, "bias": self.bias},
-                  os.path.join(path, DOCUMENT_WEIGHTS))
+        weights = os.path.join(path, DOCUMENT_WEIGHTS)
+        save_file({"slots": self.slots, "idf": self.idf, "table": self.table, "bias": self.bias}, weights)
+        filemodes.as_umask_file(weights)  # safetensors writes 0600: a service running as another user reads it
 
     @classmethod
     def load(cls, path: str) -> "DocumentTable":

@@ -61,6 +61,10 @@ def test_table_round_trips_and_bad_files_are_named(tmp_path):
     rows, values = part.vector(docs[1])
     np.testing.assert_allclose(part.logits(docs)[1], values @ table[rows] + [0.5, -0.5], rtol=1e-6)
     part.save(str(tmp_path))
+    from ernie_tiny_distill import filemodes
+
+    # readable like the export's other files (safetensors alone writes 0600)
+    assert os.stat(tmp_path / wide_document.DOCUMENT_WEIGHTS).st_mode & 0o777 == 0o666 & ~filemodes.current_umask()
     again = wide_document.DocumentTable.load(str(tmp_path))
     np.testing.assert_allclose(again.logits(docs), part.logits(docs), rtol=1e-6)
     raw = json.loads((tmp_path / wide_document.DOCUMENT_CONFIG).read_text())

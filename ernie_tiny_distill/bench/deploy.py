@@ -129,7 +129,10 @@ def run_export(m: Matrix, job: Job) -> None:
     command = _export(m, job, source)
     meta = read_json(os.path.join(out, "export.json")) or {}
     files = meta.get("files") or {}
-    size = sum(v for k, v in files.items() if k.startswith("inference."))
+    from ..wide_document import DOCUMENT_WEIGHTS
+
+    # the model's files: the graph and weights, and a document-level wide part served beside them
+    size = sum(v for k, v in files.items() if k.startswith("inference.") or k == DOCUMENT_WEIGHTS)
     record(m, job, fingerprint=fingerprint, model_dir=source, export_dir=out, size_mb=size / 2**20,
            check=meta.get("check"), commands=[command])
 
@@ -171,8 +174,11 @@ def run_int8(m: Matrix, job: Job) -> None:
     started = time.time()
     test = evaluate_export(predictor, splits.test)
     src = m.result(job.extra["row"])["summary"]
+    from ..wide_document import DOCUMENT_WEIGHTS
+
     record(m, job, fingerprint=fingerprint, export_dir=out, int8=meta.get("int8"),
-           size_mb=os.path.getsize(os.path.join(out, "model.int8.onnx")) / 2**20,
+           size_mb=sum(os.path.getsize(os.path.join(out, name)) for name in ("model.int8.onnx", DOCUMENT_WEIGHTS)
+                       if os.path.isfile(os.path.join(out, name))) / 2**20,
            summary={**src, "test": headline(test), "source_test": src["test"]},
            eval_seconds=round(time.time() - started, 1), commands=[command])
 
