@@ -22,6 +22,7 @@ STAGES = ("teacher", "general", "task", "wide")
 DISTILL_STAGES = ("task", "wide")
 WIDE_FITS = ("residual", "separate")
 WIDE_LEVELS = ("window", "document")
+WIDE_WEIGHTINGS = ("tfidf", "nb")  # wide_document.WEIGHTINGS
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -134,6 +135,9 @@ class WideConfig:
     # weights over the whole document's word-piece n-grams and a linear layer (wide_document.py), added after
     # pooling, fitted alone by logistic regression on the soft labels (needs fit 'separate')
     level: str = "window"
+    # level 'document': how each n-gram is weighted -- tfidf (sublinear count x idf) or nb (presence x the
+    # naive-Bayes log-count ratio of the labeled training documents, NBSVM's features; two labels)
+    weighting: str = "tfidf"
 
 
 @dataclass
@@ -559,6 +563,9 @@ def validate(cfg: Config) -> None:
         raise UserError(f"config key 'model.wide.fit' must be one of {', '.join(WIDE_FITS)}; got {m.wide.fit!r}")
     if m.wide.level not in WIDE_LEVELS:
         raise UserError(f"config key 'model.wide.level' must be one of {', '.join(WIDE_LEVELS)}; got {m.wide.level!r}")
+    if m.wide.weighting not in WIDE_WEIGHTINGS:
+        raise UserError(f"config key 'model.wide.weighting' must be one of {', '.join(WIDE_WEIGHTINGS)}; got "
+                        f"{m.wide.weighting!r}")
     if m.wide.level == "document" and m.wide.fit != "separate":
         raise UserError("config key 'model.wide.level' 'document' is fitted alone and then scaled on dev: set "
                         f"model.wide.fit to 'separate' (got {m.wide.fit!r})")

@@ -1,5 +1,5 @@
-"""The wide part at document level (model.wide.level 'document'): TF-IDF-weighted word-piece n-grams of the whole
-document, one linear layer.
+"""The wide part at document level (model.wide.level 'document'): weighted word-piece n-grams of the whole document,
+one linear layer.
 
 The window-level table (wide.py) lives inside the exported graph and averages its rows over each window; that
 function class is a poor copy of TF-IDF + LR, which weighs each n-gram of the *whole* review by a sublinear count
@@ -7,8 +7,14 @@ and an idf, and normalises the review's vector to unit length (on IMDB the windo
 against TF-IDF + LR's 90.6%). This part computes exactly that kind of vector, over word pieces:
 
     slots  = the n-gram slots (wide.ngram_slots: unigram ids, hashed bigrams) of every window of the document
-    x[s]   = (1 + log count[s]) * idf[s] for the slots it knows, then x / ||x||
+    x[s]   = tf(count[s]) * weight[s] for the slots it knows, then x / ||x||
     logits = x @ table + bias                                                           [C]
+
+with model.wide.weighting (WEIGHTINGS)
+    tfidf: tf = 1 + log count, weight = smoothed idf (TfidfVectorizer(sublinear_tf=True) over these n-grams)
+    nb:    tf = 1 (presence), weight = the naive-Bayes log-count ratio of the labeled training documents,
+           log((p / |p|) / (q / |q|)) with p, q = 1 + the documents of each label holding the n-gram -- NBSVM's
+           features (Wang & Manning, 2012), two labels only
 
 Windows overlap, so an n-gram in an overlap is counted in each window that reads it; training, evaluation and the
 Predictor count the same windows, so they compute the same vector. It needs the whole document at once, so it is
@@ -30,6 +36,7 @@ from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots
 
 DOCUMENT_CONFIG = "wide_document.json"
 DOCUMENT_WEIGHTS = "wide_document.safetensors"
+WEIGHTINGS = ("tfidf", "nb")
 
 
 def document_slots(feature: Dict, spec: WideSpec) -> np.ndarray:
@@ -44,16 +51,20 @@ def slot_counts(feature: Dict, spec: WideSpec) -> Tuple[np.ndarray, np.ndarray]:
 
 
 class DocumentTable:
-    """x(document) @ table + bias over the `slots` it knows (sorted slot ids, their idf and table rows)."""
+    """x(document) @ table + bias over the `slots` it knows (sorted slot ids, their weights and table rows)."""
 
-    def __init__(self, spec: WideSpec, slots: np.ndarray, idf: np.ndarray, table: np.ndarray, bias: np.ndarray):
+    def __init__(self, spec: WideSpec, slots: np.ndarray, weights: np.ndarray, table: np.ndarray, bias: np.ndarray,
+                 weighting: str = "tfidf"):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
         self.spec = spec
+        self.weighting = weighting
         self.slots = np.asarray(slots, dtype=np.int64)
-        self.idf = np.asarray(idf, dtype=np.float32)
+        self.weights = np.asarray(weights, dtype=np.float32)
         self.table = np.asarray(table, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
-        if self.table.shape != (len(self.slots), len(self.bias)) or self.idf.shape != self.slots.shape:
-            raise ValueError(f"inconsistent document table: {len(self.slots)} slots, {len(self.idf)} idf, "
+        if self.table.shape != (len(self.slots), len(self.bias)) or self.weights.shape != self.slots.shape:
+            raise ValueError(f"inconsistent document table: {len(self.slots)} slots, {len(self.weights)} weights, "
                              f"table {list(self.table.shape)}, bias {list(self.bias.shape)}")
         if len(self.slots) > 1 and np.any(np.diff(self.slots) <= 0):
             raise ValueError("document table slots must be sorted and distinct")
@@ -63,8 +74,8 @@ class DocumentTable:
         return int(self.table.shape[1])
 
     def vector(self, feature: Dict) -> Tuple[np.ndarray, np.ndarray]:
-        """(row indices into the table, values): the document's unit-length sublinear TF-IDF vector."""
-        return tfidf_vector(*slot_counts(feature, self.spec), self.slots, self.idf)
+        """(row indices into the table, values): the document's unit-length weighted vector."""
+        return document_vector(*slot_counts(feature, self.spec), self.slots, self.weights, self.weighting)
 
     def logits(self, features: Sequence[Dict]) -> np.ndarray:
         out = np.tile(self.bias, (len(features), 1))
@@ -83,10 +94,9 @@ class DocumentTable:
         with open(os.path.join(path, DOCUMENT_CONFIG), "w", encoding="utf-8") as f:
             json.dump({"vocab_size": self.spec.vocab_size, "buckets": self.spec.buckets,
                        "pad_token_id": self.spec.pad_token_id, "num_labels": self.num_labels,
-                       "hash_multiplier": HASH_MULTIPLIER, "features": "sublinear tf * idf, l2-normalised"}, f,
-                      indent=2)
+                       "hash_multiplier": HASH_MULTIPLIER, "weighting": self.weighting}, f, indent=2)
         weights = os.path.join(path, DOCUMENT_WEIGHTS)
-        save_file({"slots": self.slots, "idf": self.idf, "table": self.table, "bias": self.bias}, weights)
+        save_file({"slots": self.slots, "weights": self.weights, "table": self.table, "bias": self.bias}, weights)
         filemodes.as_umask_file(weights)  # safetensors writes 0600: a service running as another user reads it
 
     @classmethod
@@ -106,7 +116,10 @@ class DocumentTable:
         weights = os.path.join(path, DOCUMENT_WEIGHTS)
         try:
             arrays = load_file(weights)
-            table = cls(spec, arrays["slots"], arrays["idf"], arrays["table"], arrays["bias"])
+            # tables written before model.wide.weighting (one scheme, TF-IDF) named their weights "idf"
+            weights_of = arrays["weights"] if "weights" in arrays else arrays["idf"]
+            table = cls(spec, arrays["slots"], weights_of, arrays["table"], arrays["bias"],
+                        raw.get("weighting", "tfidf"))
         except Exception as e:  # missing file or tensor, truncated header, inconsistent shapes
             raise UserError(f"cannot read the document-level wide table: {str(e)[:160]}", where=weights) from None
         if table.num_labels != int(raw["num_labels"]):
@@ -115,16 +128,18 @@ class DocumentTable:
         return table
 
 
-def tfidf_vector(distinct: np.ndarray, counts: np.ndarray, slots: np.ndarray, idf: np.ndarray
-                 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows of `slots` the document's distinct slots hit, and (1 + log count) * idf normalised to unit length
-    over those rows (slots the table does not know are left out, as TfidfVectorizer leaves unknown terms out)."""
+def document_vector(distinct: np.ndarray, counts: np.ndarray, slots: np.ndarray, weights: np.ndarray,
+                    weighting: str = "tfidf") -> Tuple[np.ndarray, np.ndarray]:
+    """Rows of `slots` the document's distinct slots hit, and tf(count) * weight normalised to unit length over
+    those rows (slots the table does not know are left out, as TfidfVectorizer leaves unknown terms out); tf is
+    1 + log count for 'tfidf', 1 for 'nb'."""
     if not len(slots) or not len(distinct):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     rows = np.minimum(np.searchsorted(slots, distinct), len(slots) - 1)
     known = slots[rows] == distinct
     rows = rows[known]
-    values = (1.0 + np.log(counts[known].astype(np.float64))) * idf[rows]
+    tf = 1.0 + np.log(counts[known].astype(np.float64)) if weighting == "tfidf" else np.ones(len(rows))
+    values = tf * weights[rows]
     norm = float(np.sqrt((values ** 2).sum()))
     return rows, (values / norm if norm > 0 else values).astype(np.float32)
 
@@ -133,13 +148,14 @@ def has_document_table(path: str) -> bool:
     return os.path.isfile(os.path.join(path, DOCUMENT_CONFIG))
 
 
-def design_matrix(features: Sequence[Dict], spec: WideSpec, slots: np.ndarray, idf: np.ndarray):
+def design_matrix(features: Sequence[Dict], spec: WideSpec, slots: np.ndarray, weights: np.ndarray,
+                  weighting: str = "tfidf"):
     """scipy CSR [documents, len(slots)] of the documents' vectors (for fitting the table)."""
     import scipy.sparse as sps
 
     indptr, indices, data = [0], [], []
     for f in features:
-        rows, values = tfidf_vector(*slot_counts(f, spec), slots, idf)
+        rows, values = document_vector(*slot_counts(f, spec), slots, weights, weighting)
         indices.append(rows)
         data.append(values)
         indptr.append(indptr[-1] + len(rows))
@@ -158,3 +174,17 @@ def vocabulary(features: Sequence[Dict], spec: WideSpec, min_df: int = 1) -> Tup
     slots, df = slots[keep], df[keep]
     idf = np.log((1.0 + len(features)) / (1.0 + df)) + 1.0
     return slots.astype(np.int64), idf.astype(np.float32)
+
+
+def nb_ratios(features: Sequence[Dict], labels: Sequence[int], spec: WideSpec, slots: np.ndarray) -> np.ndarray:
+    """The naive-Bayes log-count ratio of each slot, log((p / |p|) / (q / |q|)), p and q = 1 + the number of
+    documents labeled 1 and 0 that hold it (labels -100: a transfer document, not counted). Two labels."""
+    pos, neg = np.ones(len(slots)), np.ones(len(slots))
+    for f, label in zip(features, labels):
+        if label not in (0, 1):
+            continue
+        distinct = np.unique(document_slots(f, spec))
+        rows = np.minimum(np.searchsorted(slots, distinct), max(len(slots) - 1, 0))
+        rows = rows[slots[rows] == distinct] if len(slots) else rows[:0]
+        (pos if label == 1 else neg)[rows] += 1
+    return np.log((pos / pos.sum()) / (neg / neg.sum())).astype(np.float32)

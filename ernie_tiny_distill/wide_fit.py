@@ -259,14 +259,20 @@ def _fit_document(cfg: Config, task, tokenizer, splits, train, dev, test, soft, 
     d = cfg.distill
     pad = int(tokenizer.pad_token_id or 0)
     spec = wide.WideSpec(vocab_size=int(tokenizer.vocab_size), buckets=int(cfg.model.wide.buckets), pad_token_id=pad)
-    slots, idf = wide_document.vocabulary(train, spec)  # the training documents' text (labeled + transfer), no labels
-    X = wide_document.design_matrix(train, spec, slots, idf)
-    X_dev = wide_document.design_matrix(dev, spec, slots, idf)
-    gold = np.array([f["labels"] for f in train], dtype=np.int64)
-    rows, labels, weights = _soft_rows(X, soft, gold, d.temperature, d.kd_weight, d.ce_weight)
     k = task.num_labels
-    logger.info("document-level table: %d documents, %d n-gram slots seen in them; %d weighted rows",
-                X.shape[0], len(slots), rows.shape[0])
+    weighting = cfg.model.wide.weighting
+    if weighting == "nb" and k != 2:
+        raise UserError(f"model.wide.weighting 'nb' (the naive-Bayes log-count ratio) needs two labels; this task has "
+                        f"{k}: use 'tfidf'", where="config key 'model.wide.weighting'")
+    gold = np.array([f["labels"] for f in train], dtype=np.int64)
+    slots, idf = wide_document.vocabulary(train, spec)  # the training documents' text (labeled + transfer), no labels
+    # nb: the labeled training documents' labels (never dev or test)
+    slot_weights = wide_document.nb_ratios(train, gold, spec, slots) if weighting == "nb" else idf
+    X = wide_document.design_matrix(train, spec, slots, slot_weights, weighting)
+    X_dev = wide_document.design_matrix(dev, spec, slots, slot_weights, weighting)
+    rows, labels, weights = _soft_rows(X, soft, gold, d.temperature, d.kd_weight, d.ce_weight)
+    logger.info("document-level table (%s): %d documents, %d n-gram slots seen in them; %d weighted rows",
+                weighting, X.shape[0], len(slots), rows.shape[0])
     best, history = {"score": float(deep_dev[task.metric_name]), "C": None, "scale": 1.0, "table": None}, []
     for C in DOCUMENT_C:
         lr = LogisticRegression(C=C, solver="liblinear" if k == 2 else "lbfgs", max_iter=1000)
@@ -288,7 +294,8 @@ def _fit_document(cfg: Config, task, tokenizer, splits, train, dev, test, soft, 
                        "C in %s: it is saved as zeros", task.metric_name, best["score"], DOCUMENT_C)
         best["table"] = (np.zeros((len(slots), k), np.float32), np.zeros(k, np.float32))
     table, bias = best["table"]
-    part = wide_document.DocumentTable(spec, slots, idf, best["scale"] * table, best["scale"] * bias)
+    part = wide_document.DocumentTable(spec, slots, slot_weights, best["scale"] * table, best["scale"] * bias,
+                                       weighting)
     zeros = {n: np.zeros((len(f), k), np.float32) for n, f in (("dev", dev), ("test", test))}
     results, alone = {}, {}
     for split, feats, examples, rows_ in (("dev", dev, splits.dev, deep.dev), ("test", test, splits.test, deep.test)):
@@ -305,7 +312,7 @@ def _fit_document(cfg: Config, task, tokenizer, splits, train, dev, test, soft, 
     _check_document_parity(task, model, part, deep.dev, dev, pad)
     meta = task.metadata()
     meta.update(stage="wide", dev=_headline(results.get("dev"), task),
-                wide={"buckets": spec.buckets, "level": "document", "C": best["C"], "deep": cfg.model.student.path,
+                wide={"buckets": spec.buckets, "level": "document", "weighting": weighting, "C": best["C"], "deep": cfg.model.student.path,
                       "fit": cfg.model.wide.fit, "scale": best["scale"]})
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
@@ -318,7 +325,8 @@ def _fit_document(cfg: Config, task, tokenizer, splits, train, dev, test, soft, 
             "hidden": int(config.hidden_size),
             "deep_dev": deep_dev, "deep_test": ensemble.score(task, deep.test, deep.test_offsets, test, splits.test),
             "ensemble": report, "history": history, "best_epoch": None, "best_dir": best_dir,
-            "wide_fit": cfg.model.wide.fit, "wide_level": "document", "wide_scale": best["scale"],
+            "wide_fit": cfg.model.wide.fit, "wide_level": "document", "wide_weighting": weighting,
+            "wide_scale": best["scale"],
             "wide_C": best["C"], "table_dev": alone.get("dev"), "table_test": alone.get("test"),
             "train_examples": labeled, "transfer_examples": len(train) - labeled,
             "params": deep_params + wide_params, "wide_params": wide_params,

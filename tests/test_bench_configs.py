@@ -35,8 +35,8 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
             m.stages(job)
     generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
     committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 6 whole-document students (issue 13)
-    assert generated == committed and len(committed) == 112
+    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 7 whole-document students (issue 13)
+    assert generated == committed and len(committed) == 113
     for name in committed:
         assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
     # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config

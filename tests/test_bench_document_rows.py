@@ -67,7 +67,7 @@ def test_no_rows_and_goal_not_run_when_the_runs_are_absent(matrix):
     assert rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None, LATENCY) == []
     assert rows_documents.goal_lines([], matrix) == [
         "- imdb: best whole-document student ≥ 91.0% test accuracy and p50 per real review ≤ the 128-token "
-        "teacher's / 4 (same run): not run (no imdb/{W,W3,W3lr,W3w,W3s,W3d,W4} student row yet)."]
+        "teacher's / 4 (same run): not run (no imdb/{W,W3,W3lr,W3w,W3s,W3d,W3n,W4} student row yet)."]
 
 
 def test_rows_from_the_result_files(matrix):

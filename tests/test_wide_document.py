@@ -24,14 +24,30 @@ def _doc(*windows):
 def test_tfidf_vector_by_hand():
     slots, idf = np.array([2, 5, 9]), np.array([1.0, 2.0, 1.0], np.float32)
     # slot 2 once, slot 5 three times (across two overlapping windows), slot 7 unknown to the table
-    rows, values = wide_document.tfidf_vector(*wide_document.slot_counts(_doc([2, 5, 5, 0], [5, 7, 0, 0]), UNIGRAMS),
+    rows, values = wide_document.document_vector(*wide_document.slot_counts(_doc([2, 5, 5, 0], [5, 7, 0, 0]), UNIGRAMS),
                                               slots, idf)
     a, b = 1.0, (1 + math.log(3)) * 2.0
     assert rows.tolist() == [0, 1]
     np.testing.assert_allclose(values, [a / math.hypot(a, b), b / math.hypot(a, b)], rtol=1e-6)
     # nothing known: an empty vector, no division by zero
-    rows, values = wide_document.tfidf_vector(np.array([7]), np.array([1]), slots, idf)
+    rows, values = wide_document.document_vector(np.array([7]), np.array([1]), slots, idf)
     assert rows.tolist() == [] and values.tolist() == []
+
+
+def test_nb_weighting_by_hand():
+    spec = UNIGRAMS
+    # slot 3 in both positive documents and no negative one; slot 4 in every document; 7 only in an unlabeled one
+    docs = [_doc([3, 4, 0]), _doc([3, 3, 4]), _doc([4, 5, 0]), _doc([7, 4, 0])]
+    labels = [1, 1, 0, -100]
+    slots = np.array([3, 4, 5, 7])
+    ratios = wide_document.nb_ratios(docs, labels, spec, slots)
+    p, q = np.array([3.0, 3, 1, 1]), np.array([1.0, 2, 2, 1])  # 1 + documents of each label holding the slot
+    np.testing.assert_allclose(ratios, np.log((p / p.sum()) / (q / q.sum())), rtol=1e-6)
+    # presence, not counts: slot 3 twice in the second document weighs as once
+    rows, values = wide_document.document_vector(*wide_document.slot_counts(docs[1], spec), slots, ratios, "nb")
+    expected = ratios[[0, 1]] / np.linalg.norm(ratios[[0, 1]])
+    assert rows.tolist() == [0, 1]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
 
 
 def test_design_matrix_is_scikit_learns_sublinear_tfidf_of_the_slots():
@@ -90,22 +106,26 @@ def _config(deploy_root, cls_model, tmp_path, **wide_options):
 
 
 def test_level_document_is_checked(deploy_root, cls_model, tmp_path):
+    with pytest.raises(UserError, match="model.wide.weighting' must be one of tfidf, nb; got 'bm25'"):
+        config_from_dict(_config(deploy_root, cls_model, tmp_path, weighting="bm25"))
     with pytest.raises(UserError, match="model.wide.level' must be one of window, document; got 'page'"):
         config_from_dict(_config(deploy_root, cls_model, tmp_path, level="page"))
     with pytest.raises(UserError, match="'document' is fitted alone .* set model.wide.fit to 'separate'"):
         config_from_dict(_config(deploy_root, cls_model, tmp_path, fit="residual"))
 
 
+@pytest.mark.parametrize("weighting", ["tfidf", "nb"])
 def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_logits(deploy_root, cls_model,
-                                                                                   tmp_path):
+                                                                                   tmp_path, weighting):
     from ernie_tiny_distill import data as data_lib, trainer, wide_fit
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy.predictor import Predictor
     from ernie_tiny_distill.stages import run_stage
     from ernie_tiny_distill.tasks import make_task
 
-    cfg = config_from_dict(_config(deploy_root, cls_model, tmp_path))
+    cfg = config_from_dict(_config(deploy_root, cls_model, tmp_path, weighting=weighting))
     summary = run_stage(cfg)
+    assert summary["wide_weighting"] == weighting
     assert summary["wide_level"] == "document" and [h["C"] for h in summary["history"]] == list(wide_fit.DOCUMENT_C)
     assert summary["dev"]["accuracy"] >= summary["deep_dev"]["accuracy"]  # the transformer alone is the floor
     best = summary["best_dir"]
@@ -120,6 +140,7 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
     features = task.encode(dev)
     assert any(len(f.get("windows", [])) > 1 for f in features)  # long documents: several windows each
     model = models.load_model(best, task.model_class, 2)
+    assert model.document_table.weighting == weighting
     dygraph = np.stack(trainer.predict_logits(task, model, features, 8, tokenizer.pad_token_id))
     # the saved model scores what the fit reported on dev
     accuracy = np.mean([meta["labels"][int(np.argmax(r))] == e.label for r, e in zip(dygraph, dev)])

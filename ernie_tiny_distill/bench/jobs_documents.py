@@ -86,10 +86,11 @@ class DocumentJobs:
                 student=student, epochs=d.train.get("epochs", wd.epochs), distill={"teachers": teachers},
                 train={k: v for k, v in d.train.items() if k not in ("epochs", "learning_rate")}, data=data,
                 model={**windows, "wide": {"buckets": d.wide_buckets, "fit": d.wide_fit, "level": d.wide_level,
+                                           "weighting": d.wide_weighting,
                                            "deep_export": self.out(t, "export", d.wide_from)}},
                 stage="wide",
                 what=f"wide-and-deep student {d.name}: {deep_row}'s transformer, frozen, plus a linear "
-                     f"{table_text(d.wide_level)} ({d.wide_buckets} bigram buckets) fitted {_fit_text(d.wide_fit)}on the soft labels of "
+                     f"{table_text(d.wide_level, d.wide_weighting)} ({d.wide_buckets} bigram buckets) fitted {_fit_text(d.wide_fit)}on the soft labels of "
                      f"{_teachers_text(weights)}, {labeled} + {unlabeled} as transfer set, seed {job.seed}")
         return self._task_stage(
             job, job.name, self.out(*job.name.split("/")), kd=True, temperature=hp["temperature"],

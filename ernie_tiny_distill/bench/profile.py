@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from ..config import WIDE_FITS, WIDE_LEVELS
+from ..config import WIDE_FITS, WIDE_LEVELS, WIDE_WEIGHTINGS
 from ..errors import UserError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "configs" / "bench" / "profiles"
@@ -60,6 +60,7 @@ class DocumentStudent:
     wide_buckets: int = 1 << 20
     wide_fit: str = "residual"  # model.wide.fit: the table on top of the transformer's logits, or 'separate'
     wide_level: str = "window"  # model.wide.level: a table in the graph per window, or TF-IDF over the document
+    wide_weighting: str = "tfidf"  # model.wide.weighting (level document): tfidf or nb (naive-Bayes ratios)
     train: Dict = field(default_factory=dict)
     # over the block's data caps: max_train_examples, max_unlabeled (null = all)
     data: Dict = field(default_factory=dict)
@@ -240,6 +241,9 @@ def _whole_document(raw, where: str) -> WholeDocument:
         if d.wide_level not in WIDE_LEVELS or (d.wide_level == "document" and d.wide_fit != "separate"):
             raise UserError(f"{where}.students[{i}].wide_level: must be one of {', '.join(WIDE_LEVELS)} ('document' "
                             f"with wide_fit: separate), got {d.wide_level!r} with wide_fit {d.wide_fit!r}")
+        if d.wide_weighting not in WIDE_WEIGHTINGS:
+            raise UserError(f"{where}.students[{i}].wide_weighting: must be one of {', '.join(WIDE_WEIGHTINGS)}, got "
+                            f"{d.wide_weighting!r}")
         if d.wide_fit not in WIDE_FITS:
             raise UserError(f"{where}.students[{i}].wide_fit: must be one of {', '.join(WIDE_FITS)}, got "
                             f"{d.wide_fit!r}")

@@ -142,7 +142,7 @@ def _document_student_rows(m, t: str, spec, metric: str, teacher_metric: Optiona
             row.update(shape_of_deep)
         labeled = s.get("train_examples")
         row["model"] = (f"student {d.name}: {d.wide_from}'s transformer (frozen) + wide "
-                        f"{table_text(s.get('wide_level') or 'window')} "
+                        f"{table_text(s.get('wide_level') or 'window', s.get('wide_weighting') or 'tfidf')} "
                         f"({d.wide_buckets} buckets, {s.get('wide_params') or 0:,} weights) fitted "
                         f"{_fit_text(s)}on the soft labels "
                         f"of {members_text((s.get('ensemble') or {}).get('teachers'))}, {labeled:,} labeled + "

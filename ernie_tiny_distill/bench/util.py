@@ -91,7 +91,9 @@ def members_text(teachers) -> str:
     return "the ensemble (" + " + ".join(parts) + ")" if parts else "its teachers"
 
 
-def table_text(level: str) -> str:
-    """The wide part a wide student adds (model.wide.level), for config headers and report rows."""
-    return ("document-level word-piece uni/bigram TF-IDF table" if level == "document"
-            else "word-piece uni/bigram table")
+def table_text(level: str, weighting: str = "tfidf") -> str:
+    """The wide part a wide student adds (model.wide.level, .weighting), for config headers and report rows."""
+    if level != "document":
+        return "word-piece uni/bigram table"
+    scheme = "naive-Bayes-weighted (NBSVM)" if weighting == "nb" else "TF-IDF"
+    return f"document-level word-piece uni/bigram {scheme} table"
