@@ -275,6 +275,15 @@ def test_a_wide_student_has_its_rows_its_ensemble_and_competes_for_the_goal(matr
     assert "weights) fitted alone (added at scale 3, chosen on dev; the table by itself 90.12) on the soft labels of " \
            "TF-IDF + LR, 24,000 labeled" in next(r["model"] for r in separate if r.get("document_student") == "W3w"
                                                  and r["variant"] == "wide_kd")
+    # a document-level table (model.wide.level, .weighting) says which
+    summary.update(wide_level="document", wide_weighting="nb")
+    _write(matrix, "imdb/W3w/wide_kd/seed1", {"commands": ["python tools/train.py --config w3w.yaml"],
+                                               "summary": summary})
+    document = rows_documents.document_rows(matrix, "imdb", "accuracy", TEACHER_128, None,
+                                            {"per_review": dict(LATENCY["per_review"], measured=measured)})
+    assert next(r["model"] for r in document if r.get("document_student") == "W3w" and r["variant"] == "wide_kd"
+                ).startswith("student W3w: W3's transformer (frozen) + wide document-level word-piece uni/bigram "
+                             "naive-Bayes-weighted (NBSVM) table (1048576 buckets")
     (line,) = rows_documents.goal_lines(rows, matrix)
     # the FP32 row is too slow (21 ms > 10 ms); its INT8 export is inside the budget and above 91.0
     assert line.endswith("— **met**: W3w int8 91.20% (+0.20 points vs 91.0); p50 9.00 ms per review vs teacher "

@@ -60,7 +60,8 @@ def summary_digest(s: Dict) -> Dict:
 
     keep = ("stage", "metric_name", "train_examples", "transfer_examples", "params", "nonembedding_params",
             "layers", "hidden", "best_dir", "best_step", "seconds", "train_seconds", "output_dir", "decoding",
-            "wide_params", "best_epoch", "history", "wide_fit", "wide_scale", "table_dev", "table_test")
+            "wide_params", "best_epoch", "history", "wide_fit", "wide_scale", "table_dev", "table_test",
+            "wide_level", "wide_weighting", "wide_C")
     out = {k: s.get(k) for k in keep if k in s}
     for split in ("dev", "test", "teacher_dev", "deep_dev", "deep_test"):
         if split in s:
