@@ -133,9 +133,10 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
         if cfg.stage == "general":
             summary = _run_general(cfg, tokenizer, data)
         elif cfg.stage == "wide":
-            from . import wide_fit
+            from . import wide_document_fit, wide_fit
 
-            summary = wide_fit.run(cfg, tokenizer, data)
+            fit = wide_document_fit if cfg.model.wide.level == "document" else wide_fit
+            summary = fit.run(cfg, tokenizer, data)
         else:
             summary = _run_supervised(cfg, tokenizer, data)
         # earlier segments of a resumed run: their training time up to the checkpoint this one resumed from

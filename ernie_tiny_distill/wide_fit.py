@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
-from . import batching, ensemble, losses, models, wide, wide_document
+from . import batching, ensemble, losses, models, wide
 from .config import Config
 from .errors import UserError
 from .tasks import IGNORE_INDEX, make_task
@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 BEST_DIR = "best"
 # model.wide.fit 'separate': the scales of the table tried on dev, z = deep + scale * table
 WIDE_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-# model.wide.level 'document': the inverse L2 strengths tried (scikit-learn's C), chosen with the scale on dev
-DOCUMENT_C = (4.0, 16.0, 64.0)
 
 
 def document_logits(task, layer: wide.WideNgrams, features: Sequence[Dict], deep_rows: np.ndarray,
@@ -54,10 +52,10 @@ def predict_all(task, layer, features, deep_rows, pad_token_id, batch_size=256) 
 
 
 def _evaluate(task, layer, features, deep_rows, examples, pad_token_id) -> Dict:
-    return _score(task, predict_all(task, layer, features, deep_rows, pad_token_id), features, examples)
+    return score(task, predict_all(task, layer, features, deep_rows, pad_token_id), features, examples)
 
 
-def _score(task, logits: np.ndarray, features, examples) -> Dict:
+def score(task, logits: np.ndarray, features, examples) -> Dict:
     return task.evaluate([task.predict(r, f) for r, f in zip(logits, features)], examples)
 
 
@@ -81,7 +79,24 @@ def _labels_of(cfg: Config) -> List[str]:
     return list(meta["labels"])
 
 
-def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
+@dataclasses.dataclass
+class Prepared:
+    """What both fits start from: the documents encoded, the soft labels and the frozen transformer's logits."""
+    cfg: Config
+    task: object
+    train: list
+    dev: list
+    test: list
+    labeled: int       # the first `labeled` training features carry gold labels; the rest are the transfer set
+    soft: np.ndarray   # the teachers' mixed soft target per training document (logits at temperature T)
+    report: Dict       # the ensemble's own dev/test scores
+    deep: object       # ensemble.TeacherOutputs of the frozen transformer
+    deep_dev: Dict     # its dev metrics
+    started: float
+
+
+def prepare(cfg: Config, tokenizer, splits) -> Prepared:
+    """Encode the documents, build the soft labels and score them with the frozen transformer (both cached)."""
     started = time.time()
     labels = _labels_of(cfg)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
@@ -98,14 +113,17 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             cfg.distill, teachers=[{"path": cfg.model.teacher, "tfidf": False, "weight": 1.0}]))
     (soft, _), report = ensemble.build(cfg, task, splits, train, dev, test)
     deep = _deep_rows(cfg, task, splits, train, dev, test)
-    pad = int(tokenizer.pad_token_id or 0)
     deep_dev = ensemble.score(task, deep.dev, deep.dev_offsets, dev, splits.dev)
     logger.info("frozen transformer alone: dev %s %.4f", task.metric_name, float(deep_dev[task.metric_name]))
+    return Prepared(cfg, task, train, dev, test, labeled, soft, report, deep, deep_dev, started)
 
-    if cfg.model.wide.level == "document":
-        return _fit_document(cfg, task, tokenizer, splits, train, dev, test, soft, deep, deep_dev, report, labeled,
-                             started)
 
+def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
+    """The window-level table (wide.py), fitted by AdamW over `train.epochs` passes."""
+    p = prepare(cfg, tokenizer, splits)
+    cfg, task, train, dev, test, labeled, soft = p.cfg, p.task, p.train, p.dev, p.test, p.labeled, p.soft
+    report, deep, deep_dev, started = p.report, p.deep, p.deep_dev, p.started
+    pad = int(tokenizer.pad_token_id or 0)
     paddle.seed(cfg.train.seed)
     spec = wide.WideSpec(vocab_size=int(tokenizer.vocab_size), buckets=int(cfg.model.wide.buckets), pad_token_id=pad)
     layer = wide.WideNgrams(spec, task.num_labels)
@@ -139,20 +157,20 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             total += float(loss) * len(idx)
         layer.eval()
         table_dev = predict_all(task, layer, dev, no_dev_rows, pad)  # the table alone, [documents, C]
-        by_scale = {scale: float(_score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
+        by_scale = {scale: float(score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
                     for scale in scales}
         scale = max(scales, key=lambda k: (by_scale[k], -abs(k - 1.0)))  # ties: the scale nearest 1
-        score = by_scale[scale]
-        entry = {"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(score, 5)}
+        dev_score = by_scale[scale]
+        entry = {"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(dev_score, 5)}
         if separate:
             entry.update(scale=scale, table_dev=round(float(
-                _score(task, table_dev, dev, splits.dev)[task.metric_name]), 5))
+                score(task, table_dev, dev, splits.dev)[task.metric_name]), 5))
         history.append(entry)
         logger.info("wide epoch %d/%d: loss %.4f, dev %s %.4f%s", epoch, epochs, total / len(order),
-                    task.metric_name, score,
+                    task.metric_name, dev_score,
                     f" (scale {scale:g}; the table alone {entry['table_dev']:.4f})" if separate else "")
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch, "scale": scale, "table": layer.table.numpy().copy()}
+        if dev_score > best["score"]:
+            best = {"score": dev_score, "epoch": epoch, "scale": scale, "table": layer.table.numpy().copy()}
     # the chosen scale is folded into the table: the saved model is z = deep + table, whichever the fit
     layer.table.set_value(best["scale"] * best["table"])
     layer.eval()
@@ -165,7 +183,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     model.eval()
     _check_parity(task, model, layer, deep.dev, dev, pad)
     meta = task.metadata()  # how this stage read documents (windows, pooling), which is how the model is scored
-    meta.update(stage="wide", dev=_headline(results.get("dev"), task),
+    meta.update(stage="wide", dev=headline(results.get("dev"), task),
                 wide={"buckets": spec.buckets, "best_epoch": best["epoch"], "deep": cfg.model.student.path,
                       "fit": cfg.model.wide.fit, "scale": best["scale"]})
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
@@ -191,10 +209,10 @@ def _alone(task, layer, features, examples, pad) -> Optional[Dict]:
     if not features:
         return None
     rows = np.zeros((len(features), task.num_labels), np.float32)
-    return _headline(_evaluate(task, layer, features, rows, examples, pad), task)
+    return headline(_evaluate(task, layer, features, rows, examples, pad), task)
 
 
-def _headline(metrics, task):
+def headline(metrics, task):
     if not metrics:
         return None
     return {task.metric_name: metrics[task.metric_name], "num_examples": metrics.get("num_examples")}
@@ -217,134 +235,3 @@ def _check_parity(task, model, layer, deep_rows, features, pad, n: int = 8) -> N
                         where="config key 'model.student.path'")
     logger.info("wide-and-deep parity on %d dev documents: max |Δlogit| %.2g", n, gap)
 
-
-def _soft_rows(X, soft: np.ndarray, gold: np.ndarray, temperature: float, kd_weight: float, ce_weight: float):
-    """(rows, labels, sample weights) whose weighted logistic-regression loss is the distillation loss
-    kd_weight · CE(softmax(soft / T), p) + ce_weight · CE(gold, p): every document once per class c, weighted by
-    the soft target's probability of c, and the labeled documents once more with their gold label. (The fitted
-    logits play z / T; the dev-chosen scale absorbs T.)"""
-    import scipy.sparse as sps
-
-    z = soft.astype(np.float64) / temperature
-    target = np.exp(z - z.max(axis=1, keepdims=True))
-    target /= target.sum(axis=1, keepdims=True)
-    k = target.shape[1]
-    labeled = np.flatnonzero(gold != IGNORE_INDEX) if ce_weight > 0 else np.zeros(0, np.int64)
-    rows = sps.vstack([X] * k + ([X[labeled]] if len(labeled) else [])).tocsr()
-    labels = np.concatenate([np.full(X.shape[0], c) for c in range(k)] + [gold[labeled]])
-    weights = np.concatenate([kd_weight * target[:, c] for c in range(k)] + [np.full(len(labeled), ce_weight)])
-    keep = weights > 0
-    return rows[keep], labels[keep], weights[keep]
-
-
-def _table_of(lr, k: int):
-    """(table [F, k], bias [k]) of a fitted scikit-learn LogisticRegression, as logits: binary -> [0, w·x + b]."""
-    if k == 2:
-        table = np.zeros((lr.coef_.shape[1], 2), np.float32)
-        table[:, 1] = lr.coef_[0]
-        return table, np.array([0.0, lr.intercept_[0]], np.float32)
-    order = np.argsort(lr.classes_)
-    return lr.coef_[order].T.astype(np.float32), lr.intercept_[order].astype(np.float32)
-
-
-def _fit_document(cfg: Config, task, tokenizer, splits, train, dev, test, soft, deep, deep_dev, report, labeled,
-                  started) -> Dict[str, object]:
-    """model.wide.level 'document' (wide_document.py): the document-level table fitted alone by logistic regression
-    on the soft labels (+ gold), C (DOCUMENT_C) and scale (WIDE_SCALES) chosen together on dev, z = deep + s·table."""
-    from sklearn.linear_model import LogisticRegression
-
-    if not dev:
-        raise UserError("stage 'wide' with model.wide.level 'document' chooses its strength and scale on dev, and "
-                        "there is no dev split", where="config key 'data.dev_file'")
-    d = cfg.distill
-    pad = int(tokenizer.pad_token_id or 0)
-    spec = wide.WideSpec(vocab_size=int(tokenizer.vocab_size), buckets=int(cfg.model.wide.buckets), pad_token_id=pad)
-    k = task.num_labels
-    weighting = cfg.model.wide.weighting
-    if weighting == "nb" and k != 2:
-        raise UserError(f"model.wide.weighting 'nb' (the naive-Bayes log-count ratio) needs two labels; this task has "
-                        f"{k}: use 'tfidf'", where="config key 'model.wide.weighting'")
-    gold = np.array([f["labels"] for f in train], dtype=np.int64)
-    slots, idf = wide_document.vocabulary(train, spec)  # the training documents' text (labeled + transfer), no labels
-    # nb: the labeled training documents' labels (never dev or test)
-    slot_weights = wide_document.nb_ratios(train, gold, spec, slots) if weighting == "nb" else idf
-    X = wide_document.design_matrix(train, spec, slots, slot_weights, weighting)
-    X_dev = wide_document.design_matrix(dev, spec, slots, slot_weights, weighting)
-    rows, labels, weights = _soft_rows(X, soft, gold, d.temperature, d.kd_weight, d.ce_weight)
-    logger.info("document-level table (%s): %d documents, %d n-gram slots seen in them; %d weighted rows",
-                weighting, X.shape[0], len(slots), rows.shape[0])
-    best, history = {"score": float(deep_dev[task.metric_name]), "C": None, "scale": 1.0, "table": None}, []
-    for C in DOCUMENT_C:
-        lr = LogisticRegression(C=C, solver="liblinear" if k == 2 else "lbfgs", max_iter=1000)
-        lr.fit(rows, labels, sample_weight=weights)
-        table, bias = _table_of(lr, k)
-        table_dev = np.asarray(X_dev @ table) + bias
-        by_scale = {scale: float(_score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
-                    for scale in WIDE_SCALES}
-        scale = max(WIDE_SCALES, key=lambda s: (by_scale[s], -abs(s - 1.0)))  # ties: the scale nearest 1
-        entry = {"C": C, "dev": round(by_scale[scale], 5), "scale": scale,
-                 "table_dev": round(float(_score(task, table_dev, dev, splits.dev)[task.metric_name]), 5)}
-        history.append(entry)
-        logger.info("document-level table C=%g: dev %s %.4f (scale %g; the table alone %.4f)", C, task.metric_name,
-                    entry["dev"], scale, entry["table_dev"])
-        if by_scale[scale] > best["score"]:
-            best = {"score": by_scale[scale], "C": C, "scale": scale, "table": (table, bias)}
-    if best["table"] is None:  # as the window-level fit keeps epoch 0: the transformer alone, a zero table
-        logger.warning("the document-level table did not improve dev %s over the transformer alone (%.4f) at any "
-                       "C in %s: it is saved as zeros", task.metric_name, best["score"], DOCUMENT_C)
-        best["table"] = (np.zeros((len(slots), k), np.float32), np.zeros(k, np.float32))
-    table, bias = best["table"]
-    part = wide_document.DocumentTable(spec, slots, slot_weights, best["scale"] * table, best["scale"] * bias,
-                                       weighting)
-    zeros = {n: np.zeros((len(f), k), np.float32) for n, f in (("dev", dev), ("test", test))}
-    results, alone = {}, {}
-    for split, feats, examples, rows_ in (("dev", dev, splits.dev, deep.dev), ("test", test, splits.test, deep.test)):
-        if feats:
-            wide_logits = part.logits(feats)
-            results[split] = _score(task, rows_ + wide_logits, feats, examples)
-            alone[split] = _headline(_score(task, zeros[split] + wide_logits, feats, examples), task)
-    model = models.load_model(cfg.model.student.path, task.model_class, task.num_labels)
-    if isinstance(model, wide.WideAndDeep) or getattr(model, "document_table", None) is not None:
-        raise UserError(f"model.student.path {cfg.model.student.path} already has a wide part; stage 'wide' needs "
-                        "the transformer alone", where="config key 'model.student.path'")
-    model.document_table = part
-    model.eval()
-    _check_document_parity(task, model, part, deep.dev, dev, pad)
-    meta = task.metadata()
-    meta.update(stage="wide", dev=_headline(results.get("dev"), task),
-                wide={"buckets": spec.buckets, "level": "document", "weighting": weighting, "C": best["C"], "deep": cfg.model.student.path,
-                      "fit": cfg.model.wide.fit, "scale": best["scale"]})
-    best_dir = os.path.join(cfg.output_dir, BEST_DIR)
-    models.save_model_dir(model, tokenizer, best_dir, meta)
-    _, deep_nonembedding = models.count_parameters(model)
-    config = models.encoder_of(model).config
-    deep_params = sum(int(p.numel()) for p in model.parameters())
-    wide_params = int(part.table.size + part.bias.size)
-    return {"metric_name": task.metric_name, "dev": results.get("dev"), "test": results.get("test"),
-            "nonembedding_params": deep_nonembedding, "layers": int(config.num_hidden_layers),
-            "hidden": int(config.hidden_size),
-            "deep_dev": deep_dev, "deep_test": ensemble.score(task, deep.test, deep.test_offsets, test, splits.test),
-            "ensemble": report, "history": history, "best_epoch": None, "best_dir": best_dir,
-            "wide_fit": cfg.model.wide.fit, "wide_level": "document", "wide_weighting": weighting,
-            "wide_scale": best["scale"],
-            "wide_C": best["C"], "table_dev": alone.get("dev"), "table_test": alone.get("test"),
-            "train_examples": labeled, "transfer_examples": len(train) - labeled,
-            "params": deep_params + wide_params, "wide_params": wide_params,
-            "train_seconds": round(time.time() - started, 1)}
-
-
-def _check_document_parity(task, model, part, deep_rows, features, pad, n: int = 8) -> None:
-    """The saved model (transformer + document-level part, trainer.predict_logits) gives the logits the fit
-    scored with, on a few dev documents."""
-    from . import trainer as trainer_lib
-
-    n = min(n, len(features))
-    if not n:
-        return
-    fitted = deep_rows[:n] + part.logits(features[:n])
-    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
-    gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
-    if gap > 1e-3:
-        raise UserError(f"the saved model's dev logits differ from the fitted ones by {gap:.2g} (the cached "
-                        "transformer logits are not this model's?)", where="config key 'model.student.path'")
-    logger.info("document-level wide parity on %d dev documents: max |Δlogit| %.2g", n, gap)

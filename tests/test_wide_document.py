@@ -117,7 +117,7 @@ def test_level_document_is_checked(deploy_root, cls_model, tmp_path):
 @pytest.mark.parametrize("weighting", ["tfidf", "nb"])
 def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_logits(deploy_root, cls_model,
                                                                                    tmp_path, weighting):
-    from ernie_tiny_distill import data as data_lib, trainer, wide_fit
+    from ernie_tiny_distill import data as data_lib, trainer, wide_document_fit
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy.predictor import Predictor
     from ernie_tiny_distill.stages import run_stage
@@ -126,7 +126,7 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
     cfg = config_from_dict(_config(deploy_root, cls_model, tmp_path, weighting=weighting))
     summary = run_stage(cfg)
     assert summary["wide_weighting"] == weighting
-    assert summary["wide_level"] == "document" and [h["C"] for h in summary["history"]] == list(wide_fit.DOCUMENT_C)
+    assert summary["wide_level"] == "document" and [h["C"] for h in summary["history"]] == list(wide_document_fit.DOCUMENT_C)
     assert summary["dev"]["accuracy"] >= summary["deep_dev"]["accuracy"]  # the transformer alone is the floor
     best = summary["best_dir"]
     assert os.path.isfile(os.path.join(best, wide_document.DOCUMENT_WEIGHTS))
