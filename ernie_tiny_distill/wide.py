@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -52,6 +52,20 @@ def ngram_slots(input_ids: Sequence[int], spec: WideSpec) -> np.ndarray:
         pair = valid[:-1] & valid[1:]
         slots.append(spec.vocab_size + (ids[:-1][pair] * HASH_MULTIPLIER + ids[1:][pair]) % spec.buckets)
     return np.concatenate(slots)
+
+
+def read_spec(where: str, what: str) -> Tuple[WideSpec, Dict]:
+    """(WideSpec, the whole JSON) of a saved wide part's config; an unreadable one or another hash is refused."""
+    try:
+        with open(where, encoding="utf-8") as f:
+            raw = json.load(f)
+        spec = WideSpec(int(raw["vocab_size"]), int(raw["buckets"]), int(raw.get("pad_token_id", 0)))
+        int(raw["num_labels"])
+        if int(raw.get("hash_multiplier", HASH_MULTIPLIER)) != HASH_MULTIPLIER:
+            raise ValueError(f"hash_multiplier {raw['hash_multiplier']} (this version hashes with {HASH_MULTIPLIER})")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"unreadable {what}: {e}", where=where) from None
+    return spec, raw
 
 
 class WideNgrams(nn.Layer):
@@ -95,17 +109,8 @@ class WideNgrams(nn.Layer):
     def load(cls, path: str) -> "WideNgrams":
         from safetensors.numpy import load_file
 
-        where = os.path.join(path, WIDE_CONFIG)
-        try:
-            with open(where, encoding="utf-8") as f:
-                raw = json.load(f)
-            spec = WideSpec(int(raw["vocab_size"]), int(raw["buckets"]), int(raw.get("pad_token_id", 0)))
-            num_labels = int(raw["num_labels"])
-            if int(raw.get("hash_multiplier", HASH_MULTIPLIER)) != HASH_MULTIPLIER:
-                raise ValueError(f"hash_multiplier {raw['hash_multiplier']} (this version hashes with "
-                                 f"{HASH_MULTIPLIER})")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"unreadable wide n-gram config: {e}", where=where) from None
+        spec, raw = read_spec(os.path.join(path, WIDE_CONFIG), "wide n-gram config")
+        num_labels = int(raw["num_labels"])
         try:
             table = load_file(os.path.join(path, WIDE_WEIGHTS))["table"]
         except Exception as e:  # missing file, truncated header, no "table"

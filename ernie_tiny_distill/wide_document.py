@@ -32,7 +32,7 @@ import numpy as np
 
 from . import filemodes
 from .errors import UserError
-from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots
+from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots, read_spec
 
 DOCUMENT_CONFIG = "wide_document.json"
 DOCUMENT_WEIGHTS = "wide_document.safetensors"
@@ -103,16 +103,7 @@ class DocumentTable:
     def load(cls, path: str) -> "DocumentTable":
         from safetensors.numpy import load_file
 
-        where = os.path.join(path, DOCUMENT_CONFIG)
-        try:
-            with open(where, encoding="utf-8") as f:
-                raw = json.load(f)
-            spec = WideSpec(int(raw["vocab_size"]), int(raw["buckets"]), int(raw.get("pad_token_id", 0)))
-            if int(raw.get("hash_multiplier", HASH_MULTIPLIER)) != HASH_MULTIPLIER:
-                raise ValueError(f"hash_multiplier {raw['hash_multiplier']} (this version hashes with "
-                                 f"{HASH_MULTIPLIER})")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"unreadable document-level wide config: {e}", where=where) from None
+        spec, raw = read_spec(os.path.join(path, DOCUMENT_CONFIG), "document-level wide config")
         weights = os.path.join(path, DOCUMENT_WEIGHTS)
         try:
             arrays = load_file(weights)
