@@ -31,12 +31,12 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from . import filemodes
+from .config import WIDE_WEIGHTINGS as WEIGHTINGS
 from .errors import UserError
 from .wide import HASH_MULTIPLIER, WideSpec, ngram_slots, read_spec
 
 DOCUMENT_CONFIG = "wide_document.json"
 DOCUMENT_WEIGHTS = "wide_document.safetensors"
-WEIGHTINGS = ("tfidf", "nb")
 
 
 def document_slots(feature: Dict, spec: WideSpec) -> np.ndarray:
@@ -126,56 +126,62 @@ def document_vector(distinct: np.ndarray, counts: np.ndarray, slots: np.ndarray,
     1 + log count for 'tfidf', 1 for 'nb'."""
     if not len(slots) or not len(distinct):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    rows = np.minimum(np.searchsorted(slots, distinct), len(slots) - 1)
-    known = slots[rows] == distinct
-    rows = rows[known]
+    rows, known = _rows_of(slots, distinct)
     tf = 1.0 + np.log(counts[known].astype(np.float64)) if weighting == "tfidf" else np.ones(len(rows))
     values = tf * weights[rows]
     norm = float(np.sqrt((values ** 2).sum()))
     return rows, (values / norm if norm > 0 else values).astype(np.float32)
 
 
+def _rows_of(slots: np.ndarray, distinct: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(rows of the sorted `slots` that the sorted `distinct` slots hit, which of `distinct` hit one)."""
+    if not len(slots):
+        return np.zeros(0, np.int64), np.zeros(len(distinct), bool)
+    rows = np.minimum(np.searchsorted(slots, distinct), len(slots) - 1)
+    known = slots[rows] == distinct
+    return rows[known], known
+
+
 def has_document_table(path: str) -> bool:
     return os.path.isfile(os.path.join(path, DOCUMENT_CONFIG))
 
 
-def design_matrix(features: Sequence[Dict], spec: WideSpec, slots: np.ndarray, weights: np.ndarray,
+def design_matrix(counted: Sequence[Tuple[np.ndarray, np.ndarray]], slots: np.ndarray, weights: np.ndarray,
                   weighting: str = "tfidf"):
-    """scipy CSR [documents, len(slots)] of the documents' vectors (for fitting the table)."""
+    """scipy CSR [documents, len(slots)] of the documents' vectors (for fitting the table), from each document's
+    slot_counts."""
     import scipy.sparse as sps
 
     indptr, indices, data = [0], [], []
-    for f in features:
-        rows, values = document_vector(*slot_counts(f, spec), slots, weights, weighting)
+    for distinct, counts in counted:
+        rows, values = document_vector(distinct, counts, slots, weights, weighting)
         indices.append(rows)
         data.append(values)
         indptr.append(indptr[-1] + len(rows))
     return sps.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
                            np.concatenate(indices) if indices else np.zeros(0, np.int64), np.asarray(indptr)),
-                          shape=(len(features), len(slots)))
+                          shape=(len(counted), len(slots)))
 
 
-def vocabulary(features: Sequence[Dict], spec: WideSpec, min_df: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+def vocabulary(counted: Sequence[Tuple[np.ndarray, np.ndarray]], min_df: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """(sorted slots seen in at least `min_df` of the documents, their smoothed idf) -- TfidfVectorizer's
-    idf = ln((1 + n) / (1 + df)) + 1. Text only: no labels are read."""
-    per_doc = [np.unique(document_slots(f, spec)) for f in features]
-    every = np.concatenate(per_doc) if per_doc else np.zeros(0, np.int64)
+    idf = ln((1 + n) / (1 + df)) + 1 -- from each document's slot_counts. Text only: no labels are read."""
+    every = np.concatenate([distinct for distinct, _ in counted]) if counted else np.zeros(0, np.int64)
     slots, df = np.unique(every, return_counts=True)
     keep = df >= min_df
     slots, df = slots[keep], df[keep]
-    idf = np.log((1.0 + len(features)) / (1.0 + df)) + 1.0
+    idf = np.log((1.0 + len(counted)) / (1.0 + df)) + 1.0
     return slots.astype(np.int64), idf.astype(np.float32)
 
 
-def nb_ratios(features: Sequence[Dict], labels: Sequence[int], spec: WideSpec, slots: np.ndarray) -> np.ndarray:
+def nb_ratios(counted: Sequence[Tuple[np.ndarray, np.ndarray]], labels: Sequence[int], slots: np.ndarray) -> np.ndarray:
     """The naive-Bayes log-count ratio of each slot, log((p / |p|) / (q / |q|)), p and q = 1 + the number of
-    documents labeled 1 and 0 that hold it (labels -100: a transfer document, not counted). Two labels."""
+    documents labeled 1 and 0 that hold it (labels -100: a transfer document, not counted). Two labels. `counted`:
+    each document's slot_counts."""
     pos, neg = np.ones(len(slots)), np.ones(len(slots))
-    for f, label in zip(features, labels):
+    for (distinct, _), label in zip(counted, labels):
         if label not in (0, 1):
             continue
-        distinct = np.unique(document_slots(f, spec))
-        rows = np.minimum(np.searchsorted(slots, distinct), max(len(slots) - 1, 0))
-        rows = rows[slots[rows] == distinct] if len(slots) else rows[:0]
+        rows, _ = _rows_of(slots, distinct)
         (pos if label == 1 else neg)[rows] += 1
     return np.log((pos / pos.sum()) / (neg / neg.sum())).astype(np.float32)

@@ -15,7 +15,7 @@ from . import ensemble, models, wide, wide_document
 from .config import Config
 from .errors import UserError
 from .tasks import IGNORE_INDEX
-from .wide_fit import BEST_DIR, WIDE_SCALES, headline, prepare, score
+from .wide_fit import BEST_DIR, WIDE_SCALES, best_scale, headline, prepare, score
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,13 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
         raise UserError(f"model.wide.weighting 'nb' (the naive-Bayes log-count ratio) needs two labels; this task has "
                         f"{k}: use 'tfidf'", where="config key 'model.wide.weighting'")
     gold = np.array([f["labels"] for f in train], dtype=np.int64)
-    slots, idf = wide_document.vocabulary(train, spec)  # the training documents' text (labeled + transfer), no labels
+    counted = [wide_document.slot_counts(f, spec) for f in train]  # once: vocabulary, NB ratios and rows read it
+    slots, idf = wide_document.vocabulary(counted)  # the training documents' text (labeled + transfer), no labels
     # nb: the labeled training documents' labels (never dev or test)
-    slot_weights = wide_document.nb_ratios(train, gold, spec, slots) if weighting == "nb" else idf
-    X = wide_document.design_matrix(train, spec, slots, slot_weights, weighting)
-    X_dev = wide_document.design_matrix(dev, spec, slots, slot_weights, weighting)
+    slot_weights = wide_document.nb_ratios(counted, gold, slots) if weighting == "nb" else idf
+    X = wide_document.design_matrix(counted, slots, slot_weights, weighting)
+    X_dev = wide_document.design_matrix([wide_document.slot_counts(f, spec) for f in dev], slots, slot_weights,
+                                        weighting)
     rows, labels, weights = _soft_rows(X, soft, gold, d.temperature, d.kd_weight, d.ce_weight)
     logger.info("document-level table (%s): %d documents, %d n-gram slots seen in them; %d weighted rows",
                 weighting, X.shape[0], len(slots), rows.shape[0])
@@ -86,16 +88,14 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
         lr.fit(rows, labels, sample_weight=weights)
         table, bias = _table_of(lr, k)
         table_dev = np.asarray(X_dev @ table) + bias
-        by_scale = {scale: float(score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
-                    for scale in WIDE_SCALES}
-        scale = max(WIDE_SCALES, key=lambda s: (by_scale[s], -abs(s - 1.0)))  # ties: the scale nearest 1
-        entry = {"C": C, "dev": round(by_scale[scale], 5), "scale": scale,
+        scale, dev_score = best_scale(task, deep.dev, table_dev, dev, splits.dev, WIDE_SCALES)
+        entry = {"C": C, "dev": round(dev_score, 5), "scale": scale,
                  "table_dev": round(float(score(task, table_dev, dev, splits.dev)[task.metric_name]), 5)}
         history.append(entry)
         logger.info("document-level table C=%g: dev %s %.4f (scale %g; the table alone %.4f)", C, task.metric_name,
                     entry["dev"], scale, entry["table_dev"])
-        if by_scale[scale] > best["score"]:
-            best = {"score": by_scale[scale], "C": C, "scale": scale, "table": (table, bias)}
+        if dev_score > best["score"]:
+            best = {"score": dev_score, "C": C, "scale": scale, "table": (table, bias)}
     if best["table"] is None:  # as the window-level fit keeps epoch 0: the transformer alone, a zero table
         logger.warning("the document-level table did not improve dev %s over the transformer alone (%.4f) at any "
                        "C in %s: it is saved as zeros", task.metric_name, best["score"], DOCUMENT_C)

@@ -59,6 +59,13 @@ def score(task, logits: np.ndarray, features, examples) -> Dict:
     return task.evaluate([task.predict(r, f) for r, f in zip(logits, features)], examples)
 
 
+def best_scale(task, deep_dev: np.ndarray, table_dev: np.ndarray, features, examples, scales) -> tuple:
+    """(scale, dev score) of deep + scale · table best on dev; ties go to the scale nearest 1."""
+    by_scale = {s: float(score(task, deep_dev + s * table_dev, features, examples)[task.metric_name]) for s in scales}
+    best = max(scales, key=lambda s: (by_scale[s], -abs(s - 1.0)))
+    return best, by_scale[best]
+
+
 def _deep_rows(cfg: Config, task, splits, train, dev, test):
     """The frozen transformer's document logits for each split, through the teacher-logit cache."""
     spec = {"path": cfg.model.student.path, "tfidf": False, "weight": 1.0}
@@ -157,10 +164,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
             total += float(loss) * len(idx)
         layer.eval()
         table_dev = predict_all(task, layer, dev, no_dev_rows, pad)  # the table alone, [documents, C]
-        by_scale = {scale: float(score(task, deep.dev + scale * table_dev, dev, splits.dev)[task.metric_name])
-                    for scale in scales}
-        scale = max(scales, key=lambda k: (by_scale[k], -abs(k - 1.0)))  # ties: the scale nearest 1
-        dev_score = by_scale[scale]
+        scale, dev_score = best_scale(task, deep.dev, table_dev, dev, splits.dev, scales)
         entry = {"epoch": epoch, "loss": round(total / len(order), 5), "dev": round(dev_score, 5)}
         if separate:
             entry.update(scale=scale, table_dev=round(float(

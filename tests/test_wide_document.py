@@ -40,7 +40,7 @@ def test_nb_weighting_by_hand():
     docs = [_doc([3, 4, 0]), _doc([3, 3, 4]), _doc([4, 5, 0]), _doc([7, 4, 0])]
     labels = [1, 1, 0, -100]
     slots = np.array([3, 4, 5, 7])
-    ratios = wide_document.nb_ratios(docs, labels, spec, slots)
+    ratios = wide_document.nb_ratios([wide_document.slot_counts(d, spec) for d in docs], labels, slots)
     p, q = np.array([3.0, 3, 1, 1]), np.array([1.0, 2, 2, 1])  # 1 + documents of each label holding the slot
     np.testing.assert_allclose(ratios, np.log((p / p.sum()) / (q / q.sum())), rtol=1e-6)
     # presence, not counts: slot 3 twice in the second document weighs as once
@@ -57,8 +57,9 @@ def test_design_matrix_is_scikit_learns_sublinear_tfidf_of_the_slots():
     spec = wide.WideSpec(vocab_size=30, buckets=11, pad_token_id=0)
     docs = [_doc(*[rng.integers(1, 30, size=int(rng.integers(2, 9))) for _ in range(int(rng.integers(1, 4)))])
             for _ in range(40)]
-    slots, idf = wide_document.vocabulary(docs[:30], spec)
-    ours = wide_document.design_matrix(docs, spec, slots, idf).toarray()
+    counted = [wide_document.slot_counts(d, spec) for d in docs]
+    slots, idf = wide_document.vocabulary(counted[:30])
+    ours = wide_document.design_matrix(counted, slots, idf).toarray()
     vectorizer = TfidfVectorizer(analyzer=lambda d: [str(s) for s in wide_document.document_slots(d, spec)],
                                  sublinear_tf=True, norm="l2", smooth_idf=True)
     vectorizer.fit(docs[:30])
@@ -71,7 +72,7 @@ def test_design_matrix_is_scikit_learns_sublinear_tfidf_of_the_slots():
 def test_table_round_trips_and_bad_files_are_named(tmp_path):
     spec = wide.WideSpec(vocab_size=50, buckets=7, pad_token_id=0)
     docs = [_doc([2, 5, 9, 0]), _doc([3, 4, 0, 0], [4, 9, 0, 0])]
-    slots, idf = wide_document.vocabulary(docs, spec)
+    slots, idf = wide_document.vocabulary([wide_document.slot_counts(d, spec) for d in docs])
     table = np.arange(len(slots) * 2, dtype=np.float32).reshape(-1, 2)
     part = wide_document.DocumentTable(spec, slots, idf, table, np.array([0.5, -0.5], np.float32))
     rows, values = part.vector(docs[1])
