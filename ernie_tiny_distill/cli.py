@@ -10,8 +10,7 @@ import traceback
 import warnings
 from typing import Callable, Optional, Sequence
 
-from .errors import UserError
-
+from ernie_tiny_distill.errors import UserError
 
 LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from .errors import UserError
+from ernie_tiny_distill.errors import UserError
 
 TASKS = ("classification", "ner")
 STAGES = ("teacher", "general", "task", "wide")
@@ -590,7 +590,7 @@ def _position_table(spec: Optional[str]) -> Optional[tuple]:
     """
     if not spec or not (spec == "minilm" or os.path.isdir(spec)):
         return None
-    from .locate import resolve
+    from ernie_tiny_distill.models.locate import resolve
 
     file = os.path.join(resolve(spec), "config.json")
     try:

@@ -1,10 +1,9 @@
 """Shared pytest setup: the `slow` marker (deselect with `-m "not slow"`) and session fixtures built once."""
+import os
 from pathlib import Path
 
-import os
-
 import pytest
-from helpers import NER_MAX_LEN, TEACHER_TEXTS, HAS_ORT, build_task_model, make_tokenizer
+from helpers import HAS_ORT, NER_MAX_LEN, TEACHER_TEXTS, build_task_model, make_tokenizer
 
 
 def pytest_configure(config):
@@ -20,7 +19,7 @@ def hand_tokenizer(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory) -> Path:
     """A random 4-layer, 32-wide, 2-head ErnieModel directory (safetensors + vocab.txt)."""
-    from ernie_tiny_distill.random_teacher import write_random_teacher
+    from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
     path = tmp_path_factory.mktemp("tiny_teacher") / "teacher"
     write_random_teacher(str(path), TEACHER_TEXTS, num_layers=4, hidden_size=32, num_heads=2,
@@ -30,8 +29,8 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
-    """The demo data set (ernie_tiny_distill.demo_data, default sizes) written once per session."""
-    from ernie_tiny_distill.demo_data import write_demo_data
+    """The demo data set (ernie_tiny_distill.data.demo, default sizes) written once per session."""
+    from ernie_tiny_distill.data.demo import write_demo_data
 
     root = tmp_path_factory.mktemp("demo_data")
     write_demo_data(str(root))
@@ -44,9 +43,9 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def deploy_root(tmp_path_factory):
     """Small demo data and a random 2-layer, 64-wide teacher whose vocabulary covers it."""
-    from ernie_tiny_distill.demo_data import write_demo_data
-    from ernie_tiny_distill.random_teacher import write_random_teacher
-    from ernie_tiny_distill.readers import read_classification_file, read_conll
+    from ernie_tiny_distill.data.demo import write_demo_data
+    from ernie_tiny_distill.data.readers import read_classification_file, read_conll
+    from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
     root = tmp_path_factory.mktemp("deploy")
     paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)

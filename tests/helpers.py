@@ -103,7 +103,8 @@ def build_task_model(deploy_root, task: str, out: str, *, max_seq_length: int = 
         return out
     from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
-    from ernie_tiny_distill import models, tasks
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.tasks import adapters as tasks
 
     tokenizer = models.load_tokenizer(deploy_root["teacher"])
     labels = ["neg", "pos"] if task == "classification" else deploy_root["ner_labels"]
@@ -157,8 +158,8 @@ def rig_ner_model(model, tokenizer, labels):
 
 def demo_ner_teacher(root, name: str = "random_teacher", **shape) -> str:
     """Write the demo data to root/demo and a random teacher (vocabulary from the demo NER text) to root/name."""
-    from ernie_tiny_distill.demo_data import write_demo_data
-    from ernie_tiny_distill.random_teacher import write_random_teacher
+    from ernie_tiny_distill.data.demo import write_demo_data
+    from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
     paths = write_demo_data(str(root / "demo"))
     with open(paths["ner_unlabeled"], encoding="utf-8") as f:

@@ -3,11 +3,11 @@ import random
 
 import pytest
 
-from ernie_tiny_distill.augment import Augmenter, augmented_transfer_set, mentions
 from ernie_tiny_distill.config import DataConfig
-from ernie_tiny_distill.data import _augmented
+from ernie_tiny_distill.data.augment import Augmenter, augmented_transfer_set, mentions
+from ernie_tiny_distill.data.examples import TaggedSentence
+from ernie_tiny_distill.data.load import _augmented
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TaggedSentence
 
 TRAIN = [
     TaggedSentence("John Smith lives in New York .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]),

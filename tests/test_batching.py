@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ernie_tiny_distill import batching
-from ernie_tiny_distill.batching import collate, eval_batches, iterate, train_batches
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.batching import collate, eval_batches, iterate, train_batches
 
 LENGTHS = [(i * 37) % 23 + 3 for i in range(103)]  # 103 examples, lengths 3..25 in a scrambled order
 

@@ -1,5 +1,5 @@
 """Report lines for students born from the teacher: goals met or missed with their numbers; init comparison."""
-from ernie_tiny_distill.bench import born
+from benchmarks import born
 
 
 def row(model, variant, metric, pct, speed=None, per_seed=None):
@@ -57,7 +57,7 @@ def test_the_kd_gain_goal_takes_the_kd_recipe_that_is_best_on_dev():
 
 
 def test_the_summary_line_takes_each_students_best_variant_on_dev():
-    from ernie_tiny_distill.bench.rows import summary_lines
+    from benchmarks.rows import summary_lines
     teacher = {"task": "conll", "model": "teacher", "variant": "teacher", "metric": 0.86, "metric_name": "f1",
                "per_seed": {"1": 0.86}}
     # kd_recipe is better on test (0.83) but kd_recipe_aug on dev (0.88): the summary names kd_recipe_aug

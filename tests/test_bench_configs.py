@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ernie_tiny_distill.bench import deploy, jobs, profile
+from benchmarks import deploy, jobs, profile
 from ernie_tiny_distill.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
     by_name = {j.name: j for j in m.jobs()}
     assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/Bp/task_kd_transfer50k/seed1"]
     assert deploy.teachers_command(m, by_name["imdb/teacher/windows"]) == (
-        "python -m ernie_tiny_distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
+        "python -m ernie_tiny_distill.distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
         "--out runs/bench/imdb/teachers/windows.json")
     assert {"imdb/export/W", "imdb/int8/W"} <= set(by_name["imdb/latency"].deps)
     # the other whole-document students share the teachers' jobs and start from their own student's run

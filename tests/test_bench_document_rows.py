@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ernie_tiny_distill.bench import profile, rows_documents
-from ernie_tiny_distill.bench.jobs import Matrix
-from ernie_tiny_distill.bench.rows import markdown_table
+from benchmarks import profile, rows_documents
+from benchmarks.jobs import Matrix
+from benchmarks.rows import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOWS = "windows of 128, stride 63, max 16, mean pooling"
@@ -48,9 +48,9 @@ def _scored(test, dev, teachers):
 
 def _write_all(m, w_test=0.915, w_int8=0.914):
     member = {"teacher": "runs/bench/imdb/teacher", "weight": 1.0}
-    _write(m, "imdb/teacher/windows", {"commands": ["python -m ernie_tiny_distill.ensemble --member 0"],
+    _write(m, "imdb/teacher/windows", {"commands": ["python -m ernie_tiny_distill.distill.ensemble --member 0"],
                                        "summary": _scored(0.875, 0.87, [member])})
-    _write(m, "imdb/ensemble", {"commands": ["python -m ernie_tiny_distill.ensemble"],
+    _write(m, "imdb/ensemble", {"commands": ["python -m ernie_tiny_distill.distill.ensemble"],
                                 "summary": _scored(0.9125, 0.9, [member, {"teacher": "tfidf", "weight": 2.0}])})
     student = {"metric_name": "accuracy", "dev": {"accuracy": 0.9}, "test": {"accuracy": w_test}, "layers": 2,
                "hidden": 128, "params": 4_000_000, "nonembedding_params": 500_000, "train_examples": 24000,
@@ -81,7 +81,7 @@ def test_rows_from_the_result_files(matrix):
     assert windows["pct_of_teacher"] == pytest.approx(100 * 0.875 / 0.86)
     assert (windows["latency_ms_p50"], windows["latency_ms_p95"], windows["latency_per"]) == (120.0, 300.0, "review")
     assert windows["speedup_vs_teacher"] == pytest.approx(1 / 3) and windows["teacher_review_ms_p50"] == 40.0
-    assert windows["command"] == "python -m ernie_tiny_distill.ensemble --member 0"
+    assert windows["command"] == "python -m ernie_tiny_distill.distill.ensemble --member 0"
     assert ensemble["model"] == ("ensemble (teacher over windows × 1 + TF-IDF + LR × 2, weighted mean of softmax "
                                  "at T)")
     assert (ensemble["metric"], ensemble["dev_metric"], ensemble["latency_ms_p50"]) == (0.9125, 0.9, None)
@@ -170,7 +170,7 @@ def test_whole_document_students_are_checked_when_the_profile_loads(tmp_path):
 
     from ernie_tiny_distill.errors import UserError
 
-    raw = yaml.safe_load((ROOT / "configs" / "bench" / "profiles" / "cpu.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "benchmarks" / "profiles" / "cpu.yaml").read_text())
     wd = raw["tasks"]["imdb"]["whole_document"]
     for students, message in (
             ([{"name": "W", "student": "Nope"}], "students: W: student 'Nope' is not one of the students"),

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ernie_tiny_distill.bench import deploy, latency_review, profile, report
-from ernie_tiny_distill.bench.jobs import Job
-from ernie_tiny_distill.examples import TextExample
+from benchmarks import deploy, profile, report
+from benchmarks.jobs import Job
+from ernie_tiny_distill.data.examples import TextExample
+from ernie_tiny_distill.deploy import latency_review
 
 
 def test_latency_job_times_every_export_and_the_teacher_reading_windows(monkeypatch):
     p = profile.load_profile("cpu")
     assert p.latency["per_review"] == {"examples": 1000, "seed": 0}
     test = [TextExample(f"review number {i}", "pos") for i in range(50)]
-    monkeypatch.setattr("ernie_tiny_distill.data.load_splits", lambda data, task: SimpleNamespace(test=test))
+    monkeypatch.setattr("ernie_tiny_distill.data.load.load_splits", lambda data, task: SimpleNamespace(test=test))
     seen = {}
 
     def fake(targets, texts, **kwargs):
@@ -62,7 +63,7 @@ def test_ensemble_module_scores_a_configs_teachers_over_windows(deploy_root, cls
 
     import yaml
 
-    from ernie_tiny_distill import ensemble
+    from ernie_tiny_distill.distill import ensemble
 
     cfg = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
            "data": {"format": "demo", "path": str(deploy_root["root"] / "demo"), "cache_dir": str(tmp_path / "c")},

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import yaml
 
-from ernie_tiny_distill import stages
-from ernie_tiny_distill.bench import baselines, latency, plan
-from ernie_tiny_distill.bench.cli import main as reproduce_main
-from ernie_tiny_distill.bench.jobs import Matrix
-from ernie_tiny_distill.bench.profile import profile_from_dict
-from ernie_tiny_distill.bench.report import README_BEGIN, README_END
+from benchmarks import plan
+from benchmarks.cli import main as reproduce_main
+from benchmarks.jobs import Matrix
+from benchmarks.profile import profile_from_dict
+from benchmarks.report import README_BEGIN, README_END
 from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.deploy import latency
+from ernie_tiny_distill.distill import tfidf as baselines
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.train import stages
 
 
 def _teacher_yaml(root: Path) -> Path:
@@ -191,7 +193,7 @@ def test_a_teacher_run_ignores_student_and_distill_settings():
 def test_committed_rows_without_runs_are_carried_over_and_marked(tmp_path):
     import json
 
-    from ernie_tiny_distill.bench.report import carry_over
+    from benchmarks.report import carry_over
 
     path = tmp_path / "results.json"
     old = [{"task": "conll", "model": "teacher", "variant": "teacher", "metric": 0.85},
@@ -208,7 +210,7 @@ def test_committed_rows_without_runs_are_carried_over_and_marked(tmp_path):
 def test_a_committed_row_whose_job_now_gives_another_row_is_replaced_not_carried(tmp_path):
     import json
 
-    from ernie_tiny_distill.bench.report import carry_over, dropped_rows
+    from benchmarks.report import carry_over, dropped_rows
 
     path = tmp_path / "results.json"
     cmd = "python tools/reproduce.py --task imdb --only imdb/int8/Bp"
@@ -232,7 +234,7 @@ def test_a_stopped_training_process_counts_as_paused_not_busy(tmp_path):
     import sys
     import time
 
-    from ernie_tiny_distill.bench.runner import busy
+    from benchmarks.runner import busy
 
     script = tmp_path / "train.py"
     script.write_text("import time\ntime.sleep(60)\n")
@@ -258,7 +260,7 @@ def test_a_stopped_training_process_counts_as_paused_not_busy(tmp_path):
 
 
 def test_teacher_scores_do_not_depend_on_the_student_the_config_names():
-    from ernie_tiny_distill.bench.deploy import teachers_fingerprint
+    from benchmarks.deploy import teachers_fingerprint
 
     cfg = {"data": {"path": "imdb.tar.gz", "max_train_examples": 12000},
            "model": {"max_seq_length": 128, "long_document": {"mode": "windows", "max_windows": 16},
@@ -277,7 +279,7 @@ def test_teacher_scores_do_not_depend_on_the_student_the_config_names():
 
 
 def test_a_quiet_machine_is_judged_by_cpu_use_now_not_the_decaying_load_average():
-    from ernie_tiny_distill.bench.runner import is_quiet
+    from benchmarks.runner import is_quiet
 
     just_ended = {"cpu_busy_pct": 3.0, "loadavg_1min": 1.97, "training_processes": [], "paused_processes": []}
     assert is_quiet(just_ended)

@@ -12,8 +12,8 @@ import pytest
 from paddlenlp.transformers import LinearDecayWithWarmup
 from safetensors import SafetensorError
 
-from ernie_tiny_distill import checkpoint
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.train import checkpoint
 
 
 class Tiny(nn.Layer):

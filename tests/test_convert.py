@@ -20,8 +20,8 @@ from paddlenlp.transformers import (  # noqa: E402
     ErnieModel,
 )
 
-from ernie_tiny_distill import convert  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
+from ernie_tiny_distill.models import convert  # noqa: E402
 
 # float32 Paddle vs float64 numpy. PaddleNLP's ERNIE init sets every LayerNorm epsilon to 1e-12 (overriding the
 # nn.LayerNorm default 1e-5 and ignoring config.layer_norm_eps), which equals BERT's 1e-12, so epsilon adds no error;

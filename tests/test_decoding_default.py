@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from ernie_tiny_distill import decoding, models, tasks
-from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.tasks import adapters as tasks
+from ernie_tiny_distill.tasks import decoding
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
 
@@ -44,9 +46,10 @@ def test_tagging_metadata_records_the_decoding_and_classification_has_none(hand_
 
 @pytest.fixture(scope="module")
 def ner_run(tmp_path_factory):
-    from ernie_tiny_distill.config import config_from_dict
     from helpers import demo_ner_teacher
-    from ernie_tiny_distill.stages import run_stage
+
+    from ernie_tiny_distill.config import config_from_dict
+    from ernie_tiny_distill.train.stages import run_stage
 
     root = tmp_path_factory.mktemp("decoding")
     base = demo_ner_teacher(root, "pretrained", num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64)
@@ -78,9 +81,9 @@ def test_a_run_records_its_decoding_in_summary_metrics_and_task_json(ner_run):
 
 def _evaluate(run_dir, split, decoding_name):
     """The metrics of best/ on `split` as training-time evaluation computes them, with this decoding."""
-    from ernie_tiny_distill import data as data_lib
     from ernie_tiny_distill.config import config_from_dict
-    from ernie_tiny_distill.trainer import evaluate
+    from ernie_tiny_distill.data import load as data_lib
+    from ernie_tiny_distill.train.trainer import evaluate
 
     best = os.path.join(run_dir, "best")
     meta = models.read_task_metadata(best)
@@ -94,7 +97,7 @@ def _evaluate(run_dir, split, decoding_name):
 
 
 def test_rescoring_writes_both_decodings_equal_to_evaluation_and_skips_unchanged_weights(ner_run, tmp_path):
-    from ernie_tiny_distill.bench.decoding import DECODING_FILE, rescore_run
+    from benchmarks.decoding import DECODING_FILE, rescore_run
 
     run_dir = str(tmp_path / "run")
     shutil.copytree(ner_run["run_dir"], run_dir, ignore=shutil.ignore_patterns(DECODING_FILE))
@@ -175,7 +178,7 @@ def test_tools_and_service_show_a_decoding_for_tagging_models_only(deploy_root, 
 
 
 def _profile(root):
-    from ernie_tiny_distill.bench.profile import profile_from_dict
+    from benchmarks.profile import profile_from_dict
 
     return profile_from_dict({
         "name": "tiny", "runs_dir": str(root / "runs"), "config_dir": str(root / "configs"),
@@ -192,9 +195,9 @@ def _profile(root):
 
 
 def test_decoding_job_rescores_finished_runs_and_rows_show_the_default_decoding(ner_run):
-    from ernie_tiny_distill.bench import report, schedule
-    from ernie_tiny_distill.bench.jobs import Matrix
-    from ernie_tiny_distill.bench.rows import collect_rows
+    from benchmarks import report, schedule
+    from benchmarks.jobs import Matrix
+    from benchmarks.rows import collect_rows
 
     root = ner_run["root"]
     m = Matrix(_profile(root), ["demo"])
@@ -206,7 +209,7 @@ def test_decoding_job_rescores_finished_runs_and_rows_show_the_default_decoding(
     old.update(dev={"f1": 0.25}, test={"f1": 0.125}, output_dir=student, best_dir=os.path.join(student, "best"))
     with open(os.path.join(student, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(old, f)
-    from ernie_tiny_distill.bench.runner import summary_digest
+    from benchmarks.runner import summary_digest
 
     result = m.result_path("demo/B/no_kd/seed1")
     os.makedirs(os.path.dirname(result), exist_ok=True)
@@ -249,7 +252,7 @@ def test_decoding_job_rescores_finished_runs_and_rows_show_the_default_decoding(
 
 def _row_of_classification():
     """A classification row as collect_rows builds it has no decoding field (the helper keeps runs unchanged)."""
-    from ernie_tiny_distill.bench.rows import _decoded
+    from benchmarks.rows import _decoded
 
     runs = [(1, {"summary": {"metric_name": "accuracy", "dev": {"accuracy": 0.5}, "test": {"accuracy": 0.5}}})]
     out, info = _decoded(runs, False, "accuracy")

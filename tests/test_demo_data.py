@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 
 # The package is not necessarily installed; make the repo root importable.
-
-from ernie_tiny_distill.demo_data import write_demo_data  # noqa: E402
+from ernie_tiny_distill.data.demo import write_demo_data  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 
 KEYS = ["sentiment_train", "sentiment_dev", "sentiment_test", "sentiment_unlabeled",
@@ -213,7 +212,7 @@ def test_rejects_negative_sizes(tmp_path):
 
 
 def test_main_prints_paths_and_counts(tmp_path, capsys):
-    from ernie_tiny_distill.demo_data import main
+    from ernie_tiny_distill.data.demo import main
 
     assert main([str(tmp_path), "--n-train", "10", "--n-dev", "4", "--n-test", "4",
                  "--n-unlabeled", "6"]) == 0
@@ -229,10 +228,10 @@ def test_word_lists_are_package_data():
     from importlib import resources
     from pathlib import Path
 
-    words = json.loads(resources.files("ernie_tiny_distill").joinpath("demo_words.json").read_text("utf-8"))
+    words = json.loads(resources.files("ernie_tiny_distill.data").joinpath("demo_words.json").read_text("utf-8"))
     assert set(words) == {"notes", "sentiment", "ner"}
     assert "Deutsche Bank" in words["ner"]["companies"] and "dull" in words["sentiment"]["general"]["neg1"]
     setup_py = ast.parse((Path(__file__).resolve().parents[1] / "setup.py").read_text(encoding="utf-8"))
     (package_data,) = [ast.literal_eval(k.value) for node in ast.walk(setup_py) if isinstance(node, ast.Call)
                        for k in node.keywords if k.arg == "package_data"]
-    assert package_data == {"ernie_tiny_distill": ["demo_words.json"]}
+    assert package_data == {"ernie_tiny_distill.data": ["demo_words.json"]}

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from test_export import HAS_ORT_QUANT, ROOT
 
-from ernie_tiny_distill import decoding
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.deploy import engines, layout
 from ernie_tiny_distill.deploy import export as ex
 from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
 from ernie_tiny_distill.deploy.words import split_words
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TaggedSentence, TextExample
+from ernie_tiny_distill.tasks import decoding
 
 
 def copy(src, dst):
@@ -51,7 +51,7 @@ def test_nan_weights_are_refused_at_export(cls_model, tmp_path):
 
 
 def test_parity_check_treats_nan_as_failure(cls_model, cls_export, tmp_path):
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill.models import build as models
 
     bad = nan_checkpoint(cls_model, tmp_path / "nan")
     meta = json.load(open(os.path.join(cls_export, layout.EXPORT_FILE)))
@@ -132,7 +132,7 @@ def test_decomposed_text_gives_the_entities_of_the_composed_one(ner_export):
 
 
 def test_evaluation_scores_the_entities_the_predictor_serves():
-    from ernie_tiny_distill.tasks import TaggingTask
+    from ernie_tiny_distill.tasks.adapters import TaggingTask
 
     class Served:  # a predictor that serves one PER entity over words 1..2 of every sentence
         def extract_entities(self, items):

@@ -11,20 +11,22 @@ import os
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import paddle
 import pytest
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill import batching, data, models
-from ernie_tiny_distill import trainer as trainer_mod
 from ernie_tiny_distill.config import config_from_dict, load_config
-from ernie_tiny_distill.demo_data import write_demo_data
-from ernie_tiny_distill.random_teacher import write_random_teacher
-from ernie_tiny_distill.tasks import make_task
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data import load as data
+from ernie_tiny_distill.data.demo import write_demo_data
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.train import trainer as trainer_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "tools" / "train.py")

@@ -8,7 +8,7 @@ import logging
 import pytest
 from helpers import ROOT, run_tool
 
-from ernie_tiny_distill.random_teacher import write_random_teacher
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
 TINY = [
     "train.batch_size=8", "train.learning_rate=0.003", "train.progress=false", "train.log_every=2",

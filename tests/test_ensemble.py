@@ -11,12 +11,14 @@ import paddle
 import pytest
 from helpers import tiny_config
 
-from ernie_tiny_distill import ensemble, models, trainer
-from ernie_tiny_distill.bench import baselines
 from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.data.examples import TextExample
+from ernie_tiny_distill.distill import ensemble
+from ernie_tiny_distill.distill import tfidf as baselines
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TextExample
-from ernie_tiny_distill.tasks import ClassificationTask
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.tasks.adapters import ClassificationTask
+from ernie_tiny_distill.train import trainer
 
 
 def test_mixed_soft_target_is_the_weighted_mean_by_hand():
@@ -236,7 +238,7 @@ def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokeniz
 
 
 def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, caplog):
-    from ernie_tiny_distill import stages
+    from ernie_tiny_distill.train import stages
 
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     report = {"teachers": [{"teacher": "runs/strong", "weight": 1.0, "dev": {"accuracy": 0.9}},
@@ -266,7 +268,7 @@ def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, ca
 
 def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cache(hand_tokenizer, tmp_path,
                                                                                    monkeypatch):
-    from ernie_tiny_distill import data as data_lib
+    from ernie_tiny_distill.data import load as data_lib
 
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     monkeypatch.setattr(data_lib, "load_splits", lambda data, task, need_unlabeled=False: _splits())
@@ -300,7 +302,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
 
 
 def test_a_distillation_run_checks_and_reports_each_member(hand_tokenizer, tmp_path, caplog):
-    from ernie_tiny_distill import stages
+    from ernie_tiny_distill.train import stages
 
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     raw = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),

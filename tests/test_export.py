@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT, HAS_ORT_QUANT
 
+from ernie_tiny_distill.data.examples import TextExample
+from ernie_tiny_distill.data.readers import read_classification_file, read_conll
 from ernie_tiny_distill.deploy import export as ex
 from ernie_tiny_distill.deploy import layout, quantize
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TextExample
-from ernie_tiny_distill.readers import read_classification_file, read_conll
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONLL_TEST = os.path.join(ROOT, "..", "shared", "datasets", "conll2003", "test.txt")
@@ -34,7 +34,8 @@ def dygraph_logits(model_dir, features):
     """Logits the way Trainer.predict_logits computes them (explicit attention_mask, padded batch)."""
     import paddle
 
-    from ernie_tiny_distill import batching, models
+    from ernie_tiny_distill.data import batching
+    from ernie_tiny_distill.models import build as models
 
     meta = models.read_task_metadata(model_dir)
     cls = ex.model_class_for(meta)
@@ -88,7 +89,7 @@ def test_classification_parity_on_demo_texts(deploy_root, cls_model, cls_export)
 
 
 def test_ner_parity_on_real_sentences(deploy_root, ner_model, ner_export):
-    from ernie_tiny_distill.examples import TaggedSentence
+    from ernie_tiny_distill.data.examples import TaggedSentence
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     p = Predictor(ner_export, batch_size=8)
@@ -148,7 +149,7 @@ def test_export_tool_reports_clean_errors(deploy_root, tmp_path, monkeypatch, ca
 
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime / paddle2onnx not installed")
 def test_onnx_parity_both_tasks(deploy_root, cls_export, ner_export):
-    from ernie_tiny_distill.examples import TaggedSentence
+    from ernie_tiny_distill.data.examples import TaggedSentence
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     for export_dir in (cls_export, ner_export):
@@ -192,11 +193,11 @@ def test_int8_agrees_with_fp32(deploy_root, cls_export, tmp_path, method):
 def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model, cls_export, ner_model, ner_export,
                                                          task):
     """tools/evaluate.py's metric (exported model) equals Trainer.evaluate's (dygraph) on the same examples."""
-    from ernie_tiny_distill import models
     from ernie_tiny_distill.config import config_from_dict
     from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
-    from ernie_tiny_distill.distill import Distillable, Distiller
-    from ernie_tiny_distill.trainer import Trainer
+    from ernie_tiny_distill.distill.distiller import Distillable, Distiller
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.train.trainer import Trainer
 
     model_dir, export_dir = (cls_model, cls_export) if task == "classification" else (ner_model, ner_export)
     p = Predictor(export_dir, batch_size=8)

@@ -21,13 +21,13 @@ import pytest
 from helpers import run_tool
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill import checkpoint
-from ernie_tiny_distill.distill import Distiller
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.data.demo import write_demo_data
+from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.random_teacher import write_random_teacher
-from ernie_tiny_distill.stages import run_stage
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train import checkpoint
+from ernie_tiny_distill.train.stages import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "tools" / "train.py")
@@ -141,7 +141,7 @@ def test_inf_loss_with_on_nan_skip_skips_and_counts_batches(ws, monkeypatch, log
     assert summary["skipped_batches"] == 2
     with open(os.path.join(cfg.output_dir, "summary.json"), encoding="utf-8") as f:
         assert json.load(f)["skipped_batches"] == 2
-    skipped = [m for m in logs.messages("ernie_tiny_distill.trainer", logging.WARNING) if "batch skipped" in m]
+    skipped = [m for m in logs.messages("ernie_tiny_distill.train.trainer", logging.WARNING) if "batch skipped" in m]
     assert skipped == ["step 2: the ce loss is inf; batch skipped (train.on_nan=skip)",
                        "step 6: the ce loss is inf; batch skipped (train.on_nan=skip)"]
     with open(os.path.join(cfg.output_dir, "train_log.jsonl"), encoding="utf-8") as f:
@@ -157,7 +157,7 @@ def test_rerun_with_changed_settings_warns_before_resuming(ws, logs):
     cfg = task_config(ws, "changed", train={"max_steps": 2, "keep_checkpoints_after_finish": True})
     run_stage(cfg)
     def resume_warnings():
-        return [m for m in logs.messages("ernie_tiny_distill.stages", logging.WARNING) if m.startswith("resuming")]
+        return [m for m in logs.messages("ernie_tiny_distill.train.stages", logging.WARNING) if m.startswith("resuming")]
 
     assert resume_warnings() == []
     run_stage(cfg)  # the same settings again: resumes (nothing left to do) without a warning
@@ -226,7 +226,7 @@ def test_kill_9_then_same_command_resumes_to_the_same_result(ws, logs):
     logs.clear()
     resumed = run_to_end(train_args(ws, killed_dir))
     assert f"resumed from {complete} (step {complete.rsplit('-', 1)[1]} of 60)" in \
-        logs.messages("ernie_tiny_distill.trainer")
+        logs.messages("ernie_tiny_distill.train.trainer")
     assert not tmp.exists()  # temp dirs of crashed saves are cleaned up by the next save
 
     a = json.loads((straight_dir / "summary.json").read_text())
@@ -251,7 +251,7 @@ def npz_files(ws):
 
 def test_teacher_logit_cache_is_rebuilt_for_other_data_and_when_damaged(ws, logs):
     def messages(level=logging.INFO):
-        return logs.messages("ernie_tiny_distill.teacher_cache", level)
+        return logs.messages("ernie_tiny_distill.distill.teacher_cache", level)
 
     before = set(npz_files(ws))
     short = dict(train={"max_steps": 1, "eval_every": 1})

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ernie_tiny_distill import fsutil
+from ernie_tiny_distill.util import fsutil
 
 
 @pytest.fixture

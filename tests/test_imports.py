@@ -86,3 +86,14 @@ def test_no_task_name_or_rank_branches_outside_tasks():
     # convert_onnx.py checks the rank of weight tensors in an ONNX graph, not of logits
     left = [line for line in out.splitlines() if not line.split(":")[0].endswith(("tasks.py", "convert_onnx.py"))]
     assert left == []
+
+
+def test_the_package_never_imports_the_benchmarks():
+    """The benchmark matrix is a client of the package: no module of the package names it, even inside a function."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.split(".")[0] == "benchmarks"]
+    assert offenders == []

@@ -7,11 +7,13 @@ import paddle
 import pytest
 from helpers import tiny_config
 
-from ernie_tiny_distill import batching, models, trainer
 from ernie_tiny_distill.config import config_from_dict
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.examples import TextExample
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TextExample
-from ernie_tiny_distill.tasks import ClassificationTask, make_task
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, make_task
+from ernie_tiny_distill.train import trainer
 
 WINDOWS = {"stride": None, "max_windows": None, "pooling": "mean"}
 
@@ -117,7 +119,7 @@ def test_windows_are_for_classification_only(hand_tokenizer, tmp_path):
 def windows_export(deploy_root, tmp_path_factory):
     """A classification model trained (format) with windows of 16 tokens, exported."""
     from ernie_tiny_distill.deploy import export as ex
-    from ernie_tiny_distill.tasks import ClassificationTask
+    from ernie_tiny_distill.tasks.adapters import ClassificationTask
 
     root = tmp_path_factory.mktemp("windows")
     tokenizer = models.load_tokenizer(deploy_root["teacher"])
@@ -157,7 +159,7 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
 
 
 def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_export, cls_export, monkeypatch):
-    from ernie_tiny_distill.bench import latency_review
+    from ernie_tiny_distill.deploy import latency_review
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     calls, rows = [], []
@@ -210,7 +212,7 @@ def test_per_review_latency_runs_each_review_once_with_all_its_windows(windows_e
 
 
 def test_interleave_items_rotates_models_over_chunks():
-    from ernie_tiny_distill.bench import latency_review
+    from ernie_tiny_distill.deploy import latency_review
 
     order = []
     runners = {k: (lambda k: lambda item: order.append((k, item)))(k) for k in "ab"}

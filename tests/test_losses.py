@@ -9,12 +9,13 @@ import pytest
 from helpers import tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 
-from ernie_tiny_distill import batching, losses
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
-from ernie_tiny_distill.distill import Distillable, Distiller, TeacherRows, layer_map_for
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
+from ernie_tiny_distill.distill import losses
+from ernie_tiny_distill.distill.distiller import Distillable, Distiller, TeacherRows, layer_map_for
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
 
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]  # student logits, 2 rows x 3 classes
 T = [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # teacher logits

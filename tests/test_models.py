@@ -14,9 +14,9 @@ from paddlenlp.transformers import (
     ErnieModel,
 )
 
-from ernie_tiny_distill import models
 from ernie_tiny_distill.config import StudentConfig
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models import build as models
 
 # the tiny teacher: 4 layers, hidden 32, 2 heads, intermediate 64, 512 positions, 2 token types
 H, I, L, P, TYPES = 32, 64, 4, 512, 2

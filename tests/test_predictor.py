@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT, NER_MAX_LEN, ROOT
 
-from ernie_tiny_distill.decoding import entity_spans
+from ernie_tiny_distill.data.examples import TextExample
 from ernie_tiny_distill.deploy import encoding, inputs, service
 from ernie_tiny_distill.deploy import predictor as pr
 from ernie_tiny_distill.deploy.words import split_words
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TextExample
+from ernie_tiny_distill.tasks.decoding import entity_spans
 
 # ---------------------------------------------------------------- pure functions
 
@@ -52,7 +52,7 @@ def test_split_words_conll_style():
 
 def test_entity_spans_are_the_entities_the_metric_scores():
     """issue 11 #9: a stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
-    from ernie_tiny_distill.metrics import tagging_metrics
+    from ernie_tiny_distill.tasks.metrics import tagging_metrics
 
     assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
         ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5)]
@@ -298,7 +298,7 @@ def test_serve_endpoints(cls_export):
 
 
 def test_latency_measure(cls_export, ner_export):
-    from ernie_tiny_distill.bench import latency
+    from ernie_tiny_distill.deploy import latency
 
     r = latency.measure(cls_export, seq_len=32, batch_size=4, iterations=3, warmup=1)
     assert r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"] * 0.5 and r["throughput_seq_per_s"] > 0

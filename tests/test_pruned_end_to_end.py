@@ -5,12 +5,12 @@ import os
 import numpy as np
 import paddle
 import pytest
+from helpers import demo_ner_teacher
 from paddlenlp.transformers import ErnieForTokenClassification
 
-from ernie_tiny_distill import models
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.stages import run_stage
-from helpers import demo_ner_teacher
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.train.stages import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,9 @@ def test_a_second_student_reuses_the_cached_importance(runs, caplog):
 
 
 def test_export_onnx_int8_and_predictor_parity(runs, tmp_path):
+    from ernie_tiny_distill.data.examples import TaggedSentence
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy import layout, quantize
-    from ernie_tiny_distill.examples import TaggedSentence
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     best = runs["student"]["best_dir"]

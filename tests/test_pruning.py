@@ -10,10 +10,14 @@ import paddle
 import pytest
 from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification, ErnieForTokenClassification
 
-from ernie_tiny_distill import models, pruning
 from ernie_tiny_distill.config import StudentConfig
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.pruned_ernie import PrunedErnieForSequenceClassification, PrunedErnieForTokenClassification
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import pruning
+from ernie_tiny_distill.models.pruned_ernie import (
+    PrunedErnieForSequenceClassification,
+    PrunedErnieForTokenClassification,
+)
 
 HIDDEN, HEADS, FFN, LAYERS = 16, 4, 24, 3  # head size 4
 IDS = [[2, 5, 6, 7, 8, 9, 3], [2, 10, 11, 12, 3, 0, 0]]
@@ -148,7 +152,7 @@ def test_a_narrower_student_runs_and_reports_its_starting_error():
     student = pruning.build_pruned(teacher, plan, ErnieForSequenceClassification, 3, basis)
     assert student.ernie.embeddings.word_embeddings.weight.shape == [24, 12]
     assert student.ernie.pooler.dense.weight.shape == [12, HIDDEN]  # the pooler keeps the teacher's width
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.tasks.adapters import make_task
 
     task = make_task("classification", None, ["a", "b", "c"], 32)
     report = pruning.init_report(teacher, student, features(token_level=False), basis, [0, 1, 3], task=task)
@@ -210,7 +214,7 @@ def test_config_takes_teacher_pruned_and_checks_it():
 
 
 def test_attention_of_pruned_heads_is_matched_head_by_head():
-    from ernie_tiny_distill import losses
+    from ernie_tiny_distill.distill import losses
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(1, 3, 4, 4)).astype("float32")
@@ -228,7 +232,7 @@ def test_attention_of_pruned_heads_is_matched_head_by_head():
 def test_attention_head_map_only_where_a_layer_meets_its_source():
     from types import SimpleNamespace
 
-    from ernie_tiny_distill.distill import attention_heads as _attention_heads
+    from ernie_tiny_distill.distill.distiller import attention_heads as _attention_heads
 
     config = SimpleNamespace(source_heads=[[0, 3], [1]], source_layers=[2, 5])
     student = SimpleNamespace(ernie=SimpleNamespace(config=config))  # a task model: its encoder is .ernie
@@ -239,8 +243,8 @@ def test_attention_head_map_only_where_a_layer_meets_its_source():
 
 def test_a_no_kd_student_that_matches_its_teacher_is_warned_about(caplog):
     from ernie_tiny_distill.config import load_config
-    from ernie_tiny_distill.stages import compare_with_teacher
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.tasks.adapters import make_task
+    from ernie_tiny_distill.train.stages import compare_with_teacher
 
     task = make_task("ner", None, ["O", "B-PER", "I-PER"], 32)
     no_kd = load_config(overrides=["output_dir=x", "model.teacher=t", "model.student.init=config",
@@ -255,7 +259,7 @@ def test_a_no_kd_student_that_matches_its_teacher_is_warned_about(caplog):
 
 
 def test_flops_of_a_pruned_student_count_each_layers_own_widths():
-    from ernie_tiny_distill.bench.latency import flops_per_sequence
+    from ernie_tiny_distill.deploy.latency import flops_per_sequence
 
     dense = {"layers": 2, "hidden": 8, "intermediate": 16, "labels": ["a", "b"], "task": "classification"}
     S = 4

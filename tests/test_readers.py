@@ -1,4 +1,4 @@
-"""Tests for ernie_tiny_distill.readers, on tiny hand-written fixture files (plus optional real-data checks)."""
+"""Tests for ernie_tiny_distill.data.readers, on tiny hand-written fixture files (plus optional real-data checks)."""
 from __future__ import annotations
 
 import logging
@@ -15,12 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from ernie_tiny_distill import readers  # noqa: E402
-# the module whose memo and one-pass read the IMDB tests patch: the attributes read_imdb really uses
-from ernie_tiny_distill.readers import imdb as imdb_reader  # noqa: E402
-from ernie_tiny_distill.errors import UserError  # noqa: E402
-from ernie_tiny_distill.examples import TaggedSentence, TextExample  # noqa: E402
-from ernie_tiny_distill.readers import (  # noqa: E402
+from ernie_tiny_distill.data import readers  # noqa: E402
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample  # noqa: E402
+from ernie_tiny_distill.data.readers import (  # noqa: E402
     check_labels_known,
     decode_bytes,
     label_set,
@@ -31,6 +28,10 @@ from ernie_tiny_distill.readers import (  # noqa: E402
     read_plain_text,
     split_train_dev,
 )
+
+# the module whose memo and one-pass read the IMDB tests patch: the attributes read_imdb really uses
+from ernie_tiny_distill.data.readers import imdb as imdb_reader  # noqa: E402
+from ernie_tiny_distill.errors import UserError  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 
@@ -246,7 +247,7 @@ CONLL = (
 def test_conll_docstart_columns_crlf_bom_and_iob1_conversion(tmp_path, caplog):
     f = tmp_path / "iob1.txt"
     f.write_bytes(b"\xef\xbb\xbf" + CONLL.replace("\n", "\r\n").encode("utf-8"))
-    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.readers"):
+    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.data.readers"):
         got = read_conll(str(f))
     assert got == [
         TaggedSentence(["EU", "rejects", "German", "call", "."], ["B-ORG", "O", "B-MISC", "I-MISC", "O"]),

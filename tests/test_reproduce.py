@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ernie_tiny_distill import stages
-from ernie_tiny_distill.bench import report
-from ernie_tiny_distill.bench import rows as bench_rows
-from ernie_tiny_distill.bench.cli import main as reproduce_main
-from ernie_tiny_distill.bench.jobs import Matrix
-from ernie_tiny_distill.bench.profile import Profile, profile_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
-from ernie_tiny_distill.random_teacher import write_random_teacher
+from benchmarks import report
+from benchmarks import rows as bench_rows
+from benchmarks.cli import main as reproduce_main
+from benchmarks.jobs import Matrix
+from benchmarks.profile import Profile, profile_from_dict
+from ernie_tiny_distill.data.demo import write_demo_data
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train import stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def test_rows_run_and_results_schema(mini):
     assert nokd_cfg["distill"]["kd_weight"] == 0.0 and nokd_cfg["data"]["unlabeled"] is None
     assert nokd_cfg["data"] == {**cfg["data"], "unlabeled": None, "max_unlabeled_examples": None}
     assert nokd_cfg["train"]["epochs"] == 2.0 and nokd_cfg["data"]["max_test_examples"] == 24
-    assert tfidf["command"].startswith("python -m ernie_tiny_distill.baselines --config")
+    assert tfidf["command"].startswith("python -m ernie_tiny_distill.distill.tfidf --config")
 
 
 def test_rerun_skips_finished_rows(mini):
@@ -245,7 +245,7 @@ def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp
 
 
 def test_teacher_export_variant_distills_through_the_teacher_export(tmp_path):
-    from ernie_tiny_distill.bench.profile import Variant
+    from benchmarks.profile import Variant
 
     m = Matrix(tiny_profile(tmp_path), ["demo"])
     m.p.variants["big"] = Variant("big", teacher_export=True, data={"demo": {"max_unlabeled_examples": None}})

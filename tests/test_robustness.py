@@ -17,12 +17,14 @@ import pytest
 from helpers import run_tool
 from paddlenlp.transformers import BertTokenizer, ErnieModel
 
-from ernie_tiny_distill import convert, data, models
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
+from ernie_tiny_distill.data import load as data
+from ernie_tiny_distill.data.demo import write_demo_data
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.random_teacher import write_random_teacher
-from ernie_tiny_distill.stages import run_stage
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import convert
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train.stages import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "tools" / "train.py")
@@ -206,7 +208,7 @@ def test_one_megabyte_text_is_read_and_truncated(ws, tmp_path):
     splits = data.load_splits(cfg.data, "classification")
     examples = splits.train + splits.dev
     assert max(len(e.text) for e in examples) == 1_000_000
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.tasks.adapters import make_task
 
     task = make_task("classification", models.load_tokenizer(ws["teacher"]), splits.labels, 32, "head_tail")
     features = task.encode(examples)
@@ -344,7 +346,7 @@ def test_no_unsafe_loading_in_the_package():
                 if bad:
                     offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
-    source = (ROOT / "ernie_tiny_distill" / "convert.py").read_text(encoding="utf-8")
+    source = (ROOT / "ernie_tiny_distill" / "models" / "convert.py").read_text(encoding="utf-8")
     body = source[source.index("def convert_pdparams"):]
     assert body.index("if not allow_pickle:") < body.index("paddle.load(")
 

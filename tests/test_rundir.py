@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill import checkpoint, rundir
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
-from ernie_tiny_distill.distill import Distiller
+from ernie_tiny_distill.data.demo import write_demo_data
+from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.random_teacher import write_random_teacher
-from ernie_tiny_distill.stages import run_stage
-from ernie_tiny_distill.trainer import _truncate_log
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train import checkpoint, rundir
+from ernie_tiny_distill.train.stages import run_stage
+from ernie_tiny_distill.train.trainer import _truncate_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,7 +91,7 @@ def test_output_dir_that_is_contains_or_is_inside_the_teacher_is_refused_before_
 
 HOLD = """
 import sys, time
-from ernie_tiny_distill.rundir import RunLock
+from ernie_tiny_distill.train.rundir import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -127,9 +127,10 @@ class Interrupt(Exception):
 
 
 def test_lora_unmerges_on_every_switch_back_to_training_and_resumes_exactly(ws, monkeypatch):
-    from ernie_tiny_distill.distill import Distillable
-    from ernie_tiny_distill import models
     from paddlenlp.transformers import ErnieForSequenceClassification
+
+    from ernie_tiny_distill.distill.distiller import Distillable
+    from ernie_tiny_distill.models import build as models
 
     lora = models.add_lora(models.load_model(ws["teacher"], ErnieForSequenceClassification, 2), 2)
     wrapper = Distillable(lora, 16, None)
@@ -246,7 +247,7 @@ def test_bad_data_creates_no_output_directory(ws, tmp_path):
 def test_kd_weight_zero_says_what_the_student_trains_on(ws, teacher_run, caplog):
     cfg = config(ws, "no_kd", stage="task", model={"teacher": teacher_run["output_dir"]},
                  distill={"kd_weight": 0.0, "ce_weight": 0.5, "allow_weak_teacher": True})
-    with caplog.at_level("WARNING", logger="ernie_tiny_distill.stages"):
+    with caplog.at_level("WARNING", logger="ernie_tiny_distill.train.stages"):
         run_stage(cfg)
     assert ("distill.kd_weight=0: the teacher's output distribution is not used; the student trains on ce×0.5 "
             "(the labels with distill.ce_weight=0.5)") in caplog.text
@@ -259,7 +260,7 @@ def test_num_threads_wins_over_exported_omp_and_is_logged(ws, monkeypatch, caplo
     from threadpoolctl import threadpool_info
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    with caplog.at_level("INFO", logger="ernie_tiny_distill.threads"):
+    with caplog.at_level("INFO", logger="ernie_tiny_distill.util.threads"):
         run_stage(config(ws, "threads1", train={"num_threads": 1}))
     assert os.environ["OMP_NUM_THREADS"] == "1"
     assert {info["num_threads"] for info in threadpool_info()} == {1}
@@ -282,6 +283,6 @@ def test_train_cli_config_threads_override_exported_omp(tmp_path):
 def test_rerunning_a_finished_run_without_checkpoints_says_it_starts_over(ws, caplog):
     run_stage(config(ws, "finished_twice"))
     cfg = config(ws, "finished_twice", train={"max_steps": 5})
-    with caplog.at_level("WARNING", logger="ernie_tiny_distill.stages"):
+    with caplog.at_level("WARNING", logger="ernie_tiny_distill.train.stages"):
         run_stage(cfg)
     assert "holds a finished run whose checkpoints were removed when it finished: training starts over" in caplog.text

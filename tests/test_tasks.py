@@ -8,9 +8,10 @@ import paddle
 import pytest
 from helpers import CLS, ID, SEP, UNK
 
-from ernie_tiny_distill import batching, metrics
-from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.tasks import IGNORE_INDEX, ClassificationTask, GeneralTask, TaggingTask, make_task
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
+from ernie_tiny_distill.tasks import metrics
+from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX, ClassificationTask, GeneralTask, TaggingTask, make_task
 
 X = IGNORE_INDEX
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
@@ -60,7 +61,7 @@ def test_truncation_cuts_whole_words_and_warns(hand_tokenizer, caplog):
     # max_seq_length 8 -> 6 pieces: john(1) + play ##s(2) + un ##watch ##able(3); "York" and "." are cut
     task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=8)
     short = TaggedSentence(["York"], ["B-LOC"])
-    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks"):
+    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks.adapters"):
         f, g = task.encode([SENTENCE, short])
     assert f["input_ids"] == [CLS, ID["john"], ID["play"], ID["##s"], ID["un"], ID["##watch"], ID["##able"], SEP]
     assert f["labels"] == [X, B_PER, O, X, O, X, X, X]
@@ -75,7 +76,7 @@ def test_truncation_cuts_whole_words_and_warns(hand_tokenizer, caplog):
 def test_truncation_never_splits_a_word(hand_tokenizer, caplog):
     # 5 pieces of room: john + play ##s = 3; un ##watch ##able (3) does not fit -> cut whole, not as "un"
     task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=7)
-    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks"):
+    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks.adapters"):
         (f,) = task.encode([SENTENCE])
     assert f["input_ids"] == [CLS, ID["john"], ID["play"], ID["##s"], SEP]
     assert f["labels"] == [X, B_PER, O, X, X]
@@ -84,7 +85,7 @@ def test_truncation_never_splits_a_word(hand_tokenizer, caplog):
 
 def test_no_warning_when_everything_fits(hand_tokenizer, caplog):
     task = TaggingTask(hand_tokenizer, NER_LABELS, max_seq_length=10)  # exactly 8 pieces + [CLS] [SEP]
-    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks"):
+    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.tasks.adapters"):
         (f,) = task.encode([SENTENCE])
     assert len(f["input_ids"]) == 10 and f["num_words"] == 5
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -141,7 +142,7 @@ def test_classification_head_tail_truncation(hand_tokenizer):
 
 def test_classification_exact_fit_is_not_truncated(hand_tokenizer, caplog):
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], max_seq_length=13, truncation="head_tail")
-    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.tasks"):
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.tasks.adapters"):
         (f,) = task.encode([TextExample(LONG, "pos")])
     assert f["input_ids"] == [CLS] + LONG_IDS + [SEP]
     assert "truncated" not in caplog.text
@@ -258,7 +259,7 @@ def test_head_flops_by_hand():
 
 
 def test_unlabeled_examples_and_task_class():
-    from ernie_tiny_distill.tasks import TASKS, task_class
+    from ernie_tiny_distill.tasks.adapters import TASKS, task_class
 
     assert TaggingTask.unlabeled_example("a  b c").tokens == ["a", "b", "c"]
     assert ClassificationTask.unlabeled_example("a b").text == "a b"

@@ -8,10 +8,11 @@ import numpy as np
 import paddle
 import pytest
 
-from ernie_tiny_distill import batching, teacher_cache
-from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
-from ernie_tiny_distill.distill import TeacherRows
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
+from ernie_tiny_distill.distill import teacher_cache
+from ernie_tiny_distill.distill.distiller import TeacherRows
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [TaggedSentence(["John", "plays"]), TaggedSentence(["unwatchable", "York", "."]),
@@ -56,7 +57,7 @@ def test_computed_once_then_loaded(task, teacher_dir, tmp_path, caplog):
     assert fake.calls == 1
     (name,) = cache_files(cache)  # one file, no temp files left
     assert name.startswith("teacher_logits-") and name.endswith(".npz")
-    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.teacher_cache"):
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill.teacher_cache"):
         rows2, offsets2 = teacher_cache.load_or_build(cache, teacher_dir, task, features, fake)
     assert fake.calls == 1  # loaded, not recomputed
     assert "teacher logits from cache" in caplog.text
@@ -147,7 +148,7 @@ def _build_once(task, teacher_dir, cache):
 
 
 def _assert_rebuilt(task, teacher_dir, cache, features, fake, rows, caplog, expect):
-    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.teacher_cache"):
+    with caplog.at_level(logging.WARNING, logger="ernie_tiny_distill.distill.teacher_cache"):
         rows2, offsets2 = teacher_cache.load_or_build(cache, teacher_dir, task, features, fake)
     assert fake.calls == 2
     np.testing.assert_array_equal(rows2, rows)

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import yaml
 
-from ernie_tiny_distill import ensemble, models, trainer
+from ernie_tiny_distill.data.readers import read_classification_file
 from ernie_tiny_distill.deploy import scoring
 from ernie_tiny_distill.deploy.engines import PaddleEngine
+from ernie_tiny_distill.distill import ensemble
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.readers import read_classification_file
-from ernie_tiny_distill.tasks import make_task
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.train import trainer
 
 WINDOWS = {"stride": None, "max_windows": 4, "pooling": "mean"}
 

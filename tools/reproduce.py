@@ -3,8 +3,8 @@
     python tools/reproduce.py --task imdb|conll|all [--profile cpu|full|PATH.yaml] [--only JOBS] [--skip JOBS]
                               [--runs-dir runs/bench] [--report-only] [--plan]
 
-`python tools/reproduce.py --help` explains the options; ernie_tiny_distill/bench/ holds the machinery and
-configs/bench/profiles/ the profiles.
+`python tools/reproduce.py --help` explains the options; benchmarks/ holds the machinery and
+benchmarks/profiles/ the profiles.
 """
 import sys
 
@@ -17,7 +17,7 @@ def main() -> int:
     setup_logging()
 
     def run() -> int:
-        from ernie_tiny_distill.bench.cli import main as reproduce_main
+        from benchmarks.cli import main as reproduce_main
 
         outcome = reproduce_main(argv)
         return 1 if outcome.get("failed") else 0

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.overrides)
         set_threads(cfg.train.num_threads, override=True)  # the config wins over an exported OMP_NUM_THREADS
         quiet_paddlenlp()
-        from ernie_tiny_distill.stages import run_stage  # imports Paddle: after the thread count is set
+        from ernie_tiny_distill.train.stages import run_stage  # imports Paddle: after the thread count is set
 
         summary = run_stage(cfg)
         shown = {k: summary[k] for k in ("stage", "task", "metric_name", "best_dir", "params") if k in summary}

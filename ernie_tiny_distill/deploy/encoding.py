@@ -13,11 +13,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import tasks
-from ..decoding import DECODINGS
-from ..errors import UserError
-from . import layout
-from . import words as words_mod
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy import words as words_mod
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks import adapters as tasks
+from ernie_tiny_distill.tasks.decoding import DECODINGS
 
 WORD_CACHE_SIZE = 200_000  # memoized word -> pieces entries per encoder (cleared when full)
 LONG_TEXT_CHARS = 20_000  # classification texts longer than this are tokenized from both ends only

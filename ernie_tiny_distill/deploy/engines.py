@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from ..errors import UserError
-from . import layout
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.errors import UserError
 
 DEVICES = ("cpu", "gpu", "auto")
 

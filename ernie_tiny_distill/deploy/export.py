@@ -34,16 +34,16 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import fsutil
-from ..errors import UserError
-from ..tasks import TASKS, model_class_named, task_class
-from . import layout
-from .engines import PaddleEngine
-from .onnx_export import max_abs_diff, write_onnx_files
-from .predictor import probe_inputs
-from .quantize import INT8_METHODS, write_int8_file
-from .scoring import weights_digest
-from .words import DEFAULT_SPLITTER, SPLITTERS
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy.engines import PaddleEngine
+from ernie_tiny_distill.deploy.onnx_export import max_abs_diff, write_onnx_files
+from ernie_tiny_distill.deploy.predictor import probe_inputs
+from ernie_tiny_distill.deploy.quantize import INT8_METHODS, write_int8_file
+from ernie_tiny_distill.deploy.scoring import weights_digest
+from ernie_tiny_distill.deploy.words import DEFAULT_SPLITTER, SPLITTERS
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import TASKS, model_class_named, task_class
+from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
         raise UserError(f"word splitter must be one of {', '.join(SPLITTERS)}, got {word_splitter!r}")
     import paddle
 
-    from .. import models
+    from ernie_tiny_distill.models import build as models
 
     path = models.resolve(model_dir)
     task_meta = models.read_task_metadata(path) if os.path.isdir(path) else None
@@ -198,7 +198,7 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
     import paddle
     import paddlenlp
 
-    from .. import models
+    from ernie_tiny_distill.models import build as models
 
     config = models.encoder_of(model).config
     total, nonembedding = models.count_parameters(model)
@@ -284,7 +284,7 @@ def verify_export(model, export_dir: str, *, task: str, pad_token_id: int, vocab
 
 def read_calibration_texts(path: str, model_dir: str) -> List[str]:
     """Raw texts for INT8 calibration in the model's task format (JSONL/CSV/TSV "text" column, CoNLL, lines)."""
-    from .. import models
+    from ernie_tiny_distill.models import build as models
 
     task_meta = models.read_task_metadata(models.resolve(model_dir)) or {}
     return task_class(task_meta.get("task") or "classification").calibration_texts(path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import List, Union
 
-from ..errors import UserError
-from ..readers import decode_bytes, read_bytes
+from ernie_tiny_distill.data.readers import decode_bytes, read_bytes
+from ernie_tiny_distill.errors import UserError
 
 
 def read_texts_file(path: str) -> List[str]:

@@ -5,8 +5,8 @@ import json
 import os
 from typing import Dict, Sequence
 
-from .. import fsutil
-from ..errors import UserError
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.util import fsutil
 
 MODEL_FILE = "inference.json"
 PARAMS_FILE = "inference.pdiparams"
@@ -37,7 +37,7 @@ def write_json(path: str, data) -> None:
 
 def read_export_metadata(export_dir: str, *, need: Sequence[str] = ()) -> Dict:
     """export.json + labels.json of `export_dir`, checking that those and the files in `need` exist."""
-    from ..tasks import TASKS
+    from ernie_tiny_distill.tasks.adapters import TASKS
 
     if not os.path.isdir(export_dir):
         raise UserError(f"export directory not found: {export_dir}",

@@ -6,12 +6,12 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from .. import fsutil
-from ..errors import UserError
-from ..tasks import task_class
-from . import layout
-from .engines import OnnxEngine, PaddleEngine
-from .predictor import probe_inputs
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine
+from ernie_tiny_distill.deploy.predictor import probe_inputs
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import task_class
+from ernie_tiny_distill.util import fsutil
 
 
 def max_abs_diff(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:

@@ -30,12 +30,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import UserError
-from ..tasks import ClassificationTask, TaggingTask
-from .. import wide_document
-from . import layout
-from .encoding import TextEncoder, collate
-from .engines import OnnxEngine, PaddleEngine, check_finite
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy.encoding import TextEncoder, collate
+from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine, check_finite
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.wide import document as wide_document
 
 logger = logging.getLogger(__name__)
 

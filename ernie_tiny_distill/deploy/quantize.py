@@ -6,13 +6,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import fsutil
-from ..errors import UserError
-from . import layout
-from .encoding import TextEncoder
-from .engines import OnnxEngine
-from .onnx_export import require_onnx_tools, write_onnx_files
-
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy.encoding import TextEncoder
+from ernie_tiny_distill.deploy.engines import OnnxEngine
+from ernie_tiny_distill.deploy.onnx_export import require_onnx_tools, write_onnx_files
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.util import fsutil
 
 INT8_METHODS = ("static", "dynamic")
 
@@ -47,8 +46,13 @@ def write_int8_file(export_dir: str, texts: Optional[Sequence[str]], method: str
         raise UserError(f"INT8 method must be one of {', '.join(INT8_METHODS)}, got {method!r}")
     require_onnx_tools("INT8 quantization")
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
-                                              quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as e:
         raise UserError(f"onnxruntime.quantization could not be imported ({e})", hint="pip install ml_dtypes") from None

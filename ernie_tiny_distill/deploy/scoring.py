@@ -11,9 +11,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import teacher_cache
-from . import layout
-from .predictor import logits_by_length, pool_windows, window_rows
+from ernie_tiny_distill.deploy import layout
+from ernie_tiny_distill.deploy.predictor import logits_by_length, pool_windows, window_rows
+from ernie_tiny_distill.distill import teacher_cache
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,10 @@ def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[st
         logger.warning("teacher %s: not scored through the export %s (%s); scoring in dygraph", model_dir,
                        export_dir, why)
         return dygraph
-    from .engines import PaddleEngine
+    from ernie_tiny_distill.deploy.engines import PaddleEngine
 
     engines = []  # loaded when first needed (all features cached: never)
-    from .. import wide_document
+    from ernie_tiny_distill.wide import document as wide_document
 
     document_table = wide_document.DocumentTable.load(export_dir) \
         if wide_document.has_document_table(export_dir) else None

@@ -7,9 +7,9 @@ from typing import List, Optional
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
-from ..errors import UserError
-from ..tasks import TaggingTask
-from .predictor import Predictor
+from ernie_tiny_distill.deploy.predictor import Predictor
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import TaggingTask
 
 SHAPE = 'expected a JSON object {"texts": ["...", ...]} or {"tokens": [["word", ...], ...]}'
 

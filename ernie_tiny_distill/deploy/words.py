@@ -93,7 +93,7 @@ def split_words(text: str, splitter: str = DEFAULT_SPLITTER) -> List[Word]:
     try:
         split = SPLITTERS[splitter]
     except KeyError:
-        from ..errors import UserError
+        from ernie_tiny_distill.errors import UserError
 
         raise UserError(f"unknown word splitter {splitter!r}; expected one of {', '.join(SPLITTERS)}") from None
     norm, starts, ends = nfc_with_offsets(text)

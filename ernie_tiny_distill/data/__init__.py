@@ -1,0 +1,1 @@
+"""Data: readers for every format, the example types, splits, batching, augmentation and the demo data."""

@@ -1,0 +1,1 @@
+"""Distillation: pure loss functions, the distiller, cached teacher outputs, teacher ensembles."""

@@ -1,0 +1,1 @@
+"""Models: teachers and students (PaddleNLP ERNIE family), students born from the teacher, converters."""

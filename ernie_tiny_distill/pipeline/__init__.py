@@ -1,0 +1,1 @@
+"""Pipelines that chain stages: teacher -> student -> export -> report."""

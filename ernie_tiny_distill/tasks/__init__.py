@@ -1,0 +1,1 @@
+"""Task adapters (classification, tagging): encoding, heads, distilled logits, decoding and metrics."""
