@@ -26,7 +26,8 @@ def _reads_like_teacher(row: Dict, teacher: Dict) -> bool:
 
 def readme_rows(rows: List[Dict], tasks: Sequence[str], shapes=README_SHAPES) -> List[Dict]:
     """Per task: the teacher, then per shape the student best on dev (as a user would choose) and the INT8 export
-    of that same run, when there is one. Each item is {"row", "kind": teacher | student | int8}."""
+    of that same run, when there is one. Each item is {"row", "kind": teacher | student | int8} (an int8 item
+    also has its "source" row)."""
     out = []
     for t in tasks:
         teacher = next((r for r in rows if r["task"] == t and r["variant"] == "teacher"), None)
@@ -44,7 +45,7 @@ def readme_rows(rows: List[Dict], tasks: Sequence[str], shapes=README_SHAPES) ->
             export = f"{best['model']} ({best['variant']} seed "
             int8 = next((r for r in same if r["variant"] == "int8" and r["model"].startswith(export)), None)
             if int8:
-                out.append({"row": int8, "kind": "int8"})
+                out.append({"row": int8, "kind": "int8", "source": best})
     return out
 
 
@@ -55,7 +56,10 @@ def _plain_model(item: Dict) -> str:
         name = r["model"][len("teacher"):].strip()
         words = f"teacher, {shape}" + (f" ({name})" if name else "")
     else:
-        words = f"student, {shape} ({_origin(r)})" + (", INT8 export" if item["kind"] == "int8" else "")
+        words = f"student, {shape} ({_origin(r)})"
+        if item["kind"] == "int8":
+            several = len(item["source"].get("seeds") or []) > 1   # the export is of one seed's run
+            words += ", INT8 export" + (f" of seed {r['seeds'][0]}" if several and r.get("seeds") else "")
     return words + (", earlier run" if r.get("carried") else "")
 
 

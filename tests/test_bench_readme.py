@@ -51,8 +51,8 @@ def test_cells_name_the_model_in_plain_words_with_metric_percent_and_speedup():
         ["IMDB sentiment", "teacher, 6 layers x 384 (MiniLM-L6-H384)", "accuracy 86.00", "100.0", "1.0×"],
         ["IMDB sentiment", "student, 2 layers x 128 (born from the teacher)", "accuracy 85.00 ± 0.22 (3 seeds)",
          "98.8", "9.9×"],
-        ["IMDB sentiment", "student, 2 layers x 128 (born from the teacher), INT8 export", "accuracy 85.20", "99.1",
-         "40.2×"],
+        ["IMDB sentiment", "student, 2 layers x 128 (born from the teacher), INT8 export of seed 1", "accuracy 85.20",
+         "99.1", "40.2×"],
         ["IMDB sentiment", "student, 3 layers x 384 (born from the teacher)", "accuracy 85.40", "99.3", "5.4×"]]
     assert "of 128 tokens" in lines[-1] and "(docs/benchmarks.md)" in lines[-1]
     assert "`python tools/reproduce.py --report-only`" in lines[-1]
