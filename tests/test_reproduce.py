@@ -162,7 +162,7 @@ def test_report_fills_the_readme_between_markers_only(mini, tmp_path):
     assert out["report"]["readme"] == str(readme)
     assert "stale table" not in text
     assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{report.README_END}\nafter\n")
-    assert "| demo | student B 1L-16H | task_kd |" in text
+    assert "| demo reviews | teacher, 2 layers x 32 |" in text and "(docs/benchmarks.md)" in text
     assert "`python tools/reproduce.py --task demo --profile tiny --report-only`" in text
     assert not report.update_readme(str(tmp_path / "missing.md"), "x")
     plain = tmp_path / "plain.md"
