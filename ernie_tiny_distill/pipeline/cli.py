@@ -68,7 +68,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"report: {args.out}/report.md and report.json")
         return 0
 
-    return run_tool(parser(), body, argv)
+    p = parser()
+    threads = [a.partition("=")[2] for a in (sys.argv[1:] if argv is None else argv)
+               if a.startswith("train.num_threads=")]
+    if threads and threads[-1].isdigit():
+        p.set_defaults(threads=int(threads[-1]))  # Paddle reads the thread count once, at import
+    return run_tool(p, body, argv)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ def run_pipeline(opts: Options) -> Dict:
 def read_user_data(opts: Options, recipe: Dict) -> UserData:
     """The user's splits (and transfer set) as the stages will read them; the transfer set falls back to none
     when augmentation is not available for the task here (said in the log and the report)."""
-    data = data_section(opts)
-    data["unlabeled"] = opts.unlabeled or recipe["student"].get("data", {}).get("unlabeled")
+    data = merge(data_section(opts), recipe["student"].get("data") or {})
+    data["unlabeled"] = opts.unlabeled or data.get("unlabeled")
     transfer_source = f"--unlabeled {opts.unlabeled}" if opts.unlabeled else (
         f"data.unlabeled: {data['unlabeled']} (recipe)" if data["unlabeled"] else "none")
     cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
