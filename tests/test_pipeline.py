@@ -62,9 +62,10 @@ def cls_report(world):
     """Through the command line, as a user runs it."""
     p = world["paths"]
     out = world["root"] / "cls"
-    result = run_tool("distill.py", "--task", "classification", "--train", p["sentiment_train"], "--test",
-                      p["sentiment_test"], "--teacher", world["teacher"], "--recipe", world["recipes"]["classification"],
-                      "--control", "--allow-weak-teacher", "--latency-texts", "5", "--out", out, "train.progress=false")
+    result = run_tool("distill.py", "--task", "classification", "--train", p["sentiment_train"],
+                      "--test", p["sentiment_test"], "--teacher", world["teacher"],
+                      "--recipe", world["recipes"]["classification"], "--control", "--allow-weak-teacher",
+                      "--latency-texts", "5", "--out", out, "train.progress=false")
     assert result.returncode == 0, result.stderr
     assert "## KD gain (--control)" in result.stdout
     with open(out / "report.json", encoding="utf-8") as f:

@@ -103,6 +103,11 @@ def _fmt(x, digits=4) -> str:
     return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def _row(name: str, model: Dict, mb, score, pct, timing: Dict, speedup) -> str:
+    return (f"| {name} | {model['layers']}x{model['hidden']} | {model['params'] / 1e6:.1f}M | {_fmt(mb, 2)} | "
+            f"{_fmt(score)} | {_fmt(pct, 2)} | {timing['p50_ms']:.2f} | {timing['p95_ms']:.2f} | {_fmt(speedup, 2)} |")
+
+
 def markdown(r: Dict) -> str:
     m, s, t, lat, d = r["metric"], r["student"], r["teacher"], r["latency"], r["data"]
     lines = [f"# Distillation report: {r['task']}, ~{r['speedup_target']}x recipe", "",
@@ -111,16 +116,13 @@ def markdown(r: Dict) -> str:
              f"- train {d['train']}, dev {d['dev']} ({d['dev_source']}), test {d['test']}, "
              f"transfer set {d['transfer']} ({d['transfer_source']}); {d['labels']} labels", "",
              f"## Scores ({r['split']} {m}, exported models)", "",
-             "| model | layers x hidden | params | MB on disk | " + m + " | % of teacher | p50 ms | p95 ms | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|",
-             f"| teacher FP32 | {t['layers']}x{t['hidden']} | {t['params'] / 1e6:.1f}M | {t['fp32_mb']} | "
-             f"{_fmt(t['fp32'])} | 100.0 | {lat['teacher_fp32']['p50_ms']:.2f} | {lat['teacher_fp32']['p95_ms']:.2f} | 1.0 |",
-             f"| student FP32 | {s['layers']}x{s['hidden']} | {s['params'] / 1e6:.1f}M | {s['fp32_mb']} | "
-             f"{_fmt(s['fp32'])} | {_fmt(s['pct_of_teacher_fp32'], 2)} | {lat['student_fp32']['p50_ms']:.2f} | "
-             f"{lat['student_fp32']['p95_ms']:.2f} | {_fmt(lat['speedup_fp32'], 2)} |",
-             f"| student INT8 | {s['layers']}x{s['hidden']} | {s['params'] / 1e6:.1f}M | {s['int8_mb']} | "
-             f"{_fmt(s['int8'])} | {_fmt(s['pct_of_teacher_int8'], 2)} | {lat['student_int8']['p50_ms']:.2f} | "
-             f"{lat['student_int8']['p95_ms']:.2f} | {_fmt(lat['speedup_int8'], 2)} |", "",
+             "| model | layers x hidden | params | MB on disk | " + m + " | % of teacher | p50 ms | p95 ms | "
+             "speed-up |", "|---|---|---|---|---|---|---|---|---|",
+             _row("teacher FP32", t, t["fp32_mb"], t["fp32"], 100.0, lat["teacher_fp32"], 1.0),
+             _row("student FP32", s, s["fp32_mb"], s["fp32"], s["pct_of_teacher_fp32"], lat["student_fp32"],
+                  lat["speedup_fp32"]),
+             _row("student INT8", s, s["int8_mb"], s["int8"], s["pct_of_teacher_int8"], lat["student_int8"],
+                  lat["speedup_int8"]), "",
              f"Latency: {lat['how']}; {lat['teacher_fp32']['reviews']} texts, {lat['teacher_fp32']['threads']} "
              f"thread(s).", ""]
     check = t.get("check")
