@@ -146,3 +146,18 @@ def test_a_weak_teacher_stops_the_pipeline_before_distillation(world):
 def test_missing_files_are_named(world, tmp_path):
     with pytest.raises(UserError, match="--test .*nothing.csv: no such file"):
         run_pipeline(options(world, "classification", "missing", test=str(tmp_path / "nothing.csv")))
+
+
+def test_the_quickstart_prints_the_students_answers_on_its_sentences(cls_report, ner_report):
+    from ernie_tiny_distill.pipeline.quickstart import SAMPLES, format_reports, predict_samples
+
+    shown = []
+    for report in (cls_report, ner_report):
+        report = dict(report, samples=predict_samples(report["student"]["export"], SAMPLES[report["task"]]))
+        assert [s["text"] for s in report["samples"]] == SAMPLES[report["task"]]
+        shown.append(report)
+    assert {s["prediction"]["label"] for s in shown[0]["samples"]} <= {"neg", "pos"}
+    assert all(isinstance(s["prediction"]["entities"], list) for s in shown[1]["samples"])
+    text = format_reports(shown)
+    assert "'It was not good.' -> {\"label\": " in text and "'Kofi Annan met Angela Merkel in Berlin .' ->" in text
+    assert text.count("# Distillation report") == 2
