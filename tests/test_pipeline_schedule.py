@@ -87,3 +87,18 @@ def test_the_trainer_keeps_min_steps_and_stops_on_a_plateau(tmp_path):
     assert [h["step"] for h in stopped["history"]] == [1, 2, 3]
     full = run("floor", min_steps=5)
     assert (full["total_steps"], full["stopped_early"], len(full["history"])) == (5, None, 5)
+
+
+def test_the_time_estimate_is_the_per_example_model_it_states():
+    from ernie_tiny_distill.pipeline import measure
+
+    est = measure.estimate(0.01, teacher_steps=100, student_steps=200, control_steps=0, batch=32, speedup=10,
+                           student_epochs=2.0, evals={"teacher": 10, "student": 10}, dev=300, test=0,
+                           importance_examples=1000)
+    share, student = measure.FORWARD_SHARE, measure.STUDENT_STEP_SHARE / 10
+    assert est["parts"] == {"teacher fine-tuning": 32.0, "teacher dev evaluations": round(10 * 300 * 0.01 * share, 1),
+                            "importance (pruning)": 10.0,
+                            "distillation": round(200 * 32 * 0.01 * (share / 2 + student), 1),
+                            "student dev evaluations": round(10 * 300 * 0.01 * share / 10, 1),
+                            "export, test scores, latency": float(measure.EXPORT_SECONDS)}
+    assert est["seconds"] == round(sum(est["parts"].values()), 1) and "control (no KD)" not in est["parts"]

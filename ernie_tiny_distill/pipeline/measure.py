@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import numpy as np
 from typing import Dict, List, Sequence
 
 from ernie_tiny_distill.deploy import layout
@@ -21,7 +23,7 @@ TIMED_STEPS = 3
 
 def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int) -> float:
     """Wall seconds per training example of the teacher: forward + backward on real batches of the user's data
-    (one untimed warm-up step, then TIMED_STEPS timed ones)."""
+    (one untimed warm-up step, then the median of TIMED_STEPS timed ones)."""
     from ernie_tiny_distill.data import batching
     from ernie_tiny_distill.models import build as models
     from ernie_tiny_distill.train.trainer import _to_tensors
@@ -31,7 +33,7 @@ def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int)
     features = task.encode(list(examples[: batch_size * (TIMED_STEPS + 1)]))
     pad = task.tokenizer.pad_token_id
     batches = [features[i:i + batch_size] for i in range(0, len(features), batch_size)]
-    elapsed, count = 0.0, 0
+    per_example = []
     for k, chunk in enumerate(batches):
         batch = _to_tensors(batching.collate(chunk, pad))
         started = time.perf_counter()
@@ -39,10 +41,10 @@ def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int)
                        attention_mask=batch["attention_mask"], return_dict=True).logits
         (logits.astype("float32") ** 2).mean().backward()
         model.clear_gradients()
-        if k:  # the first batch warms the kernels up
-            elapsed += time.perf_counter() - started
-            count += len(chunk)
-    return elapsed / max(1, count) if count else elapsed / max(1, len(features))
+        if k or len(batches) == 1:  # the first batch warms the kernels up
+            per_example.append((time.perf_counter() - started) / len(chunk))
+    # the median step: one step slowed down by another job on a shared machine does not set the estimate
+    return float(np.median(per_example))
 
 
 def estimate(per_example: float, *, teacher_steps: int, student_steps: int, control_steps: int, batch: int,
@@ -63,8 +65,8 @@ def estimate(per_example: float, *, teacher_steps: int, student_steps: int, cont
     }
     parts = {k: round(v, 1) for k, v in parts.items() if v > 0}
     return {"seconds": round(sum(parts.values()), 1), "parts": parts, "teacher_seconds_per_example": per_example,
-            "method": f"the teacher's training step timed on {TIMED_STEPS} batches of the training data, times the "
-                      f"planned steps; the KD step counted as {FORWARD_SHARE:.2f} of a teacher step per epoch of "
+            "method": f"the teacher's training step (median of {TIMED_STEPS} batches of the training data) times "
+                      f"the planned steps; a KD step counted as {FORWARD_SHARE:.2f} of a teacher step per epoch of "
                       f"cached teacher outputs + {STUDENT_STEP_SHARE}/{speedup} for the student (a rough model)"}
 
 
