@@ -12,13 +12,15 @@ import yaml
 
 from ernie_tiny_distill.config import Config, load_config
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks.adapters import task_class
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 SPEEDUPS = (5, 10)
 RECIPE_SECTIONS = ("teacher", "student", "control", "schedule")
-# classification file formats guessed from the file name; anything else is read as `LABEL text` lines
+# file formats guessed from the file name when the task reads them; otherwise the task's plain-file format
 FORMAT_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
-LINES_FORMAT = "lines"
+LINES_FORMAT = "lines"  # `LABEL text` lines
+PLAIN_FORMAT = {"classification": LINES_FORMAT, "ner": "conll"}
 
 
 @dataclass
@@ -78,10 +80,7 @@ def data_section(opts: Options) -> Dict[str, Any]:
                        ("--unlabeled", opts.unlabeled)):
         if path and not os.path.isfile(path):
             raise UserError(f"{flag} {path}: no such file")
-    if opts.task == "ner":
-        fmt = opts.format or "conll"
-    else:
-        fmt = opts.format or FORMAT_BY_SUFFIX.get(Path(opts.train).suffix.lower(), LINES_FORMAT)
+    fmt = opts.format or guess_format(opts.task, opts.train)
     data: Dict[str, Any] = {"format": fmt, "train_file": opts.train, "dev_file": opts.dev,
                             "test_file": opts.test, "split_seed": 0}
     if opts.encoding:
@@ -93,6 +92,11 @@ def data_section(opts: Options) -> Dict[str, Any]:
     if opts.test is None:
         data["max_test_examples"] = 0  # no test file: dev only
     return data
+
+
+def guess_format(task: str, path: str) -> str:
+    guessed = FORMAT_BY_SUFFIX.get(Path(path).suffix.lower())
+    return guessed if guessed in task_class(task).data_formats else PLAIN_FORMAT[task]
 
 
 def merge(base: Dict, extra: Dict) -> Dict:
