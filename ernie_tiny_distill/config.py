@@ -160,6 +160,8 @@ class ModelConfig:
 class TrainConfig:
     epochs: float = 3.0
     max_steps: Optional[int] = None
+    # at least this many optimisation steps (more epochs on a small training set); max_steps wins when set
+    min_steps: Optional[int] = None
     batch_size: int = 32
     eval_batch_size: int = 64
     learning_rate: float = 5e-5
@@ -167,6 +169,8 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     eval_every: Optional[int] = None  # steps; null = once per epoch
+    # stop after this many dev evaluations in a row without a new best (null = run every step)
+    patience: Optional[int] = None
     log_every: int = 10
     keep_checkpoints: int = 2
     # A finished run (best/ and summary.json written) deletes checkpoints/ (weights + optimizer state) unless true.
@@ -474,6 +478,8 @@ def validate(cfg: Config) -> None:
             raise UserError(f"config key {key!r} must be > 0, got {value}")
     positive_or_null = {
         "train.max_steps": t.max_steps,
+        "train.min_steps": t.min_steps,
+        "train.patience": t.patience,
         "train.eval_every": t.eval_every,
         "data.max_train_examples": cfg.data.max_train_examples,
         "data.max_dev_examples": cfg.data.max_dev_examples,

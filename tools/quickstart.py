@@ -1,41 +1,38 @@
-"""Quickstart: teacher -> stage-1 -> stage-2 distillation -> evaluation -> export, on the embedded demo data.
+"""Quickstart: the one-command distillation pipeline (tools/distill.py) on generated demo data, both tasks.
 
-python tools/quickstart.py [--out runs/quickstart] [--tasks classification ner]
-Finished stages are skipped when re-run; an interrupted stage resumes from its last checkpoint.
+python tools/quickstart.py [--out runs/quickstart] [--tasks classification ner] [--control]
+For each task: teacher fine-tuning and its check -> a 10x student born from it and distilled -> FP32 and INT8
+exports -> test scores and latency against the teacher -> the report, then the student's answers on a few
+sentences written for it. Re-running skips finished steps; an interrupted training run resumes.
 """
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from ernie_tiny_distill.cli import main_wrapper, quiet_paddlenlp, set_threads, setup_logging
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from ernie_tiny_distill.cli import run_tool
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/quickstart", help="output directory")
     parser.add_argument("--tasks", nargs="+", default=["classification", "ner"], choices=["classification", "ner"])
     parser.add_argument("--teacher", help="teacher to start from (default: minilm if installed, else a random one)")
-    parser.add_argument("--no-export", action="store_true", help="skip the Paddle Inference export")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-    setup_logging()
-    set_threads(2)
-    quiet_paddlenlp()
+    parser.add_argument("--control", action="store_true", help="also train each student without KD (KD gain)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides for every stage")
 
-    def run() -> int:
-        from ernie_tiny_distill.pipeline.quickstart import format_table, run_quickstart
+    def run(args) -> int:
+        from ernie_tiny_distill.pipeline.quickstart import format_reports, run_quickstart
 
         started = time.time()
-        rows = run_quickstart(str(CONFIG_DIR), args.out, args.tasks, args.teacher, export=not args.no_export)
+        reports = run_quickstart(args.out, args.tasks, args.teacher, args.control,
+                                 [f"train.num_threads={args.threads}", *args.overrides])
         print()
-        print(format_table(rows))
-        print(f"\nquickstart finished in {time.time() - started:.0f} s; outputs in {args.out}")
+        print(format_reports(reports))
+        print(f"quickstart finished in {time.time() - started:.0f} s; outputs in {args.out}")
         return 0
 
-    return main_wrapper(run, args.debug)
+    return run_tool(parser, run, argv)
 
 
 if __name__ == "__main__":

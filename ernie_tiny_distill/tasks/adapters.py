@@ -158,6 +158,11 @@ class Task:
         raise UserError(f"a TF-IDF teacher scores whole texts: it works for classification, not task {self.name!r}",
                         where="config key 'distill.teachers'")
 
+    @staticmethod
+    def request_text(example) -> str:
+        """A labeled example as a user would send it to the served model (raw text)."""
+        raise NotImplementedError
+
     def feature_rows(self, logits: np.ndarray, features: Sequence[Feature]) -> np.ndarray:
         """The [N, C] prediction rows of a padded batch of serving features (one per text or per word)."""
         raise NotImplementedError
@@ -319,6 +324,10 @@ class ClassificationTask(Task):
     def example_text(self, example):
         return example.text
 
+    @staticmethod
+    def request_text(example):
+        return example.text
+
     def feature_rows(self, logits, features):
         return logits  # [B, C]
 
@@ -387,6 +396,10 @@ class TaggingTask(Task):
     @staticmethod
     def head_flops(seq_len, hidden, num_labels):
         return 2 * seq_len * hidden * num_labels  # a classifier on every position
+
+    @staticmethod
+    def request_text(example):
+        return " ".join(example.tokens)  # the served model splits it into these words again
 
     def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
         pieces = []

@@ -363,7 +363,8 @@ def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict
         "layers": models.num_layers(best), "hidden": models.hidden_size(best), "best_dir": best_dir,
         "best_step": state["best_step"], "history": state["history"], "train_seconds": state.get("seconds"),
         "segments": state.get("segments", 1), "earlier_train_seconds": state.get("earlier_seconds"),
-        "skipped_batches": state["skipped_batches"],
+        "skipped_batches": state["skipped_batches"], "total_steps": state["total_steps"],
+        "stopped_early": state.get("stopped_early"),
     }
     result.update(task.decoding_metadata())  # tagging: the decoding these metrics (and best/'s choice) used
     if ensemble_report is not None:

@@ -96,7 +96,7 @@ class Trainer:
         per_epoch = len(batching.train_batches(lengths, t.batch_size, t.seed, 0, self.rank, self.world_size))
         if per_epoch == 0:
             raise UserError(f"the training set has {len(train)} examples, fewer than one batch per process")
-        total_steps = t.max_steps or max(1, math.ceil(t.epochs * per_epoch))
+        total_steps = t.max_steps or max(1, math.ceil(t.epochs * per_epoch), t.min_steps or 0)
         eval_every = t.eval_every or per_epoch
         optimizer, scheduler = self._optimizer(total_steps)
         # Data parallel without paddle.DataParallel: loss_parts calls the student (and the projection) directly,
@@ -206,6 +206,12 @@ class Trainer:
                                         t.keep_checkpoints)
                     if self.world_size > 1:
                         paddle.distributed.barrier()
+                    if self._any_process(self.is_main and plateaued(state["history"], state["best_step"],
+                                                                    t.patience)):
+                        logger.info("step %d: no better dev %s in %d evaluations (train.patience); stopping",
+                                    step + 1, self.task.metric_name, t.patience)
+                        state["stopped_early"] = step + 1
+                        break
         if writer:
             writer.close()
         if self.world_size > 1:
@@ -297,6 +303,14 @@ class Trainer:
         progress.set_postfix(shown, refresh=False)
         if progress.disable:
             logger.info("step %d %s", record["step"], " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def plateaued(history: Sequence[Dict], best_step: Optional[int], patience: Optional[int]) -> bool:
+    """True when the last `patience` evaluations all came after the best one (read from the history, so a
+    resumed run counts the evaluations before its checkpoint too)."""
+    if not patience or best_step is None:
+        return False
+    return sum(1 for h in history if h["step"] > best_step) >= patience
 
 
 def _truncate_log(log_path: str, step: int) -> None:

@@ -1,0 +1,104 @@
+"""The pipeline's measurements: the time estimate up front, export scores, end-to-end latency per request."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from typing import Dict, List, Sequence
+
+from ernie_tiny_distill.deploy import layout
+
+logger = logging.getLogger(__name__)
+
+# Share of a teacher training step (forward + backward) that its forward pass alone takes: the KD stage runs
+# the teacher forward once per example (its outputs are cached after the first epoch).
+FORWARD_SHARE = 1 / 3
+# A student training step costs about this many teacher steps per unit of speed-up (backward through the
+# projection and attention terms included); a rough constant, checked against the report's wall time per step.
+STUDENT_STEP_SHARE = 1.5
+EXPORT_SECONDS = 60  # export, INT8 quantization and parity checks of both models (measured order of magnitude)
+TIMED_STEPS = 3
+
+
+def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int) -> float:
+    """Wall seconds per training example of the teacher: forward + backward on real batches of the user's data
+    (one untimed warm-up step, then the median of TIMED_STEPS timed ones)."""
+    from ernie_tiny_distill.data import batching
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.train.trainer import _to_tensors
+
+    model = models.load_model(teacher, task.model_class, task.num_labels)
+    model.train()
+    features = task.encode(list(examples[: batch_size * (TIMED_STEPS + 1)]))
+    pad = task.tokenizer.pad_token_id
+    batches = [features[i:i + batch_size] for i in range(0, len(features), batch_size)]
+    per_example = []
+    for k, chunk in enumerate(batches):
+        batch = _to_tensors(batching.collate(chunk, pad))
+        started = time.perf_counter()
+        logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                       attention_mask=batch["attention_mask"], return_dict=True).logits
+        (logits.astype("float32") ** 2).mean().backward()
+        model.clear_gradients()
+        if k or len(batches) == 1:  # the first batch warms the kernels up
+            per_example.append((time.perf_counter() - started) / len(chunk))
+    # the median step: one step slowed down by another job on a shared machine does not set the estimate
+    return float(np.median(per_example))
+
+
+def estimate(per_example: float, *, teacher_steps: int, student_steps: int, control_steps: int, batch: int,
+             speedup: int, student_epochs: float, evals: Dict[str, int], dev: int, test: int,
+             importance_examples: int) -> Dict:
+    """Seconds per part from the measured teacher cost per example (a per-example model; see the constants)."""
+    student_cost = STUDENT_STEP_SHARE / speedup
+    parts = {
+        "teacher fine-tuning": teacher_steps * batch * per_example,
+        "teacher dev evaluations": evals.get("teacher", 0) * dev * per_example * FORWARD_SHARE,
+        "importance (pruning)": importance_examples * per_example,
+        "distillation": student_steps * batch * per_example * (FORWARD_SHARE / max(1.0, student_epochs)
+                                                                + student_cost),
+        "control (no KD)": control_steps * batch * per_example * student_cost,
+        "student dev evaluations": (evals.get("student", 0) + evals.get("control", 0)) * dev * per_example
+        * FORWARD_SHARE / speedup,
+        "export, test scores, latency": EXPORT_SECONDS + 3 * test * per_example * FORWARD_SHARE,
+    }
+    parts = {k: round(v, 1) for k, v in parts.items() if v > 0}
+    return {"seconds": round(sum(parts.values()), 1), "parts": parts, "teacher_seconds_per_example": per_example,
+            "method": f"the teacher's training step (median of {TIMED_STEPS} batches of the training data) times "
+                      f"the planned steps; a KD step counted as {FORWARD_SHARE:.2f} of a teacher step per epoch of "
+                      f"cached teacher outputs + {STUDENT_STEP_SHARE}/{speedup} for the student (a rough model)"}
+
+
+def export(best_dir: str, out_dir: str, int8: bool) -> Dict:
+    """Paddle Inference FP32 (+ ONNX and dynamic INT8 when asked), as tools/export.py writes them."""
+    from ernie_tiny_distill.deploy.export import export_model
+
+    meta = export_model(best_dir, out_dir, precision="int8" if int8 else "fp32")
+    files = meta.get("files") or layout.file_sizes(out_dir)
+    return {"dir": out_dir, "params": meta.get("params"), "layers": meta.get("layers"), "hidden": meta.get("hidden"),
+            "fp32_mb": round(files.get(layout.PARAMS_FILE, 0) / 2**20, 2),
+            "int8_mb": round(files[layout.INT8_ONNX_FILE] / 2**20, 2) if layout.INT8_ONNX_FILE in files else None,
+            "check": meta.get("check")}
+
+
+def score_export(export_dir: str, examples: Sequence, split: str, precision: str, threads: int) -> Dict:
+    """The metric of what the export serves on labeled examples (tools/evaluate.py's path)."""
+    from ernie_tiny_distill.deploy.predictor import Predictor, evaluate_export
+
+    backend = "onnx" if precision == "int8" else "paddle"
+    predictor = Predictor(export_dir, backend=backend, precision=precision, num_threads=threads)
+    result = evaluate_export(predictor, examples, where=f"{split} split")
+    return {k: v for k, v in result.items() if k != "per_class"}
+
+
+def latency(targets: List[Dict], texts: List[str], count: int, threads: int) -> Dict[str, Dict]:
+    """p50/p95 per request (one raw text each, tokenization to decoded answer), the exports interleaved
+    round-robin over a seeded sample of the user's texts (deploy/latency_review)."""
+    from ernie_tiny_distill.deploy.latency_review import measure_per_review, sample_texts
+
+    picked = sample_texts(texts, count, seed=0)
+    results = measure_per_review(targets, picked, num_threads=threads, rounds=5, warmup=3)
+    return {key: {k: r[k] for k in ("p50_ms", "p95_ms", "mean_ms", "backend", "precision", "threads", "reviews")}
+            for key, r in results.items()}
+

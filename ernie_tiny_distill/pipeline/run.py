@@ -1,0 +1,231 @@
+"""The one-command pipeline: the user's files -> teacher -> born student + KD -> exports -> scores -> report."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from ernie_tiny_distill.config import Config
+from ernie_tiny_distill.data import load as data_lib
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.pipeline import measure, report, teacher_check
+from ernie_tiny_distill.pipeline.recipes import (Options, build_config, data_section, load_recipe, merge,
+                                                 planned_steps, with_schedule)
+from ernie_tiny_distill.pipeline.steps import Steps
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.train.stages import run_stage
+
+logger = logging.getLogger(__name__)
+
+STEP_NAMES = ["estimate", "teacher", "student", "control", "export", "evaluate", "latency"]
+
+
+@dataclass
+class UserData:
+    splits: data_lib.DataSplits
+    data: Dict  # the data section the stages read (data.unlabeled settled)
+    dev_source: str
+    transfer_source: str
+    threads: int  # train.num_threads after the user's overrides: inference uses as many
+
+
+def run_pipeline(opts: Options) -> Dict:
+    """Run every step not yet done under opts.out and write OUT/report.json and OUT/report.md."""
+    started = time.time()
+    recipe = load_recipe(opts.task, opts.speedup, opts.recipe)
+    os.makedirs(opts.out, exist_ok=True)
+    steps = Steps(opts.out, [n for n in STEP_NAMES if n != "control" or opts.control])
+    user = read_user_data(opts, recipe)
+    reused = reusable_teacher(opts.teacher, opts.task, user.splits.labels)
+    plans = plan_stages(opts, recipe, user, reused)
+
+    estimate = steps.run("estimate", "estimating the total time",
+                         lambda: _estimate(opts, recipe, user, plans, reused))
+    logger.info("estimated total time: %s (%s); parts: %s", _clock(estimate["seconds"]), estimate["method"],
+                ", ".join(f"{k} {_clock(v)}" for k, v in estimate["parts"].items()))
+    teacher = steps.run("teacher", "teacher: fine-tuning and checking it",
+                        lambda: _teacher(opts, recipe, user, plans, reused))
+    student = steps.run("student", "student: born from the teacher, distilled",
+                        lambda: _train(opts, plans["student"], teacher["dir"], "student"))
+    control = steps.run("control", "control: the same born student without KD",
+                        lambda: _train(opts, plans["control"], teacher["dir"], "control")) if opts.control else None
+    exports = steps.run("export", "exporting the teacher (FP32) and the student (FP32 + INT8)",
+                        lambda: _export(opts.out, teacher["dir"], student["best_dir"]))
+    split, examples = ("test", user.splits.test) if user.splits.test else ("dev", user.splits.dev)
+    scores = steps.run("evaluate", f"scoring the exports on the {split} split",
+                       lambda: _scores(exports, examples, split, user.threads))
+    task = make_task(opts.task, models.load_tokenizer(teacher["dir"]), user.splits.labels, 8)
+    texts = [task.request_text(ex) for ex in examples]
+    timing = steps.run("latency", f"latency per request on {min(len(texts), opts.latency_texts)} {split} texts",
+                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads))
+    result = report.build(opts=opts, recipe=recipe, user=user, estimate=estimate, teacher=teacher, student=student,
+                          control=control, exports=exports, scores=scores, split=split, latency=timing,
+                          step_seconds=steps.seconds(), wall_seconds=time.time() - started,
+                          skipped=steps.skipped)
+    report.write(opts.out, result)
+    return result
+
+
+def read_user_data(opts: Options, recipe: Dict) -> UserData:
+    """The user's splits (and transfer set) as the stages will read them; the transfer set falls back to none
+    when augmentation is not available for the task here (said in the log and the report)."""
+    data = merge(data_section(opts), recipe["student"].get("data") or {})
+    data["unlabeled"] = opts.unlabeled or data.get("unlabeled")
+    transfer_source = f"--unlabeled {opts.unlabeled}" if opts.unlabeled else (
+        f"data.unlabeled: {data['unlabeled']} (recipe)" if data["unlabeled"] else "none")
+    cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
+                         "data": data, "model": {"teacher": opts.teacher}}, "data")
+    try:
+        splits = data_lib.load_splits(cfg.data, opts.task, need_unlabeled=bool(cfg.data.unlabeled))
+    except UserError as e:
+        if opts.unlabeled or cfg.data.unlabeled != data_lib.AUGMENT:
+            raise
+        logger.warning("no transfer set: data.unlabeled=augment is refused for %s here (%s)", opts.task, e)
+        data["unlabeled"], transfer_source = None, "none (augmentation not available for this task)"
+        cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
+                             "data": data, "model": {"teacher": opts.teacher}}, "data")
+        splits = data_lib.load_splits(cfg.data, opts.task)
+    if opts.dev:
+        dev_source = f"--dev {opts.dev}"
+    else:
+        size = cfg.data.dev_size
+        share = f"{size:.0%}" if size < 1 else f"{int(size)} examples"
+        dev_source = f"held out from --train: {share}, seeded (data.split_seed {cfg.data.split_seed})"
+    return UserData(splits=splits, data=data, dev_source=dev_source, transfer_source=transfer_source,
+                    threads=cfg.train.num_threads)
+
+
+def reusable_teacher(spec: str, task: str, labels: List[str]) -> Optional[str]:
+    """A fine-tuned run directory (best/task.json) for this task and exactly these labels: no fine-tuning."""
+    if not os.path.isdir(spec):
+        return None
+    meta = models.read_task_metadata(models.resolve(spec))
+    if meta is None:
+        return None
+    if meta.get("task") == task and sorted(meta.get("labels") or []) == sorted(labels):
+        logger.info("--teacher %s is already fine-tuned on these %d labels: no teacher fine-tuning", spec,
+                    len(labels))
+        return spec
+    logger.info("--teacher %s was fine-tuned on other labels (%s): it is fine-tuned again on these", spec,
+                (meta.get("labels") or [])[:6])
+    return None
+
+
+def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[str]) -> Dict[str, Dict]:
+    """The raw configs of the teacher, student and control runs, schedules fitted to the data sizes."""
+    evaluations = int(recipe["schedule"].get("evaluations", 10))
+    n_train, n_transfer = len(user.splits.train), len(user.splits.unlabeled)
+    base = {"task": opts.task, "data": user.data}
+    teacher = merge(base, recipe["teacher"])
+    teacher = merge(teacher, {"stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
+                              "model": {"teacher": opts.teacher}})
+    student = merge(base, {k: v for k, v in recipe["student"].items() if k != "data"})
+    student = merge(student, {"stage": "task", "output_dir": os.path.join(opts.out, "student")})
+    if opts.allow_weak_teacher:
+        student = merge(student, {"distill": {"allow_weak_teacher": True}})
+    control = merge(student, recipe["control"])
+    control = merge(control, {"output_dir": os.path.join(opts.out, "control")})
+    return {"teacher": with_schedule(teacher, n_train, evaluations),
+            "student": with_schedule(student, n_train + n_transfer, evaluations),
+            "control": with_schedule(control, n_train + (n_transfer if control["data"].get("unlabeled") else 0),
+                                     evaluations),
+            "reused_teacher": reused}
+
+
+def _config(opts: Options, raw: Dict, name: str) -> Config:
+    return build_config(raw, opts.overrides, os.path.join(opts.out, "configs", f"{name}.yaml"))
+
+
+def _steps_of(raw: Dict, examples: int) -> int:
+    return planned_steps(examples, raw.get("train", {}))
+
+
+def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: Optional[str]) -> Dict:
+    cfg = _config(opts, plans["teacher"], "teacher")
+    task = make_task(opts.task, models.load_tokenizer(reused or opts.teacher), user.splits.labels,
+                     cfg.model.max_seq_length, cfg.model.truncation)
+    per_example = measure.seconds_per_example(reused or opts.teacher, task, user.splits.train, cfg.train.batch_size)
+    n_train, n_transfer = len(user.splits.train), len(user.splits.unlabeled)
+    evaluations = int(recipe["schedule"].get("evaluations", 10))
+    student_train = plans["student"].get("train", {})
+    importance = int(plans["student"].get("model", {}).get("student", {}).get("importance_examples", 2048))
+    return measure.estimate(
+        per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train),
+        student_steps=_steps_of(plans["student"], n_train + n_transfer),
+        control_steps=_steps_of(plans["control"], n_train) if opts.control else 0,
+        batch=cfg.train.batch_size, speedup=opts.speedup, student_epochs=float(student_train.get("epochs", 3)),
+        evals={"teacher": 0 if reused else evaluations, "student": evaluations,
+               "control": evaluations if opts.control else 0},
+        dev=len(user.splits.dev), test=len(user.splits.test), importance_examples=min(importance, n_train))
+
+
+def _teacher(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: Optional[str]) -> Dict:
+    """Fine-tune (unless reused), check against TF-IDF + LR and the dev curve, train longer once if needed."""
+    if reused:
+        return {"dir": reused, "reused": True, "summary": None, "check": None}
+    summary = run_stage(_config(opts, plans["teacher"], "teacher"), skip_if_done=True)
+    task = make_task(opts.task, models.load_tokenizer(opts.teacher), user.splits.labels, 8)
+    baseline = teacher_check.tfidf_baseline(task, user.splits.train, user.splits.dev)
+    check = teacher_check.assess(summary, baseline)
+    chosen, extended = summary, False
+    if teacher_check.needs_more_training(check):
+        extra = max(1, round(float(recipe["schedule"].get("teacher_extension", 1.0)) * summary["total_steps"]))
+        logger.info("the teacher %s: training it %d more steps from its best checkpoint (once)",
+                    "is below the TF-IDF + LR baseline" if check["below_baseline"] else "was still improving", extra)
+        evaluations = int(recipe["schedule"].get("evaluations", 10))
+        more = merge(plans["teacher"], {"output_dir": os.path.join(opts.out, "teacher_more"),
+                                        "model": {"teacher": summary["output_dir"]},
+                                        "train": {"max_steps": extra, "eval_every": max(1, extra // evaluations)}})
+        longer = run_stage(_config(opts, more, "teacher_more"), skip_if_done=True)
+        extended = True
+        metric = summary["metric_name"]
+        if float(longer["dev"][metric]) > float(summary["dev"][metric]):
+            chosen = longer
+        check = teacher_check.assess(longer, baseline)
+        check["teacher_dev"] = float(chosen["dev"][metric])
+        check["below_baseline"] = baseline is not None and check["teacher_dev"] < baseline["dev_accuracy"]
+    check = teacher_check.verdict(check, extended, opts.allow_weak_teacher)
+    return {"dir": chosen["output_dir"], "reused": False, "summary": _brief(chosen), "check": check,
+            "baseline": baseline}
+
+
+def _train(opts: Options, raw: Dict, teacher_dir: str, name: str) -> Dict:
+    raw = merge(raw, {"model": {"teacher": teacher_dir}})
+    return _brief(run_stage(_config(opts, raw, name), skip_if_done=True))
+
+
+def _brief(summary: Dict) -> Dict:
+    """What the report reads from a stage summary (history and per-class tables left out)."""
+    keep = ("metric_name", "output_dir", "best_dir", "best_step", "train_examples", "transfer_examples", "params",
+            "nonembedding_params", "layers", "hidden", "train_seconds", "seconds", "total_steps", "stopped_early")
+    out = {k: summary.get(k) for k in keep}
+    out["steps_run"] = summary["history"][-1]["step"] if summary.get("history") else None
+    for split in ("dev", "test", "teacher_dev"):
+        metrics = summary.get(split)
+        out[split] = {k: v for k, v in metrics.items() if k != "per_class"} if metrics else None
+    return out
+
+
+def _export(out: str, teacher_dir: str, student_best: str) -> Dict:
+    return {"teacher": measure.export(teacher_dir, os.path.join(out, "export", "teacher"), int8=False),
+            "student": measure.export(student_best, os.path.join(out, "export", "student"), int8=True)}
+
+
+def _scores(exports: Dict, examples, split: str, threads: int) -> Dict:
+    return {"teacher_fp32": measure.score_export(exports["teacher"]["dir"], examples, split, "fp32", threads),
+            "student_fp32": measure.score_export(exports["student"]["dir"], examples, split, "fp32", threads),
+            "student_int8": measure.score_export(exports["student"]["dir"], examples, split, "int8", threads)}
+
+
+def _latency_targets(exports: Dict) -> List[Dict]:
+    return [{"key": "teacher_fp32", "export_dir": exports["teacher"]["dir"], "backend": "paddle", "precision": "fp32"},
+            {"key": "student_fp32", "export_dir": exports["student"]["dir"], "backend": "paddle", "precision": "fp32"},
+            {"key": "student_int8", "export_dir": exports["student"]["dir"], "backend": "onnx", "precision": "int8"}]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

@@ -1,0 +1,163 @@
+"""The one-command pipeline end to end on tiny data (a random tiny teacher): report fields, resume, dev split."""
+import json
+import os
+
+import pytest
+import yaml
+from helpers import ROOT, run_tool
+
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.pipeline import measure
+from ernie_tiny_distill.pipeline.recipes import Options, planned_steps
+from ernie_tiny_distill.pipeline.report import consistency_errors
+from ernie_tiny_distill.pipeline.run import run_pipeline
+
+N_TRAIN, N_TEST = 60, 20  # demo examples written per split; dev is carved from train unless a file is given
+TINY_STUDENT = {"init": "teacher_pruned", "layers": [0, 2], "num_heads": 2, "intermediate_size": 16,
+                "hidden_size": 24, "importance_examples": 32}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Demo files, a random 3-layer teacher whose vocabulary covers them, and tiny copies of the recipes."""
+    from ernie_tiny_distill.data.demo import write_demo_data
+    from ernie_tiny_distill.models.random_teacher import write_random_teacher
+
+    root = tmp_path_factory.mktemp("pipeline")
+    paths = write_demo_data(str(root / "demo"), n_train=N_TRAIN, n_dev=10, n_test=N_TEST, n_unlabeled=0)
+    texts = [line for key in ("sentiment_train", "ner_train") for line in open(paths[key], encoding="utf-8")]
+    teacher = write_random_teacher(str(root / "random_teacher"), texts, num_layers=3, hidden_size=32, num_heads=4,
+                                   intermediate_size=64)
+    recipes = {}
+    for task in ("classification", "ner"):
+        with open(ROOT / "configs" / "recipes" / f"{task}_10x.yaml", encoding="utf-8") as f:
+            recipe = yaml.safe_load(f)
+        for role in ("teacher", "student"):
+            recipe[role]["model"]["max_seq_length"] = 40
+            recipe[role]["train"].update(epochs=1, min_steps=4, batch_size=8, learning_rate=3e-3)
+        recipe["student"]["model"]["student"] = dict(TINY_STUDENT)
+        recipe["student"].setdefault("data", {})["max_unlabeled_examples"] = 16
+        recipes[task] = str(root / f"recipe_{task}.yaml")
+        with open(recipes[task], "w", encoding="utf-8") as f:
+            yaml.safe_dump(recipe, f)
+    prefix = {"classification": "sentiment", "ner": "ner"}
+    return {"root": root, "paths": paths, "teacher": teacher, "recipes": recipes, "prefix": prefix}
+
+
+def options(world, task, out, **kw):
+    given = {"train": world["paths"][f"{world['prefix'][task]}_train"],
+             "test": world["paths"][f"{world['prefix'][task]}_test"], "teacher": world["teacher"]}
+    given.update(kw)
+    return Options(task=task, out=str(world["root"] / out), recipe=world["recipes"][task], allow_weak_teacher=True,
+                   latency_texts=5, overrides=["train.progress=false"], **given)
+
+
+@pytest.fixture(scope="module")
+def ner_report(world):
+    return run_pipeline(options(world, "ner", "ner", control=True))
+
+
+@pytest.fixture(scope="module")
+def cls_report(world):
+    """Through the command line, as a user runs it."""
+    p = world["paths"]
+    out = world["root"] / "cls"
+    result = run_tool("distill.py", "--task", "classification", "--train", p["sentiment_train"],
+                      "--test", p["sentiment_test"], "--teacher", world["teacher"],
+                      "--recipe", world["recipes"]["classification"], "--control", "--allow-weak-teacher",
+                      "--latency-texts", "5", "--out", out, "train.progress=false")
+    assert result.returncode == 0, result.stderr
+    assert "## KD gain (--control)" in result.stdout
+    with open(out / "report.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", ["cls_report", "ner_report"])
+def test_the_report_has_every_figure_and_they_agree(name, request, world):
+    r = request.getfixturevalue(name)
+    assert consistency_errors(r) == []
+    d = r["data"]
+    assert (d["train"] + d["dev"], d["test"]) == (N_TRAIN, N_TEST)
+    assert d["dev"] == round(0.1 * N_TRAIN)  # no --dev: a tenth of --train held out
+    assert d["dev_source"].startswith("held out from --train: 10%")
+    s, t, c = r["student"], r["teacher"], r["control"]
+    assert s["pct_of_teacher_fp32"] == round(100 * s["fp32"] / t["fp32"], 2)
+    assert s["pct_of_teacher_int8"] == round(100 * s["int8"] / t["fp32"], 2)
+    metric = r["metric"]
+    assert c["kd_gain"] == round(c["student_test"][metric] - c["test"][metric], 6)
+    assert (s["layers"], s["hidden"], t["layers"], t["hidden"]) == (2, 24, 3, 32)  # the recipe's shape
+    assert s["params"] < t["params"] and 0 < s["fp32_mb"] < t["fp32_mb"] and s["int8_mb"] > 0
+    for key in ("teacher_fp32", "student_fp32", "student_int8"):
+        assert 0 < r["latency"][key]["p50_ms"] <= r["latency"][key]["p95_ms"]
+        assert r["latency"][key]["reviews"] == 5
+    assert r["latency"]["speedup_int8"] == round(r["latency"]["teacher_fp32"]["p50_ms"]
+                                                 / r["latency"]["student_int8"]["p50_ms"], 2)
+    assert s["seconds_per_step"] > 0 and t["seconds_per_step"] > 0
+    assert s["planned_steps"] == planned_steps(d["train"] + d["transfer"], {"epochs": 1, "batch_size": 8,
+                                                                            "min_steps": 4})
+    assert set(r["time"]["step_seconds"]) == {"estimate", "teacher", "student", "control", "export", "evaluate",
+                                               "latency"}
+    assert r["time"]["estimate_seconds"] > 0
+    assert r["commands"]["serve"].startswith("python tools/serve.py --model ")
+    with open(os.path.join(os.path.dirname(s["export"]), "..", "report.md"), encoding="utf-8") as f:
+        md = f.read()
+    assert r["commands"]["predict"] in md and f"{s['pct_of_teacher_fp32']:.2f}" in md
+
+
+def test_ner_distills_with_the_augmented_transfer_set(ner_report):
+    assert ner_report["data"]["transfer"] == 16 and "augment" in ner_report["data"]["transfer_source"]
+    assert ner_report["student"]["transfer_examples"] == 16
+
+
+def test_an_interrupted_run_resumes_and_skips_finished_steps(world, ner_report, monkeypatch):
+    """Scoring fails once (after export); the re-run skips every finished step. --teacher is the NER run's
+    fine-tuned teacher, so no teacher is trained here at all (its labels match the data's)."""
+    teacher_dir = ner_report["teacher"]["dir"]
+    opts = options(world, "ner", "resumed", teacher=teacher_dir, dev=world["paths"]["ner_dev"])
+    real = measure.score_export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("killed while scoring")
+
+    monkeypatch.setattr(measure, "score_export", broken)
+    with pytest.raises(RuntimeError, match="killed while scoring"):
+        run_pipeline(opts)
+    steps = world["root"] / "resumed" / "steps"
+    assert sorted(os.listdir(steps)) == ["estimate.json", "export.json", "student.json", "teacher.json"]
+    monkeypatch.setattr(measure, "score_export", real)
+    r = run_pipeline(opts)
+    assert r["time"]["skipped_steps"] == ["estimate", "teacher", "student", "export"]
+    assert r["teacher"]["reused"] is True and r["teacher"]["check"] is None
+    assert r["data"]["dev"] == 10 and r["data"]["dev_source"] == f"--dev {world['paths']['ner_dev']}"
+    assert r["data"]["train"] == N_TRAIN
+    assert consistency_errors(r) == []
+
+
+def test_a_weak_teacher_stops_the_pipeline_before_distillation(world):
+    from ernie_tiny_distill.pipeline import teacher_check
+
+    check = {"metric": "accuracy", "teacher_dev": 0.5, "baseline_dev": 0.75, "below_baseline": True,
+             "still_improving": False}
+    with pytest.raises(UserError, match="below TF-IDF \\+ logistic regression .*0.7500.* too weak"):
+        teacher_check.verdict(check, extended=True, allow_weak=False)
+    assert "too weak" in teacher_check.verdict(check, extended=True, allow_weak=True)["warning"]
+
+
+def test_missing_files_are_named(world, tmp_path):
+    with pytest.raises(UserError, match="--test .*nothing.csv: no such file"):
+        run_pipeline(options(world, "classification", "missing", test=str(tmp_path / "nothing.csv")))
+
+
+def test_the_quickstart_prints_the_students_answers_on_its_sentences(cls_report, ner_report):
+    from ernie_tiny_distill.pipeline.quickstart import SAMPLES, format_reports, predict_samples
+
+    shown = []
+    for report in (cls_report, ner_report):
+        report = dict(report, samples=predict_samples(report["student"]["export"], SAMPLES[report["task"]]))
+        assert [s["text"] for s in report["samples"]] == SAMPLES[report["task"]]
+        shown.append(report)
+    assert {s["prediction"]["label"] for s in shown[0]["samples"]} <= {"neg", "pos"}
+    assert all(isinstance(s["prediction"]["entities"], list) for s in shown[1]["samples"])
+    text = format_reports(shown)
+    assert "'It was not good.' -> {\"label\": " in text and "'Kofi Annan met Angela Merkel in Berlin .' ->" in text
+    assert text.count("# Distillation report") == 2
