@@ -32,9 +32,9 @@ class WordPieces:
     disagree on goes through PaddleNLP; see `_odd`.
     """
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, fast: bool = True):
         self.tokenizer = tokenizer
-        self.fast = _fast_tokenizer(tokenizer)
+        self.fast = _fast_tokenizer(tokenizer) if fast else None  # fast=False: PaddleNLP only (the reference)
         # ASCII text needs no Unicode normalization: Python's lower() and deleting control characters do what
         # BertNormalizer does, at a fraction of its cost (it tracks offsets character by character)
         self._ascii = _without_normalizer(self.fast) if self.fast is not None else None
