@@ -88,6 +88,17 @@ def test_words_give_paddlenlp_ids_and_task_alignment(minilm):
     assert task.word_pieces(["\u200b"]) == [[minilm.unk_token_id]]
 
 
+@needs_minilm
+def test_ascii_word_memo_is_bounded_and_exact(minilm, monkeypatch):
+    monkeypatch.setattr(wordpiece, "WORD_MEMO_SIZE", 8)
+    pieces = wordpiece.WordPieces(minilm)
+    texts = ["The film was GREAT, unwatchable... plays!", "a\x0cb\x7fc\td e-mail U.S. 3.5x", "x" * 101 + " ok"]
+    for text in texts * 2:  # the second round reads the memo (and clears it when full)
+        assert pieces.ids(text) == reference(minilm, text)
+        # cleared when a text's new words would overflow it: then it holds that text's words only
+        assert len(pieces._word_ids) <= max(8, len(set(wordpiece._ASCII_WORD.findall(text.lower()))))
+
+
 def long_texts():
     """Texts around and far beyond 126 pieces, with unusual separators and no whitespace at all."""
     words = "the film was great unwatchable , plays ! Café 東京 [CLS] \u0378 x\x00y".split(" ")
@@ -116,9 +127,8 @@ def test_kept_ends_tokenize_only_the_ends(minilm, monkeypatch):
     pieces = wordpiece.WordPieces(minilm)
     text = " ".join(["unwatchable film"] * 20000)
     seen = []
-    encode = pieces._ascii.encode_batch_fast
-    monkeypatch.setattr(pieces, "_ascii", type("Spy", (), {"encode_batch_fast": lambda self, batch, **kw: (
-        seen.extend(map(len, batch)), encode(batch, **kw))[1]})())
+    many = pieces.many
+    monkeypatch.setattr(pieces, "many", lambda texts: (seen.extend(map(len, texts)), many(texts))[1])
     kept, truncated = pieces.ends(text, 31, 95)
     assert truncated and len(kept) == 126
     assert 0 < sum(seen) < len(text) // 50  # a few thousand characters of 340,000
@@ -163,6 +173,7 @@ def imdb_reviews(n):
     return reviews
 
 
+@pytest.mark.slow  # reads the start of the 56 MB tarball and tokenizes 200 reviews twice: ~5 s
 @needs_minilm
 @pytest.mark.skipif(not (DATASETS / "aclImdb_v1.tar.gz").is_file(), reason="shared IMDB tarball not found")
 def test_imdb_reviews(minilm):

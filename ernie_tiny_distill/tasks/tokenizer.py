@@ -16,6 +16,9 @@ SYMBOLS = r"[\p{S}\x{00B2}\x{00BA}\x{3007}\x{00B5}\x{00D8}\x{014B}\x{01B1}]"
 CHARS_PER_PIECE = 8  # a first guess of the characters that hold n pieces (English: ~4.5 per piece)
 _BREAKS = (" ", "\t", "\n", "\r")  # whitespace both tokenizers treat as a hard word boundary
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # deleted by both (tab, CR, LF are spaces)
+# the words of ASCII text: every printable ASCII character other than a letter or digit is punctuation to BERT
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9\s]")
+WORD_MEMO_SIZE = 200_000  # memoized ASCII word -> ids entries per tokenizer (cleared when full)
 
 
 def _probe(char: str) -> str:
@@ -35,10 +38,10 @@ class WordPieces:
     def __init__(self, tokenizer, fast: bool = True):
         self.tokenizer = tokenizer
         self.fast = _fast_tokenizer(tokenizer) if fast else None  # fast=False: PaddleNLP only (the reference)
-        # ASCII text needs no Unicode normalization: Python's lower() and deleting control characters do what
-        # BertNormalizer does, at a fraction of its cost (it tracks offsets character by character)
+        # ASCII words need no Unicode normalization (see _ascii_ids): they go to a copy without the normalizer
         self._ascii = _without_normalizer(self.fast) if self.fast is not None else None
         self._lower = bool(getattr(tokenizer, "do_lower_case", False))
+        self._word_ids: Dict[str, List[int]] = {}  # ASCII word -> its ids
         # PaddleNLP matches these in raw text before anything else; how depends on how it was loaded
         self._literals = sorted({str(t) for t in (*tokenizer.all_special_tokens,
                                                  *getattr(tokenizer, "unique_no_split_tokens", ()),
@@ -58,30 +61,40 @@ class WordPieces:
         if self.fast is None:
             return [self._reference(t) for t in texts]
         out: List[Optional[List[int]]] = [None] * len(texts)
-        ascii_at, ascii_texts, other_at, other_texts = [], [], [], []
+        other_at, other_texts = [], []
         for i, text in enumerate(texts):
             if self._odd(text):
                 out[i] = self._reference(text)
             elif text.isascii():
-                ascii_at.append(i)
-                ascii_texts.append(self._ascii_normalized(text))
+                out[i] = self._ascii_ids(text)
             else:
                 other_at.append(i)
                 other_texts.append(text)
-        for at, batch, fast in ((ascii_at, ascii_texts, self._ascii), (other_at, other_texts, self.fast)):
-            if batch:  # encode_batch_fast: ids without character offsets, which nothing here reads
-                for i, enc in zip(at, fast.encode_batch_fast(batch, add_special_tokens=False)):
-                    out[i] = enc.ids
+        if other_texts:  # encode_batch_fast: ids without character offsets, which nothing here reads
+            for i, enc in zip(other_at, self.fast.encode_batch_fast(other_texts, add_special_tokens=False)):
+                out[i] = enc.ids
         return out
 
     def words(self, words: Sequence[str]) -> List[List[int]]:
         """ids() of each word (a word may give no ids: control or zero-width characters only)."""
         return self.many(words)
 
-    def _ascii_normalized(self, text: str) -> str:
+    def _ascii_ids(self, text: str) -> List[int]:
+        """ids of ASCII text. BertNormalizer's work on it is deleting control characters and lower-casing, which
+        Python does at a fraction of its cost (it tracks offsets character by character); its words are runs of
+        letters and digits and single other characters. Each new word is tokenized by the library, once."""
         if _ASCII_CONTROL.search(text):
             text = _ASCII_CONTROL.sub("", text)
-        return text.lower() if self._lower else text
+        words = _ASCII_WORD.findall(text.lower() if self._lower else text)
+        memo = self._word_ids
+        known = {w: memo.get(w) for w in words}  # a local view: another thread may clear the memo meanwhile
+        new = [w for w, ids in known.items() if ids is None]
+        if new:
+            if len(memo) + len(new) > WORD_MEMO_SIZE:
+                memo.clear()
+            for word, enc in zip(new, self._ascii.encode_batch_fast(new, add_special_tokens=False)):
+                known[word] = memo[word] = enc.ids
+        return [i for w in words for i in known[w]]
 
     def ends(self, text: str, head: int, tail: int) -> Tuple[List[int], bool]:
         """The ids that truncation to `head + tail` keeps (all if there are no more, else the first `head` and
