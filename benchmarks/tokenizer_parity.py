@@ -16,7 +16,7 @@ import time
 from ernie_tiny_distill.data import readers
 from ernie_tiny_distill.models import build
 from ernie_tiny_distill.tasks.adapters import ClassificationTask
-from ernie_tiny_distill.tasks.tokenizer import word_pieces
+from ernie_tiny_distill.tasks.tokenizer import WordPieces
 
 
 def timed(fn, items):
@@ -26,8 +26,9 @@ def timed(fn, items):
     return out, time.process_time() - start
 
 
-def compare(name, texts, pieces, reference, max_seq_length=128):
+def compare(name, texts, tokenizer, reference, max_seq_length=128):
     """Whole-text ids, kept ends under both truncations, and the speed of each tokenizer on `texts`."""
+    pieces = WordPieces(tokenizer)  # an empty word memo
     want, slow = timed(reference, texts)
     got, fast = timed(pieces.ids, texts)
     differ = [i for i, (a, b) in enumerate(zip(want, got)) if a != b]
@@ -53,8 +54,7 @@ def main(argv=None):
     ap.add_argument("--model", default="minilm", help="model name or directory whose tokenizer is compared")
     args = ap.parse_args(argv)
     tokenizer = build.load_tokenizer(args.model)
-    pieces = word_pieces(tokenizer)
-    if not pieces.is_fast:
+    if not WordPieces(tokenizer).is_fast:
         sys.exit(f"no fast tokenizer for {args.model}: nothing to compare")
 
     def reference(text):
@@ -62,11 +62,12 @@ def main(argv=None):
 
     imdb = readers.read_imdb(os.path.join(args.datasets, "aclImdb_v1.tar.gz"), "train")
     _, dev = readers.split_train_dev(imdb, 0.1, seed=0)
-    differ = compare("IMDB dev", [ex.text for ex in dev], pieces, reference)
+    differ = compare("IMDB dev", [ex.text for ex in dev], tokenizer, reference)
 
     conll = readers.read_conll(os.path.join(args.datasets, "conll2003", "valid.txt"))
-    differ += compare("CoNLL dev sentences", [" ".join(s.tokens) for s in conll], pieces, reference)
+    differ += compare("CoNLL dev sentences", [" ".join(s.tokens) for s in conll], tokenizer, reference)
     want, slow = timed(lambda s: [reference(w) for w in s.tokens], conll)
+    pieces = WordPieces(tokenizer)
     got, fast = timed(lambda s: pieces.words(s.tokens), conll)
     words = [(w, a, b) for s, wa, wb in zip(conll, want, got) for w, a, b in zip(s.tokens, wa, wb)]
     wrong = [w for w, a, b in words if a != b]
