@@ -106,8 +106,9 @@ class TextEncoder:
         return [w for w, _, _ in split], [(a, b) for _, a, b in split]
 
     def clear_cache(self) -> None:
-        """Forget memoized word pieces (for timing tokenization from cold)."""
+        """Forget memoized word pieces, here and in the tokenizer (for timing tokenization from cold)."""
         self._word_cache.clear()
+        self.task.wordpieces.clear()
 
     # -- classification
     def classification_feature(self, text: str) -> Dict:

@@ -52,6 +52,11 @@ class WordPieces:
     def is_fast(self) -> bool:
         return self.fast is not None
 
+    def clear(self) -> None:
+        """Forget memoized words and character checks (for timing tokenization from cold)."""
+        self._word_ids.clear()
+        self._char_ok.clear()
+
     # -- whole texts
     def ids(self, text: str) -> List[int]:
         return self.many([text])[0]
