@@ -13,7 +13,9 @@ logger = logging.getLogger(__name__)
 # well as punctuation; BertPreTokenizer splits punctuation only. Applied to normalized (lower-cased) text, as
 # PaddleNLP applies it to lower-cased words.
 SYMBOLS = r"[\p{S}\x{00B2}\x{00BA}\x{3007}\x{00B5}\x{00D8}\x{014B}\x{01B1}]"
-CHARS_PER_PIECE = 8  # a first guess of the characters that hold n pieces (English: ~4.5 per piece)
+# characters per piece assumed when cutting the ends of a long text (English averages ~4.5): a cut too long
+# costs little, one too short a second try
+CHARS_PER_PIECE = 8
 _BREAKS = (" ", "\t", "\n", "\r")  # whitespace both tokenizers treat as a hard word boundary
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # deleted by both (tab, CR, LF are spaces)
 # the words of ASCII text: every printable ASCII character other than a letter or digit is punctuation to BERT
@@ -45,7 +47,7 @@ class WordPieces:
         # PaddleNLP matches these in raw text before anything else; how depends on how it was loaded
         self._literals = sorted({str(t) for t in (*tokenizer.all_special_tokens,
                                                  *getattr(tokenizer, "unique_no_split_tokens", ()),
-                                                 *getattr(tokenizer, "added_tokens_encoder", {}))})
+                                                 *getattr(tokenizer, "added_tokens_encoder", {})) if str(t)})
         self._char_ok: Dict[str, bool] = {}  # non-ASCII character -> the fast path treats it as PaddleNLP does
 
     @property
@@ -62,7 +64,8 @@ class WordPieces:
         return self.many([text])[0]
 
     def many(self, texts: Sequence[str]) -> List[List[int]]:
-        """ids() of each text (the NER words of a sentence, a batch of documents): one call into the library."""
+        """ids() of each text (the NER words of a sentence, a batch of documents); the non-ASCII ones in one
+        call into the library."""
         if self.fast is None:
             return [self._reference(t) for t in texts]
         out: List[Optional[List[int]]] = [None] * len(texts)
@@ -110,7 +113,10 @@ class WordPieces:
         the suffix at least `tail`, and they do not overlap, the text has more than `head + tail` ids.
         """
         budget = head + tail
-        prefix = self._end(text, head + 1, from_start=True)
+        if len(text) <= (budget + 2) * CHARS_PER_PIECE:  # the two ends would be about the whole text
+            prefix = None
+        else:
+            prefix = self._end(text, head + 1, from_start=True)
         suffix = self._end(text, tail, from_start=False) if prefix is not None and tail else ([], len(text))
         if prefix is None or suffix is None or prefix[1] >= suffix[1]:
             ids = self.ids(text)
