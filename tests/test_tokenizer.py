@@ -195,3 +195,14 @@ def test_conll_sentences(minilm):
     for s in sentences:
         assert pieces.words(s.tokens) == [reference(minilm, w) for w in s.tokens]
         assert pieces.ids(" ".join(s.tokens)) == reference(minilm, " ".join(s.tokens))
+
+
+def test_serving_word_memo_is_bounded_and_exact(ner_export, monkeypatch):
+    from ernie_tiny_distill.deploy import encoding
+
+    monkeypatch.setattr(encoding, "WORD_CACHE_SIZE", 4)
+    encoder = encoding.TextEncoder(ner_export)
+    sentences = [["Angela", "Merkel", "visited", "Berlin", "."], ["Merkel", "met", "Angela", "in", "Berlin", "!"]]
+    for words in sentences * 2:  # the second round reads the memo (and clears it when full)
+        assert encoder.word_pieces(words) == [p[:encoder.budget] for p in encoder.task.word_pieces(words)]
+        assert len(encoder._word_cache) <= max(4, len(set(words)))

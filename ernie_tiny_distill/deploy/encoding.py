@@ -122,14 +122,15 @@ class TextEncoder:
         """Pieces per word, as TaggingTask.word_pieces (an untokenizable word gets [UNK]), capped at the
         window budget. Words repeat a lot, so their pieces are memoized (the tokenizer call dominates)."""
         cache = self._word_cache
-        new = [w for w in dict.fromkeys(words) if w not in cache]
+        out = [cache.get(w) for w in words]
+        if None not in out:
+            return out
+        new = list(dict.fromkeys(w for w, pieces in zip(words, out) if pieces is None))
         if len(cache) + len(new) > WORD_CACHE_SIZE:
             cache.clear()
-            new = list(dict.fromkeys(words))
-        if new:  # one tokenizer call for the sentence's unseen words
-            for word, pieces in zip(new, self.task.word_pieces(new)):
-                cache[word] = pieces[: self.budget]
-        return [cache[w] for w in words]
+        fresh = {w: pieces[: self.budget] for w, pieces in zip(new, self.task.word_pieces(new))}  # one call
+        cache.update(fresh)
+        return [fresh[w] if pieces is None else pieces for w, pieces in zip(words, out)]
 
     def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
         """Window features for one sentence and, per word, (window number, position in that window)."""
