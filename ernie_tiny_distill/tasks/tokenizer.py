@@ -69,17 +69,18 @@ class WordPieces:
         if self.fast is None:
             return [self._reference(t) for t in texts]
         out: List[Optional[List[int]]] = [None] * len(texts)
-        other_at, other_texts = [], []
+        ascii_at, other_at = [], []
         for i, text in enumerate(texts):
             if self._odd(text):
                 out[i] = self._reference(text)
-            elif text.isascii():
-                out[i] = self._ascii_ids(text)
             else:
-                other_at.append(i)
-                other_texts.append(text)
-        if other_texts:  # encode_batch_fast: ids without character offsets, which nothing here reads
-            for i, enc in zip(other_at, self.fast.encode_batch_fast(other_texts, add_special_tokens=False)):
+                (ascii_at if text.isascii() else other_at).append(i)
+        if ascii_at:
+            for i, ids in zip(ascii_at, self._ascii_ids([texts[i] for i in ascii_at])):
+                out[i] = ids
+        if other_at:  # encode_batch_fast: ids without character offsets, which nothing here reads
+            batch = self.fast.encode_batch_fast([texts[i] for i in other_at], add_special_tokens=False)
+            for i, enc in zip(other_at, batch):
                 out[i] = enc.ids
         return out
 
@@ -87,22 +88,24 @@ class WordPieces:
         """ids() of each word (a word may give no ids: control or zero-width characters only)."""
         return self.many(words)
 
-    def _ascii_ids(self, text: str) -> List[int]:
-        """ids of ASCII text. BertNormalizer's work on it is deleting control characters and lower-casing, which
-        Python does at a fraction of its cost (it tracks offsets character by character); its words are runs of
-        letters and digits and single other characters. Each new word is tokenized by the library, once."""
-        if _ASCII_CONTROL.search(text):
-            text = _ASCII_CONTROL.sub("", text)
-        words = _ASCII_WORD.findall(text.lower() if self._lower else text)
+    def _ascii_ids(self, texts: Sequence[str]) -> List[List[int]]:
+        """ids of ASCII texts. BertNormalizer's work on them is deleting control characters and lower-casing,
+        which Python does at a fraction of its cost (it tracks offsets character by character); their words are
+        runs of letters and digits and single other characters. New words go to the library in one call."""
+        split = []
+        for text in texts:
+            if _ASCII_CONTROL.search(text):
+                text = _ASCII_CONTROL.sub("", text)
+            split.append(_ASCII_WORD.findall(text.lower() if self._lower else text))
         memo = self._word_ids
-        known = {w: memo.get(w) for w in words}  # a local view: another thread may clear the memo meanwhile
+        known = {w: memo.get(w) for words in split for w in words}  # a local view: a thread may clear the memo
         new = [w for w, ids in known.items() if ids is None]
         if new:
             if len(memo) + len(new) > WORD_MEMO_SIZE:
                 memo.clear()
             for word, enc in zip(new, self._ascii.encode_batch_fast(new, add_special_tokens=False)):
                 known[word] = memo[word] = enc.ids
-        return [i for w in words for i in known[w]]
+        return [[i for w in words for i in known[w]] for words in split]
 
     def ends(self, text: str, head: int, tail: int) -> Tuple[List[int], bool]:
         """The ids that truncation to `head + tail` keeps (all if there are no more, else the first `head` and
