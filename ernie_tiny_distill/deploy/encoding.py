@@ -20,7 +20,6 @@ from ernie_tiny_distill.tasks import adapters as tasks
 from ernie_tiny_distill.tasks.decoding import DECODINGS
 
 WORD_CACHE_SIZE = 200_000  # memoized word -> pieces entries per encoder (cleared when full)
-LONG_TEXT_CHARS = 20_000  # classification texts longer than this are tokenized from both ends only
 
 
 def make_windows(lengths: Sequence[int], budget: int) -> List[Tuple[int, int]]:
@@ -107,67 +106,31 @@ class TextEncoder:
         return [w for w, _, _ in split], [(a, b) for _, a, b in split]
 
     def clear_cache(self) -> None:
-        """Forget memoized word pieces (for timing tokenization from cold)."""
+        """Forget memoized word pieces, here and in the tokenizer (for timing tokenization from cold)."""
         self._word_cache.clear()
+        self.task.wordpieces.clear()
 
     # -- classification
     def classification_feature(self, text: str) -> Dict:
         """Model inputs of one text as in training (Task.document_feature): truncated, or every window of a long
-        document (export.json `long_document`), which `windows` then lists."""
-        pieces = self.task.pieces(text) if self.task.long_document else self._text_pieces(text)
-        return self.task.document_feature(pieces)
-
-    def _text_pieces(self, text: str) -> List[int]:
-        """All pieces of `text`, or (very long text) enough pieces from each end for the truncation rule.
-
-        The tokenizer treats whitespace as a hard word boundary, so the pieces of a prefix cut at a
-        space are exactly the first pieces of the whole text (and likewise for suffixes).
-        """
-        if len(text) <= LONG_TEXT_CHARS:
-            return self.task.pieces(text)
-        head, complete = self._end_pieces(text, self.budget + 1, from_start=True)
-        if complete:
-            return head
-        if self.truncation == "head":
-            return head  # more than budget pieces: truncate() keeps the first budget
-        n_head = self.budget // 4
-        tail, _ = self._end_pieces(text, self.budget - n_head, from_start=False)
-        # a stand-in of exactly budget + 1 pieces that truncate() cuts to head + tail
-        return head[:n_head] + [self.tokenizer.unk_token_id] + tail[len(tail) - (self.budget - n_head):]
-
-    def _end_pieces(self, text: str, need: int, from_start: bool) -> Tuple[List[int], bool]:
-        size = max(1024, need * 16)
-        while True:
-            if size >= len(text):
-                return self.task.pieces(text), True
-            if from_start:
-                cut = max(text.rfind(c, 0, size) for c in " \t\n\r")
-                part = text[:cut] if cut > 0 else None
-            else:
-                start = len(text) - size
-                cuts = [i for i in (text.find(c, start) for c in " \t\n\r") if i >= 0]
-                part = text[min(cuts) + 1:] if cuts else None
-            if part is not None:
-                pieces = self.task.pieces(part)
-                if len(pieces) >= need:
-                    return pieces, False
-            size *= 4
+        document (export.json `long_document`), which `windows` then lists. Truncation tokenizes only the
+        kept ends of a long text (tasks/tokenizer.py)."""
+        return self.task.text_feature(text)
 
     # -- tagging
     def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
         """Pieces per word, as TaggingTask.word_pieces (an untokenizable word gets [UNK]), capped at the
         window budget. Words repeat a lot, so their pieces are memoized (the tokenizer call dominates)."""
         cache = self._word_cache
-        out = []
-        for word in words:
-            pieces = cache.get(word)
-            if pieces is None:
-                pieces = self.task.word_pieces([word])[0][: self.budget]
-                if len(cache) >= WORD_CACHE_SIZE:
-                    cache.clear()
-                cache[word] = pieces
-            out.append(pieces)
-        return out
+        out = [cache.get(w) for w in words]
+        if None not in out:
+            return out
+        new = list(dict.fromkeys(w for w, pieces in zip(words, out) if pieces is None))
+        if len(cache) + len(new) > WORD_CACHE_SIZE:
+            cache.clear()
+        fresh = {w: pieces[: self.budget] for w, pieces in zip(new, self.task.word_pieces(new))}  # one call
+        cache.update(fresh)
+        return [fresh[w] if pieces is None else pieces for w, pieces in zip(words, out)]
 
     def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
         """Window features for one sentence and, per word, (window number, position in that window)."""

@@ -13,6 +13,7 @@ from paddlenlp.transformers import ErnieForSequenceClassification, ErnieForToken
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import decoding as iob
 from ernie_tiny_distill.tasks import metrics
+from ernie_tiny_distill.tasks import tokenizer as wordpiece
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Task:
     def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
                  decoding: Optional[str] = None, long_document: Optional[Dict] = None):
         self.tokenizer = tokenizer
+        self._pieces: Optional[wordpiece.WordPieces] = None  # built on first use (a task may never encode)
         # None: a long text is truncated (self.truncation); else {"stride", "max_windows", "pooling"}
         self.long_document = dict(long_document) if long_document else None
         if self.long_document is not None:
@@ -73,9 +75,16 @@ class Task:
         ids = [self.tokenizer.cls_token_id] + piece_ids + [self.tokenizer.sep_token_id]
         return ids, [0] * len(ids)
 
+    @property
+    def wordpieces(self) -> wordpiece.WordPieces:
+        """The tokenizer's fast WordPiece path (tasks/tokenizer.py): every text becomes ids through it."""
+        if self._pieces is None:
+            self._pieces = wordpiece.word_pieces(self.tokenizer)
+        return self._pieces
+
     def pieces(self, text: str) -> List[int]:
         """WordPiece ids of `text` (no special tokens)."""
-        return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
+        return self.wordpieces.ids(text)
 
     # -- data (class-level: data.py has no tokenizer)
     data_formats: Tuple[str, ...] = ()  # data.format values holding this task's labeled data
@@ -245,15 +254,19 @@ class ClassificationTask(Task):
     def head_flops(seq_len, hidden, num_labels):
         return 2 * hidden * hidden + 2 * hidden * num_labels  # pooler on [CLS] + classifier
 
-    def truncate(self, piece_ids: List[int]) -> List[int]:
+    def kept_ends(self) -> Tuple[int, int]:
+        """How many pieces truncation keeps from the start and from the end of a long text."""
         budget = self.max_seq_length - 2  # [CLS] and [SEP]
-        if len(piece_ids) <= budget:
-            return piece_ids
         if self.truncation == "head_tail":
             # Sun et al. (2019): the start and the end of a long review carry most of its sentiment
-            head = budget // 4
-            return piece_ids[:head] + piece_ids[len(piece_ids) - (budget - head) :]
-        return piece_ids[:budget]
+            return budget // 4, budget - budget // 4
+        return budget, 0
+
+    def truncate(self, piece_ids: List[int]) -> List[int]:
+        head, tail = self.kept_ends()
+        if len(piece_ids) <= head + tail:
+            return piece_ids
+        return piece_ids[:head] + piece_ids[len(piece_ids) - tail:]
 
     def window_starts(self, n_pieces: int) -> List[int]:
         """Where each window of max_seq_length - 2 pieces starts: every `stride` pieces until one reaches the
@@ -287,11 +300,22 @@ class ClassificationTask(Task):
                 "token_type_ids": [t for w in windows for t in w["token_type_ids"]],
                 "windows": windows, "truncated": gap}
 
+    def text_feature(self, text: str) -> Feature:
+        """document_feature of a raw text; under truncation only the kept ends of a long text are tokenized."""
+        if self.long_document is not None:
+            return self.document_feature(self.pieces(text))
+        pieces, truncated = self.wordpieces.ends(text, *self.kept_ends())
+        input_ids, token_type_ids = self.wrap(pieces)
+        return {"input_ids": input_ids, "token_type_ids": token_type_ids, "truncated": truncated}
+
     def encode(self, examples: Sequence[TextExample], offset: int = 0) -> List[Feature]:
         features = []
         truncated = windowed = 0
-        for i, ex in enumerate(examples):
-            feature = self.document_feature(self.pieces(ex.text))
+        if self.long_document is not None:  # windows read every piece: one batched call
+            documents = [self.document_feature(p) for p in self.wordpieces.many([ex.text for ex in examples])]
+        else:
+            documents = [self.text_feature(ex.text) for ex in examples]
+        for i, (ex, feature) in enumerate(zip(examples, documents)):
             truncated += feature.pop("truncated")
             windowed += len(feature.get("windows", ())) > 1
             feature["labels"] = IGNORE_INDEX if ex.label is None else self.label_to_id[ex.label]
@@ -402,12 +426,8 @@ class TaggingTask(Task):
         return " ".join(example.tokens)  # the served model splits it into these words again
 
     def word_pieces(self, words: Sequence[str]) -> List[List[int]]:
-        pieces = []
-        for word in words:
-            ids = self.pieces(word)
-            # a word the tokenizer drops entirely (control or zero-width characters) still needs a position
-            pieces.append(ids or [self.tokenizer.unk_token_id])
-        return pieces
+        # a word the tokenizer drops entirely (control or zero-width characters) still needs a position
+        return [ids or [self.tokenizer.unk_token_id] for ids in self.wordpieces.words(words)]
 
     def encode(self, examples: Sequence[TaggedSentence], offset: int = 0) -> List[Feature]:
         features = []
@@ -509,7 +529,7 @@ class GeneralTask(Task):
         features = []
         for i, ex in enumerate(examples):
             text = ex.text if isinstance(ex, TextExample) else " ".join(ex.tokens)
-            input_ids, token_type_ids = self.wrap(self.pieces(text)[: self.max_seq_length - 2])
+            input_ids, token_type_ids = self.wrap(self.wordpieces.ends(text, self.max_seq_length - 2, 0)[0])
             features.append({"input_ids": input_ids, "token_type_ids": token_type_ids, "labels": IGNORE_INDEX,
                              "index": offset + i})
         return features
