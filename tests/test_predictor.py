@@ -36,7 +36,9 @@ def test_split_words_offsets_index_the_original(text):
     words = split_words(text)
     end = 0
     for word, start, stop in words:
-        assert text[start:stop] == word and start >= end and word.strip() == word and word
+        # the word as written, less the characters the tokenizer deletes (here U+200B and U+0000)
+        assert text[start:stop].replace("\u200b", "").replace("\x00", "") == word
+        assert start >= end and word.strip() == word and word
         end = stop
     covered = {i for _, s, e in words for i in range(s, e)}
     for i, ch in enumerate(text):  # every visible character the tokenizer keeps is in a word
