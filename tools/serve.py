@@ -55,6 +55,8 @@ def main() -> int:
                         help="NER: how raw text is split into words (default: the export's)")
     parser.add_argument("--decoding", choices=["viterbi", "argmax"], help="NER: tag decoding")
     parser.add_argument("--docs", action="store_true", help="serve /docs and /openapi.json")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info",
+                        help="uvicorn's log level (info logs every request)")
 
     def run(args) -> int:
         from ernie_tiny_distill.deploy.predictor import Predictor
@@ -66,7 +68,7 @@ def main() -> int:
         app = create_app(predictor, max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
                          max_text_chars=args.max_text_chars, workers=args.workers, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, docs=args.docs)
-        serve(app, sock)
+        serve(app, sock, log_level=args.log_level)
         return 0
 
     return run_tool(parser, run)

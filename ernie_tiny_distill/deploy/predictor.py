@@ -43,6 +43,7 @@ import numpy as np
 from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy.encoding import TextEncoder
 from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine, check_finite
+from ernie_tiny_distill.deploy.packing import BUCKETS, length_batches, pack
 from ernie_tiny_distill.deploy.words import is_blank
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
@@ -54,7 +55,6 @@ BACKENDS = ("paddle", "onnx", "auto")
 PRECISIONS = ("fp32", "bf16", "int8")
 EMPTY_TEXT = "empty text"
 NON_FINITE = "non-finite model output"
-BUCKETS = (16, 32, 64, 128, 256, 384, 512)  # padded lengths: a few shapes, each reused by the engine
 STAGES = ("tokenize", "pack", "engine", "decode")
 Item = Union[str, Sequence[str]]
 
@@ -92,41 +92,6 @@ def pool_windows(task, features: Sequence[Dict], row_logits: Sequence[np.ndarray
         out.append(task.pool_numpy(np.stack(row_logits[start:start + n])) if "windows" in f else row_logits[start])
         start += n
     return out
-
-
-def bucket_length(length: int, buckets: Optional[Sequence[int]]) -> int:
-    """The padded length of a batch whose longest input has `length` tokens: the smallest bucket that holds
-    it (the length itself without buckets or beyond the largest)."""
-    for b in buckets or ():
-        if b >= length:
-            return b
-    return length
-
-
-def length_batches(lengths: Sequence[int], batch_size: int,
-                   buckets: Optional[Sequence[int]] = None) -> List[Tuple[int, List[int]]]:
-    """(padded length, indices) per engine call: indices sorted by length, at most `batch_size` per call;
-    with buckets, one call never mixes buckets (a short input is not padded to a long one's length)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    calls: List[Tuple[int, List[int]]] = []
-    for i in order:
-        padded = bucket_length(lengths[i], buckets)
-        if calls and len(calls[-1][1]) < batch_size and (buckets is None or calls[-1][0] == padded):
-            calls[-1] = (max(calls[-1][0], padded), calls[-1][1] + [i])
-        else:
-            calls.append((padded, [i]))
-    return calls
-
-
-def pack(features: Sequence[Dict], length: int, pad_token_id: int) -> Tuple[np.ndarray, np.ndarray]:
-    """int64 input_ids, token_type_ids [B, length], padded with pad_token_id (length >= the longest)."""
-    ids = np.full((len(features), length), pad_token_id, dtype="int64")
-    types = np.zeros((len(features), length), dtype="int64")
-    for i, f in enumerate(features):
-        n = len(f["input_ids"])
-        ids[i, :n] = f["input_ids"]
-        types[i, :n] = f["token_type_ids"]
-    return ids, types
 
 
 def logits_by_length(run, task, features: Sequence[Dict], pad_token_id: int, batch_size: int,
@@ -190,20 +155,27 @@ class Predictor:
         if task is not None and task != self.task:
             raise UserError(f"this export is a {self.task} model, but a {task} model was asked for",
                             where=export_dir)
-        if backend == "auto":
-            backend = "onnx" if precision == "int8" else "paddle"
         if precision == "bf16" and backend == "onnx":
             raise UserError("bf16 is available with backend 'paddle' (oneDNN) only")
-        self.backend, self.precision, self.batch_size = backend, precision, int(batch_size)
+        self.precision, self.batch_size = precision, int(batch_size)
         self.num_threads = int(num_threads)
         self.limit = int(self.meta.get("max_position_embeddings") or 512)
         self.buckets = tuple(b for b in buckets if b <= self.limit) if buckets else None
-        if backend == "paddle":
-            self.engine = PaddleEngine(export_dir, num_threads=num_threads, use_mkldnn=use_mkldnn,
-                                       precision=precision, device=device)
+
+        def load(name: str):
+            if name == "paddle":
+                return PaddleEngine(export_dir, num_threads=num_threads, use_mkldnn=use_mkldnn,
+                                    precision=precision, device=device)
+            file = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
+            return OnnxEngine(os.path.join(export_dir, file), num_threads=num_threads, device=device)
+
+        if backend != "auto":
+            self.backend, self.engine = backend, load(backend)
+        elif precision != "fp32" or not os.path.isfile(os.path.join(export_dir, layout.ONNX_FILE)):
+            self.backend = "onnx" if precision == "int8" else "paddle"  # the only engine for this precision
+            self.engine = load(self.backend)
         else:
-            name = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
-            self.engine = OnnxEngine(os.path.join(export_dir, name), num_threads=num_threads, device=device)
+            self.backend, self.engine = self._faster({name: load(name) for name in ("paddle", "onnx")})
         # a document-level wide part (wide_document.py): added to each document's pooled logits
         self.document_table = wide_document.DocumentTable.load(export_dir) \
             if wide_document.has_document_table(export_dir) else None
@@ -213,6 +185,26 @@ class Predictor:
         self._truncation_reported = False
         self.stats: Optional[Stats] = Stats() if profile else None
         self._check_model()
+
+    def _faster(self, engines: Dict) -> Tuple[str, object]:
+        """The engine with the lower median time over inputs of 16 and 128 tokens, timed in turns (backend auto:
+        Paddle Inference has a per-call floor that ONNX Runtime lacks on small models, not on large ones)."""
+        vocab = int(self.meta.get("vocab_size") or 100)
+        ids = probe_inputs(vocab, self.encoder.pad_token_id)[:1]
+        shapes = [np.resize(ids, (1, n)) for n in (16, min(128, self.limit))]
+        times: Dict[str, List[float]] = {name: [] for name in engines}
+        for turn in range(12):
+            for name, engine in engines.items():
+                for x in shapes:
+                    start = time.perf_counter()
+                    engine.run(x, np.zeros_like(x))
+                    if turn >= 2:  # the first turns build kernels
+                        times[name].append(time.perf_counter() - start)
+        ms = {name: 1000 * float(np.median(t)) for name, t in times.items()}
+        best = min(ms, key=ms.get)
+        logger.info("backend auto: %s (median ms per call at 16 and 128 tokens: %s)", best,
+                    ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+        return best, engines[best]
 
     def clone(self) -> "Predictor":
         """A predictor sharing this one's tokenizer and weights with an engine of its own (a server worker)."""

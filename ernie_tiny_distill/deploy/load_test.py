@@ -1,0 +1,138 @@
+"""Load test of the HTTP service: a real server process on loopback, driven at several concurrencies with real
+texts, beside the same model's offline batch throughput measured in the same run."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ernie_tiny_distill.errors import UserError
+
+HOST = "127.0.0.1"  # loopback only: the load test never listens on or sends to another host
+SERVE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools",
+                     "serve.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, port: int, *, workers: int, threads: int, backend: str, precision: str,
+                 max_batch: int, max_wait_ms: float, max_queue: int) -> subprocess.Popen:
+    """tools/serve.py in a child process on HOST:port (stderr to a pipe, read when it fails to come up)."""
+    cmd = [sys.executable, SERVE, "--model", model, "--host", HOST, "--port", str(port), "--workers", str(workers),
+           "--threads", str(threads), "--backend", backend, "--precision", precision, "--max-batch", str(max_batch),
+           "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue), "--log-level", "warning"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300.0) -> Dict:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise UserError(f"the server exited with status {server.returncode}: {server.stderr.read().strip()}")
+        try:
+            r = httpx.get(f"{url}/health", timeout=2.0)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise UserError(f"the server did not answer /health within {timeout:.0f} s")
+
+
+async def _drive(url: str, texts: Sequence[str], concurrency: int, requests: int) -> Dict:
+    """`requests` POST /predict calls of one text each from `concurrency` clients in closed loops."""
+    import httpx
+
+    latencies: List[float] = []
+    statuses: Dict[int, int] = {}
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+        async def worker():
+            for n in counter:
+                text = texts[n % len(texts)]
+                start = time.perf_counter()
+                r = await client.post("/predict", json={"texts": [text]})
+                latencies.append(time.perf_counter() - start)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    return {"concurrency": concurrency, "requests": requests, "statuses": statuses,
+            "requests_per_s": requests / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def offline_throughput(predictor, texts: Sequence[str], batch_size: int = 32, seconds: float = 5.0) -> float:
+    """Texts per second of predictor.predict over `texts` in batches of `batch_size` (at least one pass)."""
+    predictor.predict(list(texts[:batch_size]))  # warm-up
+    done, start = 0, time.perf_counter()
+    while done < len(texts) or time.perf_counter() - start < seconds:
+        at = done % len(texts)
+        batch = list(texts[at:at + batch_size])
+        predictor.predict(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 8, 32), requests: int = 300,
+        workers: int = 2, threads: int = 1, backend: str = "auto", precision: str = "fp32", max_batch: int = 32,
+        max_wait_ms: float = 2.0, max_queue: int = 1024, log=print) -> List[Dict]:
+    """One row per concurrency ({concurrency, requests_per_s, p50/p95/p99_ms, offline_per_s, share}) after a
+    row of the offline throughput; the server is stopped at the end."""
+    from ernie_tiny_distill.deploy.predictor import Predictor
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UserError("no texts to send")
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    server = start_server(model, port, workers=workers, threads=threads, backend=backend, precision=precision,
+                          max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    try:
+        health = wait_healthy(url, server)
+        log(f"server: {health['backend']} {health['precision']}, {workers} workers x {threads} threads, "
+            f"max batch {max_batch}, max wait {max_wait_ms} ms")
+        # offline: the same model and backend with the server's total threads, while the server idles
+        offline = offline_throughput(Predictor(model, backend=health["backend"], precision=precision,
+                                               num_threads=workers * threads, batch_size=32), texts)
+        log(f"offline batch-32 throughput: {offline:.1f} texts/s")
+        rows = []
+        for c in concurrencies:
+            asyncio.run(_drive(url, texts, c, min(requests, 4 * c)))  # warm-up of this concurrency
+            row = asyncio.run(_drive(url, texts, c, requests))
+            row.update(offline_per_s=offline, share=row["requests_per_s"] / offline)
+            rows.append(row)
+            log(table_row(row))
+        return rows
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def table_header() -> str:
+    return ("| concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | p99/p50 | offline texts/s | "
+            "% of offline | statuses |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table_row(r: Dict) -> str:
+    return (f"| {r['concurrency']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.2f} | "
+            f"{r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['offline_per_s']:.1f} | "
+            f"{100 * r['share']:.0f} | {r['statuses']} |")
