@@ -2,7 +2,8 @@
 
 Each request's items join one bounded queue; a worker thread (one Predictor clone each) takes the first item
 waiting, then more until `max_batch` items or until `max_wait_ms` after that first item arrived, and predicts
-them in one call (the Predictor sorts them by length into bucket-padded engine calls). Every request gets its
+them in one call. It waits only while more requests are on their way (announced by the service when a request
+arrives, before its body is read), so a lone request never waits for company (the Predictor sorts them by length into bucket-padded engine calls). Every request gets its
 own results in its own order. A request that does not fit the queue is refused at once (QueueFull), so the
 queue never grows past `max_queue` items.
 """
@@ -51,6 +52,7 @@ class Batcher:
         self._queue: collections.deque = collections.deque()  # (request, index, arrival time)
         self._cond = threading.Condition()
         self._closed = False
+        self._arriving = 0  # requests announced whose items are not queued yet
         self._done = threading.Lock()  # a request's items may finish in several workers
         self.threads = [threading.Thread(target=self._work, args=(p,), name=f"predictor-{i}", daemon=True)
                         for i, p in enumerate(predictors)]
@@ -63,6 +65,18 @@ class Batcher:
 
     def alive(self) -> bool:
         return not self._closed and all(t.is_alive() for t in self.threads)
+
+    def announce(self) -> None:
+        """A request has arrived; its items will follow (submit) or it will be refused (arrived)."""
+        with self._cond:
+            self._arriving += 1
+
+    def arrived(self) -> None:
+        """An announced request is read (its items are about to be submitted) or refused."""
+        with self._cond:
+            self._arriving -= 1
+            if self._arriving == 0:
+                self._cond.notify_all()  # a worker waiting for company stops waiting
 
     def submit(self, items: Sequence) -> Future:
         """A Future of the items' results in order; QueueFull when they do not fit the queue now."""
@@ -92,7 +106,7 @@ class Batcher:
             if self._closed:
                 return []
             deadline = self._queue[0][2] + self.max_wait
-            while len(self._queue) < self.max_batch and not self._closed:
+            while len(self._queue) < self.max_batch and self._arriving > 0 and not self._closed:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break

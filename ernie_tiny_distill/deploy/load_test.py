@@ -3,6 +3,7 @@ texts, beside the same model's offline batch throughput measured in the same run
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -55,6 +56,7 @@ async def _drive(url: str, texts: Sequence[str], concurrency: int, requests: int
     """`requests` POST /predict calls of one text each from `concurrency` clients in closed loops."""
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     latencies: List[float] = []
     statuses: Dict[int, int] = {}
     counter = iter(range(requests))
@@ -75,6 +77,19 @@ async def _drive(url: str, texts: Sequence[str], concurrency: int, requests: int
     return {"concurrency": concurrency, "requests": requests, "statuses": statuses,
             "requests_per_s": requests / elapsed, "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def server_counters(url: str) -> Dict[str, float]:
+    """The server's latency and batch-size sums and counts from GET /metrics."""
+    import httpx
+
+    names = ("request_latency_seconds_sum", "request_latency_seconds_count", "batch_size_sum", "batch_size_count")
+    out = {}
+    for line in httpx.get(f"{url}/metrics", timeout=10.0).text.splitlines():
+        for name in names:
+            if line.startswith(f"ernie_tiny_distill_{name} "):
+                out[name] = float(line.split()[1])
+    return out
 
 
 def offline_throughput(predictor, texts: Sequence[str], batch_size: int = 32, seconds: float = 5.0) -> float:
@@ -114,8 +129,14 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
         rows = []
         for c in concurrencies:
             asyncio.run(_drive(url, texts, c, min(requests, 4 * c)))  # warm-up of this concurrency
+            before = server_counters(url)
             row = asyncio.run(_drive(url, texts, c, requests))
-            row.update(offline_per_s=offline, share=row["requests_per_s"] / offline)
+            after = server_counters(url)
+            delta = {k: after[k] - before[k] for k in after}
+            row.update(offline_per_s=offline, share=row["requests_per_s"] / offline,
+                       server_mean_ms=1000 * delta["request_latency_seconds_sum"]
+                       / max(1, delta["request_latency_seconds_count"]),
+                       mean_batch=delta["batch_size_sum"] / max(1, delta["batch_size_count"]))
             rows.append(row)
             log(table_row(row))
         return rows
@@ -128,11 +149,12 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
 
 
 def table_header() -> str:
-    return ("| concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | p99/p50 | offline texts/s | "
-            "% of offline | statuses |\n|---|---|---|---|---|---|---|---|---|---|")
+    return ("| concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | p99/p50 | server mean ms | "
+            "mean batch | offline texts/s | % of offline | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table_row(r: Dict) -> str:
     return (f"| {r['concurrency']} | {r['requests']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.2f} | "
-            f"{r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['offline_per_s']:.1f} | "
+            f"{r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['server_mean_ms']:.2f} | "
+            f"{r['mean_batch']:.1f} | {r['offline_per_s']:.1f} | "
             f"{100 * r['share']:.0f} | {r['statuses']} |")
