@@ -5,10 +5,14 @@
     python tools/benchmark.py latency --interleave --model TEACHER_EXPORT --model STUDENT_EXPORT ... \\
         --backends paddle --precisions fp32 --seq-lens 128 --threads 1 --rounds 5
 
+    python tools/benchmark.py per-request --teacher TEACHER_EXPORT --student STUDENT_EXPORT \
+        --conll ../shared/datasets/conll2003/test.txt [--texts FILE] [--count 200]
     python tools/benchmark.py engine --model EXPORT_DIR [--backends paddle onnx] [--threads 1]
     python tools/benchmark.py serve --model EXPORT_DIR --conll ../shared/datasets/conll2003/test.txt \
         [--texts FILE] [--concurrency 1 8 32] [--requests 300] [--workers 2]
 
+`per-request`: one text per call through the whole Predictor (tokenize, pack, engine, decode; per-stage ms),
+teacher and student interleaved, the student in FP32 and (with model.int8.onnx) INT8; speed-up vs the teacher.
 `engine`: the engine's per-call floor (16 tokens) and the cost of new input lengths vs repeated ones, exact and
 bucket-padded, per backend. `serve`: starts tools/serve.py on 127.0.0.1 and drives it with real texts (one per
 request) at each concurrency; rows give requests/s, p50/p95/p99 and the same model's offline batch-32 texts/s.
@@ -98,13 +102,63 @@ def run_engine(args) -> int:
     return 0
 
 
-def add_serve(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="requests/s and p50/p95/p99 of the HTTP server vs offline batches")
-    p.add_argument("--model", required=True, help="export directory")
+def read_texts(args):
+    if args.texts:
+        from ernie_tiny_distill.deploy.inputs import read_texts_file
+
+        return read_texts_file(args.texts)[: args.limit]
+    from ernie_tiny_distill.data.readers import read_conll
+
+    return [" ".join(s.tokens) for s in read_conll(args.conll)[: args.limit]]
+
+
+def add_text_source(p) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--texts", help="a file of texts, one per line")
     source.add_argument("--conll", help="a CoNLL file: its sentences, words joined by spaces")
     p.add_argument("--limit", type=int, default=2000, help="texts read from the file")
+
+
+def add_per_request(subparsers) -> None:
+    p = subparsers.add_parser("per-request", help="end-to-end ms per text of a student vs its teacher")
+    p.add_argument("--teacher", required=True, help="teacher export directory")
+    p.add_argument("--student", required=True, help="student export directory")
+    add_text_source(p)
+    p.add_argument("--count", type=int, default=200, help="texts sampled (seeded) from the file")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+
+def run_per_request(args) -> int:
+    import os
+
+    from ernie_tiny_distill.deploy import latency, latency_review, layout
+
+    texts = latency_review.sample_texts(read_texts(args), args.count)
+    targets = [{"key": "teacher fp32", "export_dir": args.teacher, "backend": "auto", "precision": "fp32"},
+               {"key": "student fp32", "export_dir": args.student, "backend": "auto", "precision": "fp32"}]
+    if os.path.isfile(os.path.join(args.student, layout.INT8_ONNX_FILE)):
+        targets.append({"key": "student int8", "export_dir": args.student, "backend": "onnx", "precision": "int8"})
+    env = latency.environment(args.threads)
+    print(f"{env['cpu_model']}, 1-min load average {env.get('load_average_1min')}; {len(texts)} texts, "
+          f"{args.threads} thread(s), interleaved over {args.rounds} rounds")
+    out = latency_review.measure_per_review(targets, texts, num_threads=args.threads, rounds=args.rounds)
+    teacher = out["teacher fp32"]["p50_ms"]
+    print("| model | backend | p50 ms | p95 ms | mean ms | tokenize | pack | engine | decode | speed-up (p50) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+    for key, r in out.items():
+        st = r["stages_ms"]
+        print(f"| {key} | {r['backend_used']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['mean_ms']:.2f} | "
+              f"{st['tokenize']:.2f} | {st['pack']:.3f} | {st['engine']:.2f} | {st['decode']:.3f} | "
+              f"{teacher / r['p50_ms']:.1f}x |")
+    return 0
+
+
+def add_serve(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="requests/s and p50/p95/p99 of the HTTP server vs offline batches")
+    p.add_argument("--model", required=True, help="export directory")
+    add_text_source(p)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--requests", type=int, default=300, help="requests per concurrency (one text each)")
     p.add_argument("--workers", type=int, default=2)
@@ -120,14 +174,7 @@ def add_serve(subparsers) -> None:
 def run_serve(args) -> int:
     from ernie_tiny_distill.deploy import latency, load_test
 
-    if args.texts:
-        from ernie_tiny_distill.deploy.inputs import read_texts_file
-
-        texts = read_texts_file(args.texts)[: args.limit]
-    else:
-        from ernie_tiny_distill.data.readers import read_conll
-
-        texts = [" ".join(s.tokens) for s in read_conll(args.conll)[: args.limit]]
+    texts = read_texts(args)
     env = latency.environment(args.threads)
     print(f"{env['cpu_model']} ({env['logical_cpus']} CPUs), 1-min load average {env.get('load_average_1min')}; "
           f"{len(texts)} texts, {args.requests} requests per concurrency")
@@ -150,13 +197,14 @@ def main() -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_latency(subparsers)
     add_engine(subparsers)
+    add_per_request(subparsers)
     add_serve(subparsers)
     args = parser.parse_args()
     setup_logging()
     threads = getattr(args, "threads", None) or [1]
     set_threads(max(threads) if isinstance(threads, list) else threads)
     quiet_paddlenlp()
-    runners = {"latency": run_latency, "engine": run_engine, "serve": run_serve}
+    runners = {"latency": run_latency, "engine": run_engine, "per-request": run_per_request, "serve": run_serve}
     return main_wrapper(lambda: runners[args.command](args), args.debug)
 
 
