@@ -20,6 +20,8 @@ Defined results and errors:
   unaffected.
 - inputs are padded to length buckets (BUCKETS), so a stream of varying lengths repeats a few shapes and the
   engine does not rebuild its kernels for every new length; `profile=True` keeps per-stage times (Stats).
+- backend "auto" (FP32, with model.onnx in the export) times both engines at load and keeps the faster: Paddle
+  Inference has a per-call floor of ~2 ms that ONNX Runtime lacks, which decides it for small students.
 - long text: see encoding.py (truncation as in training, or pooled windows for a model trained with
   model.long_document windows, or for any classifier given `long_document={...}`; NER word windows, no word
   dropped).
@@ -117,12 +119,6 @@ class Stats:
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.items = 0
         self.engine_calls = 0
-
-    def add(self, other: "Stats") -> None:
-        for k in STAGES:
-            self.seconds[k] += other.seconds[k]
-        self.items += other.items
-        self.engine_calls += other.engine_calls
 
     def per_item_ms(self) -> Dict[str, float]:
         """Milliseconds per predicted item, per stage and in total."""
