@@ -69,22 +69,6 @@ def test_nan_logits_are_refused_at_load(cls_export, monkeypatch):
         Predictor(cls_export)
 
 
-def test_health_reports_a_model_that_cannot_predict(cls_export):
-    pytest.importorskip("httpx")
-    from fastapi.testclient import TestClient
-
-    from ernie_tiny_distill.deploy.service import create_app
-
-    predictor = Predictor(cls_export)
-    client = TestClient(create_app(predictor))
-    assert client.get("/health").json()["status"] == "ok"
-    predictor.engine.run = lambda ids, types: np.full((len(ids), 2), np.nan)
-    r = client.post("/predict", json={"texts": ["A fine film."]})
-    assert r.status_code == 503 and "non-finite" in r.json()["error"]
-    health = client.get("/health")
-    assert health.status_code == 503 and health.json()["status"] == "error"
-
-
 # ---------------------------------------------------------------- #6 tools/evaluate.py checks first
 
 
@@ -256,7 +240,9 @@ def test_predict_tokens_input_cli_and_service(ner_export, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [tool, "--model", ner_export])
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps({"tokens": tokens}).encode() + b"\n")))
     assert main() == 0
-    assert json.loads(capsys.readouterr().out)["entities"] == from_tokens
+    # the tool's backend "auto" may pick ONNX Runtime: the same entities, scores equal to float rounding
+    served = json.loads(capsys.readouterr().out)["entities"]
+    assert [{**e, "score": pytest.approx(e["score"], abs=1e-6)} for e in served] == from_tokens
     pytest.importorskip("httpx")
     from fastapi.testclient import TestClient
 

@@ -6,6 +6,7 @@ Uses the session fixtures of conftest.py (tiny random models; the NER one is rig
 from __future__ import annotations
 
 import json
+import logging
 import os
 import runpy
 import shutil
@@ -35,7 +36,9 @@ def test_split_words_offsets_index_the_original(text):
     words = split_words(text)
     end = 0
     for word, start, stop in words:
-        assert text[start:stop] == word and start >= end and word.strip() == word and word
+        # the word as written, less the characters the tokenizer deletes (here U+200B and U+0000)
+        assert text[start:stop].replace("\u200b", "").replace("\x00", "") == word
+        assert start >= end and word.strip() == word and word
         end = stop
     covered = {i for _, s, e in words for i in range(s, e)}
     for i, ch in enumerate(text):  # every visible character the tokenizer keeps is in a word
@@ -312,3 +315,44 @@ def test_latency_measure(cls_export, ner_export):
     assert "error" not in rows[1], rows[1]
     table = latency.markdown_table(rows)
     assert table.count("\n") == 3 and "| paddle | fp32 | 1 | 16 |" in table
+
+
+# ---------------------------------------------------------------- packing, profile, backend auto
+
+
+def test_length_batches_pad_to_buckets_without_mixing_them():
+    from ernie_tiny_distill.deploy.packing import bucket_length, length_batches
+
+    assert [bucket_length(n, (16, 32, 64)) for n in (1, 16, 17, 64, 65)] == [16, 16, 32, 64, 65]
+    lengths = [5, 40, 17, 16, 3, 33, 64, 2]
+    calls = length_batches(lengths, 2, (16, 32, 64))
+    assert calls == [(16, [7, 4]), (16, [0, 3]), (32, [2]), (64, [5, 1]), (64, [6])]
+    assert length_batches(lengths, 3, None) == [(5, [7, 4, 0]), (33, [3, 2, 5]), (64, [1, 6])]  # longest in each
+
+
+def test_bucket_padding_gives_the_unpadded_answers(cls_export, ner_export):
+    texts = ["the film was great", "bad", "john lives in new york and the play was bad"]
+    for export in (cls_export, ner_export):
+        exact, bucketed = pr.Predictor(export, buckets=None), pr.Predictor(export)
+        features = exact.encoder.calibration_features(texts)
+        for a, b in zip(exact.logits(features), bucketed.logits(features)):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_profile_counts_items_and_engine_calls(cls_export):
+    p = pr.Predictor(cls_export, profile=True, batch_size=2)
+    p.predict(["the film was great", "bad", "great", "a " * 30 + "film", ""])
+    # three short texts in the 16-token bucket (two calls of at most 2), the long one alone in the 64 bucket
+    assert p.stats.items == 5 and p.stats.engine_calls == 3
+    assert set(p.stats.per_item_ms()) == {"tokenize", "pack", "engine", "decode", "total"}
+
+
+def test_backend_auto_times_both_engines_and_keeps_the_answers(cls_export, caplog):
+    if not os.path.isfile(os.path.join(cls_export, "model.onnx")):
+        pytest.skip("this export has no model.onnx")
+    with caplog.at_level(logging.INFO, logger="ernie_tiny_distill.deploy.predictor"):
+        auto = pr.Predictor(cls_export, backend="auto")
+    assert auto.backend in ("paddle", "onnx")
+    assert any(r.getMessage().startswith(f"backend auto: {auto.backend} (median ms") for r in caplog.records)
+    texts = ["the film was great", "bad"]
+    assert [r["label"] for r in auto.predict(texts)] == [r["label"] for r in pr.Predictor(cls_export).predict(texts)]

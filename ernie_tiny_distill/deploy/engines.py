@@ -9,6 +9,7 @@ from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.errors import UserError
 
 DEVICES = ("cpu", "gpu", "auto")
+MKLDNN_CACHE_SHAPES = 64
 
 
 def check_finite(logits: np.ndarray, where: str) -> np.ndarray:
@@ -54,24 +55,39 @@ class PaddleEngine:
             elif precision == "bf16":
                 raise UserError("bf16 needs oneDNN: drop use_mkldnn=False")
         config.set_cpu_math_library_num_threads(int(num_threads))
+        if self.device == "cpu" and use_mkldnn:
+            # oneDNN keeps the kernels of this many input shapes; the predictor pads to a few length buckets,
+            # so they all stay built (0 = unbounded, which grows with every new batch size and length)
+            config.set_mkldnn_cache_capacity(MKLDNN_CACHE_SHAPES)
         config.disable_glog_info()
         try:
-            self.predictor = inference.create_predictor(config)
+            predictor = inference.create_predictor(config)
         except Exception as e:
             raise UserError(f"Paddle Inference could not load the model: {e}", where=export_dir) from None
-        names = self.predictor.get_input_names()
+        names = predictor.get_input_names()
         if sorted(names) != sorted(layout.INPUT_NAMES):
             raise UserError(f"the exported model takes inputs {names}, expected {list(layout.INPUT_NAMES)}",
                             where=export_dir)
-        self.output_name = self.predictor.get_output_names()[0]
+        self._attach(predictor)
+
+    def _attach(self, predictor) -> None:
+        self.predictor = predictor
+        self.inputs = [predictor.get_input_handle(name) for name in layout.INPUT_NAMES]
+        self.output = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def clone(self) -> "PaddleEngine":
+        """An engine sharing these weights with a predictor of its own (one per thread)."""
+        other = object.__new__(PaddleEngine)
+        other.device = self.device
+        other._attach(self.predictor.clone())
+        return other
 
     def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        for name, value in (("input_ids", input_ids), ("token_type_ids", token_type_ids)):
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(list(value.shape))
+        for handle, value in zip(self.inputs, (input_ids, token_type_ids)):
+            handle.reshape(value.shape)
             handle.copy_from_cpu(np.ascontiguousarray(value, dtype="int64"))
         self.predictor.run()
-        return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+        return self.output.copy_to_cpu()
 
 
 class OnnxEngine:
@@ -102,6 +118,10 @@ class OnnxEngine:
         except Exception as e:
             raise UserError(f"ONNX Runtime could not load {os.path.basename(model_file)}: {e}") from None
         self.device = "gpu" if providers[0].startswith("CUDA") else "cpu"
+
+    def clone(self) -> "OnnxEngine":
+        """This engine: an ONNX Runtime session may be run from several threads at once."""
+        return self
 
     def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input_ids": np.ascontiguousarray(input_ids, dtype="int64"),

@@ -173,7 +173,7 @@ def measure(export_dir: str, *, backend: str = "paddle", precision: str = "fp32"
     limit = int(meta.get("max_position_embeddings") or 512)
     if not 3 <= seq_len <= limit:
         raise UserError(f"seq_len must be between 3 and {limit}, got {seq_len}")
-    predictor = Predictor(export_dir, backend=backend, precision=precision, num_threads=num_threads,
+    predictor = Predictor(export_dir, backend=backend, precision=precision, num_threads=num_threads, buckets=None,
                           batch_size=batch_size, max_seq_length=seq_len)
     batch_iterations = batch_iterations or max(3, iterations // 4)
     if include_tokenization:
@@ -374,7 +374,7 @@ def measure_interleaved(targets: List[Dict], *, num_threads: int = 1, batch_size
     batch_iterations = batch_iterations or max(3, iterations // 4)
     one, full, metas = {}, {}, {}
     for t in targets:
-        predictor = Predictor(t["export_dir"], backend=t["backend"], precision=t["precision"],
+        predictor = Predictor(t["export_dir"], backend=t["backend"], precision=t["precision"], buckets=None,
                               num_threads=num_threads, batch_size=batch_size, max_seq_length=t["seq_len"])
         features = synthetic_features(predictor.encoder, t["seq_len"], batch_size)
         one[t["key"]] = (lambda p, f: lambda: p.logits(f[:1]))(predictor, features)

@@ -78,7 +78,7 @@ def measure_per_review(targets: List[Dict], texts: List[str], *, num_threads: in
     runners, predictors = {}, {}
     for t in targets:
         predictor = Predictor(t["export_dir"], backend=t["backend"], precision=t["precision"],
-                              num_threads=num_threads, long_document=t.get("long_document"))
+                              num_threads=num_threads, long_document=t.get("long_document"), profile=True)
         predictors[t["key"]], runners[t["key"]] = predictor, review_runner(predictor)
     lat = interleave_items(runners, list(texts), rounds=rounds, warmup=warmup)
     out = {}
@@ -92,5 +92,7 @@ def measure_per_review(targets: List[Dict], texts: List[str], *, num_threads: in
                     "p50_ms": 1000 * _percentile(lat[key], 50), "p95_ms": 1000 * _percentile(lat[key], 95),
                     "mean_ms": 1000 * float(np.mean(lat[key])),
                     "windows_mean": float(np.mean(windows)) if windows else None,
+                    "backend_used": predictors[key].backend,
+                    "stages_ms": predictors[key].stats.per_item_ms(),  # warm-up items included
                     "interleaved_with": [x["key"] for x in targets if x["key"] != key]}
     return out

@@ -8,31 +8,45 @@
     #                                   "start_token": 0, "end_token": 2, "score": 0.98}, ...]}, ...]
 
 Defined results and errors:
-- empty or whitespace-only text: classification gives {"label": None, "probabilities": None,
+- text with nothing to read (whitespace, control/format characters such as U+200B, U+0000; words.is_blank)
+  is an empty text: classification gives {"label": None, "probabilities": None,
   "error": "empty text"}; NER gives {"entities": []}. Neither is an exception, so one bad line in a batch
   does not fail the others. A non-string item raises UserError naming its index.
 - NER items may be pre-split words (a list of strings) instead of text: entities then carry the word span
-  (start_token, end_token) and the words joined by spaces, no character offsets.
+  (start_token, end_token) and the words joined by spaces, no character offsets. A blank word is tagged O
+  without being read by the model, so it is never (part of) an entity.
+- an item whose model output is not finite (a logit overflowing to inf) gets {"error": NON_FINITE} (label
+  and probabilities None, or no entities) and a warning in the log; the other items and later calls are
+  unaffected.
+- inputs are padded to length buckets (BUCKETS), so a stream of varying lengths repeats a few shapes and the
+  engine does not rebuild its kernels for every new length; `profile=True` keeps per-stage times (Stats).
+- backend "auto" (FP32, with model.onnx in the export) times both engines at load and keeps the faster: Paddle
+  Inference has a per-call floor of ~2 ms that ONNX Runtime lacks, which decides it for small students.
 - long text: see encoding.py (truncation as in training, or pooled windows for a model trained with
   model.long_document windows, or for any classifier given `long_document={...}`; NER word windows, no word
   dropped).
 - NER tags are decoded by the Task (argmax or IOB2-constrained Viterbi) and entities by the metric's own
   decoder (seqeval strict IOB2, decoding.entity_spans): what is served is what is scored.
 - a missing or incomplete export directory, a wrong task, labels.json that does not match the model's
-  outputs, a model whose logits are not finite, an unsupported backend/precision: UserError.
+  outputs, a model whose logits are not finite at load, an unsupported backend/precision: UserError.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import os
 import threading
+import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ernie_tiny_distill.deploy import layout
-from ernie_tiny_distill.deploy.encoding import TextEncoder, collate
+from ernie_tiny_distill.deploy.encoding import TextEncoder
 from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine, check_finite
+from ernie_tiny_distill.deploy.packing import BUCKETS, length_batches, pack
+from ernie_tiny_distill.deploy.words import is_blank
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
 from ernie_tiny_distill.wide import document as wide_document
@@ -42,6 +56,8 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("paddle", "onnx", "auto")
 PRECISIONS = ("fp32", "bf16", "int8")
 EMPTY_TEXT = "empty text"
+NON_FINITE = "non-finite model output"
+STAGES = ("tokenize", "pack", "engine", "decode")
 Item = Union[str, Sequence[str]]
 
 
@@ -81,20 +97,35 @@ def pool_windows(task, features: Sequence[Dict], row_logits: Sequence[np.ndarray
 
 
 def logits_by_length(run, task, features: Sequence[Dict], pad_token_id: int, batch_size: int,
-                     on_batch=None) -> List[np.ndarray]:
+                     on_batch=None, buckets: Optional[Sequence[int]] = None) -> List[np.ndarray]:
     """Logits per feature in order ([C] or [L_i, C]) from `run(input_ids, token_type_ids)`: batches of
-    `batch_size` sorted by length (dynamic padding), the original order restored; `on_batch(n)` after each."""
+    `batch_size` sorted by length (dynamic padding, or `buckets`), the original order restored; `on_batch(n)`
+    after each."""
     out: List[Optional[np.ndarray]] = [None] * len(features)
     lengths = [len(f["input_ids"]) for f in features]
-    order = sorted(range(len(features)), key=lambda i: lengths[i])
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        logits = run(*collate([features[i] for i in idx], pad_token_id))  # [B, C] or [B, L, C]
+    for length, idx in length_batches(lengths, batch_size, buckets):
+        logits = run(*pack([features[i] for i in idx], length, pad_token_id))  # [B, C] or [B, L, C]
         for row, i in enumerate(idx):
             out[i] = task.slice_logits(logits, row, lengths[i])
         if on_batch is not None:
             on_batch(len(idx))
     return out
+
+
+class Stats:
+    """Seconds spent per stage (tokenize, pack, engine, decode), items predicted and engine calls."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.items = 0
+        self.engine_calls = 0
+
+    def per_item_ms(self) -> Dict[str, float]:
+        """Milliseconds per predicted item, per stage and in total."""
+        n = max(1, self.items)
+        out = {k: 1000 * v / n for k, v in self.seconds.items()}
+        out["total"] = sum(out.values())
+        return out
 
 
 class Predictor:
@@ -104,7 +135,8 @@ class Predictor:
                  precision: str = "fp32", batch_size: int = 32, max_seq_length: Optional[int] = None,
                  device: str = "cpu", truncation: Optional[str] = None, task: Optional[str] = None,
                  word_splitter: Optional[str] = None, decoding: Optional[str] = None,
-                 long_document: Optional[Dict] = None):
+                 long_document: Optional[Dict] = None, buckets: Optional[Sequence[int]] = BUCKETS,
+                 profile: bool = False):
         if backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -119,18 +151,27 @@ class Predictor:
         if task is not None and task != self.task:
             raise UserError(f"this export is a {self.task} model, but a {task} model was asked for",
                             where=export_dir)
-        if backend == "auto":
-            backend = "onnx" if precision == "int8" else "paddle"
         if precision == "bf16" and backend == "onnx":
             raise UserError("bf16 is available with backend 'paddle' (oneDNN) only")
-        self.backend, self.precision, self.batch_size = backend, precision, int(batch_size)
+        self.precision, self.batch_size = precision, int(batch_size)
         self.num_threads = int(num_threads)
-        if backend == "paddle":
-            self.engine = PaddleEngine(export_dir, num_threads=num_threads, use_mkldnn=use_mkldnn,
-                                       precision=precision, device=device)
+        self.limit = int(self.meta.get("max_position_embeddings") or 512)
+        self.buckets = tuple(b for b in buckets if b <= self.limit) if buckets else None
+
+        def load(name: str):
+            if name == "paddle":
+                return PaddleEngine(export_dir, num_threads=num_threads, use_mkldnn=use_mkldnn,
+                                    precision=precision, device=device)
+            file = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
+            return OnnxEngine(os.path.join(export_dir, file), num_threads=num_threads, device=device)
+
+        if backend != "auto":
+            self.backend, self.engine = backend, load(backend)
+        elif precision != "fp32" or not os.path.isfile(os.path.join(export_dir, layout.ONNX_FILE)):
+            self.backend = "onnx" if precision == "int8" else "paddle"  # the only engine for this precision
+            self.engine = load(self.backend)
         else:
-            name = layout.INT8_ONNX_FILE if precision == "int8" else layout.ONNX_FILE
-            self.engine = OnnxEngine(os.path.join(export_dir, name), num_threads=num_threads, device=device)
+            self.backend, self.engine = self._faster({name: load(name) for name in ("paddle", "onnx")})
         # a document-level wide part (wide_document.py): added to each document's pooled logits
         self.document_table = wide_document.DocumentTable.load(export_dir) \
             if wide_document.has_document_table(export_dir) else None
@@ -138,8 +179,36 @@ class Predictor:
         # truncation is reported at INFO on the first call that truncates, then at DEBUG: a service calling
         # classify() once per request would otherwise log a line per long request
         self._truncation_reported = False
-        self.error: Optional[str] = None  # set when the model turned out unable to predict (see /health)
+        self.stats: Optional[Stats] = Stats() if profile else None
         self._check_model()
+
+    def _faster(self, engines: Dict) -> Tuple[str, object]:
+        """The engine with the lower median time over inputs of 16 and 128 tokens, timed in turns (backend auto:
+        Paddle Inference has a per-call floor that ONNX Runtime lacks on small models, not on large ones)."""
+        vocab = int(self.meta.get("vocab_size") or 100)
+        ids = probe_inputs(vocab, self.encoder.pad_token_id)[:1]
+        shapes = [np.resize(ids, (1, n)) for n in (16, min(128, self.limit))]
+        times: Dict[str, List[float]] = {name: [] for name in engines}
+        for turn in range(12):
+            for name, engine in engines.items():
+                for x in shapes:
+                    start = time.perf_counter()
+                    engine.run(x, np.zeros_like(x))
+                    if turn >= 2:  # the first turns build kernels
+                        times[name].append(time.perf_counter() - start)
+        ms = {name: 1000 * float(np.median(t)) for name, t in times.items()}
+        best = min(ms, key=ms.get)
+        logger.info("backend auto: %s (median ms per call at 16 and 128 tokens: %s)", best,
+                    ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+        return best, engines[best]
+
+    def clone(self) -> "Predictor":
+        """A predictor sharing this one's tokenizer and weights with an engine of its own (a server worker)."""
+        other = copy.copy(self)
+        other.engine = self.engine.clone()
+        other._lock = threading.Lock()
+        other.stats = Stats() if self.stats is not None else None
+        return other
 
     def _check_model(self) -> None:
         """Run the model once: its outputs must be finite and match labels.json, or it is refused at load."""
@@ -150,36 +219,55 @@ class Predictor:
             raise UserError(f"{layout.LABELS_FILE} has {len(self.labels)} labels but the model has "
                             f"{logits.shape[-1]} outputs", where=os.path.join(where, layout.LABELS_FILE),
                             hint="restore the labels.json written by tools/export.py (index = logit column)")
+        if self.buckets:  # each bucket's kernels are built now, not on the first request of that length
+            for length in self.buckets[:4]:
+                self.engine.run(*pack([{"input_ids": [0], "token_type_ids": [0]}], length, 0))
+
+    @contextlib.contextmanager
+    def _stage(self, name: str):
+        if self.stats is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stats.seconds[name] += time.perf_counter() - start
 
     # -- low level
     def logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
         """Logits per encoded feature ({"input_ids", "token_type_ids"}), in order: [C] or [L_i, C].
 
-        Batches of `batch_size`, sorted by length (dynamic padding); the original order is restored.
+        Sorted by length into calls of at most `batch_size` padded to a bucket; the original order is restored.
+        Non-finite rows are returned as they are (the callers fail those items only).
         """
         lengths = [len(f["input_ids"]) for f in features]
-        limit = int(self.meta.get("max_position_embeddings") or 512)
-        if lengths and (max(lengths) > limit or min(lengths) < 1):
-            raise UserError(f"features must have 1..{limit} tokens (the model's position embeddings), "
+        if lengths and (max(lengths) > self.limit or min(lengths) < 1):
+            raise UserError(f"features must have 1..{self.limit} tokens (the model's position embeddings), "
                             f"got {min(lengths)}..{max(lengths)}")
+        out: List[Optional[np.ndarray]] = [None] * len(features)
+        task = self.encoder.task
+        for length, idx in length_batches(lengths, self.batch_size, self.buckets):
+            with self._stage("pack"):
+                ids, types = pack([features[i] for i in idx], length, self.encoder.pad_token_id)
+            with self._stage("engine"), self._lock:
+                logits = self.engine.run(ids, types)  # [B, C] or [B, L, C]
+            for row, i in enumerate(idx):
+                out[i] = task.slice_logits(logits, row, lengths[i])
+            if self.stats is not None:
+                self.stats.engine_calls += 1
+        return out
 
-        def run(ids: np.ndarray, types: np.ndarray) -> np.ndarray:
-            with self._lock:
-                logits = self.engine.run(ids, types)
-            try:
-                return check_finite(logits, self.encoder.export_dir)
-            except UserError as e:
-                self.error = str(e)
-                raise
-
-        return logits_by_length(run, self.encoder.task, features, self.encoder.pad_token_id, self.batch_size)
+    def _non_finite(self, i: int) -> None:
+        logger.warning("item %d: the model output is not finite (NaN or inf); that item fails", i)
 
     # -- classification
     def classify(self, texts: Sequence[str]) -> List[Dict]:
         self._require("classify", ClassificationTask)
         texts = _check_items(texts, tokens_allowed=False)
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        features = [self.encoder.classification_feature(texts[i]) for i in keep]
+        keep = [i for i, t in enumerate(texts) if not is_blank(t)]
+        with self._stage("tokenize"):
+            features = [self.encoder.classification_feature(texts[i]) for i in keep]
         truncated = sum(f["truncated"] for f in features)
         if truncated:
             how = "windows capped at max_windows" if self.encoder.task.long_document else self.encoder.truncation
@@ -189,10 +277,18 @@ class Predictor:
                        len(features), self.encoder.max_seq_length, how,
                        "" if level == logging.DEBUG else "; later calls report this at DEBUG level")
         results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
-        for i, logits in zip(keep, self.document_logits(features)):
-            probs = softmax(logits.astype("float64"))
-            results[i] = {"label": self.labels[int(np.argmax(logits))],
-                          "probabilities": {label: float(p) for label, p in zip(self.labels, probs)}}
+        logits_per_text = self.document_logits(features)
+        with self._stage("decode"):
+            for i, logits in zip(keep, logits_per_text):
+                if not np.isfinite(logits).all():
+                    self._non_finite(i)
+                    results[i] = {"label": None, "probabilities": None, "error": NON_FINITE}
+                    continue
+                probs = softmax(logits.astype("float64"))
+                results[i] = {"label": self.labels[int(np.argmax(logits))],
+                              "probabilities": {label: float(p) for label, p in zip(self.labels, probs)}}
+        if self.stats is not None:
+            self.stats.items += len(texts)
         return results
 
     def document_logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
@@ -204,22 +300,35 @@ class Predictor:
         return self.document_table.add_to(features, pooled) if self.document_table is not None else pooled
 
     # -- NER
-    def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[List[str]], List[List[float]]]:
-        """IOB2 tags and their probabilities for pre-split words (every word gets a tag)."""
-        features, where, offsets = [], [], []
-        for words in sentences:
-            feats, best = self.encoder.tagging_windows(list(words)) if len(words) else ([], [])
-            offsets.append(len(features))
-            features += feats
-            where.append(best)
+    def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[Optional[List[str]]], List[List[float]]]:
+        """IOB2 tags and their probabilities for pre-split words (every word gets a tag; a blank word O without
+        being read). A sentence whose model output is not finite gets None for its tags."""
+        features, where, offsets, readable = [], [], [], []
+        with self._stage("tokenize"):
+            for words in sentences:
+                kept = [k for k, w in enumerate(words) if not is_blank(w)]
+                feats, best = self.encoder.tagging_windows([words[k] for k in kept]) if kept else ([], [])
+                offsets.append(len(features))
+                features += feats
+                where.append(best)
+                readable.append(kept)
         logits = self.logits(features)
         tags, scores = [], []
-        for start, best in zip(offsets, where):
-            rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
-            sentence_tags, sentence_scores = self.encoder.task.decode(
-                np.stack(rows) if rows else np.zeros((0, len(self.labels))))
-            tags.append(sentence_tags)
-            scores.append(sentence_scores)
+        with self._stage("decode"):
+            for n, (start, best, kept, words) in enumerate(zip(offsets, where, readable, sentences)):
+                rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
+                rows = np.stack(rows) if rows else np.zeros((0, len(self.labels)))
+                if not np.isfinite(rows).all():
+                    self._non_finite(n)
+                    tags.append(None)
+                    scores.append([])
+                    continue
+                kept_tags, kept_scores = self.encoder.task.decode(rows)
+                sentence_tags, sentence_scores = ["O"] * len(words), [1.0] * len(words)
+                for k, tag, score in zip(kept, kept_tags, kept_scores):
+                    sentence_tags[k], sentence_scores[k] = tag, score
+                tags.append(sentence_tags)
+                scores.append(sentence_scores)
         return tags, scores
 
     def predict_tokens(self, sentences: Sequence[Sequence[str]]) -> List[List[str]]:
@@ -228,25 +337,37 @@ class Predictor:
         for i, words in enumerate(sentences):
             if isinstance(words, str) or not all(isinstance(w, str) for w in words):
                 raise UserError(f"item {i}: predict_tokens takes lists of word strings")
-        return self.tag_words(sentences)[0]
+        tags = self.tag_words(sentences)[0]
+        for i, t in enumerate(tags):
+            if t is None:
+                raise UserError(f"sentence {i}: the model output is not finite (NaN or inf)")
+        return tags
 
     def extract_entities(self, items: Sequence[Item]) -> List[Dict]:
         """Entities of raw texts or of pre-split word lists (see the module docstring)."""
         self._require("extract_entities", TaggingTask)
         items = _check_items(items, tokens_allowed=True)
-        split = [self.encoder.words(t) if isinstance(t, str) else (list(t), None) for t in items]
+        with self._stage("tokenize"):
+            split = [self.encoder.words(t) if isinstance(t, str) else (list(t), None) for t in items]
         tags, scores = self.tag_words([words for words, _ in split])
         results = []
-        for item, (words, offsets), sentence_tags, sentence_scores in zip(items, split, tags, scores):
-            entities = []
-            for kind, a, b in self.encoder.task.entities(sentence_tags):
-                entity = {"type": kind, "text": " ".join(words[a:b]), "start_token": a, "end_token": b,
-                          "score": float(np.mean(sentence_scores[a:b]))}
-                if offsets is not None:
-                    start, end = offsets[a][0], offsets[b - 1][1]
-                    entity.update(text=item[start:end], start=start, end=end)
-                entities.append(entity)
-            results.append({"entities": entities})
+        with self._stage("decode"):
+            for item, (words, offsets), sentence_tags, sentence_scores in zip(items, split, tags, scores):
+                if sentence_tags is None:
+                    results.append({"entities": [], "error": NON_FINITE})
+                    continue
+                entities = []
+                for kind, a, b in self.encoder.task.entities(sentence_tags):
+                    # one entity per word span: its text is those words (or their characters), never more
+                    entity = {"type": kind, "text": " ".join(w for w in words[a:b] if not is_blank(w)),
+                              "start_token": a, "end_token": b, "score": float(np.mean(sentence_scores[a:b]))}
+                    if offsets is not None:
+                        start, end = offsets[a][0], offsets[b - 1][1]
+                        entity.update(text=item[start:end], start=start, end=end)
+                    entities.append(entity)
+                results.append({"entities": entities})
+        if self.stats is not None:
+            self.stats.items += len(items)
         return results
 
     def predict(self, items: Sequence[Item]) -> List[Dict]:

@@ -1,7 +1,10 @@
 """Serving word splitters: raw text -> (word, start, end) with offsets into the original string.
 
-Text is NFC-normalised before splitting (a decomposed "Ge\u0301rard" is one word, as its composed form
-is); offsets still index the original string, so original[start:end] is the word before normalisation.
+Text is cleaned and NFC-normalised before splitting: characters the tokenizer deletes (control and format
+characters such as U+200B, U+0000) are dropped, so "Ber\u200blin" is one word; a decomposed "Ge\u0301rard"
+is one word, as its composed form is; combining marks NFC cannot compose ("O\u0323\u0300s\u0323un") stay in
+their word, and marks after punctuation join it (a run of marks is never a run of words). Offsets still index
+the original string, so original[start:end] is the word before normalisation, and no two words overlap.
 Splitters (recorded in export.json as "word_splitter", chosen with tools/export.py --word-splitter):
 - "conll" (default): CoNLL-2003 tokens: whitespace separates words; punctuation stands alone except
   inside words (U.S., 1996-08-30, O'Neill, 3.5); clitics 's n't 're 've 'll 'd 'm are split off; CJK
@@ -70,22 +73,71 @@ SPLITTERS: Dict[str, Callable[[str], List[Word]]] = {"conll": _conll, "tweet": _
 DEFAULT_SPLITTER = "conll"
 
 
+def invisible(ch: str) -> bool:
+    """A character the WordPiece tokenizer deletes: control/format (U+0000, U+200B, ...), not whitespace."""
+    return unicodedata.category(ch) in ("Cc", "Cf") and not ch.isspace()
+
+
+_ASCII_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing a model can read: only whitespace, control/format characters and U+FFFD."""
+    if text.isascii():
+        return not _ASCII_INVISIBLE.sub("", text).strip()
+    return all(ch.isspace() or ch == "\ufffd" or invisible(ch) for ch in text)
+
+
 def nfc_with_offsets(text: str) -> Tuple[str, List[int], List[int]]:
-    """NFC form of `text` and, per character of it, the [start, end) of the original characters it came from."""
-    if unicodedata.is_normalized("NFC", text):
+    """Invisible characters dropped, then NFC; per character of the result, the [start, end) of the original
+    characters it came from."""
+    if text.isascii() and not _ASCII_INVISIBLE.search(text):
         return text, list(range(len(text))), list(range(1, len(text) + 1))
     norm, starts, ends = [], [], []
     i = 0
     while i < len(text):
+        if invisible(text[i]):
+            i += 1
+            continue
         j = i + 1
         while j < len(text) and unicodedata.combining(text[j]):
             j += 1  # a base character and the combining marks after it are normalised together
-        for ch in unicodedata.normalize("NFC", text[i:j]):
-            norm.append(ch)
-            starts.append(i)
-            ends.append(j)
+        group = unicodedata.normalize("NFC", text[i:j])
+        if len(group) == j - i:  # nothing composed: each character keeps its own offset
+            starts += range(i, j)
+            ends += range(i + 1, j + 1)
+        else:
+            starts += [i] * len(group)
+            ends += [j] * len(group)
+        norm.append(group)
         i = j
     return "".join(norm), starts, ends
+
+
+_WORD_CHAR = re.compile(_W)
+
+
+def _shadow(norm: str) -> str:
+    """`norm` with each combining mark after a word character replaced by a letter, so the splitters' word
+    patterns (which do not count marks as word characters) keep the mark inside its word."""
+    if norm.isascii():
+        return norm
+    out = list(norm)
+    for k in range(1, len(out)):
+        if unicodedata.category(out[k]).startswith("M") and _WORD_CHAR.match(out[k - 1]):
+            out[k] = "a"
+    return "".join(out)
+
+
+def _glue_marks(norm: str, spans: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """Spans with every span of combining marks only merged into the span it touches on its left."""
+    out: List[Tuple[int, int]] = []
+    for a, b in spans:
+        if out and out[-1][1] == a and all(unicodedata.category(c).startswith("M") for c in norm[a:b]):
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def split_words(text: str, splitter: str = DEFAULT_SPLITTER) -> List[Word]:
@@ -99,4 +151,5 @@ def split_words(text: str, splitter: str = DEFAULT_SPLITTER) -> List[Word]:
     norm, starts, ends = nfc_with_offsets(text)
     if norm is text:
         return split(text)
-    return [(word, starts[a], ends[b - 1]) for word, a, b in split(norm)]
+    spans = _glue_marks(norm, [(a, b) for _, a, b in split(_shadow(norm))])
+    return [(norm[a:b], starts[a], ends[b - 1]) for a, b in spans]
