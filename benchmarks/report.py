@@ -2,6 +2,8 @@
 result files and run directories only. A report that would drop committed rows is refused."""
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
 import time
@@ -24,6 +26,8 @@ from benchmarks.rows import (
 from benchmarks.rows_documents import latency_cell
 from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 
 def _interleaved(extra: Dict) -> bool:
@@ -370,6 +374,21 @@ def report_paths(m: Matrix) -> Dict[str, str]:
             "readme": os.path.join(out, "README.md")}
 
 
+def _content(r: Dict) -> Dict:
+    return {k: v for k, v in r.items() if k != "carried"}
+
+
+def nothing_new(results_path: str, rows: List[Dict]) -> bool:
+    """The results file has rows, and each row the runs give with a metric equals its committed version."""
+    old = read_json(results_path)
+    if not isinstance(old, list) or not old:
+        return False
+    committed = {_key(r): _content(r) for r in old if isinstance(r, dict)}
+    # a JSON round trip makes the runs' rows comparable with the file's (tuples become lists)
+    fresh = json.loads(json.dumps([r for r in rows if r.get("metric") is not None]))
+    return all(committed.get(_key(r)) == _content(r) for r in fresh)
+
+
 def carry_over(results_path: str, rows: List[Dict]) -> List[Dict]:
     """`rows` plus the rows of the results file that the runs no longer give (their runs are elsewhere), each
     marked `carried` so the report says where it came from; a row the runs give replaces its old version, and so
@@ -383,10 +402,17 @@ def carry_over(results_path: str, rows: List[Dict]) -> List[Dict]:
 
 def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> Dict[str, str]:
     """Write the report; refuse (UserError, nothing written) when it would drop rows the results file has
-    (with `keep`, such rows are carried over and marked instead)."""
+    (with `keep`, such rows are carried over and marked instead). With `keep`, runs that give no row different
+    from the results file leave all three files as they are (returns {"unchanged": path}); `force` rewrites."""
     rows, extra = collect_rows(m)
     paths = report_paths(m)
     results, md, png = paths["results"], paths["markdown"], paths["figure"]
+    if keep and not force and nothing_new(results, rows):
+        # every row would be carried over: the committed report (its data, environment and per-review latency
+        # lines included, which only the runs can give) is already that report, so it stays as it is
+        logger.info("%s: the runs under %s/ give no row that differs from it; report left unchanged",
+                    results, m.p.runs_dir)
+        return {"unchanged": results}
     if keep:
         rows = carry_over(results, rows)
     dropped = dropped_rows(results, rows)
