@@ -175,6 +175,8 @@ class TrainConfig:
     amp: bool = False
     seed: int = 42
     resume: bool = True
+    # true: a run that starts over may replace the best/ of a finished run in output_dir (refused otherwise)
+    overwrite: bool = False
     on_nan: str = field(default="stop", metadata=_choices("stop", "skip"))
     progress: bool = True
 
