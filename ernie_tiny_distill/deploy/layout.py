@@ -58,6 +58,22 @@ def read_export_metadata(export_dir: str, *, need: Sequence[str] = ()) -> Dict:
     return meta
 
 
+def check_vocab(export_dir: str, meta: Dict, tokenizer) -> None:
+    """The export's vocabulary must fit its embedding table and be the one export.json recorded at export."""
+    from ernie_tiny_distill.models.build import vocab_record
+
+    record, where = vocab_record(tokenizer), os.path.join(export_dir, "vocab.txt")
+    rows = meta.get("vocab_size")
+    if isinstance(rows, int) and record["size"] > rows:
+        raise UserError(f"the vocabulary has {record['size']} tokens but the model's word embeddings have {rows} "
+                        f"rows ({EXPORT_FILE} vocab_size)", where=where, hint=EXPORT_HINT)
+    expected = meta.get("vocab")
+    if expected and expected != record:
+        raise UserError(f"the vocabulary is not the one this model was exported with ({record['size']} tokens, "
+                        f"blake2b {record['blake2b']}; {EXPORT_FILE} records {expected.get('size')} tokens, "
+                        f"blake2b {expected.get('blake2b')})", where=where, hint=EXPORT_HINT)
+
+
 def check_listed_files(export_dir: str, meta: Dict) -> None:
     """Every file export.json lists (tokenizer files included) must still be there."""
     optional = {ONNX_FILE, INT8_ONNX_FILE, MODEL_FILE, PARAMS_FILE}  # checked per backend

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -41,14 +43,54 @@ def read_task_metadata(path: str) -> Optional[Dict]:
 
 
 def load_tokenizer(spec: str):
+    """The tokenizer of a model; for a local directory checked against the model (check_vocab)."""
     path = resolve(spec)
     if os.path.isdir(path) and convert.is_hf_bert_dir(path):
-        return convert.load_tokenizer(path)
+        tokenizer = convert.load_tokenizer(path)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except Exception as e:  # PaddleNLP raises assorted errors for a missing name or no network
+            raise UserError(f"could not load a tokenizer from {spec!r}: {e}",
+                            hint="offline, use a local directory (or model.teacher=minilm)") from None
+    if os.path.isdir(path):
+        check_vocab(path, tokenizer)
+    return tokenizer
+
+
+def vocab_record(tokenizer) -> Dict:
+    """{"size", "blake2b"} of the vocabulary in id order: recorded in task.json and export.json, checked on load."""
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    digest = hashlib.blake2b("\n".join(tokens).encode("utf-8"), digest_size=16).hexdigest()
+    return {"size": len(tokens), "blake2b": digest}
+
+
+def _embedding_rows(path: str) -> Optional[int]:
     try:
-        return AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # PaddleNLP raises assorted errors for a missing name or no network
-        raise UserError(f"could not load a tokenizer from {spec!r}: {e}",
-                        hint="offline, use a local directory (or model.teacher=minilm)") from None
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            rows = json.load(f).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rows if isinstance(rows, int) else None
+
+
+def check_vocab(path: str, tokenizer) -> None:
+    """The vocabulary files of a model directory must be the model's: no more tokens than word-embedding rows
+    (larger ids would index past the table), and the very vocabulary task.json recorded at training (a shuffled
+    one of the same size maps words to other rows and gives wrong answers without an error)."""
+    record, rows = vocab_record(tokenizer), _embedding_rows(path)
+    if rows is not None and record["size"] > rows:
+        raise UserError(f"the vocabulary has {record['size']} tokens but the model's word embeddings have {rows} "
+                        "rows (config.json vocab_size)", where=os.path.join(path, "vocab.txt"),
+                        hint="restore the vocab.txt this model was trained with")
+    meta = read_task_metadata(path)
+    expected = (meta or {}).get("vocab") if isinstance(meta, dict) else None
+    if expected and expected != record:
+        raise UserError(f"the vocabulary is not the one this model was trained with ({record['size']} tokens, "
+                        f"blake2b {record['blake2b']}; task.json records {expected.get('size')} tokens, blake2b "
+                        f"{expected.get('blake2b')})", where=os.path.join(path, "vocab.txt"),
+                        hint="restore the vocab.txt this model was trained with")
 
 
 def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout: Optional[float] = None):
@@ -337,10 +379,19 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
 
     Everything goes to a temporary sibling first; a crash never leaves a half-written `path`.
     """
-    with fsutil.atomic_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
-            model.document_table.save(tmp)
-        tokenizer.save_pretrained(tmp)
-        with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2)
+    from safetensors import SafetensorError
+
+    try:
+        with fsutil.atomic_dir(path) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
+                model.document_table.save(tmp)
+            tokenizer.save_pretrained(tmp)
+            metadata = {**metadata, "vocab": vocab_record(tokenizer)}  # checked on load (check_vocab)
+            with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
+                json.dump(metadata, f, indent=2)
+    except (OSError, SafetensorError) as e:
+        # safetensors reports a full disk as SafetensorError("... Os { code: 28 ... }")
+        full = getattr(e, "errno", None) == errno.ENOSPC or "code: 28" in str(e) or "os error 28" in str(e)
+        raise UserError(f"could not write the model: {'no space left on device' if full else e}", where=path,
+                        hint="free some space and re-run (the previous model there, if any, is untouched)") from None

@@ -61,6 +61,18 @@ def write_json(path: str, obj, durable: bool = False, **dump_kwargs) -> None:
     write_text(path, json.dumps(obj, **dump_kwargs) + "\n", durable)
 
 
+def _as_umask_tree(root: str) -> None:
+    """Files and directories under `root` get the user's umask: writers such as safetensors create 0600 files,
+    which other users of a shared model directory could not read."""
+    for directory, dirs, files in os.walk(root):
+        for name in dirs:
+            as_umask_dir(os.path.join(directory, name))
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                as_umask_file(path)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -> Iterator[str]:
     """Yield a temporary directory beside `path`; when the block succeeds it replaces `path` (old one removed).
@@ -75,6 +87,7 @@ def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -
     as_umask_dir(tmp)  # mkdtemp's private 0700 would become the directory's mode (best/, checkpoints, exports)
     try:
         yield tmp
+        _as_umask_tree(tmp)
         old = None
         if os.path.exists(path):
             # rename cannot replace a non-empty directory: move the old one aside first, delete it last
