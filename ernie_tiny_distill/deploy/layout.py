@@ -134,10 +134,11 @@ def _check_task(meta: Dict, where: str) -> None:
 
     if meta["task"] not in TASKS:
         raise UserError(f"task {meta['task']!r}; expected one of {', '.join(TASKS)}", where=where, hint=EXPORT_HINT)
-    expected = task_class(meta["task"]).model_class.__name__
-    if meta["model_class"] not in (expected, "Pruned" + expected):
-        raise UserError(f"task {meta['task']!r} does not match model_class {meta['model_class']!r} (a "
-                        f"{meta['task']} model is a {expected})", where=where, hint=EXPORT_HINT)
+    for other in TASKS:  # a class of another task's head (wrappers such as WideAndDeep name no head)
+        head = task_class(other).model_class.__name__
+        if other != meta["task"] and meta["model_class"] in (head, "Pruned" + head):
+            raise UserError(f"task {meta['task']!r} does not match model_class {meta['model_class']!r} (a "
+                            f"{other} model)", where=where, hint=EXPORT_HINT)
 
 
 def read_export_metadata(export_dir: str, *, need: Sequence[str] = ()) -> Dict:

@@ -111,14 +111,18 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         model = model_class(config)
         _load_base_state(model, state, source=path)
         return model
+    stored = None
     if os.path.isdir(path):
         _check_pickle_free(path)
+        stored = checkpoint_keys(path)
         if _is_pruned_dir(path):
             model_class = pruned_ernie.pruned_class(model_class)
     try:
         model = model_class.from_pretrained(path, **overrides)
     except Exception as e:
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
+    if stored is not None:
+        _check_all_encoder_weights_used(model, stored, path)
     from ernie_tiny_distill.wide import document as wide_document
     from ernie_tiny_distill.wide import window as wide
 
@@ -148,6 +152,53 @@ def _check_pickle_free(path: str) -> None:
             hint="convert a trusted .pdparams checkpoint once with "
                  "`python tools/convert_checkpoint.py --src DIR --dst NEW_DIR --allow-pickle`",
         )
+
+
+def checkpoint_keys(path: str) -> List[str]:
+    """The tensor names of a safetensors model directory (one file, or the shards its index names), each file
+    checked to be readable: a truncated file or a missing shard is named, not reported as the whole folder."""
+    from safetensors import safe_open
+
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        try:
+            with open(index, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"unreadable shard index ({e})", where=index) from None
+        for shard in shards:
+            if not os.path.isfile(os.path.join(path, shard)):
+                raise UserError(f"names shard {shard}, which is missing", where=index,
+                                hint="restore the missing shard (or re-save the model)")
+    else:
+        shards = ["model.safetensors"]
+    keys = []
+    for shard in shards:
+        file = os.path.join(path, shard)
+        try:
+            with safe_open(file, framework="np") as f:
+                keys += list(f.keys())
+        except Exception as e:  # SafetensorError / OSError: truncated or corrupt header
+            raise UserError(f"cannot read the weights: the file is truncated or corrupt ({str(e)[:120]})",
+                            where=file, hint="re-copy or re-train the checkpoint") from None
+    return keys
+
+
+def _check_all_encoder_weights_used(model, stored: Sequence[str], path: str) -> None:
+    """Encoder weights of the checkpoint that the model built from config.json has no place for (e.g. a config
+    with fewer layers) would run a truncated model: an error, not PaddleNLP's warning. Heads (classifier, MLM)
+    may go unused: a fine-tuned teacher serves as an encoder too."""
+    def base(key: str) -> str:
+        return key[len("ernie."):] if key.startswith("ernie.") else key
+
+    own = {base(k) for k in model.state_dict()}
+    unused = sorted(k for k in map(base, stored) if k.startswith(("encoder.", "embeddings.")) and k not in own)
+    if unused:
+        config = encoder_of(model).config
+        raise UserError(f"the checkpoint has {len(unused)} encoder weights that a model built from this config "
+                        f"(num_hidden_layers {config.num_hidden_layers}) would leave unused, e.g. "
+                        f"{', '.join(unused[:3])}", where=os.path.join(path, "config.json"),
+                        hint="restore the config.json saved with these weights")
 
 
 def _load_base_state(model, state: Dict, source: str) -> None:

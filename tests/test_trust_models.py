@@ -1,0 +1,49 @@
+"""Model directories are cross-checked before use: a config.json with fewer layers than the checkpoint, a truncated
+weight file, a shard index naming a missing shard, and a document-level wide table of another vocabulary are
+one-line errors naming the file."""
+import json
+import os
+import shutil
+
+import pytest
+from paddlenlp.transformers import ErnieModel
+
+from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models import build as models
+
+
+@pytest.fixture
+def teacher(tiny_teacher_dir, tmp_path):
+    return shutil.copytree(tiny_teacher_dir, tmp_path / "teacher")
+
+
+def test_config_with_fewer_layers_than_the_checkpoint_is_refused(teacher):
+    config = teacher / "config.json"
+    raw = json.loads(config.read_text())
+    raw["num_hidden_layers"] = 2  # the checkpoint has 4
+    config.write_text(json.dumps(raw))
+    with pytest.raises(UserError, match=rf"^{config}: the checkpoint has 32 encoder weights that a model built from "
+                                        r"this config \(num_hidden_layers 2\) would leave unused, e\.g\. "
+                                        r"encoder\.layers\.2\."):
+        models.load_model(str(teacher), ErnieModel)
+
+
+def test_truncated_weight_file_is_named(teacher):
+    weights = teacher / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=rf"^{weights}: cannot read the weights: the file is truncated or corrupt"):
+        models.load_model(str(teacher), ErnieModel)
+
+
+def test_shard_index_naming_a_missing_shard_is_refused(teacher):
+    os.rename(teacher / "model.safetensors", teacher / "model-00001-of-00002.safetensors")
+    index = teacher / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"embeddings.word_embeddings.weight": "model-00001-of-00002.safetensors",
+                                                "pooler.dense.weight": "model-00002-of-00002.safetensors"}}))
+    with pytest.raises(UserError, match=rf"^{index}: names shard model-00002-of-00002\.safetensors, which is missing"):
+        models.load_model(str(teacher), ErnieModel)
+
+
+def test_intact_teacher_still_loads(teacher):
+    assert models.num_layers(models.load_model(str(teacher), ErnieModel)) == 4
