@@ -47,3 +47,37 @@ def test_shard_index_naming_a_missing_shard_is_refused(teacher):
 
 def test_intact_teacher_still_loads(teacher):
     assert models.num_layers(models.load_model(str(teacher), ErnieModel)) == 4
+
+
+@pytest.fixture
+def with_document_table(cls_model, tmp_path):
+    import numpy as np
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    from ernie_tiny_distill.wide import document as wide_document
+    from ernie_tiny_distill.wide import window as wide
+
+    model = models.load_model(cls_model, ErnieForSequenceClassification, num_labels=2)
+    spec = wide.WideSpec(vocab_size=model.ernie.config.vocab_size, buckets=64, pad_token_id=0)
+    docs = [{"input_ids": [2, 5, 9, 7, 3]}, {"input_ids": [2, 8, 9, 3]}]
+    slots, idf = wide_document.vocabulary([wide_document.slot_counts(d, spec) for d in docs])
+    model.document_table = wide_document.DocumentTable(spec, slots, idf, np.ones((len(slots), 2), np.float32),
+                                                       np.zeros(2, np.float32))
+    out = str(tmp_path / "wide_model")
+    models.save_model_dir(model, models.load_tokenizer(cls_model), out, models.read_task_metadata(cls_model))
+    return out
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("vocab_size", 99, r"vocab_size 99, but the model's word embeddings have \d+ rows"),
+    ("buckets", 128, r"settings .* differ from the ones task\.json recorded when it was saved"),
+])
+def test_edited_document_table_config_is_refused(with_document_table, key, value, message):
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    path = os.path.join(with_document_table, "wide_document.json")
+    raw = json.load(open(path))
+    assert models.load_model(with_document_table, ErnieForSequenceClassification, 2).document_table.spec.buckets == 64
+    json.dump({**raw, key: value}, open(path, "w"))
+    with pytest.raises(UserError, match=rf"^{path}: {message}"):
+        models.load_model(with_document_table, ErnieForSequenceClassification, 2)

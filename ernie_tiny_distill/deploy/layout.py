@@ -79,6 +79,7 @@ def _schema():
         created: str
         source_weights: Optional[dict] = None
         vocab: Optional[Vocab] = None  # exports made before it was recorded have none
+        wide_document: Optional[dict] = None  # a document-level wide part's settings (checked against its file)
         check: Optional[dict] = None
         onnx: Optional[dict] = None
         int8: Optional[dict] = None
@@ -164,7 +165,19 @@ def read_export_metadata(export_dir: str, *, need: Sequence[str] = ()) -> Dict:
         raise UserError(f"{LABELS_FILE} lists {labels[:8]} but {EXPORT_FILE} records {meta['labels'][:8]}: the "
                         "logit columns are in the exported order, so an edited label list would rename them",
                         where=os.path.join(export_dir, LABELS_FILE), hint=EXPORT_HINT)
+    _check_document_table(export_dir, meta)
     return meta
+
+
+def _check_document_table(export_dir: str, meta: Dict) -> None:
+    from ernie_tiny_distill.wide import document as wide_document
+
+    if not wide_document.has_document_table(export_dir):
+        return
+    from ernie_tiny_distill.models.build import check_document_table
+
+    check_document_table(wide_document.DocumentTable.load(export_dir), meta, meta["vocab_size"],
+                         os.path.join(export_dir, wide_document.DOCUMENT_CONFIG), EXPORT_FILE)
 
 
 def check_vocab(export_dir: str, meta: Dict, tokenizer) -> None:
