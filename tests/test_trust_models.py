@@ -81,3 +81,21 @@ def test_edited_document_table_config_is_refused(with_document_table, key, value
     json.dump({**raw, key: value}, open(path, "w"))
     with pytest.raises(UserError, match=rf"^{path}: {message}"):
         models.load_model(with_document_table, ErnieForSequenceClassification, 2)
+
+
+@pytest.mark.parametrize("score, relation", [(0.16, "below"), (0.21, "no better than")])
+def test_weak_teacher_wording_names_the_trivial_predictor(hand_tokenizer, score, relation):
+    from types import SimpleNamespace
+
+    from ernie_tiny_distill.data.examples import TextExample
+    from ernie_tiny_distill.tasks.adapters import ClassificationTask
+    from ernie_tiny_distill.train import stages
+
+    labels = ["a", "b", "c", "d", "e", "f"]
+    task = ClassificationTask(hand_tokenizer, labels, 16)
+    dev = [TextExample("x", label) for label in ["a"] * 20 + ["b"] * 16 + ["c", "d", "e", "f"] * 16]  # 0.2 is "a"
+    cfg = SimpleNamespace(distill=SimpleNamespace(allow_weak_teacher=False), model=SimpleNamespace(teacher="t"))
+    with pytest.raises(UserError, match=rf"^model\.teacher=t: the teacher's dev accuracy is {score:.4f}, {relation} "
+                                        r"the 0\.2000 of always predicting the most frequent label \(6 labels\): "
+                                        r"it has nothing to teach"):
+        stages._check_teacher(cfg, task, {"accuracy": score}, dev)

@@ -414,8 +414,11 @@ def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples, mem
     logger.info("teacher dev %s = %.4f (chance level %.4f)", task.metric_name, score, chance)
     if score <= chance + WEAK_TEACHER_MARGIN:
         who = f"teacher {member}" if member else "teacher"
-        message = (f"the {who}'s dev {task.metric_name} is {score:.4f}, at the chance level ({chance:.4f}): "
-                   "it has nothing to teach")
+        # "chance" is the trivial predictor's score on these dev labels, not 1/classes: say which, and whether
+        # the teacher is below it or merely not clearly above it
+        relation = "below" if score < chance - WEAK_TEACHER_MARGIN else "no better than"
+        message = (f"the {who}'s dev {task.metric_name} is {score:.4f}, {relation} the {chance:.4f} of "
+                   f"{task.trivial_predictor} ({len(task.labels)} labels): it has nothing to teach")
         if not cfg.distill.allow_weak_teacher:
             where = f"distill.teachers: {member}" if member else f"model.teacher={cfg.model.teacher}"
             raise UserError(message, where=where,
