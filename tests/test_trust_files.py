@@ -59,3 +59,23 @@ def test_full_disk_while_writing_best_is_one_line(model, hand_tokenizer, tmp_pat
                                         r"  hint: free some space"):
         models.save_model_dir(model, hand_tokenizer, str(best), {"task": "classification"})
     assert os.listdir(tmp_path / "run") == []  # the temporary directory is gone
+
+
+def test_stale_temporary_folders_of_the_same_destination_are_removed(tmp_path):
+    dead = tmp_path / ".exp.tmp-999999999-abcd"   # left by a process killed with -9 (no such pid)
+    legacy = tmp_path / ".exp.tmp-k2j4h5g6"       # an earlier version's name (no pid)
+    alive = tmp_path / f".exp.tmp-{os.getpid()}-efgh"  # a running export of the same destination
+    other = tmp_path / ".other.tmp-999999999-abcd"   # another destination's
+    for d in (dead, legacy, alive, other):
+        d.mkdir()
+    with fsutil.atomic_dir(str(tmp_path / "exp")) as tmp:
+        assert os.path.basename(tmp).startswith(f".exp.tmp-{os.getpid()}-")
+    assert sorted(os.listdir(tmp_path)) == sorted(["exp", alive.name, other.name])
+
+
+def test_export_removes_what_a_killed_export_left(cls_model, tmp_path):
+    from ernie_tiny_distill.deploy import export as ex
+
+    (tmp_path / ".exp.tmp-999999999-abcd").mkdir()
+    ex.export_model(cls_model, str(tmp_path / "exp"), verify=False)
+    assert os.listdir(tmp_path) == ["exp"]
