@@ -175,7 +175,8 @@ class TrainConfig:
     amp: bool = False
     seed: int = 42
     resume: bool = True
-    # true: a run that starts over may replace the best/ of a finished run in output_dir (refused otherwise)
+    # true: a run that starts over may replace the best/ of a finished run in output_dir (refused otherwise);
+    # never recorded in config.yaml (Config.to_dict)
     overwrite: bool = False
     on_nan: str = field(default="stop", metadata=_choices("stop", "skip"))
     progress: bool = True
@@ -228,7 +229,11 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        # train.overwrite lets one invocation replace a finished run; recorded in config.yaml (or in a generated
+        # config), a later re-run of that config would replace the run's best/ without being asked to
+        out["train"].pop("overwrite", None)
+        return out
 
 
 # ---------------------------------------------------------------- loading
@@ -242,7 +247,11 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
         if not p.is_file():
             raise UserError(f"config file not found: {path}")
         try:
-            raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+            loader = _UniqueKeyLoader(p.read_text(encoding="utf-8"))
+            try:
+                raw = loader.get_single_data() or {}
+            finally:
+                loader.dispose()
         except UnicodeDecodeError as e:
             raise UserError(f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at offset {e.start}",
                             where=str(path), hint="save the config as UTF-8") from None

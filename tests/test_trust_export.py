@@ -1,7 +1,6 @@
 """Edited export artefacts are not trusted: every field of export.json is validated (unknown keys refused), its
 task must match the graph, and labels.json must hold export.json's labels in order."""
 import json
-import os
 import shutil
 
 import pytest
@@ -42,7 +41,8 @@ def test_reordered_labels_json_is_refused(export):
     (lambda m: m.update(pad_token_id=5000), r"pad_token_id 5000 is not below vocab_size"),
     (lambda m: m.update(surprise=1), r"surprise: unknown key \(not written by this version\), got 1"),
     (lambda m: m.pop("vocab_size"), r"vocab_size: Field required"),
-    (lambda m: m.update(task="ner"), r"task 'ner' does not match model_class 'ErnieForSequenceClassification' \(a classification model\)"),
+    (lambda m: m.update(task="ner"),
+     r"task 'ner' does not match model_class 'ErnieForSequenceClassification' \(a classification model\)"),
 ])
 def test_edited_export_json_is_refused(export, change, message):
     path = _edit(export, "export.json", change)

@@ -45,7 +45,7 @@ def seed_everything(seed: int) -> None:
 
 # Keys that change how a run reports itself or where it keeps its checkpoints, never what it computes.
 PRESENTATION_KEYS = (("train", "progress"), ("train", "log_every"), ("train", "keep_checkpoints"),
-                     ("train", "resume"), ("train", "num_threads"), ("train", "overwrite"))
+                     ("train", "resume"), ("train", "num_threads"))
 
 
 def _without_presentation(config: Dict) -> Dict:
