@@ -401,9 +401,9 @@ def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> 
     if dropped and not force:
         raise UserError(
             f"{results}: the runs under {m.p.runs_dir}/ give {sum(r['metric'] is not None for r in rows)} rows "
-            f"with a metric, and {len(dropped)} row(s) already in that file or {md} would be lost (e.g. "
-            f"{dropped[0]}); not writing it, {md}, {png} or the README table. Finish or restore the runs, write "
-            "elsewhere with --out-dir DIR, or overwrite anyway with --force-report")
+            f"with a metric, and {len(dropped)} row(s) already in that file would be lost (e.g. {dropped[0]}); "
+            f"not writing it, {md}, {png} or the README table. Finish or restore the runs, write elsewhere with "
+            "--out-dir DIR, or overwrite anyway with --force-report")
     write_json(results, rows + review)
     write_text(md, render_markdown(m, rows, extra, command, review))
     written = {"results": results, "markdown": md}

@@ -103,7 +103,9 @@ def check_student_run_finished(cfg) -> None:
 def check_student_labels(cfg, student_meta: Optional[dict], labels: List[str]) -> None:
     """A task student from another run must have been trained for this task with these labels in this order:
     its head's rows are that run's label order."""
-    if not student_meta or student_meta.get("task") not in ("classification", "ner"):
+    from ernie_tiny_distill.tasks.adapters import TASKS
+
+    if not student_meta or student_meta.get("task") not in TASKS:
         return  # a stage-1 encoder (no head) or a model without task.json
     path = cfg.model.student.path
     if student_meta["task"] != cfg.task:
