@@ -179,6 +179,9 @@ class TrainConfig:
     amp: bool = False
     seed: int = 42
     resume: bool = True
+    # true: a run that starts over may replace the best/ of a finished run in output_dir (refused otherwise);
+    # never recorded in config.yaml (Config.to_dict)
+    overwrite: bool = False
     on_nan: str = field(default="stop", metadata=_choices("stop", "skip"))
     progress: bool = True
 
@@ -230,7 +233,11 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        # train.overwrite lets one invocation replace a finished run; recorded in config.yaml (or in a generated
+        # config), a later re-run of that config would replace the run's best/ without being asked to
+        out["train"].pop("overwrite", None)
+        return out
 
 
 # ---------------------------------------------------------------- loading
@@ -244,7 +251,17 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
         if not p.is_file():
             raise UserError(f"config file not found: {path}")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            loader = _UniqueKeyLoader(p.read_text(encoding="utf-8"))
+            try:
+                raw = loader.get_single_data() or {}
+            finally:
+                loader.dispose()
+        except UnicodeDecodeError as e:
+            raise UserError(f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at offset {e.start}",
+                            where=str(path), hint="save the config as UTF-8") from None
+        except _DuplicateKey as e:
+            raise UserError(f"duplicate key {e.key!r} (first on line {e.first}); YAML would keep only the last",
+                            where=f"{path}:{e.line}", hint="keep one of them") from None
         except yaml.YAMLError as e:
             raise UserError(f"not valid YAML: {e}", where=str(path)) from None
         if not isinstance(raw, dict):
@@ -257,6 +274,27 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
     cfg = _build(Config, raw, prefix="")
     validate(cfg)
     return cfg
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key repeated in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_from_dict(raw: Dict[str, Any]) -> Config:
@@ -476,6 +514,12 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key!r} must be > 0, got {value}")
+    if not 0 <= t.seed < 2 ** 32:  # numpy's and Paddle's seeds are unsigned 32-bit
+        raise UserError(f"config key 'train.seed' must be in 0..{2 ** 32 - 1}, got {t.seed}")
+    if t.weight_decay < 0:
+        raise UserError(f"config key 'train.weight_decay' must be >= 0 (0 = none), got {t.weight_decay}")
+    if t.max_grad_norm < 0:
+        raise UserError(f"config key 'train.max_grad_norm' must be >= 0 (0 = no clipping), got {t.max_grad_norm}")
     positive_or_null = {
         "train.max_steps": t.max_steps,
         "train.min_steps": t.min_steps,

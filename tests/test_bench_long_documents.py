@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from benchmarks import deploy, profile, report
+from benchmarks import deploy, profile, reviews
 from benchmarks.jobs import Job
 from ernie_tiny_distill.data.examples import TextExample
 from ernie_tiny_distill.deploy import latency_review
@@ -48,14 +48,14 @@ def test_report_shows_per_review_latency_beside_the_fixed_length_p50():
             "teacher": r(20.0, "head_tail 128"), "W": r(4.0, "windows of 128 (stride 63, max 16, mean)", 3.25),
             "teacher-windows": r(60.0, "windows of 128 (stride 63, max 16, mean)", 3.25)}}}}}
     m = SimpleNamespace(tasks=["imdb"], p=SimpleNamespace(tasks={"imdb": SimpleNamespace(title="IMDB sentiment")}))
-    lines = report.per_review_lines(m, extra)
+    lines = reviews.per_review_lines(m, reviews.per_review_rows(m, extra))  # the rows results.json keeps
     assert lines[0] == "### IMDB sentiment: latency per real review"
     assert "| teacher | paddle fp32 | head_tail 128 | 1 | 20.00 | 40.00 | 1.00x | 10.00 (seq 128) |" in lines
     assert "| W | paddle fp32 | windows of 128 (stride 63, max 16, mean) | 3.25 | 4.00 | 8.00 | 5.00x | 1.00 (seq 128) |" \
         in lines
     assert ("| teacher-windows | paddle fp32 | windows of 128 (stride 63, max 16, mean) | 3.25 | 60.00 | 120.00 | "
             "0.33x | 10.00 (seq 128) |") in lines
-    assert report.per_review_lines(m, {"imdb": {"latency": {"measured": {}}}}) == []
+    assert reviews.per_review_rows(m, {"imdb": {"latency": {"measured": {}}}}) == []
 
 
 def test_ensemble_module_scores_a_configs_teachers_over_windows(deploy_root, cls_model, tmp_path):

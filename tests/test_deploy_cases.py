@@ -136,6 +136,8 @@ def test_evaluation_scores_the_entities_the_predictor_serves():
 def test_labels_json_that_does_not_match_the_outputs(cls_export, tmp_path, labels):
     out = copy(cls_export, tmp_path / "e")
     (tmp_path / "e" / layout.LABELS_FILE).write_text(json.dumps(labels))
+    meta = json.loads((tmp_path / "e" / layout.EXPORT_FILE).read_text())
+    (tmp_path / "e" / layout.EXPORT_FILE).write_text(json.dumps({**meta, "labels": labels}))  # edited alike
     with pytest.raises(UserError, match=f"labels.json has {len(labels)} labels but the model has 2 outputs") as e:
         Predictor(out)
     assert "labels.json" in str(e.value)

@@ -232,7 +232,7 @@ def test_save_and_load_model_dir_round_trip(student_and_tokenizer, tmp_path):
     files = set(os.listdir(best))
     assert {"config.json", "model.safetensors", "vocab.txt", "task.json"} <= files
     assert not [f for f in files if f.endswith(".pdparams")]  # never pickle
-    assert models.read_task_metadata(str(best)) == meta
+    assert models.read_task_metadata(str(best)) == {**meta, "vocab": models.vocab_record(tokenizer)}
     assert models.resolve(str(run)) == str(best)  # a run directory resolves to its best/ model
     loaded = models.load_model(str(run), ErnieForSequenceClassification, num_labels=3)
     np.testing.assert_array_equal(eval_logits(loaded, IDS), eval_logits(student, IDS))
@@ -254,7 +254,7 @@ def test_crash_while_saving_keeps_previous_directory(student_and_tokenizer, tmp_
     with pytest.raises(RuntimeError, match="simulated crash"):
         models.save_model_dir(student, tokenizer, str(best), {"version": 2})
     assert os.listdir(tmp_path) == ["best"]  # no .best.tmp-* or .best.old-* left behind
-    assert models.read_task_metadata(str(best)) == {"version": 1}
+    assert models.read_task_metadata(str(best))["version"] == 1
     loaded = models.load_model(str(best), ErnieForSequenceClassification, num_labels=3)
     np.testing.assert_array_equal(eval_logits(loaded, IDS), before)
 
@@ -262,7 +262,7 @@ def test_crash_while_saving_keeps_previous_directory(student_and_tokenizer, tmp_
 def test_crash_on_first_save_leaves_nothing(student_and_tokenizer, tmp_path, monkeypatch):
     student, tokenizer = student_and_tokenizer
     monkeypatch.setattr(tokenizer, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("full")))
-    with pytest.raises(OSError, match="full"):
+    with pytest.raises(UserError, match=r"best: could not write the model: full"):
         models.save_model_dir(student, tokenizer, str(tmp_path / "best"), {})
     assert os.listdir(tmp_path) == []
 
@@ -285,4 +285,5 @@ def test_resolve_missing_directory(tmp_path):
 def test_task_json_is_plain_json(student_and_tokenizer, tmp_path):
     student, tokenizer = student_and_tokenizer
     models.save_model_dir(student, tokenizer, str(tmp_path / "m"), {"labels": ["x"], "dev": {"f1": 0.5}})
-    assert json.loads((tmp_path / "m" / "task.json").read_text()) == {"labels": ["x"], "dev": {"f1": 0.5}}
+    assert json.loads((tmp_path / "m" / "task.json").read_text()) == {"labels": ["x"], "dev": {"f1": 0.5},
+                                                                      "vocab": models.vocab_record(tokenizer)}

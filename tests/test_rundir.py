@@ -280,9 +280,12 @@ def test_train_cli_config_threads_override_exported_omp(tmp_path):
         os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def test_rerunning_a_finished_run_without_checkpoints_says_it_starts_over(ws, caplog):
+def test_rerunning_a_finished_run_without_checkpoints_needs_overwrite_and_says_it_starts_over(ws, caplog):
     run_stage(config(ws, "finished_twice"))
-    cfg = config(ws, "finished_twice", train={"max_steps": 5})
+    with pytest.raises(UserError, match="holds a finished run; this run would start over"):
+        run_stage(config(ws, "finished_twice", train={"max_steps": 5}))
+    cfg = config(ws, "finished_twice", train={"max_steps": 5, "overwrite": True})
     with caplog.at_level("WARNING", logger="ernie_tiny_distill.train.stages"):
         run_stage(cfg)
-    assert "holds a finished run whose checkpoints were removed when it finished: training starts over" in caplog.text
+    assert "holds a finished run: training starts over and will replace its best/ (train.overwrite=true)" \
+        in caplog.text

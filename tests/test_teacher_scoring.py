@@ -104,7 +104,7 @@ def test_ensemble_member_through_its_export_fills_the_same_cache(deploy_root, cl
     fast = ensemble.score_teachers(cfg)
     slow = ensemble.score_teachers(load_config(config(None, tmp_path / "b")))
     assert fast["test"] == slow["test"] and fast["dev"] == slow["dev"]
-    a, b = (sorted(os.listdir(tmp_path / d / "teacher_logits")) for d in ("a", "b"))
+    a, b = (sorted(n for n in os.listdir(tmp_path / d / "teacher_logits") if n.endswith(".npz")) for d in ("a", "b"))
     assert a == b and len(a) == 2   # dev and test, under the same keys (the weights and the data)
     for name in a:
         with np.load(tmp_path / "a" / "teacher_logits" / name) as x, np.load(tmp_path / "b" / "teacher_logits" / name) as y:

@@ -87,6 +87,7 @@ class TextEncoder:
         if self.truncation not in ("head", "head_tail"):
             raise UserError(f"truncation must be 'head' or 'head_tail', got {self.truncation!r}")
         self.tokenizer = _load_tokenizer(export_dir)
+        layout.check_vocab(export_dir, self.meta, self.tokenizer)
         self.pad_token_id = int(self.meta.get("pad_token_id", 0))
         self.word_splitter = word_splitter or self.meta.get("word_splitter") or words_mod.DEFAULT_SPLITTER
         if self.word_splitter not in words_mod.SPLITTERS:

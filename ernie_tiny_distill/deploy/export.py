@@ -118,6 +118,9 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
             meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
             # which weights this is (scoring.export_mismatch: a teacher scored through its export must be these)
             meta["source_weights"] = weights_digest(path)
+            meta["vocab"] = models.vocab_record(tokenizer)  # checked on load (layout.check_vocab)
+            if getattr(model, "document_table", None) is not None:  # checked on load (read_export_metadata)
+                meta["wide_document"] = models.document_table_record(model.document_table)
             layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
             if verify:
                 meta["check"] = verify_export(model, tmp, task=meta["task"], pad_token_id=meta["pad_token_id"],

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -41,14 +43,54 @@ def read_task_metadata(path: str) -> Optional[Dict]:
 
 
 def load_tokenizer(spec: str):
+    """The tokenizer of a model; for a local directory checked against the model (check_vocab)."""
     path = resolve(spec)
     if os.path.isdir(path) and convert.is_hf_bert_dir(path):
-        return convert.load_tokenizer(path)
+        tokenizer = convert.load_tokenizer(path)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except Exception as e:  # PaddleNLP raises assorted errors for a missing name or no network
+            raise UserError(f"could not load a tokenizer from {spec!r}: {e}",
+                            hint="offline, use a local directory (or model.teacher=minilm)") from None
+    if os.path.isdir(path):
+        check_vocab(path, tokenizer)
+    return tokenizer
+
+
+def vocab_record(tokenizer) -> Dict:
+    """{"size", "blake2b"} of the vocabulary in id order: recorded in task.json and export.json, checked on load."""
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    digest = hashlib.blake2b("\n".join(tokens).encode("utf-8"), digest_size=16).hexdigest()
+    return {"size": len(tokens), "blake2b": digest}
+
+
+def _embedding_rows(path: str) -> Optional[int]:
     try:
-        return AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # PaddleNLP raises assorted errors for a missing name or no network
-        raise UserError(f"could not load a tokenizer from {spec!r}: {e}",
-                        hint="offline, use a local directory (or model.teacher=minilm)") from None
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            rows = json.load(f).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rows if isinstance(rows, int) else None
+
+
+def check_vocab(path: str, tokenizer) -> None:
+    """The vocabulary files of a model directory must be the model's: no more tokens than word-embedding rows
+    (larger ids would index past the table), and the very vocabulary task.json recorded at training (a shuffled
+    one of the same size maps words to other rows and gives wrong answers without an error)."""
+    record, rows = vocab_record(tokenizer), _embedding_rows(path)
+    if rows is not None and record["size"] > rows:
+        raise UserError(f"the vocabulary has {record['size']} tokens but the model's word embeddings have {rows} "
+                        "rows (config.json vocab_size)", where=os.path.join(path, "vocab.txt"),
+                        hint="restore the vocab.txt this model was trained with")
+    meta = read_task_metadata(path)
+    expected = (meta or {}).get("vocab") if isinstance(meta, dict) else None
+    if expected and expected != record:
+        raise UserError(f"the vocabulary is not the one this model was trained with ({record['size']} tokens, "
+                        f"blake2b {record['blake2b']}; task.json records {expected.get('size')} tokens, blake2b "
+                        f"{expected.get('blake2b')})", where=os.path.join(path, "vocab.txt"),
+                        hint="restore the vocab.txt this model was trained with")
 
 
 def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout: Optional[float] = None):
@@ -69,14 +111,18 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         model = model_class(config)
         _load_base_state(model, state, source=path)
         return model
+    stored = None
     if os.path.isdir(path):
         _check_pickle_free(path)
+        stored = checkpoint_keys(path)
         if _is_pruned_dir(path):
             model_class = pruned_ernie.pruned_class(model_class)
     try:
         model = model_class.from_pretrained(path, **overrides)
     except Exception as e:
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
+    if stored is not None:
+        _check_all_encoder_weights_used(model, stored, path)
     from ernie_tiny_distill.wide import document as wide_document
     from ernie_tiny_distill.wide import window as wide
 
@@ -84,6 +130,8 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
     if os.path.isdir(path) and wide_document.has_document_table(path):
         # document level: added after the windows are pooled (trainer.predict_logits, the Predictor), not in forward
         model.document_table = wide_document.DocumentTable.load(path)
+        check_document_table(model.document_table, read_task_metadata(path), encoder_of(model).config.vocab_size,
+                             os.path.join(path, wide_document.DOCUMENT_CONFIG), TASK_FILE)
         return model
     return wide.attach(model, path) if os.path.isdir(path) and wide.has_wide(path) else model
 
@@ -97,6 +145,29 @@ def _is_pruned_dir(path: str) -> bool:
         return False
 
 
+def document_table_record(table) -> Dict:
+    """What a document-level wide table's hashing depends on: recorded in task.json / export.json at saving."""
+    return {"vocab_size": int(table.spec.vocab_size), "buckets": int(table.spec.buckets),
+            "pad_token_id": int(table.spec.pad_token_id), "weighting": table.weighting}
+
+
+def check_document_table(table, meta: Optional[Dict], rows: int, where: str, recorded_in: str) -> None:
+    """A wide_document.json edited after saving hashes n-grams into other slots (wrong answers, no error): its
+    vocabulary must be the model's and its settings the ones recorded beside the model."""
+    if table.spec.vocab_size != rows:
+        raise UserError(f"vocab_size {table.spec.vocab_size}, but the model's word embeddings have {rows} rows",
+                        where=where, hint="restore the wide_document.json saved with this model")
+    if len(table.slots) and int(table.slots.max()) >= table.spec.rows:
+        raise UserError(f"buckets {table.spec.buckets}: the table holds slot {int(table.slots.max())}, beyond the "
+                        f"{table.spec.rows} slots of vocab_size + buckets", where=where,
+                        hint="restore the wide_document.json saved with this model")
+    expected = (meta or {}).get("wide_document") if isinstance(meta, dict) else None
+    if expected and expected != document_table_record(table):
+        raise UserError(f"settings {document_table_record(table)} differ from the ones {recorded_in} recorded when it "
+                        f"was saved ({expected})", where=where,
+                        hint="restore the wide_document.json saved with this model")
+
+
 def _check_pickle_free(path: str) -> None:
     """Refuse directories without the safetensors weights PaddleNLP looks for first: it would fall back to
     pickled .pdparams, and loading pickles can run code. (Any other *.safetensors file does not count.)"""
@@ -106,6 +177,53 @@ def _check_pickle_free(path: str) -> None:
             hint="convert a trusted .pdparams checkpoint once with "
                  "`python tools/convert_checkpoint.py --src DIR --dst NEW_DIR --allow-pickle`",
         )
+
+
+def checkpoint_keys(path: str) -> List[str]:
+    """The tensor names of a safetensors model directory (one file, or the shards its index names), each file
+    checked to be readable: a truncated file or a missing shard is named, not reported as the whole folder."""
+    from safetensors import safe_open
+
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        try:
+            with open(index, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"unreadable shard index ({e})", where=index) from None
+        for shard in shards:
+            if not os.path.isfile(os.path.join(path, shard)):
+                raise UserError(f"names shard {shard}, which is missing", where=index,
+                                hint="restore the missing shard (or re-save the model)")
+    else:
+        shards = ["model.safetensors"]
+    keys = []
+    for shard in shards:
+        file = os.path.join(path, shard)
+        try:
+            with safe_open(file, framework="np") as f:
+                keys += list(f.keys())
+        except Exception as e:  # SafetensorError / OSError: truncated or corrupt header
+            raise UserError(f"cannot read the weights: the file is truncated or corrupt ({str(e)[:120]})",
+                            where=file, hint="re-copy or re-train the checkpoint") from None
+    return keys
+
+
+def _check_all_encoder_weights_used(model, stored: Sequence[str], path: str) -> None:
+    """Encoder weights of the checkpoint that the model built from config.json has no place for (e.g. a config
+    with fewer layers) would run a truncated model: an error, not PaddleNLP's warning. Heads (classifier, MLM)
+    may go unused: a fine-tuned teacher serves as an encoder too."""
+    def base(key: str) -> str:
+        return key[len("ernie."):] if key.startswith("ernie.") else key
+
+    own = {base(k) for k in model.state_dict()}
+    unused = sorted(k for k in map(base, stored) if k.startswith(("encoder.", "embeddings.")) and k not in own)
+    if unused:
+        config = encoder_of(model).config
+        raise UserError(f"the checkpoint has {len(unused)} encoder weights that a model built from this config "
+                        f"(num_hidden_layers {config.num_hidden_layers}) would leave unused, e.g. "
+                        f"{', '.join(unused[:3])}", where=os.path.join(path, "config.json"),
+                        hint="restore the config.json saved with these weights")
 
 
 def _load_base_state(model, state: Dict, source: str) -> None:
@@ -337,10 +455,21 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
 
     Everything goes to a temporary sibling first; a crash never leaves a half-written `path`.
     """
-    with fsutil.atomic_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
-            model.document_table.save(tmp)
-        tokenizer.save_pretrained(tmp)
-        with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2)
+    from safetensors import SafetensorError
+
+    try:
+        with fsutil.atomic_dir(path) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
+                model.document_table.save(tmp)
+            tokenizer.save_pretrained(tmp)
+            metadata = {**metadata, "vocab": vocab_record(tokenizer)}  # checked on load (check_vocab)
+            if getattr(model, "document_table", None) is not None:  # checked on load (check_document_table)
+                metadata["wide_document"] = document_table_record(model.document_table)
+            with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
+                json.dump(metadata, f, indent=2)
+    except (OSError, SafetensorError) as e:
+        # safetensors reports a full disk as SafetensorError("... Os { code: 28 ... }")
+        full = getattr(e, "errno", None) == errno.ENOSPC or "code: 28" in str(e) or "os error 28" in str(e)
+        raise UserError(f"could not write the model: {'no space left on device' if full else e}", where=path,
+                        hint="free some space and re-run (the previous model there, if any, is untouched)") from None

@@ -386,6 +386,19 @@ def _count_params(model) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
+def check_destination(src: str, dst_dir: str, overwrite: bool) -> None:
+    """Refuse a destination that is, contains or is inside the source (replacing it would delete the source),
+    and a non-empty one unless `overwrite`."""
+    source, dst = os.path.realpath(str(src)), os.path.realpath(str(dst_dir))
+    inside = dst.startswith(source.rstrip(os.sep) + os.sep)
+    if dst == source or inside or source.startswith(dst.rstrip(os.sep) + os.sep):
+        relation = "is" if dst == source else "is inside" if inside else "contains"
+        raise UserError(f"--dst {dst_dir} {relation} the source {src}; writing there would delete the source",
+                        hint="choose a destination outside the source, e.g. a sibling directory")
+    if os.path.isfile(dst_dir) or (os.path.isdir(dst_dir) and os.listdir(dst_dir) and not overwrite):
+        raise UserError("destination exists and is not empty", where=dst_dir, hint="pass overwrite=True / --overwrite")
+
+
 def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
     """Write a PaddleNLP directory (config.json, model.safetensors, tokenizer files, conversion_info.json) to dst_dir.
 
@@ -396,8 +409,7 @@ def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
 
     src_dir, dst_dir = str(src_dir), os.path.abspath(str(dst_dir))
     config, state, has_mlm_head = load_hf_bert(src_dir)
-    if os.path.isfile(dst_dir) or (os.path.isdir(dst_dir) and os.listdir(dst_dir) and not overwrite):
-        raise UserError("destination exists and is not empty", where=dst_dir, hint="pass overwrite=True / --overwrite")
+    check_destination(src_dir, dst_dir, overwrite)
     if config.layer_norm_eps != 1e-12:
         # PaddleNLP re-applies 1e-12 when it loads the saved model, so the function would change silently.
         warnings.warn(f"layer_norm_eps={config.layer_norm_eps} but PaddleNLP ERNIE always uses 1e-12; "
@@ -471,8 +483,7 @@ def convert_pdparams(src_dir: str, dst_dir: str, overwrite: bool = False, allow_
         )
     if not os.path.isfile(os.path.join(src_dir, HF_CONFIG)):
         raise UserError(f"no {HF_CONFIG} here", where=src_dir, hint="expected a PaddleNLP model directory")
-    if os.path.isfile(dst_dir) or (os.path.isdir(dst_dir) and os.listdir(dst_dir) and not overwrite):
-        raise UserError("destination exists and is not empty", where=dst_dir, hint="pass overwrite=True / --overwrite")
+    check_destination(src_dir, dst_dir, overwrite)
     import paddle
 
     (warn or logger.warning)(PICKLE_WARNING.format(src=src_dir))

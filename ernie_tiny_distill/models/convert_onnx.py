@@ -187,8 +187,7 @@ def convert_onnx_bert(src: str, dst_dir: str, vocab_dir: str, overwrite: bool = 
     """Write a PaddleNLP ErnieModel directory (config.json, model.safetensors, the tokenizer files of `vocab_dir`,
     conversion_info.json) from a BERT ONNX file; written to a temporary sibling and renamed into place."""
     src, dst_dir = str(src), os.path.abspath(str(dst_dir))
-    if os.path.isfile(dst_dir) or (os.path.isdir(dst_dir) and os.listdir(dst_dir) and not overwrite):
-        raise UserError("destination exists and is not empty", where=dst_dir, hint="pass overwrite=True / --overwrite")
+    convert.check_destination(src, dst_dir, overwrite)
     model, findings = load_ernie_from_onnx(src)
     tokenizer = _vocabulary(str(vocab_dir))
     rows = model.config.vocab_size

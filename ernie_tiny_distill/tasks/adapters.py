@@ -191,6 +191,9 @@ class Task:
     def evaluate(self, predictions: list, examples: Sequence) -> Dict[str, object]:
         raise NotImplementedError
 
+    # the trivial predictor chance_level scores (said in the weak-teacher message)
+    trivial_predictor = "a trivial predictor"
+
     def chance_level(self, examples: Sequence) -> float:
         """The metric a trivial predictor reaches; a teacher at this level has nothing to teach."""
         raise NotImplementedError
@@ -369,6 +372,8 @@ class ClassificationTask(Task):
         features = [encoder.classification_feature(t) for t in texts]
         return [w for f in features for w in f.get("windows", [f])]  # model inputs: one row per window
 
+    trivial_predictor = "always predicting the most frequent label"
+
     def chance_level(self, examples):
         counts = {}
         for ex in examples:
@@ -509,6 +514,8 @@ class TaggingTask(Task):
 
     def serving_features(self, encoder, texts):
         return [f for t in texts for f in encoder.tagging_windows(encoder.words(t)[0])[0]]
+
+    trivial_predictor = "tagging every word O"
 
     def chance_level(self, examples):
         return 0.0  # predicting all "O" finds no entity: F1 = 0

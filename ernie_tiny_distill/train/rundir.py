@@ -28,19 +28,31 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _model_dirs(cfg) -> List[Tuple[str, str]]:
-    """(config key=value, directory) of every local model the run reads: the teacher and an init student, both as
-    given (a run directory) and as resolved (its best/)."""
-    from ernie_tiny_distill.models import build as models  # imports Paddle
-
+def _model_specs(cfg) -> List[Tuple[str, Optional[str]]]:
+    """(config key, path or model name) of every model the run reads."""
     specs = [("model.teacher", cfg.model.teacher)]
+    for i, entry in enumerate(cfg.distill.teachers or []):
+        specs += [(f"distill.teachers[{i}].path", entry.get("path")),
+                  (f"distill.teachers[{i}].export", entry.get("export"))]
     if cfg.stage != "teacher" and cfg.model.student.init == "pretrained":
         specs.append(("model.student.path", cfg.model.student.path))
+    specs.append(("model.wide.deep_export", cfg.model.wide.deep_export))
+    return specs
+
+
+def _model_dirs(cfg) -> List[Tuple[str, str]]:
+    """(config key=value, directory) of every local model the run reads (teacher, ensemble teachers and their
+    exports, an init student, the export a wide stage scores through), both as given (a run directory) and as
+    resolved (its best/)."""
+    from ernie_tiny_distill.models import build as models  # imports Paddle
+
     dirs = []
-    for key, spec in specs:
+    for key, spec in _model_specs(cfg):
         if not spec:
             continue
-        candidates = [spec] if os.path.isdir(spec) else []
+        # an export is read if present: refused as an output_dir before it exists too
+        candidates = [spec] if os.path.isdir(spec) or key.endswith(".export") or key == "model.wide.deep_export" \
+            else []
         if spec == models.MINILM or os.path.isdir(spec):
             candidates.append(models.resolve(spec))
         dirs += [(f"{key}={spec}", _real(c)) for c in candidates]
@@ -58,6 +70,72 @@ def check_not_a_model_dir(cfg) -> None:
                 f"output_dir {cfg.output_dir} {relation} the directory this run reads its model from ({model_dir}); "
                 "writing there would overwrite that model", where=where,
                 hint="choose a new output_dir for this run (e.g. next to it: runs/NAME_student)")
+
+
+STUDENT_KEY = "config key 'model.student.path'"
+
+
+def _run_dir_of(path: str) -> Optional[str]:
+    """The run directory (one with config.yaml) that `path` is, or whose best/ it is; None for other models."""
+    path = os.path.abspath(path)
+    if os.path.isfile(os.path.join(path, "config.yaml")):
+        return path
+    parent = os.path.dirname(path)
+    if os.path.basename(path) == "best" and os.path.isfile(os.path.join(parent, "config.yaml")):
+        return parent
+    return None
+
+
+def check_student_run_finished(cfg) -> None:
+    """An init student taken from another run's output must come from a finished run: an unfinished one's best/
+    may still be replaced (or be a crash's leftover) while this run reads it."""
+    path = cfg.model.student.path
+    if cfg.stage == "teacher" or cfg.model.student.init != "pretrained" or not path or not os.path.isdir(path):
+        return
+    run_dir = _run_dir_of(path)
+    if run_dir and not os.path.isfile(os.path.join(run_dir, "summary.json")):
+        raise UserError(f"{path} is the output of a run that has not finished (no summary.json in {run_dir})",
+                        where=STUDENT_KEY,
+                        hint="finish that run first (re-run its command: it resumes), or point model.student.path "
+                             "at a finished run")
+
+
+def check_student_labels(cfg, student_meta: Optional[dict], labels: List[str]) -> None:
+    """A task student from another run must have been trained for this task with these labels in this order:
+    its head's rows are that run's label order."""
+    from ernie_tiny_distill.tasks.adapters import TASKS
+
+    if not student_meta or student_meta.get("task") not in TASKS:
+        return  # a stage-1 encoder (no head) or a model without task.json
+    path = cfg.model.student.path
+    if student_meta["task"] != cfg.task:
+        raise UserError(f"{path} is a {student_meta['task']!r} model but task is {cfg.task!r}", where=STUDENT_KEY,
+                        hint=f"point model.student.path at a {cfg.task} run, or at a stage-1 (general) run")
+    theirs = list(student_meta.get("labels") or [])
+    if theirs != list(labels):
+        raise UserError(f"{path} was trained with labels {theirs[:8]} but this run's data has {list(labels)[:8]}",
+                        where=STUDENT_KEY,
+                        hint="point model.student.path at a run trained on these labels, or at a stage-1 (general) "
+                             "run")
+
+
+def check_finished_best(cfg) -> None:
+    """A finished run's best/ (summary.json written, or best/ left without checkpoints to resume from) is never
+    replaced by a run that starts over, unless train.overwrite."""
+    from ernie_tiny_distill.train import checkpoint
+
+    out = cfg.output_dir
+    if cfg.train.overwrite or not os.path.isdir(os.path.join(out, "best")):
+        return
+    last = checkpoint.latest(os.path.join(out, "checkpoints"))
+    if cfg.train.resume and last:
+        return  # continuing from a checkpoint (stages warns when its settings differ)
+    if last and not os.path.isfile(os.path.join(out, "summary.json")):
+        return  # an unfinished run started over on purpose (train.resume=false)
+    raise UserError("holds a finished run; this run would start over and its best/ would be replaced",
+                    where=f"output_dir={out}",
+                    hint="choose another output_dir for the new run, or set train.overwrite=true to replace it "
+                         "(train.keep_checkpoints_after_finish=true keeps a run's checkpoints so it can be continued)")
 
 
 def _holder() -> dict:

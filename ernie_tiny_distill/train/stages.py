@@ -113,11 +113,13 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
     lock on output_dir (rundir.RunLock) from before it touches anything there until summary.json is written.
     """
     rundir.check_not_a_model_dir(cfg)
+    rundir.check_student_run_finished(cfg)
     if skip_if_done:
         done = finished_summary(cfg)
         if done is not None:
             logger.info("%s: already finished with this config; skipping", cfg.output_dir)
             return done
+    rundir.check_finished_best(cfg)
     started = time.time()
     apply_threads(cfg.train.num_threads)
     init_distributed()
@@ -190,10 +192,9 @@ def _warn_if_resuming_another_config(cfg: Config) -> None:
     """Resuming checkpoints written under other settings is allowed (e.g. more epochs), but never silent."""
     config_file = os.path.join(cfg.output_dir, "config.yaml")
     last = checkpoint.latest(os.path.join(cfg.output_dir, "checkpoints")) if cfg.train.resume else None
-    if not last and cfg.train.resume and os.path.isdir(os.path.join(cfg.output_dir, "best")):
-        logger.warning("%s holds a finished run whose checkpoints were removed when it finished: training starts "
-                       "over and will replace its best/ (set train.keep_checkpoints_after_finish=true to be able "
-                       "to continue a finished run)", cfg.output_dir)
+    if not last and cfg.train.overwrite and os.path.isdir(os.path.join(cfg.output_dir, "best")):
+        logger.warning("%s holds a finished run: training starts over and will replace its best/ "
+                       "(train.overwrite=true)", cfg.output_dir)
     if not last or not os.path.isfile(config_file):
         return
     try:
@@ -289,6 +290,8 @@ def _teacher_labels(cfg: Config, data_labels) -> list:
 def _run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[str, object]:
     transfer = cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
     labels = _teacher_labels(cfg, splits.labels)
+    if cfg.stage != "teacher" and cfg.model.student.init == "pretrained":
+        rundir.check_student_labels(cfg, models.read_task_metadata(models.resolve(cfg.model.student.path)), labels)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())
     if cfg.stage == "teacher":
@@ -412,8 +415,11 @@ def _check_teacher(cfg: Config, task: Task, teacher_dev: Dict, dev_examples, mem
     logger.info("teacher dev %s = %.4f (chance level %.4f)", task.metric_name, score, chance)
     if score <= chance + WEAK_TEACHER_MARGIN:
         who = f"teacher {member}" if member else "teacher"
-        message = (f"the {who}'s dev {task.metric_name} is {score:.4f}, at the chance level ({chance:.4f}): "
-                   "it has nothing to teach")
+        # "chance" is the trivial predictor's score on these dev labels, not 1/classes: say which, and whether
+        # the teacher is below it or merely not clearly above it
+        relation = "below" if score < chance - WEAK_TEACHER_MARGIN else "no better than"
+        message = (f"the {who}'s dev {task.metric_name} is {score:.4f}, {relation} the {chance:.4f} of "
+                   f"{task.trivial_predictor} ({len(task.labels)} labels): it has nothing to teach")
         if not cfg.distill.allow_weak_teacher:
             where = f"distill.teachers: {member}" if member else f"model.teacher={cfg.model.teacher}"
             raise UserError(message, where=where,

@@ -61,20 +61,59 @@ def write_json(path: str, obj, durable: bool = False, **dump_kwargs) -> None:
     write_text(path, json.dumps(obj, **dump_kwargs) + "\n", durable)
 
 
+def _as_umask_tree(root: str) -> None:
+    """Files and directories under `root` get the user's umask: writers such as safetensors create 0600 files,
+    which other users of a shared model directory could not read."""
+    for directory, dirs, files in os.walk(root):
+        for name in dirs:
+            as_umask_dir(os.path.join(directory, name))
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                as_umask_file(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or a number we cannot ask about): leave it alone
+    return True
+
+
+def remove_stale_temps(path: str) -> None:
+    """Remove the temporary directories (`.<name>.tmp-<pid>-*`) that writers of `path` killed before their rename
+    left behind (their pid is gone), and pid-less ones of earlier versions; a running writer's are kept."""
+    parent, name = os.path.split(os.path.abspath(path))
+    head = f".{name}.tmp-"
+    for entry in os.listdir(parent):
+        if not entry.startswith(head) or not os.path.isdir(os.path.join(parent, entry)):
+            continue
+        pid, sep, _ = entry[len(head):].partition("-")
+        if sep and pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str, durable: bool = False, prefix: Optional[str] = None) -> Iterator[str]:
     """Yield a temporary directory beside `path`; when the block succeeds it replaces `path` (old one removed).
 
     A crash leaves either the old directory or the new one under `path`, never a mixture (a failed rename puts
-    the old one back); the temporary directory's name starts with `prefix` (default `.<name>.tmp-`) so a cleanup
-    can recognise leftovers.
+    the old one back); the temporary directory's name starts with `prefix` (default `.<name>.tmp-<pid>-`, whose
+    leftovers from dead processes the next write of `path` removes) so a cleanup can recognise leftovers.
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=prefix or f".{os.path.basename(path)}.tmp-", dir=parent)
+    if prefix is None:
+        remove_stale_temps(path)
+    tmp = tempfile.mkdtemp(prefix=prefix or f".{os.path.basename(path)}.tmp-{os.getpid()}-", dir=parent)
     as_umask_dir(tmp)  # mkdtemp's private 0700 would become the directory's mode (best/, checkpoints, exports)
     try:
         yield tmp
+        _as_umask_tree(tmp)
         old = None
         if os.path.exists(path):
             # rename cannot replace a non-empty directory: move the old one aside first, delete it last
