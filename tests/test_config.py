@@ -396,3 +396,33 @@ def test_an_empty_section_means_its_defaults(tmp_path):
 def test_unknown_key_is_reported_before_a_type_error():
     msg = fails(r"unknown config key 'train\.bach_size'", "train.epochs=x", "train.bach_size=2")
     assert "did you mean 'batch_size'?" in msg
+
+
+# --------------------------------------------------------------------------- the generated reference
+
+
+def test_configuration_reference_is_up_to_date():
+    from ernie_tiny_distill.config_reference import reference
+
+    committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert committed == reference(), "run: python -m ernie_tiny_distill.config_reference > docs/configuration.md"
+
+
+def test_every_key_has_type_default_and_meaning():
+    from ernie_tiny_distill.config_reference import rows
+
+    table = {key: (kind, default, meaning) for key, kind, default, meaning in rows()}
+    assert [key for key, (_, _, meaning) in table.items() if not meaning] == []
+    assert table["train.learning_rate"][:2] == ("float", "`5e-05`")
+    assert table["output_dir"][1] == "(required)" and table["model.student.layers"][0] == "list of int or null"
+    assert table["distill.attention_loss"][0] == "one of `kl`, `mse`"
+    # a comment block above the field and one at its end both count
+    assert table["distill.hidden_loss"][2].startswith("mse: TinyBERT's MSE")
+    assert table["model.long_document.pooling"][2] == "of the window logits"
+
+
+def test_field_comments_reads_blocks_and_end_of_line_comments():
+    from ernie_tiny_distill.config_reference import field_comments
+
+    source = "class A:\n    # first\n    # second\n    x: int = 1  # end\n\n    y: int = 2\n    z: str = 'a # b'\n"
+    assert field_comments(source) == {("A", "x"): "first second end", ("A", "y"): "", ("A", "z"): ""}
