@@ -16,7 +16,6 @@ from typing import Dict, List, Tuple
 from ernie_tiny_distill import config
 from ernie_tiny_distill.config_schema import type_name
 
-
 # Keys whose field has no comment in config.py; a key with neither is reported by tests/test_config.py.
 MEANINGS = {
     "task": "what the model predicts: one label per text, or one tag per word (named entities)",
