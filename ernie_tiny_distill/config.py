@@ -125,14 +125,14 @@ class WideConfig:
     # separate: the table alone learns the soft labels, then joins the transformer at the scale (WIDE_SCALES) and
     # epoch best on dev, z = deep + scale * table -- a product of the two experts, so what the transformer knows
     # is kept rather than fitted away (and its logits on documents it was trained on never enter the fit)
-    fit: str = "residual"
+    fit: str = field(default="residual", metadata=_choices(*WIDE_FITS))
     # window: a table inside the exported graph, averaged over each window (wide.py); document: sublinear TF-IDF
     # weights over the whole document's word-piece n-grams and a linear layer (wide_document.py), added after
     # pooling, fitted alone by logistic regression on the soft labels (needs fit 'separate')
-    level: str = "window"
+    level: str = field(default="window", metadata=_choices(*WIDE_LEVELS))
     # level 'document': how each n-gram is weighted -- tfidf (sublinear count x idf) or nb (presence x the
     # naive-Bayes log-count ratio of the labeled training documents, NBSVM's features; two labels)
-    weighting: str = "tfidf"
+    weighting: str = field(default="tfidf", metadata=_choices(*WIDE_WEIGHTINGS))
 
 
 @dataclass

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ernie_tiny_distill.config_schema import choice_error, finite_number
+from ernie_tiny_distill.config_schema import finite_number
 from ernie_tiny_distill.errors import UserError
 
 TASKS = ("classification", "ner")
@@ -230,9 +230,6 @@ def check_losses(cfg) -> None:
 
 def check_wide(cfg) -> None:
     w, d = cfg.model.wide, cfg.distill
-    for name, choices in (("fit", WIDE_FITS), ("level", WIDE_LEVELS), ("weighting", WIDE_WEIGHTINGS)):
-        if getattr(w, name) not in choices:
-            raise choice_error(f"model.wide.{name}", getattr(w, name), choices)
     if w.level == "document" and w.fit != "separate":
         raise UserError("config key 'model.wide.level' 'document' is fitted alone and then scaled on dev: set "
                         f"model.wide.fit to 'separate' (got {w.fit!r})")
