@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
-import subprocess
 
 import pytest
 
