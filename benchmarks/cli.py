@@ -19,7 +19,7 @@ Run (or resume) the benchmark matrix of a profile -- teacher, students trained w
 with two-stage KD, reference rows, exports, INT8, latency -- then write benchmarks/results.json,
 docs/benchmarks.md, docs/pareto.png and the README table. Run it from the repository root.
 
-Each training stage is `python tools/train.py --config configs/bench/<stage>.yaml`, a complete config generated
+Each training stage is `python tools/train.py --config runs/bench/configs/<stage>.yaml`, a complete config generated
 from the profile (benchmarks/profiles/<profile>.yaml). Finished stages are skipped on a re-run; interrupted
 ones resume from their checkpoints. Jobs are selected by name, a run of name components or a glob:
   --only imdb/B/task_kd/seed2   --only conll/B   --skip export,latency   --only '*/A/*'
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(comma-separated, repeatable), e.g. imdb/B/task_kd/seed2")
     parser.add_argument("--skip", action="append", help="jobs not to run, same syntax, e.g. export,latency")
     parser.add_argument("--runs-dir", help="where runs and results go (default: the profile's, runs/bench)")
-    parser.add_argument("--config-dir", help="where generated configs go (default: the profile's, configs/bench)")
+    parser.add_argument("--config-dir", help="where generated configs go (default: <runs dir>/configs)")
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/, <out>/README.md "
                                           "(default: .)")
     parser.add_argument("--report-only", action="store_true", help="write the report from finished runs only")

@@ -1,6 +1,6 @@
 """How much do an encoder's final hidden states vary across inputs? A diagnostic for stage-1 students.
 
-    python benchmarks/probe_spread.py --config configs/bench/imdb_B_general_seed1.yaml --teacher minilm --init-student \
+    python benchmarks/probe_spread.py --config runs/bench/configs/imdb_B_general_seed1.yaml --teacher minilm --init-student \
         --models minilm runs/bench/imdb/B/general/seed1/best runs/bench/conll/B/general/seed1/best
 
 For each model it encodes the first --examples dev texts of the config's data (one batch, no training) and prints

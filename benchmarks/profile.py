@@ -168,8 +168,9 @@ class Profile:
     general: Dict[str, float]               # stage 1: learning_rate (sweep student), hidden/attention weights
     train: Dict[str, object]                # common train.* keys
     runs_dir: str
-    config_dir: str
     sweep_student: str = "B"
+    # where the generated stage configs go; null = <runs_dir>/configs (beside the runs that record them)
+    config_dir: Optional[str] = None
     out_dir: str = "."                      # report: <out>/benchmarks/results.json, <out>/docs/...
     results_name: str = "results.json"
     int8_variant: str = "task_kd"           # which trained student (first seed) is exported + quantized
@@ -180,6 +181,9 @@ class Profile:
     tfidf_grid: List[float] = field(default_factory=lambda: [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0])
     extra_distill: Dict[str, object] = field(default_factory=dict)   # merged into every task-stage distill section
     source: Optional[str] = None            # the YAML file it was read from
+
+    def configs_dir(self) -> str:
+        return self.config_dir or os.path.join(self.runs_dir, "configs")
 
     def student_variants(self, student: str, task: Optional[str] = None) -> List[str]:
         names = self.students[student].variants or list(self.variants)
@@ -262,7 +266,7 @@ def _whole_document(raw, where: str) -> WholeDocument:
 def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     """A Profile from its YAML mapping; unknown keys are errors naming the key."""
     raw = copy.deepcopy(raw)
-    for key in ("name", "tasks", "students", "variants", "runs_dir", "config_dir"):
+    for key in ("name", "tasks", "students", "variants", "runs_dir"):
         if key not in raw:
             raise UserError(f"{where}: missing required key '{key}'")
     for k, v in raw["tasks"].items():

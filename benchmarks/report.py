@@ -233,7 +233,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str,
           f"Whole matrix (resumable; finished stages are skipped): `python tools/reproduce.py --task all "
           f"--profile {p.name}`; report only: `python tools/reproduce.py --task all --profile {p.name} --report-only`.",
           "Each row below was produced by the listed `tools/train.py` commands (generated configs in "
-          f"`{p.config_dir}/`), or equivalently by its `tools/reproduce.py --only` command.", ""]
+          f"`{p.configs_dir()}/`), or equivalently by its `tools/reproduce.py --only` command.", ""]
     for r in rows:
         L.append(f"- {r['task']} / {r['model']} / {r['variant']}: `{r['command']}`")
         for c in (r.get("train_commands") or [])[:3]:

@@ -2,27 +2,22 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
-import math
-import os
-import re
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import yaml
-
-from ernie_tiny_distill.errors import UserError
-
-TASKS = ("classification", "ner")
-STAGES = ("teacher", "general", "task", "wide")
-# stages whose training set is the labeled split plus the transfer set (data.unlabeled), taught by teachers
-DISTILL_STAGES = ("task", "wide")
-WIDE_FITS = ("residual", "separate")
-WIDE_LEVELS = ("window", "document")
-WIDE_WEIGHTINGS = ("tfidf", "nb")  # wide_document.WEIGHTINGS
+from ernie_tiny_distill import config_schema
+from ernie_tiny_distill.config_rules import (  # noqa: F401  (re-exported: the names callers import from here)
+    DISTILL_STAGES,
+    PARSERS,
+    STAGES,
+    TASKS,
+    WIDE_FITS,
+    WIDE_LEVELS,
+    WIDE_WEIGHTINGS,
+    check_lengths_against_models,
+    check_output_dir,
+    validate,
+)
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -130,14 +125,14 @@ class WideConfig:
     # separate: the table alone learns the soft labels, then joins the transformer at the scale (WIDE_SCALES) and
     # epoch best on dev, z = deep + scale * table -- a product of the two experts, so what the transformer knows
     # is kept rather than fitted away (and its logits on documents it was trained on never enter the fit)
-    fit: str = "residual"
+    fit: str = field(default="residual", metadata=_choices(*WIDE_FITS))
     # window: a table inside the exported graph, averaged over each window (wide.py); document: sublinear TF-IDF
     # weights over the whole document's word-piece n-grams and a linear layer (wide_document.py), added after
     # pooling, fitted alone by logistic regression on the soft labels (needs fit 'separate')
-    level: str = "window"
+    level: str = field(default="window", metadata=_choices(*WIDE_LEVELS))
     # level 'document': how each n-gram is weighted -- tfidf (sublinear count x idf) or nb (presence x the
     # naive-Bayes log-count ratio of the labeled training documents, NBSVM's features; two labels)
-    weighting: str = "tfidf"
+    weighting: str = field(default="tfidf", metadata=_choices(*WIDE_WEIGHTINGS))
 
 
 @dataclass
@@ -245,450 +240,14 @@ class Config:
 
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML file (if given), apply `a.b=c` overrides, validate; every problem names its key."""
-    raw: Dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            loader = _UniqueKeyLoader(p.read_text(encoding="utf-8"))
-            try:
-                raw = loader.get_single_data() or {}
-            finally:
-                loader.dispose()
-        except UnicodeDecodeError as e:
-            raise UserError(f"not UTF-8 text: byte 0x{e.object[e.start]:02x} at offset {e.start}",
-                            where=str(path), hint="save the config as UTF-8") from None
-        except _DuplicateKey as e:
-            raise UserError(f"duplicate key {e.key!r} (first on line {e.first}); YAML would keep only the last",
-                            where=f"{path}:{e.line}", hint="keep one of them") from None
-        except yaml.YAMLError as e:
-            raise UserError(f"not valid YAML: {e}", where=str(path)) from None
-        if not isinstance(raw, dict):
-            raise UserError("expected a mapping of config keys at the top level", where=str(path))
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {item!r} is not of the form key=value (e.g. train.epochs=2)")
-        _set_dotted(raw, key.strip(), _parse_value(value))
-    cfg = _build(Config, raw, prefix="")
-    validate(cfg)
-    return cfg
+    raw: Dict[str, Any] = config_schema.read_yaml_file(path) if path is not None else {}
+    config_schema.apply_overrides(raw, overrides)
+    return config_from_dict(raw)
 
-
-class _DuplicateKey(Exception):
-    def __init__(self, key, line: int, first: int):
-        super().__init__(key)
-        self.key, self.line, self.first = key, line, first
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key repeated in one mapping (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: Dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise _DuplicateKey(key, line, seen[key])
-            if isinstance(key, (str, int, float, bool)):
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
 
 
 def config_from_dict(raw: Dict[str, Any]) -> Config:
-    cfg = _build(Config, dict(raw), prefix="")
+    """A validated Config from nested dicts (e.g. a saved config.yaml or a generated benchmark stage)."""
+    cfg = config_schema.build(Config, dict(raw), PARSERS)
     validate(cfg)
     return cfg
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-
-
-def _set_dotted(raw: Dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = raw
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise UserError(f"cannot set {key!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _suggest(key: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
-def _build(cls, raw: Any, prefix: str):
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(f"config key {prefix.rstrip('.') or '<top>'!r} must be a section (mapping), got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            raise UserError(
-                f"unknown config key {prefix + str(key)!r}; {_suggest(str(key), list(fields))}"
-                f"allowed keys here: {', '.join(fields)}"
-            )
-    values = {}
-    for name, f in fields.items():
-        full = prefix + name
-        if name not in raw or (f.metadata.get("required") and raw[name] in (None, "")):
-            if f.metadata.get("required"):
-                raise UserError(f"missing required config key {full!r}")
-            continue
-        hint = hints[name]
-        if "parse" in f.metadata:
-            values[name] = _PARSERS[f.metadata["parse"]](raw[name], full)
-        elif dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw[name], prefix=full + ".")
-        else:
-            values[name] = _coerce(raw[name], hint, full, f.metadata.get("choices"))
-    return cls(**values)
-
-
-def _column(value: Any, key: str) -> Any:
-    if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise UserError(f"config key {key!r} must be a column name or a 0-based column position (integer >= 0), "
-                    f"got {value!r}")
-
-
-def _columns(value: Any, key: str) -> Any:
-    if isinstance(value, list):
-        if not value:
-            raise UserError(f"config key {key!r} must name at least one column, got []")
-        return [_column(v, f"{key}[{i}]") for i, v in enumerate(value)]
-    return _column(value, key)
-
-
-def _label_names(value: Any, key: str) -> Any:
-    if value is None or (isinstance(value, str) and value.strip()):
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
-        return value
-    if isinstance(value, dict) and value and all(
-            isinstance(k, (int, str)) and not isinstance(k, bool) and isinstance(v, str) and v.strip()
-            for k, v in value.items()):
-        return {str(k): v for k, v in value.items()}
-    raise UserError(f"config key {key!r} must be a file of class names (one per line), a list of names or a "
-                    f"mapping {{label id: name}}, got {value!r}")
-
-
-def _teachers(value: Any, key: str) -> Any:
-    """distill.teachers: null, or a non-empty list of {path [, export] | tfidf, weight} entries (weights > 0)."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise UserError(f"config key {key!r} must be a list of {{path: DIR, weight: W}} or {{tfidf: true, "
-                        f"weight: W}} entries, got {value!r}")
-    out = []
-    for i, entry in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"path", "export", "tfidf", "weight", "cross_fit"}:
-            raise UserError(f"config key {where!r} must be a mapping with keys path (and export) or tfidf (and "
-                            f"cross_fit), and weight; got {entry!r}")
-        path, tfidf = entry.get("path"), entry.get("tfidf", False)
-        if not isinstance(tfidf, bool):
-            raise UserError(f"config key '{where}.tfidf' must be true or false, got {tfidf!r}")
-        if (path is None) == (not tfidf):
-            raise UserError(f"config key {where!r} must set exactly one of path (a fine-tuned teacher) and "
-                            f"tfidf: true, got {entry!r}")
-        if path is not None and (not isinstance(path, str) or not path.strip()):
-            raise UserError(f"config key '{where}.path' must be a directory path, got {path!r}")
-        export = entry.get("export")
-        if export is not None and (path is None or not isinstance(export, str) or not export.strip()):
-            raise UserError(f"config key '{where}.export' must be the export directory of the teacher in "
-                            f"'{where}.path', got {export!r}")
-        weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
-                or weight <= 0:
-            raise UserError(f"config key '{where}.weight' must be a number > 0, got {weight!r}")
-        cross_fit = entry.get("cross_fit")
-        if cross_fit is not None and (not tfidf or isinstance(cross_fit, bool) or not isinstance(cross_fit, int)
-                                      or cross_fit < 2):
-            raise UserError(f"config key '{where}.cross_fit' must be an integer >= 2 (folds) on a tfidf entry, got "
-                            f"{cross_fit!r}")
-        out.append({"path": path, "tfidf": tfidf, "weight": float(weight), **({"export": export} if export else {}),
-                    **({"cross_fit": cross_fit} if cross_fit else {})})
-    return out
-
-
-_PARSERS = {"column": lambda v, key: None if v is None else _column(v, key), "columns": _columns,
-            "label_names": _label_names, "teachers": _teachers}
-
-
-def _type_name(hint) -> str:
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in args) + " or null"
-    if origin in (list, List):
-        return f"list of {_type_name(typing.get_args(hint)[0])}"
-    return getattr(hint, "__name__", str(hint))
-
-
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def _coerce(value: Any, hint, key: str, choices: Optional[Sequence[str]]):
-    origin = typing.get_origin(hint)
-    if hint in (int, float) and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-        value = float(value)  # YAML 1.1 (PyYAML) reads 1e-5 as a string; users mean a number
-        if hint is int and value.is_integer():
-            value = int(value)
-    if origin is typing.Union:
-        if value is None:
-            return None
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(value, inner, key, choices)
-    expected = _type_name(hint)
-    if origin in (list, List):
-        if not isinstance(value, list):
-            raise UserError(f"config key {key!r} must be a {expected}, got {value!r}")
-        (inner,) = typing.get_args(hint)
-        return [_coerce(v, inner, f"{key}[{i}]", None) for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise UserError(f"config key {key!r} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"config key {key!r} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise UserError(f"config key {key!r} must be a finite number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise UserError(f"config key {key!r} must be a string, got {value!r}")
-        if choices and value not in choices:
-            raise UserError(
-                f"config key {key!r} must be one of {', '.join(choices)}; got {value!r}. "
-                f"{_suggest(value, choices)}".rstrip()
-            )
-        return value
-    raise TypeError(f"unsupported config type {hint} for {key}")  # a bug in this file, not user input
-
-
-# ---------------------------------------------------------------- semantic checks
-
-
-def validate(cfg: Config) -> None:
-    """Range and consistency checks that types alone cannot express."""
-    d, t, m = cfg.distill, cfg.train, cfg.model
-    if d.temperature <= 0:
-        raise UserError(f"config key 'distill.temperature' must be > 0, got {d.temperature}")
-    if d.teacher_max_seq_length is not None and d.teacher_max_seq_length < 3:
-        raise UserError(f"config key 'distill.teacher_max_seq_length' must be >= 3 (room for [CLS], one token "
-                        f"and [SEP]) or null, got {d.teacher_max_seq_length}")
-    for name in ("kd_weight", "ce_weight", "hidden_weight", "attention_weight", "mlm_weight", "teacher_state_cache_gb"):
-        if getattr(d, name) < 0:
-            raise UserError(f"config key 'distill.{name}' must be >= 0, got {getattr(d, name)}")
-    if not 0.0 < d.mask_prob < 1.0:
-        raise UserError(f"config key 'distill.mask_prob' must be in (0, 1), got {d.mask_prob}")
-    positive = {
-        "train.batch_size": t.batch_size,
-        "train.eval_batch_size": t.eval_batch_size,
-        "train.learning_rate": t.learning_rate,
-        "train.epochs": t.epochs,
-        "train.num_threads": t.num_threads,
-        "train.log_every": t.log_every,
-        "train.keep_checkpoints": t.keep_checkpoints,
-        "model.max_seq_length": m.max_seq_length,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise UserError(f"config key {key!r} must be > 0, got {value}")
-    if not 0 <= t.seed < 2 ** 32:  # numpy's and Paddle's seeds are unsigned 32-bit
-        raise UserError(f"config key 'train.seed' must be in 0..{2 ** 32 - 1}, got {t.seed}")
-    if t.weight_decay < 0:
-        raise UserError(f"config key 'train.weight_decay' must be >= 0 (0 = none), got {t.weight_decay}")
-    if t.max_grad_norm < 0:
-        raise UserError(f"config key 'train.max_grad_norm' must be >= 0 (0 = no clipping), got {t.max_grad_norm}")
-    positive_or_null = {
-        "train.max_steps": t.max_steps,
-        "train.min_steps": t.min_steps,
-        "train.patience": t.patience,
-        "train.eval_every": t.eval_every,
-        "data.max_train_examples": cfg.data.max_train_examples,
-        "data.max_dev_examples": cfg.data.max_dev_examples,
-        "data.max_unlabeled_examples": cfg.data.max_unlabeled_examples,
-    }
-    for key, value in positive_or_null.items():
-        if value is not None and value <= 0:
-            raise UserError(f"config key {key!r} must be > 0 or null (no limit / the default), got {value}")
-    # 0 test examples is meaningful: a dev-only run (a hyper-parameter sweep never reads the test split)
-    if cfg.data.max_test_examples is not None and cfg.data.max_test_examples < 0:
-        raise UserError(f"config key 'data.max_test_examples' must be >= 0 (0 = do not read the test split) or null, "
-                        f"got {cfg.data.max_test_examples}")
-    check_output_dir(cfg.output_dir)
-    if m.max_seq_length < 8:
-        raise UserError(f"config key 'model.max_seq_length' must be >= 8, got {m.max_seq_length}")
-    if not 0.0 <= t.warmup_ratio < 1.0:
-        raise UserError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
-    ld = m.long_document
-    if ld.stride is not None and not 1 <= ld.stride <= m.max_seq_length - 2:
-        raise UserError(f"config key 'model.long_document.stride' must be in 1..{m.max_seq_length - 2} "
-                        f"(model.max_seq_length - 2, so consecutive windows leave no piece out) or null, "
-                        f"got {ld.stride}")
-    if ld.max_windows is not None and ld.max_windows < 1:
-        raise UserError(f"config key 'model.long_document.max_windows' must be >= 1 or null, got {ld.max_windows}")
-    if ld.mode == "windows" and cfg.stage == "task" and m.student.init == "teacher_pruned":
-        raise UserError("windows do not work with model.student.init=teacher_pruned "
-                        "(pruning measures importance per window, not per document)",
-                        where="config key 'model.long_document.mode'",
-                        hint="prune with mode=truncate, then distill the pruned student (init=pretrained) "
-                             "with windows")
-    if d.teachers is not None:
-        if cfg.stage not in DISTILL_STAGES:
-            raise UserError("config key 'distill.teachers' applies to stages 'task' and 'wide' only")
-        if not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0 or d.attention_weight > 0 \
-                or d.mlm_weight > 0:
-            raise UserError("distill.teachers (an ensemble) works with cached logit KD only",
-                            where="config key 'distill.teachers'",
-                            hint="set distill.cache_teacher=true, distill.kd_weight > 0 and "
-                                 "distill.hidden_weight/attention_weight/mlm_weight to 0")
-    if m.lora_rank < 0:
-        raise UserError(f"config key 'model.lora_rank' must be >= 0, got {m.lora_rank}")
-    if m.lora_rank and cfg.stage != "teacher":
-        raise UserError("config key 'model.lora_rank' applies to stage 'teacher' only (students train fully)")
-    if m.dropout is not None and not 0.0 <= m.dropout < 1.0:
-        raise UserError(f"config key 'model.dropout' must be in [0, 1), got {m.dropout}")
-    if cfg.data.dev_size <= 0:
-        raise UserError(f"config key 'data.dev_size' must be > 0, got {cfg.data.dev_size}")
-    if not m.teacher:
-        role = "the model to fine-tune" if cfg.stage == "teacher" else "the teacher to distill from"
-        raise UserError(
-            f"stage {cfg.stage!r} needs 'model.teacher' ({role}); it is not set",
-            hint="e.g. model.teacher=minilm, a PaddleNLP name such as ernie-3.0-medium-zh, or a run directory",
-        )
-    s = m.student
-    if cfg.stage != "teacher":
-        if s.init == "pretrained" and not s.path:
-            raise UserError("config key 'model.student.path' is required when model.student.init is 'pretrained'")
-        if s.init in ("teacher_layers", "teacher_pruned") and not s.layers and s.every_k is None:
-            raise UserError(
-                f"model.student.init is {s.init!r} but neither 'model.student.layers' nor "
-                "'model.student.every_k' is set"
-            )
-        if s.every_k is not None and s.every_k <= 0:
-            raise UserError(f"config key 'model.student.every_k' must be > 0, got {s.every_k}")
-        for key in ("num_layers", "hidden_size", "num_heads", "intermediate_size"):
-            if getattr(s, key) is not None and getattr(s, key) <= 0:
-                raise UserError(f"config key 'model.student.{key}' must be > 0 (or null), got {getattr(s, key)}")
-        if s.importance_examples <= 0:
-            raise UserError(f"config key 'model.student.importance_examples' must be > 0, got {s.importance_examples}")
-        _, hidden, heads, _ = s.shape_for_config_init()
-        if s.init == "config" and hidden % heads:
-            raise UserError(
-                f"model.student.hidden_size ({hidden}) must be divisible by "
-                f"model.student.num_heads ({heads})"
-            )
-    if cfg.stage == "general":
-        if d.hidden_weight + d.attention_weight + d.mlm_weight <= 0:
-            raise UserError(
-                "stage 'general' needs at least one of distill.hidden_weight, distill.attention_weight, "
-                "distill.mlm_weight to be > 0"
-            )
-        if not cfg.data.unlabeled:
-            raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
-    if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
-        raise UserError("stage 'task' has every loss weight at 0: nothing to train")
-    if m.wide.fit not in WIDE_FITS:
-        raise UserError(f"config key 'model.wide.fit' must be one of {', '.join(WIDE_FITS)}; got {m.wide.fit!r}")
-    if m.wide.level not in WIDE_LEVELS:
-        raise UserError(f"config key 'model.wide.level' must be one of {', '.join(WIDE_LEVELS)}; got {m.wide.level!r}")
-    if m.wide.weighting not in WIDE_WEIGHTINGS:
-        raise UserError(f"config key 'model.wide.weighting' must be one of {', '.join(WIDE_WEIGHTINGS)}; got "
-                        f"{m.wide.weighting!r}")
-    if m.wide.level == "document" and m.wide.fit != "separate":
-        raise UserError("config key 'model.wide.level' 'document' is fitted alone and then scaled on dev: set "
-                        f"model.wide.fit to 'separate' (got {m.wide.fit!r})")
-    if cfg.stage == "wide":
-        if s.init != "pretrained":
-            raise UserError("stage 'wide' fits a wide part beside a trained task student: set model.student.init "
-                            f"to 'pretrained' and model.student.path to its best/ directory (got init {s.init!r})")
-        if d.kd_weight + d.ce_weight <= 0:
-            raise UserError("stage 'wide' has distill.kd_weight and distill.ce_weight at 0: nothing to fit")
-        if d.hidden_weight > 0 or d.attention_weight > 0 or d.mlm_weight > 0:
-            raise UserError("stage 'wide' fits logits only: set distill.hidden_weight, attention_weight and "
-                            "mlm_weight to 0")
-        if m.wide.buckets < 0:
-            raise UserError(f"config key 'model.wide.buckets' must be >= 0 (0: unigrams only), got {m.wide.buckets}")
-    check_lengths_against_models(cfg)
-
-
-def _position_table(spec: Optional[str]) -> Optional[tuple]:
-    """(config.json path, max_position_embeddings) of a local model (directory, run directory, 'minilm'), else None.
-
-    A PaddleNLP model name is not looked up here (that would download it); its limit is checked by the model.
-    """
-    if not spec or not (spec == "minilm" or os.path.isdir(spec)):
-        return None
-    from ernie_tiny_distill.models.locate import resolve
-
-    file = os.path.join(resolve(spec), "config.json")
-    try:
-        with open(file, encoding="utf-8") as f:
-            positions = json.load(f).get("max_position_embeddings")
-    except (OSError, ValueError):
-        return None  # the model loader reports a missing or broken config.json with its own message
-    return (file, positions) if isinstance(positions, int) else None
-
-
-def check_lengths_against_models(cfg: Config) -> None:
-    """model.max_seq_length (and distill.teacher_max_seq_length) must fit the position table of the models that
-    read them; otherwise the embedding lookup fails mid-epoch, after data and teacher logits were prepared."""
-    m, d = cfg.model, cfg.distill
-    checks = [("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher)]
-    if cfg.stage != "teacher" and m.student.init == "pretrained":
-        checks.append(("model.max_seq_length", m.max_seq_length, "model.student.path", m.student.path))
-    if d.teacher_max_seq_length is not None:
-        checks[0] = ("distill.teacher_max_seq_length", d.teacher_max_seq_length, "model.teacher", m.teacher)
-        checks.append(("model.max_seq_length", m.max_seq_length, "model.teacher", m.teacher))
-    for key, length, model_key, spec in checks:
-        table = _position_table(spec)
-        if table is not None and length > table[1]:
-            raise UserError(
-                f"config key {key!r} is {length}, but {model_key}={spec} has {table[1]} positions "
-                f"(max_position_embeddings in {table[0]})",
-                hint=f"set {key} <= {table[1]} (a student built from this model has the same position table)")
-
-
-# Kernel file systems: a directory there cannot hold a run (writes fail or vanish at reboot).
-_VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
-
-
-def check_output_dir(output_dir: str) -> None:
-    """output_dir must be a directory or creatable as one: not a file, not below a file, not in /proc, /sys, /dev."""
-    where = f"output_dir={output_dir}"
-    path = os.path.abspath(os.path.expanduser(output_dir))
-    real = os.path.realpath(path)
-    for root in _VIRTUAL_ROOTS:
-        if real == root or real.startswith(root + os.sep):
-            raise UserError(f"{real} is in {root}, a kernel file system, not a place for a run directory",
-                            where=where, hint="choose a directory on a disk, e.g. runs/NAME")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError("is an existing file, expected a directory (or a path that does not exist yet)",
-                        where=where, hint="choose another output_dir; this file is left untouched")
-    parent = os.path.dirname(path)
-    while parent and not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if parent and not os.path.isdir(parent):
-        raise UserError(f"is below {parent}, which is a file, not a directory", where=where,
-                        hint="choose another output_dir")

@@ -1,7 +1,8 @@
-"""The cpu profile YAML generates, byte for byte, the stage configs committed under configs/bench/.
+"""The cpu profile generates its stage configs at run time, under the runs directory: complete, valid configs whose
+values follow the profile and the hyper-parameters the dev sweep chose.
 
-The student rows' configs depend on the hyper-parameters the dev sweep chose; they are given here as recorded in
-docs/benchmarks.md ("Hyper-parameters chosen on dev"), so the test needs no runs.
+The chosen hyper-parameters are given here as recorded in docs/benchmarks.md ("Hyper-parameters chosen on dev"),
+so the test needs no runs.
 """
 import json
 import os
@@ -9,8 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks import deploy, jobs, profile
+from ernie_tiny_distill.config import STAGES, load_config
 from ernie_tiny_distill.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,35 +21,94 @@ CHOSEN = {"conll": {"temperature": 4.0, "ce_weight": 0.5, "learning_rate": 0.002
           "imdb": {"temperature": 2.0, "ce_weight": 0.5, "learning_rate": 0.001, "nokd_learning_rate": 0.0005}}
 
 
-def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
-    (tmp_path / "configs").mkdir()
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """(matrix, {job name: its stages}) of the cpu profile, generated in a scratch directory."""
+    root = tmp_path_factory.mktemp("bench")
+    (root / "configs").mkdir()
     for name in ("conll_teacher.yaml", "imdb_teacher.yaml"):
-        shutil.copy(ROOT / "configs" / name, tmp_path / "configs" / name)
+        shutil.copy(ROOT / "configs" / name, root / "configs" / name)
     for task, chosen in CHOSEN.items():
-        select = tmp_path / "runs" / "bench" / "results" / task / "B" / "sweep" / "select.json"
+        select = root / "runs" / "bench" / "results" / task / "B" / "sweep" / "select.json"
         select.parent.mkdir(parents=True)
         select.write_text(json.dumps({"status": "done", "chosen": chosen}))
-    (tmp_path / "runs" / "bench" / "conll").mkdir()
-    (tmp_path / "runs" / "bench" / "conll" / "unlabeled.txt").write_text("")   # written from CoNLL otherwise
-    monkeypatch.chdir(tmp_path)
-    m = jobs.Matrix(profile.load_profile("cpu"), ["conll", "imdb"])
-    for job in m.jobs():
-        if job.kind == "train":
-            m.stages(job)
-    generated = sorted(os.listdir(tmp_path / "configs" / "bench"))
-    committed = sorted(p.name for p in (ROOT / "configs" / "bench").glob("*.yaml"))
-    # 50 random-init rows, 53 born from the teacher, 2 pretrained-small, 7 whole-document students (issue 13)
-    assert generated == committed and len(committed) == 113
-    for name in committed:
-        assert (tmp_path / "configs" / "bench" / name).read_bytes() == (ROOT / "configs" / "bench" / name).read_bytes(), name
-    # issue 13: the teacher over windows and the ensemble are scored from the whole-document student's config
+    (root / "runs" / "bench" / "conll").mkdir()
+    (root / "runs" / "bench" / "conll" / "unlabeled.txt").write_text("")   # written from CoNLL otherwise
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        m = jobs.Matrix(profile.load_profile("cpu"), ["conll", "imdb"])
+        stages = {job.name: m.stages(job) for job in m.jobs() if job.kind == "train"}
+        yield root, m, stages
+    finally:
+        os.chdir(cwd)
+
+
+def test_configs_are_written_under_the_runs_directory_not_the_repository(generated):
+    root, m, stages = generated
+    assert m.p.runs_dir == "runs/bench" and m.p.configs_dir() == os.path.join("runs/bench", "configs")
+    paths = {s.yaml_path for job in stages.values() for s in job}
+    assert paths and all(p.startswith("runs/bench/configs/") and p.endswith(".yaml") for p in paths)
+    assert sorted(os.listdir(root / "runs" / "bench" / "configs")) == sorted(os.path.basename(p) for p in paths)
+    assert not (root / "configs" / "bench").exists() and not (ROOT / "configs" / "bench").exists()
+
+
+def test_every_generated_config_is_complete_valid_and_runs_with_its_header_command(generated):
+    root, m, stages = generated
+    for name, job_stages in stages.items():
+        for stage in job_stages:
+            text = (root / stage.yaml_path).read_text(encoding="utf-8")
+            header = [line for line in text.splitlines() if line.startswith("#")]
+            assert header[0].startswith(f"# Benchmark (profile cpu), {stage.name}: ")
+            assert header[-1] == f"# Run: python tools/train.py --config {stage.yaml_path}"
+            assert stage.command == f"python tools/train.py --config {stage.yaml_path}"
+            written = yaml.safe_load(text)
+            assert written == stage.cfg and set(written) == {"task", "stage", "output_dir", "data", "model",
+                                                             "train", "distill"}
+            cfg = load_config(str(root / stage.yaml_path))  # every key written out, and valid
+            assert cfg.to_dict() == written and cfg.stage in STAGES
+            assert cfg.output_dir.startswith("runs/bench/") and cfg.task == m.teacher_cfg(name.split("/")[0]).task
+
+
+def test_rows_follow_the_profile_and_the_sweeps_choice(generated):
+    _, m, stages = generated
+    by_variant = {}
+    for name, job_stages in stages.items():
+        by_variant.setdefault(tuple(name.split("/")[1:3]), []).append((name, job_stages))
+    for task, chosen in CHOSEN.items():
+        kd = stages[f"{task}/B/task_kd/seed1"][-1].cfg
+        assert (kd["stage"], kd["distill"]["kd_weight"], kd["distill"]["temperature"], kd["distill"]["ce_weight"],
+                kd["train"]["learning_rate"]) == ("task", 1.0, chosen["temperature"], chosen["ce_weight"],
+                                                  chosen["learning_rate"] * m.p.lr_factor["B"])
+        no_kd = stages[f"{task}/B/no_kd/seed1"][-1].cfg
+        assert (no_kd["distill"]["kd_weight"], no_kd["distill"]["ce_weight"], no_kd["train"]["learning_rate"]) == (
+            0.0, 1.0, chosen["nokd_learning_rate"] * m.p.lr_factor["B"])
+        assert kd["model"]["teacher"] == no_kd["model"]["teacher"] == m.teacher_cfg(task).output_dir
+        # two-stage KD: stage 1 from the pretrained teacher on unlabeled text, stage 2 starts from its best/
+        general, second = stages[f"{task}/B/two_stage_kd/seed1"]
+        assert general.cfg["stage"] == "general" and general.cfg["data"]["unlabeled"]
+        assert general.cfg["model"]["teacher"] == m.teacher_cfg(task).model.teacher
+        expected = dict(m.student_block("B"), init="pretrained", path=os.path.join(general.cfg["output_dir"], "best"))
+        assert {k: second.cfg["model"]["student"][k] for k in expected} == expected
+    # seeds: one row per seed of the profile, each with its own train.seed and output_dir
+    seeds = [stages[f"conll/B/task_kd/seed{s}"][-1].cfg for s in m.p.seeds["B"]]
+    assert [c["train"]["seed"] for c in seeds] == m.p.seeds["B"]
+    assert len({c["output_dir"] for c in seeds}) == len(seeds)
+    # dev sweep points never read the test split
+    sweeps = [s.cfg for name, job in stages.items() if "/sweep/" in name for s in job]
+    assert sweeps and all(c["data"]["max_test_examples"] == 0 for c in sweeps)
+
+
+def test_whole_document_students_and_their_teachers(generated):
+    _, m, stages = generated
     by_name = {j.name: j for j in m.jobs()}
-    assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/Bp/task_kd_transfer50k/seed1"]
+    # the teacher over windows and the ensemble are scored from the whole-document student's config
+    assert by_name["imdb/W/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble",
+                                                        "imdb/Bp/task_kd_transfer50k/seed1"]
     assert deploy.teachers_command(m, by_name["imdb/teacher/windows"]) == (
-        "python -m ernie_tiny_distill.distill.ensemble --config configs/bench/imdb_W_ensemble_kd_seed1.yaml --member 0 "
-        "--out runs/bench/imdb/teachers/windows.json")
+        "python -m ernie_tiny_distill.distill.ensemble --config runs/bench/configs/imdb_W_ensemble_kd_seed1.yaml "
+        "--member 0 --out runs/bench/imdb/teachers/windows.json")
     assert {"imdb/export/W", "imdb/int8/W"} <= set(by_name["imdb/latency"].deps)
-    # the other whole-document students share the teachers' jobs and start from their own student's run
     assert by_name["imdb/W3/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble",
                                                          "imdb/Ap3/task_kd_transfer50k_2ep/seed1"]
     assert {"imdb/export/W3", "imdb/int8/W3", "imdb/export/W3lr", "imdb/int8/W3lr"} <= set(by_name["imdb/latency"].deps)
@@ -54,17 +116,22 @@ def test_cpu_profile_generates_the_committed_configs(tmp_path, monkeypatch):
     # the wide-and-deep student waits for its transformer's row and export, and fits stage 'wide' on all reviews
     assert by_name["imdb/W3w/wide_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/W3/ensemble_kd/seed1",
                                                       "imdb/export/W3"]
-    wide = m.stages(by_name["imdb/W3w/wide_kd/seed1"])[0].cfg
+    wide = stages["imdb/W3w/wide_kd/seed1"][0].cfg
     assert (wide["stage"], wide["model"]["student"]["path"], wide["model"]["wide"]["deep_export"],
             wide["data"]["max_train_examples"]) == ("wide", "runs/bench/imdb/W3/ensemble_kd/seed1/best",
                                                     "runs/bench/imdb/export/W3", None)
-    assert {"imdb/export/W3w", "imdb/int8/W3w"} <= set(by_name["imdb/latency"].deps)
     # a student that continues an earlier one waits for that row and starts from its best/ checkpoint
     assert by_name["imdb/W4/ensemble_kd/seed1"].deps == ["imdb/teacher", "imdb/ensemble", "imdb/W3/ensemble_kd/seed1"]
-    w4 = m.stages(by_name["imdb/W4/ensemble_kd/seed1"])[0].cfg
+    w4 = stages["imdb/W4/ensemble_kd/seed1"][0].cfg
     assert (w4["stage"], w4["model"]["student"]["init"], w4["model"]["student"]["path"],
             [t["tfidf"] for t in w4["distill"]["teachers"]]) == (
         "task", "pretrained", "runs/bench/imdb/W3/ensemble_kd/seed1/best", [True])
+
+
+def test_an_explicit_config_dir_still_wins(tmp_path):
+    raw = yaml.safe_load((ROOT / "benchmarks" / "profiles" / "cpu.yaml").read_text(encoding="utf-8"))
+    assert "config_dir" not in raw
+    assert profile.profile_from_dict(dict(raw, config_dir=str(tmp_path))).configs_dir() == str(tmp_path)
 
 
 def test_full_profile_loads_and_students_pass_through_untouched():

@@ -218,7 +218,7 @@ def test_general_stage_needs_unlabeled_data():
 def test_student_settings():
     fails(r"neither 'model\.student\.layers' nor 'model\.student\.every_k' is set",
           "output_dir=o", "model.teacher=t", base=False)
-    fails(r"config key 'model\.student\.every_k' must be > 0, got -1", "model.student.every_k=-1")
+    fails(r"config key 'model\.student\.every_k' must be > 0 or null, got -1", "model.student.every_k=-1")
     fails(r"'model\.student\.path' is required when model\.student\.init is 'pretrained'",
           "model.student.init=pretrained")
     fails(r"model\.student\.hidden_size \(100\) must be divisible by model\.student\.num_heads \(12\)",
@@ -226,12 +226,12 @@ def test_student_settings():
 
 
 def test_every_k_zero_is_reported_as_out_of_range():
-    fails(r"config key 'model\.student\.every_k' must be > 0, got 0", "model.student.every_k=0")
+    fails(r"config key 'model\.student\.every_k' must be > 0 or null, got 0", "model.student.every_k=0")
 
 
 @pytest.mark.parametrize("override, message", [
     ("model.max_seq_length=4", r"config key 'model\.max_seq_length' must be >= 8, got 4"),
-    ("model.max_seq_length=0", r"config key 'model\.max_seq_length' must be > 0, got 0"),
+    ("model.max_seq_length=0", r"config key 'model\.max_seq_length' must be >= 8, got 0"),
     ("train.batch_size=0", r"config key 'train\.batch_size' must be > 0, got 0"),
     ("train.warmup_ratio=1", r"config key 'train\.warmup_ratio' must be in \[0, 1\), got 1\.0"),
     ("distill.mask_prob=0", r"config key 'distill\.mask_prob' must be in \(0, 1\), got 0\.0"),
@@ -330,3 +330,99 @@ def test_max_seq_length_above_the_models_position_table_is_refused_before_any_wo
     fails(r"'model\.max_seq_length' is 256, but model\.student\.path=.*best has 128 positions",
           f"model.teacher={teacher}", "model.max_seq_length=256", "model.student.init=pretrained",
           f"model.student.path={run / 'best'}")
+
+
+# --------------------------------------------------------------------------- files that are not plain config
+
+
+def test_duplicate_yaml_key_names_file_and_both_lines(tmp_path):
+    path = write(tmp_path, "output_dir: o\ntrain:\n  epochs: 1\n  batch_size: 4\n  epochs: 2\n")
+    fails(re.escape(path) + r":5: duplicate config key 'epochs' \(first set on line 3\)$", path=path, base=False)
+    top = write(tmp_path, "output_dir: a\nmodel: {teacher: t}\noutput_dir: b\n", "top.yaml")
+    fails(re.escape(top) + r":3: duplicate config key 'output_dir' \(first set on line 1\)$", path=top, base=False)
+
+
+def test_non_utf8_config_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# a caf\u00e9 run\noutput_dir: o\n".encode("latin-1"))
+    msg = fails(re.escape(str(path)) + r":1: not UTF-8 text \(byte 0xe9\)", path=str(path), base=False)
+    assert "\n" not in msg
+
+
+def test_yaml_error_is_one_line(tmp_path):
+    bad = write(tmp_path, "train:\n  epochs: [1,\n", "bad.yaml")
+    assert "\n" not in fails(re.escape(bad) + r": not valid YAML", path=bad)
+
+
+@pytest.mark.parametrize("override, value", [("train.learning_rate=3e-4", 3e-4), ("train.learning_rate=2E-5", 2e-5),
+                                             ("data.max_train_examples=1e3", 1000), ("train.epochs=1e1", 10.0)])
+def test_scientific_notation_is_a_number(override, value):
+    cfg = load(override)
+    key = override.split("=")[0].split(".")
+    got = getattr(getattr(cfg, key[0]), key[1])
+    assert got == value and type(got) is type(value)
+
+
+def test_a_quoted_number_stays_text_and_is_refused():
+    fails(r"config key 'train\.learning_rate' must be a number, got '1e-5'", "train.learning_rate='1e-5'")
+
+
+# --------------------------------------------------------------------------- ranges added with the pydantic checks
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.seed=-1", r"config key 'train\.seed' must be in \[0, 4294967295\] .*, got -1$"),
+    ("train.seed=4294967296", r"config key 'train\.seed' must be in \[0, 4294967295\] .*, got 4294967296$"),
+    ("train.weight_decay=-0.01", r"config key 'train\.weight_decay' must be >= 0, got -0\.01$"),
+    ("train.max_grad_norm=-1", r"config key 'train\.max_grad_norm' must be >= 0, got -1\.0$"),
+    ("model.wide.fit=seperate", r"config key 'model\.wide\.fit' must be one of residual, separate; got 'seperate'\. "
+                                r"did you mean 'separate'\?$"),
+])
+def test_new_range_checks(override, message):
+    fails(message, override)
+
+
+def test_range_edges_are_accepted():
+    cfg = load("train.seed=0", "train.weight_decay=0", "train.max_grad_norm=0")
+    assert (cfg.train.seed, cfg.train.weight_decay, cfg.train.max_grad_norm) == (0, 0.0, 0.0)
+    assert load("train.seed=4294967295").train.seed == 2 ** 32 - 1
+
+
+def test_an_empty_section_means_its_defaults(tmp_path):
+    cfg = load(path=write(tmp_path, "train:\ndistill:\n"))
+    assert cfg.train == type(cfg.train)() and cfg.distill == type(cfg.distill)()
+
+
+def test_unknown_key_is_reported_before_a_type_error():
+    msg = fails(r"unknown config key 'train\.bach_size'", "train.epochs=x", "train.bach_size=2")
+    assert "did you mean 'batch_size'?" in msg
+
+
+# --------------------------------------------------------------------------- the generated reference
+
+
+def test_configuration_reference_is_up_to_date():
+    from ernie_tiny_distill.config_reference import reference
+
+    committed = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert committed == reference(), "run: python -m ernie_tiny_distill.config_reference > docs/configuration.md"
+
+
+def test_every_key_has_type_default_and_meaning():
+    from ernie_tiny_distill.config_reference import rows
+
+    table = {key: (kind, default, meaning) for key, kind, default, meaning in rows()}
+    assert [key for key, (_, _, meaning) in table.items() if not meaning] == []
+    assert table["train.learning_rate"][:2] == ("float", "`5e-05`")
+    assert table["output_dir"][1] == "(required)" and table["model.student.layers"][0] == "list of int or null"
+    assert table["distill.attention_loss"][0] == "one of `kl`, `mse`"
+    # a comment block above the field and one at its end both count
+    assert table["distill.hidden_loss"][2].startswith("mse: TinyBERT's MSE")
+    assert table["model.long_document.pooling"][2] == "of the window logits"
+
+
+def test_field_comments_reads_blocks_and_end_of_line_comments():
+    from ernie_tiny_distill.config_reference import field_comments
+
+    source = "class A:\n    # first\n    # second\n    x: int = 1  # end\n\n    y: int = 2\n    z: str = 'a # b'\n"
+    assert field_comments(source) == {("A", "x"): "first second end", ("A", "y"): "", ("A", "z"): ""}

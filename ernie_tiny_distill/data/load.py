@@ -111,13 +111,8 @@ AUGMENT = "augment"
 def _augmented(cfg: DataConfig, task: str, train: list) -> list:
     """data.unlabeled=augment (NER): tag-preserving augmented copies of the training sentences as the transfer set,
     data.max_unlabeled_examples of them (default: as many as there are training sentences)."""
-    if task != "ner":
-        raise UserError("config key 'data.unlabeled' = 'augment' is for NER (tag-preserving mention and word "
-                        "replacement); for classification give unlabeled text (e.g. imdb_unsup or a text file)")
-    from ernie_tiny_distill.data.augment import augmented_transfer_set
-
     count = cfg.max_unlabeled_examples or len(train)
-    docs = augmented_transfer_set(train, count, seed=cfg.split_seed)
+    docs = tasks.task_class(task).augmented_transfer_set(train, count, seed=cfg.split_seed)
     logger.info("transfer set: %d augmented copies of training sentences (mention + label-wise word replacement)",
                 len(docs))
     return docs

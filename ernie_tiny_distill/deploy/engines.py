@@ -97,7 +97,7 @@ class OnnxEngine:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise UserError("backend 'onnx' needs onnxruntime", hint="pip install onnxruntime") from None
+            raise UserError("backend 'onnx' needs onnxruntime", hint="pip install 'ernie_tiny_distill[onnx]'") from None
         if not os.path.isfile(model_file):
             raise UserError(f"incomplete export directory: {os.path.basename(model_file)} is missing",
                             where=os.path.dirname(model_file),

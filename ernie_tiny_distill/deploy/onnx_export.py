@@ -28,7 +28,7 @@ def require_onnx_tools(for_what: str):
         import paddle2onnx  # noqa: F401
     except ImportError as e:
         raise UserError(f"{for_what} needs paddle2onnx and onnxruntime ({e})",
-                        hint="pip install paddle2onnx onnxruntime") from None
+                        hint="pip install 'ernie_tiny_distill[onnx]'") from None
 
 
 def export_onnx(export_dir: str, *, opset: int = 14) -> Dict:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
@@ -91,13 +92,15 @@ def run(config_path: str, overrides: Sequence[str], train: str, out: Optional[st
         grid: Sequence[float] = C_GRID, timing: bool = False) -> Dict:
     from ernie_tiny_distill.config import load_config
     from ernie_tiny_distill.data import load as data_lib
+    from ernie_tiny_distill.tasks.adapters import task_class
 
     if train not in ("subset", "all"):
         raise ValueError(f"train must be 'subset' or 'all', got {train!r}")
     extra = ["data.max_train_examples=null"] if train == "all" else []
     cfg = load_config(config_path, list(overrides) + extra)
-    if cfg.task != "classification":
-        raise ValueError("the TF-IDF baseline is for classification configs")
+    if not task_class(cfg.task).whole_text_labels:
+        raise UserError(f"the TF-IDF baseline scores whole texts: it is for classification configs, not task "
+                        f"{cfg.task!r}", where=config_path)
     started = time.time()
     splits = data_lib.load_splits(cfg.data, cfg.task)
     fit = fit_tfidf_lr([e.text for e in splits.train], [e.label for e in splits.train],

@@ -57,7 +57,9 @@ def read_onnx_bert(path: str) -> Tuple[dict, Dict[str, np.ndarray], dict]:
     The HF names let convert.hf_bert_to_ernie_state do the Paddle renaming, as for any BERT checkpoint.
     Raises UserError naming the file when the graph is not a BERT encoder.
     """
-    import onnx
+    from ernie_tiny_distill.util.extras import require
+
+    onnx = require("onnx", "onnx", "reading an ONNX model")
 
     path = str(path)
     if not os.path.isfile(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, TypedDict, Union
 
 import numpy as np
 import paddle
@@ -19,7 +19,26 @@ logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label of positions that take no loss (padding, special tokens, non-first sub-words)
 
-Feature = Dict[str, object]  # input_ids, token_type_ids, labels, (token_mask), index
+
+
+class Window(TypedDict):
+    input_ids: List[int]
+    token_type_ids: List[int]
+
+
+class Feature(TypedDict, total=False):
+    """One encoded example, as encode() makes it and batching, the trainer and the teacher cache read it."""
+
+    input_ids: List[int]  # [CLS] pieces [SEP]; with windows, their concatenation
+    token_type_ids: List[int]
+    labels: Union[int, List[int]]  # one label id per text, or one per position (IGNORE_INDEX: no loss there)
+    token_mask: List[int]  # tagging: 1 at each word's first piece
+    num_words: int  # tagging: words of the sentence (words cut by max_seq_length are predicted O)
+    first_positions: List[int]  # serving (tagging): the position of each word's first piece
+    windows: List[Window]  # a long text read as windows (model.long_document)
+    truncated: bool  # encode() bookkeeping: the text did not fit in max_seq_length
+    index: int  # position in the split (+ offset): keys teacher logits and caches
+
 POOLINGS = ("mean", "max")  # how window logits become one document's logits (model.long_document.pooling)
 # Tags are decoded by IOB2-constrained Viterbi (decoding.py) unless a caller asks for per-word argmax
 # (`--decoding argmax` in tools/evaluate.py, predict.py and serve.py): it beat argmax on CoNLL-2003 dev
@@ -38,6 +57,7 @@ class Task:
     model_class = ErnieModel
 
     supports_windows = False  # can read a long text as windows whose logits are pooled (model.long_document)
+    whole_text_labels = False  # one label per whole text: a bag-of-n-grams model (the TF-IDF teacher) can learn it
     decodings: Tuple[str, ...] = ()  # how its predictions can be decoded (tagging: decoding.DECODINGS); () = one way
 
     def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
@@ -99,6 +119,14 @@ class Task:
     def unlabeled_example(cls, text: str):
         """An unlabeled example (stage 1 corpus, transfer set) from one line of raw text."""
         return TextExample(text, None)
+
+    @classmethod
+    def augmented_transfer_set(cls, train: Sequence, count: int, seed: int) -> list:
+        """`count` label-preserving altered copies of training examples, a transfer set (data.unlabeled=augment)."""
+        from ernie_tiny_distill.errors import UserError
+
+        raise UserError("config key 'data.unlabeled' = 'augment' is for NER (tag-preserving mention and word "
+                        f"replacement); for {cls.name} give unlabeled text (e.g. imdb_unsup or a text file)")
 
     @classmethod
     def calibration_texts(cls, path: str) -> List[str]:
@@ -237,6 +265,7 @@ class ClassificationTask(Task):
     data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
     demo_prefix = "sentiment"
     supports_windows = True
+    whole_text_labels = True
     supports_wide = True  # stage 'wide': one logit row per text, so a bag-of-n-grams part can add to it
 
     @classmethod
@@ -405,6 +434,12 @@ class TaggingTask(Task):
     @classmethod
     def unlabeled_example(cls, text):
         return TaggedSentence(tokens=text.split())  # tagging models need words: split on whitespace
+
+    @classmethod
+    def augmented_transfer_set(cls, train, count, seed):
+        from ernie_tiny_distill.data.augment import augmented_transfer_set
+
+        return augmented_transfer_set(train, count, seed=seed)
 
     @classmethod
     def calibration_texts(cls, path):
