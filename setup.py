@@ -32,7 +32,7 @@ INSTALL_REQUIRES = [
 # Each extra serves the modules named beside it (tests/test_packaging.py checks every import against this).
 EXTRAS_REQUIRE = {
     # ernie-serve, deploy/service.py
-    "serve": ["fastapi>=0.110,<1", "starlette>=0.37,<2", "uvicorn>=0.29,<1"],
+    "serve": ["fastapi>=0.110,<1", "starlette>=0.37,<2", "uvicorn>=0.29,<1", "httpx>=0.27,<1"],  # httpx: the load test
     # export --onnx / --int8, backend 'onnx', ONNX students (deploy/onnx_export, quantize, engines, latency;
     # models/convert_onnx); ONNX Runtime's quantization needs ml_dtypes
     "onnx": ["paddle2onnx>=2.0,<3", "onnx>=1.16,<2", "onnxruntime>=1.20,<2", "ml_dtypes>=0.5,<1"],

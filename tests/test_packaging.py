@@ -18,10 +18,11 @@ FOLDERS = ("ernie_tiny_distill", "tools", "benchmarks")
 # Which files each extra serves: an import of a distribution that is not in install_requires must come from one
 # of these files, and its distribution must be in that extra.
 OWNERS = {
-    "serve": {"ernie_tiny_distill/deploy/service.py", "ernie_tiny_distill/commands/serve.py"},
+    "serve": {"ernie_tiny_distill/deploy/service.py", "ernie_tiny_distill/commands/serve.py",
+              "ernie_tiny_distill/deploy/load_test.py"},
     "onnx": {"ernie_tiny_distill/deploy/onnx_export.py", "ernie_tiny_distill/deploy/quantize.py",
              "ernie_tiny_distill/deploy/engines.py", "ernie_tiny_distill/deploy/latency.py",
-             "ernie_tiny_distill/models/convert_onnx.py"},
+             "ernie_tiny_distill/models/convert_onnx.py", "ernie_tiny_distill/models/onnx_graph.py"},
     "vdl": {"ernie_tiny_distill/train/trainer.py"},
     "bench": {"benchmarks/plot.py"},
     "minilm": {"ernie_tiny_distill/models/locate.py", "tools/convert_checkpoint.py"},
