@@ -33,18 +33,30 @@ def _choices(*values: str) -> Dict[str, Any]:
 class DataConfig:
     """Where the examples come from. `format` picks the reader; paths are read, never copied."""
 
-    format: str = field(default="demo", metadata=_choices("demo", "imdb", "conll", "msra", "csv", "tsv", "jsonl"))
+    # label_text: one example per line, the label first and the text after the first run of whitespace
+    # (TREC's `NUM:dist How far is ...`).
+    format: str = field(default="demo", metadata=_choices("demo", "imdb", "conll", "msra", "csv", "tsv", "jsonl",
+                                                          "label_text"))
     # imdb: aclImdb_v1.tar.gz or its extracted folder (null = PaddleNLP download);
-    # conll/msra: a folder with train.txt, dev.txt|valid.txt, test.txt; demo: where to write the demo data.
+    # conll/msra: a folder with train.txt, dev.txt|valid.txt, test.txt (or give the files below);
+    # demo: an empty or demo-data folder to write the demo data to (default <cache_dir>/demo_data).
     path: Optional[str] = None
     train_file: Optional[str] = None
-    dev_file: Optional[str] = None
+    dev_file: Optional[str] = None  # null: dev_size of train is held out (stratified by label, seeded)
     test_file: Optional[str] = None
-    # csv/tsv/jsonl: a column name, or (csv/tsv) a 0-based column position; text_column may list several,
-    # joined with a space (e.g. title and description). header: false = the file has no header row (positions).
+    # The text encoding of every data file (a Python codec name: utf-8, latin-1, cp1252, ...).
+    encoding: str = "utf-8"
+    # csv/tsv/jsonl: a column name, or (csv/tsv, with or without a header row) a 0-based column position;
+    # text_column may list several, joined with a space (e.g. title and description). header: false = the
+    # file has no header row (positions only). dev/test_text_column: the dev/test files' own text column
+    # (null = text_column).
     text_column: Any = field(default="text", metadata={"parse": "columns"})
+    dev_text_column: Any = field(default=None, metadata={"parse": "optional_columns"})
+    test_text_column: Any = field(default=None, metadata={"parse": "optional_columns"})
     label_column: Any = field(default="label", metadata={"parse": "column"})
     header: bool = True
+    # Keep only the part of each label before this separator: ":" turns TREC's `NUM:dist` into `NUM`.
+    label_separator: Optional[str] = None
     # Class names for label ids in the file: a text file with one name per line (the first line names id
     # `first_label_id`), a list of names (the same), or a mapping {id: name}. null = the labels as written.
     label_names: Any = field(default=None, metadata={"parse": "label_names"})
@@ -52,16 +64,26 @@ class DataConfig:
     # Data sets without a dev split (IMDB) get one carved from train: a count (>= 1) or a fraction (< 1).
     dev_size: float = 0.1
     split_seed: int = 0
+    # max_*_examples keep a seeded random subset (subset: random) or the first N examples (subset: first).
     max_train_examples: Optional[int] = None
     max_dev_examples: Optional[int] = None
     max_test_examples: Optional[int] = None  # 0 = do not read the test split (dev-only runs)
-    # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2.
-    # "imdb_unsup" (the 50k train/unsup reviews), "demo", or a text file with one document per line.
+    subset: str = field(default="random", metadata=_choices("random", "first"))
+    # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2. "imdb_unsup" (the 50k train/unsup
+    # reviews), "demo" (with format demo only), "augment" (stage task: augmented copies of the training
+    # examples), a text file with one document per line, or a .csv/.tsv/.jsonl file whose unlabeled_column
+    # holds the text. unlabeled_rows: [first, end) 0-based rows (records) of that file, end null = to the end.
     unlabeled: Optional[str] = None
-    max_unlabeled_examples: Optional[int] = None
+    unlabeled_column: Any = field(default=None, metadata={"parse": "column"})
+    unlabeled_rows: Any = field(default=None, metadata={"parse": "rows"})
+    max_unlabeled_examples: Optional[int] = None  # augment: the number of copies (default: one per example)
+    # augment, classification: replace words by their nearest neighbours in this model's word-embedding table
+    # ('minilm', a model or run directory); null = by words of about the same frequency in the training set.
+    augment_embeddings: Optional[str] = None
     iob_repair: str = field(default="convert", metadata=_choices("convert", "reject"))
     unknown_eval_labels: str = field(default="error", metadata=_choices("error", "map_to_o"))
-    encoding_errors: str = field(default="replace", metadata=_choices("replace", "strict"))
+    # strict: bytes that are not valid in `encoding` are an error naming the file and line; replace: U+FFFD.
+    encoding_errors: str = field(default="strict", metadata=_choices("replace", "strict"))
     skip_empty: bool = False
     cache_dir: Optional[str] = None
 
@@ -383,7 +405,21 @@ def _teachers(value: Any, key: str) -> Any:
     return out
 
 
+def _rows(value: Any, key: str) -> Any:
+    """data.unlabeled_rows: null or [first, end) with 0 <= first < end (end null = to the end of the file)."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in value) \
+        and value[0] is not None and (value[1] is None or value[1] > value[0])
+    if not ok:
+        raise UserError(f"config key {key!r} must be [first, end]: 0-based rows, first included, end excluded "
+                        f"(end > first, or null = to the end of the file), got {value!r}")
+    return list(value)
+
+
 _PARSERS = {"column": lambda v, key: None if v is None else _column(v, key), "columns": _columns,
+            "optional_columns": lambda v, key: None if v is None else _columns(v, key), "rows": _rows,
             "label_names": _label_names, "teachers": _teachers}
 
 
@@ -446,9 +482,57 @@ def _coerce(value: Any, hint, key: str, choices: Optional[Sequence[str]]):
 # ---------------------------------------------------------------- semantic checks
 
 
+TABLE_FORMATS = ("csv", "tsv", "jsonl")
+
+
+def validate_data(data: DataConfig, stage: str) -> None:
+    """The data section's consistency: the settings that would otherwise read other data than the user meant."""
+    import codecs
+
+    try:
+        codecs.lookup(data.encoding)
+    except LookupError:
+        raise UserError(f"config key 'data.encoding' is {data.encoding!r}, which is not a text encoding Python knows",
+                        hint="e.g. utf-8, latin-1, cp1252, utf-16") from None
+    if data.label_separator is not None and not data.label_separator:
+        raise UserError("config key 'data.label_separator' must be a non-empty string (e.g. ':') or null")
+    if data.format == "demo":
+        for key in ("train_file", "dev_file", "test_file"):
+            if getattr(data, key):
+                raise UserError(f"config key 'data.{key}' is set but data.format is 'demo', which reads the "
+                                "generated demo data and would ignore it",
+                                hint="set data.format to the file's format (csv, tsv, jsonl, label_text, conll, msra)")
+        if data.path:
+            from ernie_tiny_distill.data.demo import demo_folder_problem
+
+            problem = demo_folder_problem(data.path)
+            if problem:
+                raise UserError(f"config key 'data.path' = {data.path!r} {problem}, but data.format is 'demo', "
+                                "which writes and reads the generated demo data there",
+                                hint="set data.format to your data's format (conll, csv, imdb, ...), or data.path "
+                                     "to an empty folder for the demo data")
+    if data.unlabeled == "demo" and data.format != "demo":
+        raise UserError(f"config key 'data.unlabeled' is 'demo' (the generated demo text) but data.format is "
+                        f"{data.format!r}: the transfer set would not come from your data",
+                        hint="set data.unlabeled to a file of your own unlabeled text, or 'augment' (stage task)")
+    if data.unlabeled == "augment" and stage == "general":
+        raise UserError("config key 'data.unlabeled' = 'augment' builds a transfer set from the training data; "
+                        "it is for stage 'task' (stage 'general' needs real unlabeled text)")
+    for key in ("unlabeled_column", "unlabeled_rows"):
+        if getattr(data, key) is not None and data.unlabeled in (None, "demo", "augment", "imdb_unsup"):
+            raise UserError(f"config key 'data.{key}' applies to an unlabeled file given as data.unlabeled, "
+                            f"which is {data.unlabeled!r}", hint=f"set data.unlabeled to that file or data.{key} "
+                                                                "to null")
+    for key in ("dev_text_column", "test_text_column"):
+        if getattr(data, key) is not None and data.format not in TABLE_FORMATS:
+            raise UserError(f"config key 'data.{key}' applies to formats {', '.join(TABLE_FORMATS)}, but "
+                            f"data.format is {data.format!r}", hint=f"set data.{key} to null")
+
+
 def validate(cfg: Config) -> None:
     """Range and consistency checks that types alone cannot express."""
     d, t, m = cfg.distill, cfg.train, cfg.model
+    validate_data(cfg.data, cfg.stage)
     if d.temperature <= 0:
         raise UserError(f"config key 'distill.temperature' must be > 0, got {d.temperature}")
     if d.teacher_max_seq_length is not None and d.teacher_max_seq_length < 3:

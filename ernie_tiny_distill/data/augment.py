@@ -1,5 +1,6 @@
-"""Tag-preserving augmentation of NER sentences (Dai & Adel 2020, "An Analysis of Simple Data Augmentation for
-Named Entity Recognition"): mention replacement and label-wise token replacement, drawn from the training set.
+"""Augmented transfer sets. NER: tag-preserving augmentation (Dai & Adel 2020, "An Analysis of Simple Data
+Augmentation for Named Entity Recognition"): mention replacement and label-wise token replacement, drawn from the
+training set; classification: augment_text.py.
 
 Used as a transfer set: the teacher labels the augmented sentences (soft labels, KD term only), so a tag the
 augmentation gets semantically wrong ("Paris" where a person was) costs nothing but the teacher's opinion of it.
@@ -70,3 +71,13 @@ def augmented_transfer_set(train: Sequence[TaggedSentence], count: int, seed: in
         for i in order[: count - len(out)]:
             out.append(TaggedSentence(augmenter.augment(labeled[i], rng).tokens))
     return out
+
+
+def augmented_copies(train: Sequence, count: int, seed: int, embeddings=None) -> Tuple[list, str]:
+    """The transfer set data.unlabeled=augment builds, for tagged sentences or texts, and how it was made."""
+    if train and isinstance(train[0], TaggedSentence):
+        return augmented_transfer_set(train, count, seed), "mention and label-wise word replacement"
+    from ernie_tiny_distill.data.augment_text import augmented_texts
+
+    how = "teacher word-embedding neighbours" if embeddings is not None else "same-frequency-band words"
+    return augmented_texts(train, count, seed, embeddings), f"word replacement by {how}, span deletion, word swaps"

@@ -217,7 +217,7 @@ class ClassificationTask(Task):
     greater_is_better = True
     model_class = ErnieForSequenceClassification
 
-    data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
+    data_formats = ("demo", "imdb", "csv", "tsv", "jsonl", "label_text")
     demo_prefix = "sentiment"
     supports_windows = True
     supports_wide = True  # stage 'wide': one logit row per text, so a bag-of-n-grams part can add to it
