@@ -523,6 +523,9 @@ def validate_data(data: DataConfig, stage: str) -> None:
             raise UserError(f"config key 'data.{key}' applies to an unlabeled file given as data.unlabeled, "
                             f"which is {data.unlabeled!r}", hint=f"set data.unlabeled to that file or data.{key} "
                                                                 "to null")
+    if data.label_separator is not None and data.format not in TABLE_FORMATS + ("label_text",):
+        raise UserError(f"config key 'data.label_separator' applies to formats {', '.join(TABLE_FORMATS)}, "
+                        f"label_text, but data.format is {data.format!r}", hint="set data.label_separator to null")
     for key in ("dev_text_column", "test_text_column"):
         if getattr(data, key) is not None and data.format not in TABLE_FORMATS:
             raise UserError(f"config key 'data.{key}' applies to formats {', '.join(TABLE_FORMATS)}, but "

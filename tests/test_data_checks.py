@@ -98,6 +98,15 @@ def test_demo_transfer_set_with_other_data_is_an_error(tmp_path):
         cfg(tmp_path, stage="task", format="csv", train_file="t.csv", unlabeled="demo")
 
 
+def test_options_of_other_formats_are_errors_not_ignored(tmp_path):
+    with pytest.raises(UserError, match="config key 'data.label_separator' applies to formats csv, tsv, jsonl, "
+                                        "label_text, but data.format is 'conll'"):
+        cfg(tmp_path, "ner", format="conll", train_file="t.txt", label_separator=":")
+    with pytest.raises(UserError, match="config key 'data.dev_text_column' applies to formats csv, tsv, jsonl, but "
+                                        "data.format is 'label_text'"):
+        cfg(tmp_path, format="label_text", train_file="t.txt", dev_text_column="content")
+
+
 def test_training_set_with_one_class_is_an_error(tmp_path):
     train = labeled_csv(tmp_path, {"pos": 5})
     with pytest.raises(UserError, match=re.escape(f"the training examples in {train} have one label only (pos)")):
