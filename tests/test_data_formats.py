@@ -55,8 +55,8 @@ def test_latin1_file_read_as_utf8_is_an_error_naming_file_line_and_data_encoding
     with pytest.raises(UserError) as err:
         load_splits(data, "classification")
     first_line = str(err.value).splitlines()[0]
-    assert first_line == (f"{train}:2: not valid UTF-8: byte 0xe9 at byte offset 22 (invalid continuation byte) in line "
-                          "'B:y a sister\ufffdcity'")
+    assert first_line == (f"{train}:2: not valid UTF-8: byte 0xe9 at byte offset 22 (invalid continuation byte) "
+                          "in line 'B:y a sister\ufffdcity'")
     assert "data.encoding=latin-1" in str(err.value)
     splits = load_splits(cfg(tmp_path, format="label_text", train_file=train, dev_file=train,
                              encoding="latin-1").data, "classification")
@@ -91,8 +91,9 @@ def test_encoding_reaches_every_reader(tmp_path):
 
 def test_word_tag_files_read_as_conll_from_explicit_train_and_test_files(tmp_path):
     # MIT Restaurant's layout: `word TAG`, no POS columns, blank lines between sentences, no dev file
-    train = write(tmp_path / "mit_train.txt", "".join(
-        f"cheap B-Price\n{w} B-Cuisine\nfood O\nfive B-Rating\nstar I-Rating\n\n" for w in ["thai", "greek", "indian", "korean", "cuban"]) * 4)
+    sentences = [f"cheap B-Price\n{w} B-Cuisine\nfood O\nfive B-Rating\nstar I-Rating\n\n"
+                 for w in ["thai", "greek", "indian", "korean", "cuban"]]
+    train = write(tmp_path / "mit_train.txt", "".join(sentences) * 4)
     test = write(tmp_path / "mit_test.txt", "a O\nfour B-Rating\nstar I-Rating\nplace O\n")
     splits = load_splits(cfg(tmp_path, "ner", format="conll", train_file=train, test_file=test).data, "ner")
     assert (len(splits.train), len(splits.dev), len(splits.test)) == (18, 2, 1)
