@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ernie_tiny_distill.config import DataConfig
 from ernie_tiny_distill.data import readers
@@ -142,7 +142,7 @@ def _augmented(cfg: DataConfig, train: list) -> list:
     return docs
 
 
-def _unlabeled_file(cfg: DataConfig, path: str) -> list:
+def _unlabeled_file(cfg: DataConfig, path: str) -> Tuple[list, str]:
     """A text file (one document per line) or a CSV/TSV/JSONL file's text column, cut to data.unlabeled_rows."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix in (".csv", ".tsv", ".jsonl", ".json"):
