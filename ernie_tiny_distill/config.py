@@ -28,18 +28,30 @@ def _choices(*values: str) -> Dict[str, Any]:
 class DataConfig:
     """Where the examples come from. `format` picks the reader; paths are read, never copied."""
 
-    format: str = field(default="demo", metadata=_choices("demo", "imdb", "conll", "msra", "csv", "tsv", "jsonl"))
+    # label_text: one example per line, the label first and the text after the first run of whitespace
+    # (TREC's `NUM:dist How far is ...`).
+    format: str = field(default="demo", metadata=_choices("demo", "imdb", "conll", "msra", "csv", "tsv", "jsonl",
+                                                          "label_text"))
     # imdb: aclImdb_v1.tar.gz or its extracted folder (null = PaddleNLP download);
-    # conll/msra: a folder with train.txt, dev.txt|valid.txt, test.txt; demo: where to write the demo data.
+    # conll/msra: a folder with train.txt, dev.txt|valid.txt, test.txt (or give the files below);
+    # demo: an empty or demo-data folder to write the demo data to (default <cache_dir>/demo_data).
     path: Optional[str] = None
     train_file: Optional[str] = None
-    dev_file: Optional[str] = None
+    dev_file: Optional[str] = None  # null: dev_size of train is held out (stratified by label, seeded)
     test_file: Optional[str] = None
-    # csv/tsv/jsonl: a column name, or (csv/tsv) a 0-based column position; text_column may list several,
-    # joined with a space (e.g. title and description). header: false = the file has no header row (positions).
+    # The text encoding of every data file (a Python codec name: utf-8, latin-1, cp1252, ...).
+    encoding: str = "utf-8"
+    # csv/tsv/jsonl: a column name, or (csv/tsv, with or without a header row) a 0-based column position;
+    # text_column may list several, joined with a space (e.g. title and description). header: false = the
+    # file has no header row (positions only). dev/test_text_column: the dev/test files' own text column
+    # (null = text_column).
     text_column: Any = field(default="text", metadata={"parse": "columns"})
+    dev_text_column: Any = field(default=None, metadata={"parse": "optional_columns"})
+    test_text_column: Any = field(default=None, metadata={"parse": "optional_columns"})
     label_column: Any = field(default="label", metadata={"parse": "column"})
     header: bool = True
+    # Keep only the part of each label before this separator: ":" turns TREC's `NUM:dist` into `NUM`.
+    label_separator: Optional[str] = None
     # Class names for label ids in the file: a text file with one name per line (the first line names id
     # `first_label_id`), a list of names (the same), or a mapping {id: name}. null = the labels as written.
     label_names: Any = field(default=None, metadata={"parse": "label_names"})
@@ -47,16 +59,26 @@ class DataConfig:
     # Data sets without a dev split (IMDB) get one carved from train: a count (>= 1) or a fraction (< 1).
     dev_size: float = 0.1
     split_seed: int = 0
+    # max_*_examples keep a seeded random subset (subset: random) or the first N examples (subset: first).
     max_train_examples: Optional[int] = None
     max_dev_examples: Optional[int] = None
     max_test_examples: Optional[int] = None  # 0 = do not read the test split (dev-only runs)
-    # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2.
-    # "imdb_unsup" (the 50k train/unsup reviews), "demo", or a text file with one document per line.
+    subset: str = field(default="random", metadata=_choices("random", "first"))
+    # Unlabeled text: the stage-1 corpus, and the transfer set in stage 2. "imdb_unsup" (the 50k train/unsup
+    # reviews), "demo" (with format demo only), "augment" (stage task: augmented copies of the training
+    # examples), a text file with one document per line, or a .csv/.tsv/.jsonl file whose unlabeled_column
+    # holds the text. unlabeled_rows: [first, end) 0-based rows (records) of that file, end null = to the end.
     unlabeled: Optional[str] = None
-    max_unlabeled_examples: Optional[int] = None
+    unlabeled_column: Any = field(default=None, metadata={"parse": "column"})
+    unlabeled_rows: Any = field(default=None, metadata={"parse": "rows"})
+    max_unlabeled_examples: Optional[int] = None  # augment: the number of copies (default: one per example)
+    # augment, classification: replace words by their nearest neighbours in this model's word-embedding table
+    # ('minilm', a model or run directory); null = by words of about the same frequency in the training set.
+    augment_embeddings: Optional[str] = None
     iob_repair: str = field(default="convert", metadata=_choices("convert", "reject"))
     unknown_eval_labels: str = field(default="error", metadata=_choices("error", "map_to_o"))
-    encoding_errors: str = field(default="replace", metadata=_choices("replace", "strict"))
+    # strict: bytes that are not valid in `encoding` are an error naming the file and line; replace: U+FFFD.
+    encoding_errors: str = field(default="strict", metadata=_choices("replace", "strict"))
     skip_empty: bool = False
     cache_dir: Optional[str] = None
 

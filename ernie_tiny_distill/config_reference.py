@@ -18,6 +18,11 @@ from ernie_tiny_distill.config_schema import type_name
 
 # Keys whose field has no comment in config.py; a key with neither is reported by tests/test_config.py.
 MEANINGS = {
+    "data.dev_text_column": "the dev file's own text column (null = data.text_column)",
+    "data.test_text_column": "the test file's own text column (null = data.text_column)",
+    "data.subset": "which examples max_*_examples keeps: a seeded random subset (random) or the first N (first)",
+    "data.unlabeled_column": "the column of a .csv/.tsv/.jsonl data.unlabeled file that holds the text",
+    "data.unlabeled_rows": "[first, end): 0-based rows of the data.unlabeled file to read (end null = to its end)",
     "task": "what the model predicts: one label per text, or one tag per word (named entities)",
     "stage": "what this run trains: the teacher, a stage-1 (general) student, a stage-2 (task) student, or a "
              "wide part beside a task student",

@@ -89,7 +89,21 @@ def _teachers(value: Any, key: str) -> Any:
     return [_teacher_entry(entry, f"{key}[{i}]") for i, entry in enumerate(value)]
 
 
+def _rows(value: Any, key: str) -> Any:
+    """data.unlabeled_rows: null or [first, end) with 0 <= first < end (end null = to the end of the file)."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in value) \
+        and value[0] is not None and (value[1] is None or value[1] > value[0])
+    if not ok:
+        raise UserError(f"config key {key!r} must be [first, end]: 0-based rows, first included, end excluded "
+                        f"(end > first, or null = to the end of the file), got {value!r}")
+    return list(value)
+
+
 PARSERS = {"column": lambda v, key: None if v is None else _column(v, key), "columns": _columns,
+           "optional_columns": lambda v, key: None if v is None else _columns(v, key), "rows": _rows,
            "label_names": _label_names, "teachers": _teachers}
 
 
@@ -315,5 +329,8 @@ RULES = (check_ranges, lambda cfg: check_output_dir(cfg.output_dir), check_long_
 
 def validate(cfg) -> None:
     """Range and consistency checks that types alone cannot express; the first failing rule raises."""
+    from ernie_tiny_distill.data.checks import validate_data  # the data layer's own rules
+
     for rule in RULES:
         rule(cfg)
+    validate_data(cfg.data, cfg.stage)

@@ -7,7 +7,6 @@ from ernie_tiny_distill.config import DataConfig
 from ernie_tiny_distill.data.augment import Augmenter, augmented_transfer_set, mentions
 from ernie_tiny_distill.data.examples import TaggedSentence
 from ernie_tiny_distill.data.load import _augmented
-from ernie_tiny_distill.errors import UserError
 
 TRAIN = [
     TaggedSentence("John Smith lives in New York .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]),
@@ -69,9 +68,8 @@ def test_transfer_set_has_the_requested_size_no_tags_and_is_seeded():
     assert [s.tokens for s in first] != [s.tokens for s in augmented_transfer_set(TRAIN, 12, seed=4)]
 
 
-def test_data_unlabeled_augment_is_for_ner_only():
+def test_data_unlabeled_augment_gives_max_unlabeled_examples_sentences():
     cfg = DataConfig(unlabeled="augment", max_unlabeled_examples=7)
     assert len(_augmented(cfg, "ner", TRAIN)) == 7
     assert len(_augmented(DataConfig(unlabeled="augment"), "ner", TRAIN)) == len(TRAIN)
-    with pytest.raises(UserError, match="'augment' is for NER"):
-        _augmented(cfg, "classification", [])
+    assert all(isinstance(s, TaggedSentence) and s.tags is None for s in _augmented(cfg, "ner", TRAIN))

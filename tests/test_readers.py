@@ -6,7 +6,6 @@ import os
 import re
 import sys
 import tarfile
-import time
 import types
 from collections import Counter
 from pathlib import Path
@@ -479,11 +478,9 @@ def test_real_conll2003_valid():
 @pytest.mark.slow  # one pass over the 56 MB tarball: ~5-6 s on a shared 2-core machine
 @needs_shared
 def test_real_imdb_test_counts():
-    start = time.perf_counter()
     test = read_imdb(str(SHARED / "aclImdb_v1.tar.gz"), "test")
     assert Counter(e.label for e in test) == {"neg": 12500, "pos": 12499}
     assert not any("<br" in e.text for e in test[:500])
-    assert time.perf_counter() - start < 60
 
 
 # ------------------------------------------------------------------ damaged or incomplete IMDB archives (issue 11 #4)

@@ -1,5 +1,6 @@
-"""Tag-preserving augmentation of NER sentences (Dai & Adel 2020, "An Analysis of Simple Data Augmentation for
-Named Entity Recognition"): mention replacement and label-wise token replacement, drawn from the training set.
+"""Augmented transfer sets. NER: tag-preserving augmentation (Dai & Adel 2020, "An Analysis of Simple Data
+Augmentation for Named Entity Recognition"): mention replacement and label-wise token replacement, drawn from the
+training set; classification: augment_text.py.
 
 Used as a transfer set: the teacher labels the augmented sentences (soft labels, KD term only), so a tag the
 augmentation gets semantically wrong ("Paris" where a person was) costs nothing but the teacher's opinion of it.

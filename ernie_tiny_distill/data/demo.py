@@ -28,6 +28,7 @@ _FILES: Dict[str, str] = {
     "ner_unlabeled": "ner/unlabeled.txt",
 }
 _MANIFEST = "manifest.json"
+_DEMO_ENTRIES = {_MANIFEST} | {rel.split("/")[0] for rel in _FILES.values()}
 
 
 
@@ -35,6 +36,19 @@ def _rng(seed: int, task: str, split: str) -> random.Random:
     # String seeds are hashed with SHA-512 by `random`, so this is stable across runs and
     # independent of PYTHONHASHSEED; each split gets its own stream.
     return random.Random(f"ernie_tiny_distill-demo-v{DEMO_DATA_VERSION}:{seed}:{task}:{split}")
+
+
+def demo_folder_problem(path: str) -> Optional[str]:
+    """Why `path` cannot hold the demo data (it is a file, or a folder with other files), or None."""
+    if not os.path.exists(path):
+        return None
+    if not os.path.isdir(path):
+        return "is a file"
+    others = sorted(name for name in os.listdir(path) if name not in _DEMO_ENTRIES and not name.startswith("."))
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        return f"holds other files ({shown})"
+    return None
 
 
 def write_demo_data(out_dir: str, seed: int = 0, n_train: int = 400, n_dev: int = 100,

@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ernie_tiny_distill.config import DataConfig
 from ernie_tiny_distill.data import readers
-from ernie_tiny_distill.data.examples import TaggedSentence
+from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks import adapters as tasks
 
@@ -65,8 +65,9 @@ def _tagging_files(cfg: DataConfig):
 
 def _read_tagged(cfg: DataConfig, path: str) -> List[TaggedSentence]:
     if cfg.format == "msra":
-        return readers.read_msra(path, encoding_errors=cfg.encoding_errors)
-    return readers.read_conll(path, iob_repair=cfg.iob_repair, encoding_errors=cfg.encoding_errors)
+        return readers.read_msra(path, encoding_errors=cfg.encoding_errors, encoding=cfg.encoding)
+    return readers.read_conll(path, iob_repair=cfg.iob_repair, encoding_errors=cfg.encoding_errors,
+                              encoding=cfg.encoding)
 
 
 def _read_labeled(cfg: DataConfig, task: str):
@@ -89,33 +90,80 @@ def _read_labeled(cfg: DataConfig, task: str):
     if cfg.format in ("conll", "msra"):
         train, dev, test = _tagging_files(cfg)
         return _read_tagged(cfg, train), dev and _read_tagged(cfg, dev), test and _read_tagged(cfg, test)
-    # csv / tsv / jsonl classification files
+    # csv / tsv / jsonl / label_text classification files
     if not cfg.train_file:
-        raise UserError(f"data.format {cfg.format!r} needs data.train_file (and optionally dev_file, test_file)")
-
+        raise UserError(f"data.format {cfg.format!r} needs data.train_file (and optionally dev_file, test_file)",
+                        where="config key 'data.train_file'")
     label_names = readers.read_label_names(cfg.label_names, cfg.first_label_id)
 
-    def read(path):
-        return readers.read_classification_file(
-            path, text_column=cfg.text_column, label_column=cfg.label_column, file_format=cfg.format,
-            encoding_errors=cfg.encoding_errors, skip_empty=cfg.skip_empty, header=cfg.header,
-            label_names=label_names,
-        )
+    def read(path, text_column):
+        if cfg.format == "label_text":
+            examples = readers.read_label_text(path, encoding=cfg.encoding, encoding_errors=cfg.encoding_errors,
+                                               skip_empty=cfg.skip_empty)
+        else:
+            examples = readers.read_classification_file(
+                path, text_column=text_column, label_column=cfg.label_column, file_format=cfg.format,
+                encoding_errors=cfg.encoding_errors, skip_empty=cfg.skip_empty, header=cfg.header,
+                label_names=label_names, encoding=cfg.encoding,
+            )
+        return _coarse_labels(examples, cfg.label_separator)
 
-    return read(cfg.train_file), cfg.dev_file and read(cfg.dev_file), cfg.test_file and read(cfg.test_file)
+    dev_column = cfg.text_column if cfg.dev_text_column is None else cfg.dev_text_column
+    test_column = cfg.text_column if cfg.test_text_column is None else cfg.test_text_column
+    return (read(cfg.train_file, cfg.text_column), cfg.dev_file and read(cfg.dev_file, dev_column),
+            cfg.test_file and read(cfg.test_file, test_column))
+
+
+def _coarse_labels(examples: list, separator: Optional[str]) -> list:
+    """data.label_separator: each label cut at the separator's first occurrence (TREC `NUM:dist` -> `NUM`)."""
+    if not separator:
+        return examples
+    return [TextExample(ex.text, ex.label.split(separator, 1)[0]) for ex in examples]
 
 
 AUGMENT = "augment"
 
 
 def _augmented(cfg: DataConfig, task: str, train: list) -> list:
-    """data.unlabeled=augment (NER): tag-preserving augmented copies of the training sentences as the transfer set,
-    data.max_unlabeled_examples of them (default: as many as there are training sentences)."""
+    """data.unlabeled=augment: unlabeled augmented copies of the training examples as the transfer set,
+    data.max_unlabeled_examples of them (default: as many as there are training examples)."""
+    embeddings = None
+    if cfg.augment_embeddings:
+        from ernie_tiny_distill.data.augment_text import model_word_table
+        from ernie_tiny_distill.models.locate import resolve
+
+        embeddings = model_word_table(resolve(cfg.augment_embeddings))
     count = cfg.max_unlabeled_examples or len(train)
-    docs = tasks.task_class(task).augmented_transfer_set(train, count, seed=cfg.split_seed)
-    logger.info("transfer set: %d augmented copies of training sentences (mention + label-wise word replacement)",
-                len(docs))
+    docs, how = tasks.task_class(task).augmented_transfer_set(train, count, seed=cfg.split_seed, embeddings=embeddings)
+    logger.info("transfer set: %d augmented copies of the %d training examples (%s; seed %d)",
+                len(docs), len(train), how, cfg.split_seed)
     return docs
+
+
+def _unlabeled_file(cfg: DataConfig, path: str) -> Tuple[list, str]:
+    """A text file (one document per line) or a CSV/TSV/JSONL file's text column, cut to data.unlabeled_rows."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".csv", ".tsv", ".jsonl", ".json"):
+        column = cfg.text_column if cfg.unlabeled_column is None else cfg.unlabeled_column
+        docs = readers.read_classification_file(
+            path, text_column=column, label_column=None, encoding_errors=cfg.encoding_errors,
+            skip_empty=cfg.skip_empty, header=cfg.header, encoding=cfg.encoding)
+        what = f"column {column!r} of {path}"
+    else:
+        if cfg.unlabeled_column is not None:
+            raise UserError(f"config key 'data.unlabeled_column' is set but {path} is a plain text file (one "
+                            "document per line, no columns)",
+                            hint="set data.unlabeled_column to null, or give a .csv/.tsv/.jsonl file")
+        docs = readers.read_plain_text(path, encoding_errors=cfg.encoding_errors, encoding=cfg.encoding)
+        what = path
+    if cfg.unlabeled_rows is not None:
+        first, end = cfg.unlabeled_rows
+        if first >= len(docs):
+            raise UserError(f"config key 'data.unlabeled_rows' starts at row {first} but {what} has {len(docs)} "
+                            "rows (0-based, header not counted)")
+        docs = docs[first:end]
+        what += f" rows {first} to {first + len(docs) - 1}"
+    return docs, what
 
 
 def read_unlabeled(cfg: DataConfig, task: str) -> list:
@@ -128,36 +176,47 @@ def read_unlabeled(cfg: DataConfig, task: str) -> list:
                         "it is for stage 'task' (stage 'general' needs real unlabeled text)")
     if spec == "imdb_unsup":
         docs = readers.read_imdb(cfg.path, "unsup", limit=cfg.max_unlabeled_examples, cache_dir=cfg.cache_dir)
+        what = f"IMDB train/unsup reviews ({cfg.path or 'PaddleNLP download'})"
     elif spec == "demo":
         from ernie_tiny_distill.data.demo import write_demo_data
 
         paths = write_demo_data(_demo_dir(cfg))
-        docs = readers.read_plain_text(paths[f"{tasks.task_class(task).demo_prefix}_unlabeled"])
+        what = paths[f"{tasks.task_class(task).demo_prefix}_unlabeled"]
+        docs = readers.read_plain_text(what)
+        what = f"demo text {what}"
     elif os.path.isfile(spec):
-        docs = readers.read_plain_text(spec, encoding_errors=cfg.encoding_errors)
+        docs, what = _unlabeled_file(cfg, spec)
     else:
         raise UserError(
-            f"config key 'data.unlabeled' = {spec!r} is neither 'imdb_unsup', 'demo' nor an existing text file "
-            "(one document per line)"
+            f"config key 'data.unlabeled' = {spec!r} is neither 'imdb_unsup', 'demo', 'augment' nor an existing "
+            "file (text with one document per line, or .csv/.tsv/.jsonl with data.unlabeled_column)"
         )
+    total = len(docs)
     docs = _limit(docs, cfg.max_unlabeled_examples)
+    logger.info("unlabeled text: %d document(s) from %s%s", len(docs), what,
+                f" (the first {len(docs)} of {total}: data.max_unlabeled_examples)" if len(docs) < total else "")
     return [tasks.task_class(task).unlabeled_example(d.text) for d in docs]
 
 
 def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> DataSplits:
     train, dev, test = _read_labeled(cfg, task)
     if dev is None:
+        total = len(train)
         train, dev = readers.split_train_dev(train, cfg.dev_size if cfg.dev_size < 1 else int(cfg.dev_size),
                                              seed=cfg.split_seed)
-        logger.info("no dev split: %d training examples held out as dev (seed %d)", len(dev), cfg.split_seed)
-    # subsets are seeded random samples: files sorted by label (IMDB) would otherwise give one-class subsets
-    train = _random_subset(train, cfg.max_train_examples, cfg.split_seed)
-    dev = _random_subset(dev, cfg.max_dev_examples, cfg.split_seed)
-    test = _random_subset(test or [], cfg.max_test_examples, cfg.split_seed)
+        how = "stratified by label" if readers.is_stratified(dev) else "at random"
+        logger.info("no dev file: %d of the %d training examples%s held out as dev (%s, data.dev_size %s, "
+                    "seed %d)", len(dev), total, _train_source(cfg), how, cfg.dev_size, cfg.split_seed)
+    # random subsets are seeded: files sorted by label (IMDB) would give one-class subsets when cut at the top
+    subset = _first if cfg.subset == "first" else _random_subset
+    train = subset(train, cfg.max_train_examples, cfg.split_seed)
+    dev = subset(dev, cfg.max_dev_examples, cfg.split_seed)
+    test = subset(test or [], cfg.max_test_examples, cfg.split_seed)
     if not train:
         raise UserError(f"no training examples{_train_source(cfg)}", hint="check the training file and "
                         "data.max_train_examples / data.dev_size")
     labels = readers.label_set(train)
+    _check_classes(labels, cfg)
     dev_where, test_where = _eval_sources(cfg)
     dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
     test = readers.check_labels_known(test, labels, where=test_where, policy=cfg.unknown_eval_labels)
@@ -168,12 +227,24 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)
 
 
+def _check_classes(labels: List[str], cfg: DataConfig) -> None:
+    """A training set with one class trains a model that always answers it: refuse it."""
+    if len(labels) >= 2:
+        return
+    raise UserError(f"the training examples{_train_source(cfg)} have one label only ({', '.join(labels)}): a model "
+                    "needs at least 2 classes (tags other than 'O' for NER) to learn anything",
+                    hint="check data.label_column / data.label_separator, and data.max_train_examples with "
+                         "data.subset=first on a file sorted by label")
+
+
 def _train_source(cfg: DataConfig) -> str:
-    """' in FILE' for error messages about the training split, when it comes from one file."""
+    """' in FILE' for messages about the training split, when it comes from one file."""
     if cfg.format in ("conll", "msra"):
         return f" in {_tagging_files(cfg)[0]}"
-    if cfg.format in ("csv", "tsv", "jsonl", "imdb"):
-        return f" in {cfg.train_file if cfg.format != 'imdb' else cfg.path}"
+    if cfg.format in ("csv", "tsv", "jsonl", "label_text"):
+        return f" in {cfg.train_file}"
+    if cfg.format == "imdb":
+        return f" in {cfg.path or 'IMDB (PaddleNLP download)'}"
     return ""
 
 
@@ -182,11 +253,16 @@ def _eval_sources(cfg: DataConfig):
     dev = test = None
     if cfg.format in ("conll", "msra"):
         _, dev, test = _tagging_files(cfg)
-    elif cfg.format in ("csv", "tsv", "jsonl"):
+    elif cfg.format in ("csv", "tsv", "jsonl", "label_text"):
         dev, test = cfg.dev_file, cfg.test_file
     elif cfg.format == "imdb" and cfg.path:
         test = f"{cfg.path} (test)"
     return (f"dev split {dev}" if dev else "dev split", f"test split {test}" if test else "test split")
+
+
+def _first(examples: list, n: Optional[int], seed: int) -> list:
+    """The first n examples in file order (data.subset=first)."""
+    return _limit(examples, n)
 
 
 def _random_subset(examples: list, n: Optional[int], seed: int) -> list:

@@ -121,12 +121,13 @@ class Task:
         return TextExample(text, None)
 
     @classmethod
-    def augmented_transfer_set(cls, train: Sequence, count: int, seed: int) -> list:
-        """`count` label-preserving altered copies of training examples, a transfer set (data.unlabeled=augment)."""
-        from ernie_tiny_distill.errors import UserError
+    def augmented_transfer_set(cls, train: Sequence, count: int, seed: int, embeddings=None) -> Tuple[list, str]:
+        """`count` altered copies of training texts (unlabeled: the teacher labels them) for data.unlabeled=augment,
+        and how they were made; `embeddings` (a word table) picks replacement words by embedding neighbours."""
+        from ernie_tiny_distill.data.augment_text import augmented_texts
 
-        raise UserError("config key 'data.unlabeled' = 'augment' is for NER (tag-preserving mention and word "
-                        f"replacement); for {cls.name} give unlabeled text (e.g. imdb_unsup or a text file)")
+        how = "teacher word-embedding neighbours" if embeddings is not None else "same-frequency-band words"
+        return augmented_texts(train, count, seed, embeddings), f"word replacement by {how}, span deletion, word swaps"
 
     @classmethod
     def calibration_texts(cls, path: str) -> List[str]:
@@ -262,7 +263,7 @@ class ClassificationTask(Task):
     greater_is_better = True
     model_class = ErnieForSequenceClassification
 
-    data_formats = ("demo", "imdb", "csv", "tsv", "jsonl")
+    data_formats = ("demo", "imdb", "csv", "tsv", "jsonl", "label_text")
     demo_prefix = "sentiment"
     supports_windows = True
     whole_text_labels = True
@@ -436,10 +437,10 @@ class TaggingTask(Task):
         return TaggedSentence(tokens=text.split())  # tagging models need words: split on whitespace
 
     @classmethod
-    def augmented_transfer_set(cls, train, count, seed):
+    def augmented_transfer_set(cls, train, count, seed, embeddings=None):
         from ernie_tiny_distill.data.augment import augmented_transfer_set
 
-        return augmented_transfer_set(train, count, seed=seed)
+        return augmented_transfer_set(train, count, seed=seed), "mention and label-wise word replacement"
 
     @classmethod
     def calibration_texts(cls, path):

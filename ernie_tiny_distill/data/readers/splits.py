@@ -29,13 +29,18 @@ def _dev_count(dev_size, n: int) -> int:
     return count
 
 
+def is_stratified(examples: list) -> bool:
+    """Whether split_train_dev stratifies these examples: each has one string label (classification)."""
+    return bool(examples) and all(isinstance(getattr(ex, "label", None), str) for ex in examples)
+
+
 def split_train_dev(examples: list, dev_size, seed: int) -> Tuple[list, list]:
     """Seeded train/dev split, stratified by label for labeled examples; both parts keep the input order."""
     n = len(examples)
     dev_n = _dev_count(dev_size, n)
     rng = random.Random(seed)
     labels = [getattr(ex, "label", None) for ex in examples]
-    if n and all(isinstance(label, str) for label in labels):
+    if is_stratified(examples):
         by_label: Dict[str, List[int]] = {}
         for i, label in enumerate(labels):
             by_label.setdefault(label, []).append(i)

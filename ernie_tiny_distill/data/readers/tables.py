@@ -58,6 +58,7 @@ def _table_records(text: str, path, delimiter: str, header: bool = True):
             continue  # blank line
         if names is None:
             names = [name.strip() for name in row] if header else [str(i) for i in range(len(row))]
+            _check_unique(names, path)
             yield 0, names
             if header:
                 continue
@@ -71,6 +72,17 @@ def _table_records(text: str, path, delimiter: str, header: bool = True):
         yield start, dict(zip(names, row))
 
 
+def _check_unique(names: List[str], path) -> None:
+    # Records become {name: value}: a repeated name would silently keep only its last column.
+    seen: Dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise UserError(f"column name {name!r} repeats in the header (positions {seen[name]} and {i}): each "
+                            "column needs its own name", where=location(str(path), 1),
+                            hint="rename one of the columns in the file's first line")
+        seen[name] = i
+
+
 def _jsonl_records(text: str, path):
     for line_no, line in lines(text):
         if not line.strip():
@@ -81,6 +93,10 @@ def _jsonl_records(text: str, path):
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON: {exc.msg} (column {exc.colno}) in line {show(line)}", where=where,
                             hint="expected one JSON object per line (JSON lines)") from exc
+        except RecursionError:
+            raise UserError("JSON nested too deeply to read (thousands of levels of [ or {)", where=where,
+                            hint="expected one flat JSON object per line, e.g. {\"text\": ..., \"label\": ...}"
+                            ) from None
         if not isinstance(obj, dict):
             raise UserError(f"expected a JSON object per line, found {type(obj).__name__}", where=where)
         yield line_no, obj
@@ -96,6 +112,23 @@ def _label_text(value, where: str, column: str) -> str:
         return ""
     raise UserError(f"label {column!r} must be a string or an integer, found {type(value).__name__} {value!r}",
                     where=where)
+
+
+def _check_label_kind(value, first_of_kind: Dict[type, tuple], where: str, line_no: int) -> None:
+    """JSON labels of one file are all strings or all integers: 1 among "pos"/"neg" would become a new class."""
+    if isinstance(value, str):
+        kind, other_kind = str, int
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        kind, other_kind = int, str
+    else:
+        return  # other types are refused by _label_text
+    first_of_kind.setdefault(kind, (line_no, value))
+    other = first_of_kind.get(other_kind)
+    if other is not None:
+        names = {str: "a string", int: "an integer"}
+        raise UserError(f"label {value!r} is {names[kind]} but line {other[0]} has {names[other_kind]} label "
+                        f"{other[1]!r}: the labels of one file must be all strings or all integers",
+                        where=where, hint="write every label the same way (e.g. the class name as a string)")
 
 
 Column = Union[str, int]
@@ -129,6 +162,7 @@ def read_classification_file(
     skip_empty: bool = False,
     header: bool = True,
     label_names: Optional[Dict[str, str]] = None,
+    encoding: str = "utf-8",
 ) -> List[TextExample]:
     """Text (and label) columns from a CSV/TSV file (with a header row, or header=False and 0-based column
     positions) or from JSON lines. Several text columns are joined with a space; label_names maps label ids
@@ -139,7 +173,7 @@ def read_classification_file(
                         where=str(path))
     text_columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column]
     text = decode_bytes(read_bytes(path, what=f"{fmt.upper()} file"), where=str(path),
-                        encoding_errors=encoding_errors)
+                        encoding_errors=encoding_errors, encoding=encoding)
     wanted = text_columns + ([label_column] if label_column is not None else [])
     if fmt == "jsonl":
         records = _jsonl_records(text, path)
@@ -166,6 +200,7 @@ def read_classification_file(
     text_desc = " + ".join(repr(c) for c in text_columns)
 
     examples, skipped = [], 0
+    first_of_kind: Dict[type, tuple] = {}  # JSON label type -> (line, label) where it first appears
     for line_no, rec in records:
         where = location(str(path), line_no)
         missing = [c for c in keys if c not in rec]
@@ -191,6 +226,7 @@ def read_classification_file(
                             hint="remove the record or pass skip_empty=True")
         label = None
         if label_key is not None:
+            _check_label_kind(rec[label_key], first_of_kind, where, line_no)
             label = _label_text(rec[label_key], where, str(label_column))
             if not label:
                 raise UserError(f"missing or empty label in column {label_column!r}", where=where)

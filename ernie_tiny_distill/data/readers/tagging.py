@@ -39,11 +39,13 @@ def _iob1_starts(tags: List[str]) -> List[int]:
     return starts
 
 
-def read_conll(path, *, iob_repair: str = "convert", encoding_errors: str = "replace") -> List[TaggedSentence]:
-    """CoNLL sentences: token = first column, tag = last column; IOB1 converted to IOB2 (or rejected)."""
+def read_conll(path, *, iob_repair: str = "convert", encoding_errors: str = "replace",
+               encoding: str = "utf-8") -> List[TaggedSentence]:
+    """CoNLL sentences: token = first column, tag = last column (`word TAG` files too); IOB1 converted to IOB2
+    (or rejected)."""
     check_choice("iob_repair", iob_repair, IOB_REPAIR)
     raw = read_bytes(path, what="CoNLL file", hint=CONLL_HINT)
-    text = decode_bytes(raw, where=str(path), encoding_errors=encoding_errors)
+    text = decode_bytes(raw, where=str(path), encoding_errors=encoding_errors, encoding=encoding)
 
     sentences: List[TaggedSentence] = []
     tokens: List[str] = []
@@ -108,9 +110,10 @@ _MSRA_HEADER = "text_a\tlabel"
 _MSRA_SEP = "\002"
 
 
-def read_msra(path, *, encoding_errors: str = "replace") -> List[TaggedSentence]:
+def read_msra(path, *, encoding_errors: str = "replace", encoding: str = "utf-8") -> List[TaggedSentence]:
     """PaddleNLP msra_ner/peoples_daily_ner TSV: chars joined by U+0002, a tab, tags joined by U+0002."""
-    text = decode_bytes(read_bytes(path, what="MSRA-format file"), where=str(path), encoding_errors=encoding_errors)
+    text = decode_bytes(read_bytes(path, what="MSRA-format file"), where=str(path), encoding_errors=encoding_errors,
+                        encoding=encoding)
     expected = "expected `chars<TAB>tags` with the characters and the tags each joined by U+0002"
     sentences = []
     for line_no, line in lines(text):

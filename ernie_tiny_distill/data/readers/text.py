@@ -1,4 +1,4 @@
-"""File bytes to text: UTF-8 decoding with counted replacements, lines, and one-document-per-line files."""
+"""File bytes to text: decoding (UTF-8 or a named encoding) with counted replacements, lines, plain-text files."""
 from __future__ import annotations
 
 import codecs
@@ -44,30 +44,47 @@ def check_choice(name: str, value, allowed: Sequence[str]) -> None:
         raise UserError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
 
 
-def decode_bytes(raw: bytes, *, where: str, encoding_errors: str) -> str:
-    """Decode UTF-8 file contents (dropping a BOM); 'replace' warns with the bad-byte count, 'strict' raises."""
+def _codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise UserError(f"unknown text encoding {encoding!r}", hint="e.g. utf-8, latin-1, cp1252") from None
+
+
+def decode_bytes(raw: bytes, *, where: str, encoding_errors: str, encoding: str = "utf-8") -> str:
+    """Decode file contents (dropping a UTF-8 BOM); 'replace' warns with the bad-byte count, 'strict' raises
+    naming the line."""
     check_choice("encoding_errors", encoding_errors, ENCODING_ERRORS)
-    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    codec = _codec(encoding)
+    shown = "UTF-8" if codec == "utf-8" else encoding
+    bom = len(codecs.BOM_UTF8) if codec == "utf-8" and raw.startswith(codecs.BOM_UTF8) else 0
     body = raw[bom:] if bom else raw
     try:
-        # Fast path: nearly every file is clean UTF-8.
-        return body.decode("utf-8")
+        # Fast path: nearly every file is clean in its encoding.
+        return body.decode(codec)
     except UnicodeDecodeError as exc:
         bad = exc
     line = body.count(b"\n", 0, bad.start) + 1
     if encoding_errors == "strict":
+        start = body.rfind(b"\n", 0, bad.start) + 1
+        end = body.find(b"\n", bad.start)
+        text = body[start:end if end >= 0 else len(body)].decode(codec, "replace").rstrip("\r")
         raise UserError(
-            f"not valid UTF-8: byte 0x{body[bad.start]:02x} at byte offset {bad.start + bom} ({bad.reason})",
+            f"not valid {shown}: byte 0x{body[bad.start]:02x} at byte offset {bad.start + bom} ({bad.reason}) "
+            f"in line {show(text)}",
             where=location(where, line),
-            hint="re-save the file as UTF-8, or pass encoding_errors='replace' to substitute U+FFFD",
+            hint="set data.encoding to the file's encoding (e.g. data.encoding=latin-1 or cp1252), re-save the "
+                 "file as UTF-8, or set data.encoding_errors=replace to substitute U+FFFD",
         )
     _replace_counter.count, _replace_counter.first = 0, -1
-    text = body.decode("utf-8", _COUNTING_HANDLER)
+    text = body.decode(codec, _COUNTING_HANDLER)
     logger.warning(
-        "%s: replaced %d byte(s) that are not valid UTF-8 with U+FFFD (first at line %d); is the file UTF-8?",
+        "%s: replaced %d byte(s) that are not valid %s with U+FFFD (first at line %d); is the file %s?",
         where,
         _replace_counter.count,
+        shown,
         line,
+        shown,
     )
     return text
 
@@ -100,9 +117,10 @@ def show(line: str) -> str:
     return repr(line)
 
 
-def read_plain_text(path, *, encoding_errors: str = "replace") -> List[TextExample]:
+def read_plain_text(path, *, encoding_errors: str = "replace", encoding: str = "utf-8") -> List[TextExample]:
     """One unlabeled document per line; blank lines are separators and are skipped."""
-    text = decode_bytes(read_bytes(path, what="text file"), where=str(path), encoding_errors=encoding_errors)
+    text = decode_bytes(read_bytes(path, what="text file"), where=str(path), encoding_errors=encoding_errors,
+                        encoding=encoding)
     docs = [TextExample(line.strip(), None) for _, line in lines(text) if line.strip()]
     if not docs:
         raise UserError("no documents: the file is empty or has only blank lines", where=str(path),
