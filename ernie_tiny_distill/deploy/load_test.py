@@ -186,7 +186,7 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
 
 def table_header() -> str:
     return ("| concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | p99/p50 | server mean ms | "
-            "mean batch | offline texts/s | % of offline | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "mean batch | offline texts/s | % of offline | statuses |\n" + "|---" * 12 + "|")
 
 
 def table_row(r: Dict) -> str:
