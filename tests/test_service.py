@@ -307,3 +307,14 @@ def _until(condition, what: str, timeout: float = 10.0) -> None:
     while not condition():
         assert time.time() < deadline, f"timed out waiting until {what}"
         time.sleep(0.002)
+
+
+@pytest.mark.slow  # starts tools/serve.py in a child process: ~10-15 s on a shared 2-core machine
+def test_load_test_drives_a_real_server(cls_export):
+    from ernie_tiny_distill.deploy import load_test
+
+    texts = ["the film was great", "bad", "john lives in new york", "a " * 20 + "film"]
+    rows = load_test.run(cls_export, texts, concurrencies=(1, 3), requests=6, workers=2, backend="paddle",
+                         offline_seconds=0.1, log=lambda line: None)
+    assert [(r["concurrency"], r["requests"], r["statuses"]) for r in rows] == [(1, 6, {200: 6}), (3, 6, {200: 6})]
+    assert all(r["mean_batch"] >= 1 and r["offline_per_s"] > 0 for r in rows)

@@ -2,10 +2,10 @@
 
 Each request's items join one bounded queue; a worker thread (one Predictor clone each) takes the first item
 waiting, then more until `max_batch` items or until `max_wait_ms` after that first item arrived, and predicts
-them in one call. It waits only while more requests are on their way (announced by the service when a request
-arrives, before its body is read), so a lone request never waits for company (the Predictor sorts them by length into bucket-padded engine calls). Every request gets its
-own results in its own order. A request that does not fit the queue is refused at once (QueueFull), so the
-queue never grows past `max_queue` items.
+them in one call (the Predictor sorts them by length into engine calls). It waits only while more requests are
+on their way (announced by the service when a request arrives, before its body is read), so a lone request
+never waits for company. Every request gets its own results in its own order. A request that does not fit the
+queue is refused at once (QueueFull), so the queue never grows past `max_queue` items.
 """
 from __future__ import annotations
 

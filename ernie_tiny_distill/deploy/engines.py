@@ -23,6 +23,9 @@ def check_finite(logits: np.ndarray, where: str) -> np.ndarray:
 class PaddleEngine:
     """Paddle Inference predictor over inference.json/.pdiparams: run(input_ids, token_type_ids) -> logits."""
 
+    # oneDNN builds kernels per input shape: padding to a few length buckets saves more than the padding costs
+    pads_to_buckets = True
+
     def __init__(self, export_dir: str, *, num_threads: int = 1, use_mkldnn: bool = True, precision: str = "fp32",
                  device: str = "cpu"):
         from paddle import inference
@@ -92,6 +95,9 @@ class PaddleEngine:
 
 class OnnxEngine:
     """ONNX Runtime session over model.onnx or model.int8.onnx with the same run() as PaddleEngine."""
+
+    # no per-shape kernels to reuse: bucket padding would only add work (measured: tools/benchmark.py engine)
+    pads_to_buckets = False
 
     def __init__(self, model_file: str, *, num_threads: int = 1, device: str = "cpu"):
         try:

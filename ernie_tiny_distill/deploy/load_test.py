@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List, Sequence
 
@@ -28,26 +29,46 @@ def free_port() -> int:
 
 def start_server(model: str, port: int, *, workers: int, threads: int, backend: str, precision: str,
                  max_batch: int, max_wait_ms: float, max_queue: int) -> subprocess.Popen:
-    """tools/serve.py in a child process on HOST:port (stderr to a pipe, read when it fails to come up)."""
+    """tools/serve.py in a child process on HOST:port (stderr to a temporary file, read if it fails to start)."""
     cmd = [sys.executable, SERVE, "--model", model, "--host", HOST, "--port", str(port), "--workers", str(workers),
            "--threads", str(threads), "--backend", backend, "--precision", precision, "--max-batch", str(max_batch),
            "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue), "--log-level", "warning"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    server.log = log
+    return server
+
+
+def _get(url: str, timeout: float) -> tuple:
+    """(status, body) of a GET on loopback (the standard library: no client dependency for two GETs)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def _tail(server: subprocess.Popen) -> str:
+    """The last line the server wrote to its log (its error message when it could not start)."""
+    server.log.seek(0)
+    lines = [line for line in server.log.read().splitlines() if line.strip() and not line[0].isspace()]
+    return lines[-1] if lines else "(nothing logged)"  # the message, not its indented hint
 
 
 def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300.0) -> Dict:
-    import httpx
-
     deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
-            raise UserError(f"the server exited with status {server.returncode}: {server.stderr.read().strip()}")
+            raise UserError(f"the server exited with status {server.returncode}: {_tail(server)}")
         try:
-            r = httpx.get(f"{url}/health", timeout=2.0)
-            if r.status_code == 200:
-                return r.json()
-        except httpx.TransportError:
-            pass
+            status, body = _get(f"{url}/health", 2.0)
+            if status == 200:
+                return json.loads(body)
+        except OSError:
+            pass  # not listening yet
         time.sleep(0.2)
     raise UserError(f"the server did not answer /health within {timeout:.0f} s")
 
@@ -94,11 +115,9 @@ async def _drive(port: int, texts: Sequence[str], concurrency: int, requests: in
 
 def server_counters(url: str) -> Dict[str, float]:
     """The server's latency and batch-size sums and counts from GET /metrics."""
-    import httpx
-
     names = ("request_latency_seconds_sum", "request_latency_seconds_count", "batch_size_sum", "batch_size_count")
     out = {}
-    for line in httpx.get(f"{url}/metrics", timeout=10.0).text.splitlines():
+    for line in _get(f"{url}/metrics", 10.0)[1].splitlines():
         for name in names:
             if line.startswith(f"ernie_tiny_distill_{name} "):
                 out[name] = float(line.split()[1])
@@ -119,7 +138,7 @@ def offline_throughput(predictor, texts: Sequence[str], batch_size: int = 32, se
 
 def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 8, 32), requests: int = 300,
         workers: int = 2, threads: int = 1, backend: str = "auto", precision: str = "fp32", max_batch: int = 32,
-        max_wait_ms: float = 2.0, max_queue: int = 1024, log=print) -> List[Dict]:
+        max_wait_ms: float = 2.0, max_queue: int = 1024, offline_seconds: float = 5.0, log=print) -> List[Dict]:
     """One row per concurrency ({concurrency, requests_per_s, p50/p95/p99_ms, offline_per_s, share}) after a
     row of the offline throughput; the server is stopped at the end."""
     from ernie_tiny_distill.deploy.predictor import Predictor
@@ -139,7 +158,7 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
         # threads and one of all its threads; the better of the two is the bar
         sent = texts[:requests]
         offline = max(offline_throughput(Predictor(model, backend=health["backend"], precision=precision,
-                                                   num_threads=n, batch_size=32), sent)
+                                                   num_threads=n, batch_size=32), sent, seconds=offline_seconds)
                       for n in sorted({threads, workers * threads}))
         log(f"offline batch-32 throughput: {offline:.1f} texts/s")
         rows = []
@@ -162,11 +181,12 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        server.log.close()
 
 
 def table_header() -> str:
     return ("| concurrency | requests | requests/s | p50 ms | p95 ms | p99 ms | p99/p50 | server mean ms | "
-            "mean batch | offline texts/s | % of offline | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "mean batch | offline texts/s | % of offline | statuses |\n" + "|---" * 12 + "|")
 
 
 def table_row(r: Dict) -> str:

@@ -18,8 +18,9 @@ Defined results and errors:
 - an item whose model output is not finite (a logit overflowing to inf) gets {"error": NON_FINITE} (label
   and probabilities None, or no entities) and a warning in the log; the other items and later calls are
   unaffected.
-- inputs are padded to length buckets (BUCKETS), so a stream of varying lengths repeats a few shapes and the
-  engine does not rebuild its kernels for every new length; `profile=True` keeps per-stage times (Stats).
+- with Paddle Inference, inputs are padded to length buckets (BUCKETS), so a stream of varying lengths repeats a
+  few shapes and oneDNN does not rebuild its kernels for every new length (ONNX Runtime has no per-shape
+  kernels: exact lengths); `profile=True` keeps per-stage times (Stats).
 - backend "auto" (FP32, with model.onnx in the export) times both engines at load and keeps the faster: Paddle
   Inference has a per-call floor of ~2 ms that ONNX Runtime lacks, which decides it for small students.
 - long text: see encoding.py (truncation as in training, or pooled windows for a model trained with
@@ -135,7 +136,7 @@ class Predictor:
                  precision: str = "fp32", batch_size: int = 32, max_seq_length: Optional[int] = None,
                  device: str = "cpu", truncation: Optional[str] = None, task: Optional[str] = None,
                  word_splitter: Optional[str] = None, decoding: Optional[str] = None,
-                 long_document: Optional[Dict] = None, buckets: Optional[Sequence[int]] = BUCKETS,
+                 long_document: Optional[Dict] = None, buckets: Union[str, Sequence[int], None] = "auto",
                  profile: bool = False):
         if backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -156,7 +157,6 @@ class Predictor:
         self.precision, self.batch_size = precision, int(batch_size)
         self.num_threads = int(num_threads)
         self.limit = int(self.meta.get("max_position_embeddings") or 512)
-        self.buckets = tuple(b for b in buckets if b <= self.limit) if buckets else None
 
         def load(name: str):
             if name == "paddle":
@@ -172,6 +172,11 @@ class Predictor:
             self.engine = load(self.backend)
         else:
             self.backend, self.engine = self._faster({name: load(name) for name in ("paddle", "onnx")})
+        if isinstance(buckets, str):
+            if buckets != "auto":
+                raise UserError(f"buckets must be 'auto', None or a list of lengths, got {buckets!r}")
+            buckets = BUCKETS if self.engine.pads_to_buckets else None
+        self.buckets = tuple(b for b in buckets if b <= self.limit) if buckets else None
         # a document-level wide part (wide_document.py): added to each document's pooled logits
         self.document_table = wide_document.DocumentTable.load(export_dir) \
             if wide_document.has_document_table(export_dir) else None
