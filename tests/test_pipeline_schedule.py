@@ -60,6 +60,10 @@ def test_the_teacher_curve_says_when_it_still_improves():
     rising = [{"step": 10, "accuracy": 0.5}, {"step": 20, "accuracy": 0.6}, {"step": 30, "accuracy": 0.7}]
     flat = rising + [{"step": 40, "accuracy": 0.69}]
     assert teacher_check.curve(rising, "accuracy")["still_improving"] is True
+    # a final evaluation two steps after the last regular one: the gain is measured over a whole interval
+    tail = rising + [{"step": 32, "accuracy": 0.7}]
+    assert teacher_check.curve(tail, "accuracy")["last_gain"] == pytest.approx(0.1)
+    assert teacher_check.curve(tail, "accuracy")["still_improving"] is True
     assert teacher_check.curve(flat, "accuracy") == {"evaluations": 4, "best_at": 30, "last_gain": -0.01,
                                                      "still_improving": False}
     summary = {"metric_name": "accuracy", "dev": {"accuracy": 0.7}, "history": flat}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Dict, Optional, Sequence
 
+import numpy as np
+
 from ernie_tiny_distill.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -27,14 +29,19 @@ def tfidf_baseline(task, train: Sequence, dev: Sequence) -> Optional[Dict]:
 
 
 def curve(history: Sequence[Dict], metric: str) -> Dict:
-    """The dev learning curve's shape: where the best was and whether the last evaluation still gained."""
+    """The dev learning curve's shape: where the best was and whether the last evaluation still gained over the
+    one a full evaluation interval before it (the run's final evaluation can come a few steps after the last
+    regular one, and a gain over those few steps says nothing)."""
     scores = [float(h[metric]) for h in history]
     if not scores:
         return {"evaluations": 0, "still_improving": False}
+    steps = [int(h["step"]) for h in history]
     best = max(range(len(scores)), key=scores.__getitem__)
-    gain = scores[-1] - scores[-2] if len(scores) > 1 else scores[-1]
+    interval = float(np.median(np.diff(steps))) if len(steps) > 1 else steps[0]
+    earlier = [i for i in range(len(steps) - 1) if steps[i] <= steps[-1] - interval / 2]
+    gain = scores[-1] - scores[earlier[-1]] if earlier else scores[-1]
     return {"evaluations": len(scores), "best_at": history[best]["step"], "last_gain": round(gain, 6),
-            "still_improving": best == len(scores) - 1 and gain > STILL_IMPROVING}
+            "still_improving": scores[-1] >= scores[best] and gain > STILL_IMPROVING}
 
 
 def assess(summary: Dict, baseline: Optional[Dict]) -> Dict:
