@@ -38,6 +38,15 @@ def test_label_text_line_without_text_is_an_error_naming_the_line(tmp_path):
     assert read_label_text(f, skip_empty=True) == [TextExample("How far ?", "NUM:dist")]
 
 
+def test_label_text_ids_get_class_names(tmp_path):
+    f = write(tmp_path / "q.label", "1 first text\n2 second text\n3 third\n")
+    assert [ex.label for ex in read_label_text(f, label_names={"1": "World", "2": "Sports", "3": "Tech"})] == [
+        "World", "Sports", "Tech"]
+    with pytest.raises(UserError, match=re.escape(f"{f}:3: label '3' has no class name: the names given are for ids "
+                                                  "1, 2")):
+        read_label_text(f, label_names={"1": "World", "2": "Sports"})
+
+
 def test_label_separator_keeps_the_coarse_label(tmp_path):
     train = write(tmp_path / "train.label", "NUM:dist a\nNUM:date b\nHUM:ind c\nHUM:gr d\nLOC:city e\n")
     test = write(tmp_path / "test.label", "LOC:other f\nNUM:count g\n")

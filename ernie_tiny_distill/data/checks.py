@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import codecs
+
 from ernie_tiny_distill.errors import UserError
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl")
 
 
 def validate_data(data, stage: str) -> None:
-    """Refuse data settings (a config.DataConfig) that would read other data than the user meant, naming the key and
-    the fix."""
+    """Refuse data settings (a config.DataConfig; config.validate calls this) that would read other data than the
+    user meant, naming the key and the fix."""
     try:
         codecs.lookup(data.encoding)
     except LookupError:

@@ -99,7 +99,7 @@ def _read_labeled(cfg: DataConfig, task: str):
     def read(path, text_column):
         if cfg.format == "label_text":
             examples = readers.read_label_text(path, encoding=cfg.encoding, encoding_errors=cfg.encoding_errors,
-                                               skip_empty=cfg.skip_empty)
+                                               skip_empty=cfg.skip_empty, label_names=label_names)
         else:
             examples = readers.read_classification_file(
                 path, text_column=text_column, label_column=cfg.label_column, file_format=cfg.format,

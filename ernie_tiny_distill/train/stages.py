@@ -44,8 +44,9 @@ def seed_everything(seed: int) -> None:
 
 
 # Keys that change how a run reports itself or where it keeps its checkpoints, never what it computes.
+# data.encoding_errors only decides whether a bad byte stops a run before training: a finished run read its data.
 PRESENTATION_KEYS = (("train", "progress"), ("train", "log_every"), ("train", "keep_checkpoints"),
-                     ("train", "resume"), ("train", "num_threads"))
+                     ("train", "resume"), ("train", "num_threads"), ("data", "encoding_errors"))
 
 
 def _without_presentation(config: Dict) -> Dict:

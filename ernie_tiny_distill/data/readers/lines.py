@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
-from typing import List
+from typing import Dict, List, Optional
 
 from ernie_tiny_distill.data.examples import TextExample
+from ernie_tiny_distill.data.readers.labels import sorted_labels
 from ernie_tiny_distill.data.readers.text import decode_bytes, lines, read_bytes, show
 from ernie_tiny_distill.errors import UserError, location
 
@@ -13,9 +14,10 @@ logger = logging.getLogger(__name__)
 LINES_HINT = "expected one example per line: the label, a space or tab, then the text (e.g. `NUM:dist How far is ...`)"
 
 
-def read_label_text(path, *, encoding: str = "utf-8", encoding_errors: str = "strict",
-                    skip_empty: bool = False) -> List[TextExample]:
-    """One labeled example per line: the first whitespace-separated field is the label, the rest the text."""
+def read_label_text(path, *, encoding: str = "utf-8", encoding_errors: str = "strict", skip_empty: bool = False,
+                    label_names: Optional[Dict[str, str]] = None) -> List[TextExample]:
+    """One labeled example per line: the first whitespace-separated field is the label, the rest the text;
+    label_names maps label ids as written to class names (an id without a name is an error)."""
     text = decode_bytes(read_bytes(path, what="label_text file", hint=LINES_HINT), where=str(path),
                         encoding_errors=encoding_errors, encoding=encoding)
     examples, skipped = [], 0
@@ -29,7 +31,14 @@ def read_label_text(path, *, encoding: str = "utf-8", encoding_errors: str = "st
                 continue
             raise UserError(f"a label but no text in line {show(line)}", where=location(str(path), line_no),
                             hint=LINES_HINT + "; data.skip_empty=true skips such lines")
-        examples.append(TextExample(" ".join(fields[1].split()), fields[0]))
+        label = fields[0]
+        if label_names is not None:
+            if label not in label_names:
+                raise UserError(f"label {label!r} has no class name: the names given are for ids "
+                                f"{', '.join(sorted_labels(label_names))}", where=location(str(path), line_no),
+                                hint="check label_names and first_label_id (the id of the first name)")
+            label = label_names[label]
+        examples.append(TextExample(" ".join(fields[1].split()), label))
     if skipped:
         logger.warning("%s: skipped %d line(s) with a label but no text", path, skipped)
     if not examples:
