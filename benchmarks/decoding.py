@@ -122,8 +122,8 @@ def run_scores(summary: Dict, run_dir: Optional[str]) -> Dict[str, Dict]:
 
 
 def choose(per_run: List[Dict[str, Dict]]) -> Optional[str]:
-    """The decoding whose scores every run has: the default (tasks.DEFAULT_DECODING) when they all have it."""
-    from ernie_tiny_distill.tasks.adapters import DEFAULT_DECODING
+    """The decoding whose scores every run has: the default (tasks/base.py DEFAULT_DECODING) when they all have it."""
+    from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 
     for d in (DEFAULT_DECODING, *[d for d in DECODINGS if d != DEFAULT_DECODING]):
         if per_run and all(d in scores for scores in per_run):

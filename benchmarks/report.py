@@ -244,7 +244,7 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str,
 
 def decoding_table(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     """Tagging rows: dev/test metric under per-word argmax and IOB2-constrained Viterbi, and the difference."""
-    from ernie_tiny_distill.tasks.adapters import DEFAULT_DECODING
+    from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 
     scored = [r for r in rows if r["task"] in tasks and r.get("by_decoding")]
     if not scored:
@@ -254,7 +254,7 @@ def decoding_table(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
     commands = ", ".join(f"`python tools/reproduce.py --task {t} --only {t}/decoding`" for t in tagging)
     out = [f"Each run's `best/` scored with both tag decodings ({name}, %, mean over the row's seeds): per-word "
            "argmax and IOB2-constrained Viterbi (`decoding.py`). The rows above show "
-           f"`{DEFAULT_DECODING}` (`tasks.DEFAULT_DECODING`) where a run has it. `best/ chosen by`: the decoding of "
+           f"`{DEFAULT_DECODING}` (`tasks/base.py`) where a run has it. `best/ chosen by`: the decoding of "
            "the training-time dev evaluation that picked the checkpoint; runs that finished before Viterbi became "
            f"the default were selected by argmax dev {name} and re-scored by {commands} (`<run>/decoding.json`).",
            "", "| model | variant | best/ chosen by | dev argmax | dev Viterbi | Δ dev | test argmax | "

@@ -11,8 +11,10 @@ import yaml
 
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks import adapters as tasks
+from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 from ernie_tiny_distill.tasks import decoding
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
 
@@ -20,7 +22,7 @@ NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
 
 
 def test_viterbi_is_the_default_and_repairs_a_stray_inside_tag(hand_tokenizer):
-    assert tasks.DEFAULT_DECODING == "viterbi"
+    assert DEFAULT_DECODING == "viterbi"
     feature = {"token_mask": [0, 1, 1, 0], "num_words": 2}
     # per word: O then I-PER (argmax); I-PER after O is what IOB2 forbids
     logits = np.log(np.array([[1, 1, 1, 1, 1], [0.6, 0.05, 0.3, 0.025, 0.025], [0.12, 0.08, 0.7, 0.05, 0.05],

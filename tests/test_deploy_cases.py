@@ -116,16 +116,19 @@ def test_decomposed_text_gives_the_entities_of_the_composed_one(ner_export):
 
 
 def test_evaluation_scores_the_entities_the_predictor_serves():
-    from ernie_tiny_distill.tasks.adapters import TaggingTask
+    from types import SimpleNamespace
 
-    class Served:  # a predictor that serves one PER entity over words 1..2 of every sentence
-        def extract_entities(self, items):
+    from ernie_tiny_distill.tasks.serving import EntityServing
+    from ernie_tiny_distill.tasks.tagging import TaggingTask
+
+    class Served(EntityServing):  # serves one PER entity over words 1..2 of every sentence
+        def __call__(self, items):
             return [{"entities": [{"type": "PER", "start_token": 1, "end_token": 3}]} for _ in items]
 
     task = TaggingTask(None, ["O", "B-PER", "I-PER"], 16)
     examples = [TaggedSentence(["a", "b", "c", "d"], ["O", "B-PER", "I-PER", "O"]),
                 TaggedSentence(["a", "b", "c"], ["B-PER", "O", "O"])]
-    result = task.score_served(Served(), examples)
+    result = Served(SimpleNamespace(encoder=SimpleNamespace(task=task))).score(examples)
     assert result["precision"] == 0.5 and result["recall"] == 0.5  # 1 of 2 served right, 1 of 2 gold found
 
 

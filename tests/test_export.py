@@ -100,7 +100,7 @@ def test_ner_parity_on_real_sentences(deploy_root, ner_model, ner_export):
     ref = dygraph_logits(ner_model, features)
     fits = [i for i, f in enumerate(features) if f["num_words"] == sum(f["token_mask"])]
     expected = [p.encoder.task.predict(ref[i], features[i]) for i in fits]
-    assert p.predict_tokens([sentences[i] for i in fits]) == expected
+    assert p.post.predict_tokens([sentences[i] for i in fits]) == expected
 
 
 def test_export_of_a_model_without_task_is_refused(deploy_root, tmp_path):

@@ -131,8 +131,9 @@ def test_lora_unmerges_on_every_switch_back_to_training_and_resumes_exactly(ws, 
 
     from ernie_tiny_distill.distill.distiller import Distillable
     from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import birth
 
-    lora = models.add_lora(models.load_model(ws["teacher"], ErnieForSequenceClassification, 2), 2)
+    lora = birth.add_lora(models.load_model(ws["teacher"], ErnieForSequenceClassification, 2), 2)
     wrapper = Distillable(lora, 16, None)
     lora_layers = [layer for layer in wrapper.sublayers() if hasattr(layer, "merged")]
     assert lora_layers

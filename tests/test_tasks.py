@@ -11,7 +11,10 @@ from helpers import CLS, ID, SEP, UNK
 from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import metrics
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX, ClassificationTask, GeneralTask, TaggingTask, make_task
+from ernie_tiny_distill.tasks.adapters import GeneralTask, make_task
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 X = IGNORE_INDEX
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4

@@ -12,7 +12,8 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.distill import teacher_cache
 from ernie_tiny_distill.distill.distiller import TeacherRows
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [TaggedSentence(["John", "plays"]), TaggedSentence(["unwatchable", "York", "."]),

@@ -13,6 +13,7 @@ from helpers import HAS_ORT
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import birth
 from ernie_tiny_distill.wide import document as wide_document
 from ernie_tiny_distill.wide import window as wide
 
@@ -171,4 +172,4 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
                                     model={"teacher": cls_model, "max_seq_length": 16,
                                            "student": {"init": "pretrained", "path": best}})).model.student
     with pytest.raises(UserError, match="has a document-level wide part"):
-        models.build_student(student, None, AutoTokenizer.from_pretrained(cls_model), task.model_class, 2)
+        birth.build_student(student, None, AutoTokenizer.from_pretrained(cls_model), task.model_class, 2)

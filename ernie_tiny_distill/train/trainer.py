@@ -26,7 +26,7 @@ from ernie_tiny_distill.config import Config
 from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import Feature, Task
+from ernie_tiny_distill.tasks.base import Feature, Task
 from ernie_tiny_distill.train import checkpoint
 from ernie_tiny_distill.util import fsutil
 
@@ -356,9 +356,11 @@ def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: i
 
 def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
              pad_token_id: int, progress: Optional[str] = None) -> Dict[str, object]:
-    """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
+    """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training); a
+    tagged sentence longer than max_seq_length is read as the served model reads it (word windows)."""
     logits = predict_logits(task, model, features, batch_size, pad_token_id, progress)
-    predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
+    predictions = task.evaluation_predictions(
+        logits, features, examples, lambda more: predict_logits(task, model, more, batch_size, pad_token_id))
     return task.evaluate(predictions, examples)
 
 

@@ -15,7 +15,8 @@ from ernie_tiny_distill.config import Config
 from ernie_tiny_distill.distill import ensemble
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX
+from ernie_tiny_distill.models import birth
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
 from ernie_tiny_distill.wide import document as wide_document
 from ernie_tiny_distill.wide import window as wide
 from ernie_tiny_distill.wide.fit import BEST_DIR, WIDE_SCALES, best_scale, headline, prepare, score
@@ -126,7 +127,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
                       "fit": cfg.model.wide.fit, "scale": best["scale"]})
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
-    _, deep_nonembedding = models.count_parameters(model)
+    _, deep_nonembedding = birth.count_parameters(model)
     config = models.encoder_of(model).config
     deep_params = sum(int(p.numel()) for p in model.parameters())
     wide_params = int(part.table.size + part.bias.size)

@@ -26,7 +26,9 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.distill import ensemble, losses
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX, make_task
+from ernie_tiny_distill.models import birth
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
 from ernie_tiny_distill.wide import window as wide
 
 logger = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
     deep_params, wide_params = wide.parameter_counts(model)
-    _, deep_nonembedding = models.count_parameters(model.deep)
+    _, deep_nonembedding = birth.count_parameters(model.deep)
     config = models.encoder_of(model).config
     return {"metric_name": task.metric_name, "dev": results.get("dev"), "test": results.get("test"),
             # the table is a lookup like the word embeddings: counted with the embedding parameters
