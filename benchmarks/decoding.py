@@ -42,7 +42,7 @@ def rescore_run(run_dir: str, num_threads: Optional[int] = None) -> Tuple[Dict, 
     from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.models import build as models
     from ernie_tiny_distill.tasks.adapters import make_task, task_class
-    from ernie_tiny_distill.train.trainer import predict_logits
+    from ernie_tiny_distill.train.evaluation import predict_logits
 
     best = os.path.join(run_dir, "best")
     meta = models.read_task_metadata(best)

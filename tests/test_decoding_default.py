@@ -1,4 +1,4 @@
-"""issue 11 #23: IOB2-constrained Viterbi is the default tag decoding; runs and exports record the decoding; the
+"""IOB2-constrained Viterbi is the default tag decoding; runs and exports record the decoding; the
 bench job `<task>/decoding` re-scores finished runs under both decodings and report rows show the default's."""
 import json
 import os
@@ -85,7 +85,7 @@ def _evaluate(run_dir, split, decoding_name):
     """The metrics of best/ on `split` as training-time evaluation computes them, with this decoding."""
     from ernie_tiny_distill.config import config_from_dict
     from ernie_tiny_distill.data import load as data_lib
-    from ernie_tiny_distill.train.trainer import evaluate
+    from ernie_tiny_distill.train.evaluation import evaluate
 
     best = os.path.join(run_dir, "best")
     meta = models.read_task_metadata(best)
@@ -204,7 +204,7 @@ def test_decoding_job_rescores_finished_runs_and_rows_show_the_default_decoding(
     root = ner_run["root"]
     m = Matrix(_profile(root), ["demo"])
     assert [j.name for j in m.select(["demo/decoding"])] == ["demo/decoding"]  # no training job comes along
-    # a row run that finished before the switch: its summary has no decoding (argmax) and other numbers
+    # a row run whose summary records no decoding (scored with argmax) and other numbers
     student = m.out("demo", "B", "no_kd", "seed1")
     shutil.copytree(ner_run["run_dir"], student, ignore=shutil.ignore_patterns("decoding.json"))
     old = {k: v for k, v in ner_run["summary"].items() if k != "decoding"}

@@ -18,7 +18,7 @@ from ernie_tiny_distill.distill import tfidf as baselines
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks.classification import ClassificationTask
-from ernie_tiny_distill.train import trainer
+from ernie_tiny_distill.train import evaluation
 
 
 def test_mixed_soft_target_is_the_weighted_mean_by_hand():
@@ -48,7 +48,7 @@ def test_label_order_and_a_teacher_with_another_label_set_is_refused():
 
 
 def test_config_teachers_entries():
-    raw = {"task": "classification", "stage": "task", "output_dir": "/tmp/ens_cfg",
+    raw = {"task": "classification", "stage": "task", "output_dir": "runs/ens_cfg",
            "model": {"teacher": "t", "student": {"every_k": 2}},
            "distill": {"teachers": [{"path": "runs/a", "weight": 2}, {"tfidf": True}]}}
     cfg = config_from_dict(raw)
@@ -168,22 +168,22 @@ def _teacher_dir(path, tokenizer, labels, seed):
 
 
 def _count_teacher_runs(monkeypatch, what):
-    """Spy on trainer.predict_logits (still run): the returned list gets what(model, features) per call."""
+    """Spy on evaluation.predict_logits (still run): the returned list gets what(model, features) per call."""
     calls = []
-    real = trainer.predict_logits
+    real = evaluation.predict_logits
 
     def counting(task, model, features, *args, **kwargs):
         calls.append(what(model, features))
         return real(task, model, features, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "predict_logits", counting)
+    monkeypatch.setattr(evaluation, "predict_logits", counting)
     return calls
 
 
 def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp_path, monkeypatch):
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)  # another label order: reordered
-    real = trainer.predict_logits
+    real = evaluation.predict_logits
     calls = _count_teacher_runs(monkeypatch, lambda model, features: id(model))
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": b, "weight": 3.0}], teacher=a)
@@ -223,7 +223,7 @@ def test_a_teacher_that_reads_text_as_the_run_does_scores_the_runs_own_features(
     assert not ensemble.same_encoding(task, ClassificationTask(hand_tokenizer, ["neg", "pos"], 8))  # another length
     # the reused features give the logits a fresh encoding gives
     model_a = models.load_model(a, task.model_class, 2)
-    fresh = trainer.predict_logits(ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16), model_a,
+    fresh = evaluation.predict_logits(ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16), model_a,
                                    task.encode(TRAIN), 8, 0)
     np.testing.assert_allclose(out[0].train, np.stack(fresh), atol=1e-6)
 
@@ -279,7 +279,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
     assert [m["teacher"] for m in alone["teachers"]] == [a] and alone["test"]["num_examples"] == len(TEST)
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     model = models.load_model(a, task.model_class, 2)
-    want = trainer.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
+    want = evaluation.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
     assert alone["test"]["accuracy"] == want["accuracy"]  # a one-member ensemble scores as that teacher
     calls.clear()
     both = ensemble.score_teachers(cfg)

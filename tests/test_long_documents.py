@@ -14,7 +14,7 @@ from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks.adapters import make_task
 from ernie_tiny_distill.tasks.classification import ClassificationTask
-from ernie_tiny_distill.train import trainer
+from ernie_tiny_distill.train import evaluation
 
 WINDOWS = {"stride": None, "max_windows": None, "pooling": "mean"}
 
@@ -94,8 +94,8 @@ def test_pooled_logits_of_one_window_documents_equal_unpooled(hand_tokenizer):
     examples = [TextExample(t, "pos") for t in ("the film was great !", "john lives in new york .", "bad")]
     today = ClassificationTask(hand_tokenizer, ["neg", "pos"], 10)
     windows = windowed(hand_tokenizer, 10)
-    a = trainer.predict_logits(today, model, today.encode(examples), 8, 0)
-    b = trainer.predict_logits(windows, model, windows.encode(examples), 8, 0)
+    a = evaluation.predict_logits(today, model, today.encode(examples), 8, 0)
+    b = evaluation.predict_logits(windows, model, windows.encode(examples), 8, 0)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -149,7 +149,7 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
     features = task.encode([TextExample(t) for t in texts])
     assert [len(f["windows"]) for f in features][0] > 5  # a long document: many windows
     model = models.load_model(windows_export["model_dir"], task.model_class, task.num_labels)
-    expected = trainer.predict_logits(task, model, features, 4, 0)
+    expected = evaluation.predict_logits(task, model, features, 4, 0)
     served = p.predict(texts)
     for want, got in zip(expected, served):
         assert got["label"] == task.labels[int(np.argmax(want))]

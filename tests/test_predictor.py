@@ -54,13 +54,13 @@ def test_split_words_conll_style():
 
 
 def test_entity_spans_are_the_entities_the_metric_scores():
-    """issue 11 #9: a stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
+    """A stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
     from ernie_tiny_distill.tasks.metrics import tagging_metrics
 
     assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
         ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5)]
     assert entity_spans([]) == [] and entity_spans(["O", "O"]) == []
-    assert entity_spans(["O", "I-PER", "I-PER", "O"]) == []  # the old decoder served a PER here that scored 0
+    assert entity_spans(["O", "I-PER", "I-PER", "O"]) == []  # a decoder reading I- as B- would serve a PER here that scores 0
     assert tagging_metrics([["O", "B-PER", "I-PER", "O"]], [["O", "I-PER", "I-PER", "O"]])["precision"] == 0.0
 
 
@@ -182,7 +182,7 @@ def test_training_time_evaluation_reads_a_long_sentence_as_the_predictor_serves_
     from ernie_tiny_distill.data.examples import TaggedSentence
     from ernie_tiny_distill.models import build as models
     from ernie_tiny_distill.tasks.adapters import make_task
-    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train import evaluation
 
     words = ["Angela", "Merkel"] + ["filler", "text"] * 15 + ["Berlin", "and", "Angela", "Merkel", "."]
     tags = ["B-PER", "I-PER"] + ["O"] * 30 + ["B-LOC", "O", "B-PER", "I-PER", "O"]
@@ -192,14 +192,14 @@ def test_training_time_evaluation_reads_a_long_sentence_as_the_predictor_serves_
     model = models.load_model(ner_model, ErnieForTokenClassification, num_labels=len(task.labels))
     features = task.encode(examples)
     assert task.kd_row_count(features[0]) < len(words)  # training reads a cut sentence
-    logits = trainer.predict_logits(task, model, features, 8, 0)
+    logits = evaluation.predict_logits(task, model, features, 8, 0)
     cut = [task.predict(lg, f) for lg, f in zip(logits, features)]
     assert cut[0][-5:] == ["O"] * 5  # what reading the cut sentence alone would score
     evaluated = task.evaluation_predictions(
-        logits, features, examples, lambda more: trainer.predict_logits(task, model, more, 8, 0))
+        logits, features, examples, lambda more: evaluation.predict_logits(task, model, more, 8, 0))
     served = pr.Predictor(ner_export)
     assert evaluated == served.post.predict_tokens([ex.tokens for ex in examples]) == tags_of(examples)
-    metrics = trainer.evaluate(task, model, features, examples, 8, 0)
+    metrics = evaluation.evaluate(task, model, features, examples, 8, 0)
     assert metrics == pr.evaluate_export(served, examples) and metrics["f1"] == 1.0
 
 

@@ -173,7 +173,7 @@ class EnsembleBuilder:
     # -- a fine-tuned teacher
     def _neural(self, spec: str, weight: float, export: Optional[str] = None) -> TeacherOutputs:
         from ernie_tiny_distill.deploy import scoring
-        from ernie_tiny_distill.train import trainer as trainer_lib
+        from ernie_tiny_distill.train import evaluation
 
         path = models.resolve(spec)
         meta = models.read_task_metadata(path) if os.path.isdir(path) else None
@@ -189,7 +189,7 @@ class EnsembleBuilder:
         cache_dir = self._cache_dir(path, "logits")
 
         def dygraph(fs):
-            return trainer_lib.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
+            return evaluation.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
                                               tokenizer.pad_token_id, self.bar)
 
         # through the teacher's export when it holds these weights (same logits, faster); the cache key is the

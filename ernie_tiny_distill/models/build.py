@@ -125,7 +125,7 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
 
     # a wide-and-deep student (stage 'wide'): the transformer plus its n-gram table
     if os.path.isdir(path) and wide_document.has_document_table(path):
-        # document level: added after the windows are pooled (trainer.predict_logits, the Predictor), not in forward
+        # document level: added after the windows are pooled (evaluation.predict_logits, the Predictor), not in forward
         model.document_table = wide_document.DocumentTable.load(path)
         check_document_table(model.document_table, read_task_metadata(path), encoder_of(model).config.vocab_size,
                              os.path.join(path, wide_document.DOCUMENT_CONFIG), TASK_FILE)

@@ -11,7 +11,7 @@ from ernie_tiny_distill.distill import teacher_cache
 from ernie_tiny_distill.models import birth, pruning
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks.base import Task
-from ernie_tiny_distill.train import trainer as trainer_lib
+from ernie_tiny_distill.train import evaluation
 from ernie_tiny_distill.train.trainer import Trainer
 
 
@@ -40,7 +40,7 @@ def cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_id
     teacher_dir = models.resolve(cfg.model.teacher)
     """The teacher's KD rows of `features`, from the logit cache or computed once and stored there."""
     def predict(fs):
-        return trainer_lib.predict_logits(task, teacher, fs, cfg.train.eval_batch_size, pad_token_id,
+        return evaluation.predict_logits(task, teacher, fs, cfg.train.eval_batch_size, pad_token_id,
                                           progress_bar(cfg, "teacher logits"))
 
     return teacher_cache.load_or_build(cache_dir(cfg, "logits"), teacher_dir, task, features, predict)

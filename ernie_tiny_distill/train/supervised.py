@@ -16,7 +16,7 @@ from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks.adapters import make_task
 from ernie_tiny_distill.tasks.base import Task
 from ernie_tiny_distill.train import builders, rundir
-from ernie_tiny_distill.train import trainer as trainer_lib
+from ernie_tiny_distill.train import evaluation
 from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _single_teacher(cfg: Config, task: Task, tokenizer, labels, teacher, splits,
             teacher_train += teacher_task_.encode(splits.unlabeled, offset=len(teacher_train))
         teacher_dev_features = teacher_task_.encode(splits.dev)
         distill.check_same_kd_rows(task, features["train"], teacher_train, cfg.distill.teacher_max_seq_length)
-    teacher_dev = trainer_lib.evaluate(task, teacher, teacher_dev_features, splits.dev,
+    teacher_dev = evaluation.evaluate(task, teacher, teacher_dev_features, splits.dev,
                                        cfg.train.eval_batch_size, tokenizer.pad_token_id,
                                        progress=builders.progress_bar(cfg, "teacher on dev"))
     check_teacher(cfg, task, teacher_dev, splits.dev)

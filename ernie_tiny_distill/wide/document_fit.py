@@ -145,15 +145,15 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
 
 
 def _check_parity(task, model, part, deep_rows, features, pad, n: int = 8) -> None:
-    """The saved model (transformer + document-level part, trainer.predict_logits) gives the logits the fit
+    """The saved model (transformer + document-level part, evaluation.predict_logits) gives the logits the fit
     scored with, on a few dev documents."""
-    from ernie_tiny_distill.train import trainer as trainer_lib
+    from ernie_tiny_distill.train import evaluation
 
     n = min(n, len(features))
     if not n:
         return
     fitted = deep_rows[:n] + part.logits(features[:n])
-    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
+    direct = np.stack(evaluation.predict_logits(task, model, list(features[:n]), 8, pad))
     gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
     if gap > 1e-3:
         raise UserError(f"the saved model's dev logits differ from the fitted ones by {gap:.2g} (the cached "

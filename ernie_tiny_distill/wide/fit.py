@@ -230,13 +230,13 @@ def headline(metrics, task):
 def _check_parity(task, model, layer, deep_rows, features, pad, n: int = 8) -> None:
     """The saved model (transformer + wide part, dygraph) gives the logits the fit scored with, on a few dev
     documents: the cached transformer rows and the attached table are the model's."""
-    from ernie_tiny_distill.train import trainer as trainer_lib
+    from ernie_tiny_distill.train import evaluation
 
     n = min(n, len(features))
     if not n:
         return
     fitted = predict_all(task, layer, features[:n], deep_rows[:n], pad)
-    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
+    direct = np.stack(evaluation.predict_logits(task, model, list(features[:n]), 8, pad))
     gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
     if gap > 1e-3:
         raise UserError(f"the saved wide-and-deep model's dev logits differ from the fitted ones by {gap:.2g} "
