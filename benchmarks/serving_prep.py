@@ -1,6 +1,6 @@
 """Per-request serving time outside the engine (tokenize + pack) on IMDB reviews and CoNLL-2003 sentences.
 
-    python benchmarks/serving_prep.py --datasets ../shared/datasets --work /tmp/serving-prep
+    python benchmarks/serving_prep.py --datasets ../shared/datasets --work runs/serving-prep
 
 For each request (one text) it times what Predictor.classify / extract_entities do before the engine call:
 classification_feature + collate for an IMDB test review (max_seq_length 128, head_tail), words +

@@ -218,7 +218,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
 
 
 def test_exports_and_random_teachers_take_the_users_umask(cls_export, tiny_teacher_dir):
-    """issue 11 #18: directories built in a temporary sibling get the user's umask, not mkdtemp's 0700."""
+    """Directories built in a temporary sibling get the user's umask, not mkdtemp's 0700."""
     mask = os.umask(0)
     os.umask(mask)
     for path in (cls_export, str(tiny_teacher_dir)):

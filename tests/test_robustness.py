@@ -379,7 +379,7 @@ def test_full_disk_or_unwritable_path_is_a_clean_error(capsys):
         main_wrapper(bug, debug=False)
 
 
-# --------------------------------------------------------------------------- issue 11: data cases
+# --------------------------------------------------------------------------- data cases
 
 
 def test_train_txt_that_is_a_directory_is_named(tmp_path):

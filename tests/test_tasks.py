@@ -247,7 +247,7 @@ def test_tagging_metrics_perfect_prediction():
     assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
 
 
-# --------------------------------------------------------------------------- the adapter's other jobs (issue 12)
+# --------------------------------------------------------------------------- the adapter's other jobs
 
 
 def test_slice_logits_per_text_and_per_token():

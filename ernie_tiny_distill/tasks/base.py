@@ -38,8 +38,8 @@ POOLINGS = ("mean", "max")  # how window logits become one document's logits (mo
 # Tags are decoded by IOB2-constrained Viterbi (decoding.py) unless a caller asks for per-word argmax
 # (`--decoding argmax` in tools/evaluate.py, predict.py and serve.py): it beat argmax on CoNLL-2003 dev
 # (docs/deployment.md). Training-time evaluation uses it too, so it picks best/; runs record it in summary.json,
-# best/metrics.json and task.json (runs before the switch have no such key: they were scored with argmax, and
-# `tools/reproduce.py --only conll/decoding` re-scores their best/ under both decodings).
+# best/metrics.json and task.json. A run without that key was scored with argmax;
+# `tools/reproduce.py --only conll/decoding` re-scores such a run's best/ under both decodings.
 DEFAULT_DECODING = "viterbi"
 
 
