@@ -183,3 +183,18 @@ def test_no_module_of_the_package_is_over_400_lines_and_each_says_its_job():
         if not ast.get_docstring(ast.parse(text)):
             silent.append(rel)
     assert (long, silent) == ([], [])
+
+
+# The training loop, the stage-2 run and the benchmark report read as a few named steps each.
+SPLIT_FUNCTIONS = {"ernie_tiny_distill/train/trainer.py": "fit", "ernie_tiny_distill/train/supervised.py":
+                   "run_supervised", "benchmarks/report.py": "render_markdown", "benchmarks/rows.py": "collect_rows"}
+
+
+def test_the_loop_the_stage_run_and_the_report_stay_in_short_functions():
+    root = PACKAGE.parent
+    lengths = {}
+    for rel, name in SPLIT_FUNCTIONS.items():
+        tree = ast.parse((root / rel).read_text(encoding="utf-8"))
+        module_functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        lengths[name] = module_functions[name].end_lineno - module_functions[name].lineno + 1
+    assert {name: n for name, n in lengths.items() if n > 60} == {} and len(lengths) == 4
