@@ -276,11 +276,11 @@ def test_input_files(tmp_path):
     f.write_bytes("first line\n\nbad \xff\xfe bytes caf\xe9\nlast".encode("utf-8").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
     texts = inputs.read_texts_file(str(f))
     assert len(texts) == 4 and texts[1] == "" and "\ufffd" in texts[2]
-    assert inputs.read_jsonl_texts(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
+    assert inputs.read_jsonl_items(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
     with pytest.raises(UserError, match="stdin:2"):
-        inputs.read_jsonl_texts(['{"text": "a"}', "{nope"])
+        inputs.read_jsonl_items(['{"text": "a"}', "{nope"])
     with pytest.raises(UserError, match='string "text" field'):
-        inputs.read_jsonl_texts(['{"txt": "a"}'])
+        inputs.read_jsonl_items(['{"txt": "a"}'])
 
 
 def test_predict_tool(cls_export, ner_export, tmp_path, monkeypatch, capsys):
