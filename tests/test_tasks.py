@@ -72,8 +72,8 @@ def test_truncation_cuts_whole_words_and_warns(hand_tokenizer, caplog):
     assert f["num_words"] == 5
     assert g["input_ids"] == [CLS, ID["york"], SEP]  # sentences that fit are untouched
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["2 words in 1 sentences did not fit in max_seq_length=8 and were cut; "
-                        "they are predicted as 'O'"]
+    assert warnings == ["2 words in 1 sentences did not fit in max_seq_length=8 and were cut for training; "
+                        "evaluation reads those sentences as word windows, as the served model does"]
 
 
 def test_truncation_never_splits_a_word(hand_tokenizer, caplog):
