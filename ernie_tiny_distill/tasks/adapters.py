@@ -6,7 +6,8 @@ from typing import Dict, List, Optional, Sequence
 from paddlenlp.transformers import ErnieModel
 
 from ernie_tiny_distill.data.examples import TextExample
-from ernie_tiny_distill.tasks.base import IGNORE_INDEX, Feature, Task, pad_labels  # noqa: F401 (data/batching reads Feature, pad_labels here)
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX, Feature, Task
+from ernie_tiny_distill.tasks.base import pad_labels  # noqa: F401 - data/batching.py imports it from here
 from ernie_tiny_distill.tasks.classification import ClassificationTask
 from ernie_tiny_distill.tasks.tagging import TaggingTask
 
