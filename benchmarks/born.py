@@ -1,4 +1,4 @@
-"""Report sections for students born from the teacher (issue 10): its goals, and whether the initialisation matters
+"""Report sections for students born from the teacher: its goals, and whether the initialisation matters
 (a pruned-from-teacher student against the random-init student of the same speed class)."""
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def rescore_run(run_dir: str, num_threads: Optional[int] = None) -> Tuple[Dict, 
     from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.models import build as models
     from ernie_tiny_distill.tasks.adapters import make_task, task_class
-    from ernie_tiny_distill.train.trainer import predict_logits
+    from ernie_tiny_distill.train.evaluation import predict_logits
 
     best = os.path.join(run_dir, "best")
     meta = models.read_task_metadata(best)
@@ -122,8 +122,8 @@ def run_scores(summary: Dict, run_dir: Optional[str]) -> Dict[str, Dict]:
 
 
 def choose(per_run: List[Dict[str, Dict]]) -> Optional[str]:
-    """The decoding whose scores every run has: the default (tasks.DEFAULT_DECODING) when they all have it."""
-    from ernie_tiny_distill.tasks.adapters import DEFAULT_DECODING
+    """The decoding whose scores every run has: the default (tasks/base.py DEFAULT_DECODING) when they all have it."""
+    from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 
     for d in (DEFAULT_DECODING, *[d for d in DECODINGS if d != DEFAULT_DECODING]):
         if per_run and all(d in scores for scores in per_run):

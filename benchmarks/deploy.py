@@ -68,7 +68,7 @@ def teachers_fingerprint(cfg: Dict, member: Optional[int], teacher_weights: str)
 
 
 def run_teachers(m: Matrix, job: Job) -> None:
-    """The teacher over whole documents (one member) or the ensemble, scored without training (issue 13)."""
+    """The teacher over whole documents (one member) or the ensemble, scored without training."""
     args = teachers_args(m, job)
     out, command = args[-1], teachers_command(m, job)
     from ernie_tiny_distill.config import load_config

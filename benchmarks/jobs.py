@@ -3,7 +3,7 @@
 Job names: `imdb/teacher`, `imdb/B/sweep/kd_T2_ce0.5_lr0.001`, `imdb/B/sweep/select`, `imdb/B/task_kd/seed2`,
 `imdb/B/two_stage_kd/seed1` (stage 1 + stage 2), `imdb/tfidf_lr/subset`, `imdb/B/len512/seed1`,
 `conll/decoding` (tagging tasks: finished runs re-scored under each tag decoding), `imdb/export/B`, `imdb/int8/B`,
-`imdb/latency`; issue 13 (tasks.<t>.whole_document): `imdb/teacher/windows`,
+`imdb/latency`; whole documents (tasks.<t>.whole_document): `imdb/teacher/windows`,
 `imdb/ensemble` (teachers scored alone), `imdb/W/ensemble_kd/seed1`, `imdb/export/W`, `imdb/int8/W`. Selectors (`--only` / `--skip`) take names, runs of whole name
 components (`imdb/B`, `B/task_kd`, `export`, `seed2`) or globs (`*/A/*`); dependencies come along unless skipped.
 """

@@ -1,4 +1,4 @@
-"""Issue 13 jobs of the benchmark matrix (tasks.<t>.whole_document): the teacher scoring whole documents as windows,
+"""Whole-document jobs of the benchmark matrix (tasks.<t>.whole_document): the teacher scoring whole documents as windows,
 the teacher ensemble scored alone, and the whole-document students distilled from it, with their exports. A mixin of
 `jobs.Matrix` (it uses the matrix's profile, paths and stage builders)."""
 from __future__ import annotations

@@ -39,7 +39,7 @@ def plot_pareto(rows: List[Dict], tasks: Sequence[str], path: str, p: Profile) -
                 short += " INT8"
             if r.get("latency_seq_len") and r["latency_seq_len"] != 128:
                 short += f" @{r['latency_seq_len']} tok"
-            if r.get("latency_per") == "review":   # issue 13 rows: per real review, tokenization included
+            if r.get("latency_per") == "review":   # whole-document rows: per real review, tokenization included
                 short += " /review"
             key = (short, round(r["latency_ms_p50"], 3))
             if key not in labelled:   # one label per point group (variants of a model share the latency)

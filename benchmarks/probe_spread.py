@@ -73,6 +73,7 @@ def run(args) -> None:
     from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.distill import distiller as distill
     from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import birth
     from ernie_tiny_distill.train import stages
 
     cfg = load_config(args.config)
@@ -82,7 +83,7 @@ def run(args) -> None:
     student = None
     if args.teacher or args.init_student:
         stages.seed_everything(cfg.train.seed)  # initialised the way stage 1 does it (same seed, same scheme)
-        student = models.build_student(cfg.model.student, load_model(cfg.model.teacher),
+        student = birth.build_student(cfg.model.student, load_model(cfg.model.teacher),
                                        models.load_tokenizer(cfg.model.teacher), ErnieModel)
     if args.teacher:
         states, valid = encode(load_model(args.teacher), models.load_tokenizer(args.teacher), texts,

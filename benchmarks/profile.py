@@ -40,7 +40,7 @@ class TaskSpec:
     title: str = ""
     sweep_lr: Optional[List[float]] = None  # this task's learning-rate grid (KD and no-KD); None = the profile's
     nokd_sweep_lr: Optional[List[float]] = None   # this task's no-KD learning-rate grid; None = as sweep_lr
-    whole_document: Optional[WholeDocument] = None   # issue 13 rows (see WholeDocument)
+    whole_document: Optional[WholeDocument] = None   # whole-document rows (see WholeDocument)
 
 
 @dataclass
@@ -79,7 +79,7 @@ class DocumentStudent:
 
 @dataclass
 class WholeDocument:
-    """Issue 13 rows of a classification task: its fine-tuned teacher scoring whole documents as windows (no
+    """Whole-document rows of a classification task: its fine-tuned teacher scoring whole documents as windows (no
     retraining), the ensemble of that teacher and TF-IDF + LR, and students distilled from the ensemble on
     whole documents (every labeled document, a larger transfer set), each exported and quantized. The students
     share the data, windows and ensemble, so the teachers' cached outputs serve them all."""

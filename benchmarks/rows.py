@@ -21,129 +21,155 @@ def collect_rows(m: Matrix) -> Tuple[List[Dict], Dict]:
     """Table rows for every task from the result files (+ the teacher's summary.json)."""
     rows, extra = [], {}
     for t in m.tasks:
-        spec = m.p.tasks[t]
-        tcfg = m.teacher_cfg(t)
-        tsum = read_json(os.path.join(tcfg.output_dir, "summary.json"))
-        metric = (tsum or {}).get("metric_name") or task_class(tcfg.task).metric_name
-        lat = m.result(f"{t}/latency") or {}
-        measured = lat.get("measured", {})
-        exports = {k: m.result(f"{t}/export/{k}") for k in ["teacher", *m.p.students]}
-        tagging = bool(task_class(tcfg.task).decodings)
+        c = _TaskResults(m, t)
+        rows += ([_teacher_row(c)] + _student_rows(c) + _long_input_rows(c) + _int8_rows(c) + _tfidf_rows(c)
+                 + document_rows(m, t, c.metric, c.teacher_metric, c.tsum, c.lat))  # whole documents, when they ran
+        extra[t] = {"sweep": m.result(f"{t}/B/sweep/select"), "latency": c.lat, "teacher_summary": c.tsum}
+    return rows, extra
+
+
+class _TaskResults:
+    """One task's teacher summary, latency and export results, which every row of the task reads."""
+
+    def __init__(self, m: Matrix, t: str):
+        self.m, self.t, self.spec = m, t, m.p.tasks[t]
+        self.tcfg = m.teacher_cfg(t)
+        tsum = read_json(os.path.join(self.tcfg.output_dir, "summary.json"))
+        self.metric = (tsum or {}).get("metric_name") or task_class(self.tcfg.task).metric_name
+        self.lat = m.result(f"{t}/latency") or {}
+        self.measured = self.lat.get("measured", {})
+        self.exports = {k: m.result(f"{t}/export/{k}") for k in ["teacher", *m.p.students]}
+        self.tagging = bool(task_class(self.tcfg.task).decodings)
         # tagging: the teacher's scores under each decoding it has; a row compares with the teacher's of its own
         teacher_runs = [(None, {"summary": tsum})] if tsum else []
-        teacher_runs, teacher_decoding = _decoded(teacher_runs, tagging, metric, tcfg.output_dir)
-        tsum = teacher_runs[0][1]["summary"] if teacher_runs else tsum
-        teacher_metric = tsum["test"][metric] if tsum and tsum.get("test") else None
-        teacher_by = (teacher_decoding or {}).get("by_decoding") or {}
+        teacher_runs, self.teacher_decoding = _decoded(teacher_runs, self.tagging, self.metric, self.tcfg.output_dir)
+        self.tsum = teacher_runs[0][1]["summary"] if teacher_runs else tsum
+        self.teacher_metric = self.tsum["test"][self.metric] if self.tsum and self.tsum.get("test") else None
+        self.teacher_by = (self.teacher_decoding or {}).get("by_decoding") or {}
+        self.teacher_p50 = (self.measured.get("teacher") or {}).get("p50_ms")
 
-        def teacher_for(info: Dict, key: str = "test"):
-            """The teacher's metric under the row's decoding (when both have one), else the teacher row's."""
-            d = (info or {}).get("decoding")
-            if d and d in teacher_by and teacher_by[d].get(key) is not None:
-                return teacher_by[d][key]
-            return teacher_metric if key == "test" else ((tsum or {}).get("dev") or {}).get(metric)
+    def teacher_for(self, info: Dict, key: str = "test"):
+        """The teacher's metric under the row's decoding (when both have one), else the teacher row's."""
+        d = (info or {}).get("decoding")
+        if d and d in self.teacher_by and self.teacher_by[d].get(key) is not None:
+            return self.teacher_by[d][key]
+        return self.teacher_metric if key == "test" else ((self.tsum or {}).get("dev") or {}).get(self.metric)
 
-        teacher_p50 = (measured.get("teacher") or {}).get("p50_ms")
-        task_rows = []
+    def student_row(self, model: str, shape, variant: str, runs, info) -> Dict:
+        return _student_row(self.t, self.spec, self.metric, model, shape, variant, runs, self.teacher_for(info),
+                            info, self.teacher_for(info, "dev"))
 
-        def add_latency(row: Dict, key: str) -> None:
-            r = measured.get(key)
-            if r:
-                row.update(latency_ms_p50=r["p50_ms"], latency_ms_p95=r["p95_ms"],
-                           throughput_per_s=r["throughput_seq_per_s"], latency_seq_len=r["seq_len"],
-                           latency_backend=f"{r['backend']} {r['precision']}, {r['threads']} thread(s)")
-                if teacher_p50:
-                    row["speedup_vs_teacher"] = teacher_p50 / r["p50_ms"]
+    def add_latency(self, row: Dict, key: str) -> None:
+        r = self.measured.get(key)
+        if r:
+            row.update(latency_ms_p50=r["p50_ms"], latency_ms_p95=r["p95_ms"],
+                       throughput_per_s=r["throughput_seq_per_s"], latency_seq_len=r["seq_len"],
+                       latency_backend=f"{r['backend']} {r['precision']}, {r['threads']} thread(s)")
+            if self.teacher_p50:
+                row["speedup_vs_teacher"] = self.teacher_p50 / r["p50_ms"]
 
-        def add_size(row: Dict, key: str) -> None:
-            e = exports.get(key)
-            if e:
-                row["size_mb"] = e["size_mb"]
-            q = m.result(f"{t}/int8/{key}")
-            if q:
-                row["size_mb_int8"] = q["size_mb"]
+    def add_size(self, row: Dict, key: str) -> None:
+        e = self.exports.get(key)
+        if e:
+            row["size_mb"] = e["size_mb"]
+        q = self.m.result(f"{self.t}/int8/{key}")
+        if q:
+            row["size_mb_int8"] = q["size_mb"]
 
-        # teacher
-        row = _row_base(t, spec, metric)
-        row.update(model="teacher MiniLM-L6-H384" if "minilm" in str(tcfg.model.teacher) else "teacher",
-                   variant="teacher", command=m.teacher_command(t), train_commands=[m.teacher_command(t)])
-        if tsum:
-            row.update(layers=tsum.get("layers"), hidden=tsum.get("hidden"), params=tsum.get("params"),
-                       nonembedding_params=tsum.get("nonembedding_params"), metric=teacher_metric,
-                       dev_metric=(tsum.get("dev") or {}).get(metric), pct_of_teacher=100.0 if teacher_metric else None)
-            row.update(teacher_decoding or {})
-        add_size(row, "teacher")
-        add_latency(row, "teacher")
-        task_rows.append(row)
 
-        # students, aggregated over seeds
-        for model in m.students_b_first():
-            shape = m.p.students[model]
-            for variant in m.p.student_variants(model, t):
-                runs = [(s, m.result(f"{t}/{model}/{variant}/seed{s}")) for s in m.p.seeds[model]]
-                runs = [(s, r) for s, r in runs if r and r.get("status") == "done"]
-                if not runs:
-                    continue
-                runs, info = _decoded(runs, tagging, metric)
-                row = _student_row(t, spec, metric, model, shape, variant, runs, teacher_for(info), info,
-                                   teacher_for(info, "dev"))
-                row["command"] = f"python tools/reproduce.py --task {t} --only {t}/{model}/{variant}"
-                add_size(row, model)
-                add_latency(row, model)
-                task_rows.append(row)
-        # long inputs
-        if spec.long_seq:
-            b = m.sweeper
-            s = m.p.seeds[b][0]
-            r = m.result(f"{t}/{b}/len{spec.long_seq}/seed{s}")
-            if r and r.get("status") == "done":
-                runs, info = _decoded([(s, r)], tagging, metric)
-                row = _student_row(t, spec, metric, b, m.p.students[b], f"len{spec.long_seq}", runs,
-                                   teacher_for(info), info, teacher_for(info, "dev"))
-                row["model"] += f", {spec.long_seq} tokens"
-                row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
-                add_size(row, b)
-                add_latency(row, f"{b}-len{spec.long_seq}")
-                task_rows.append(row)
-        # INT8
-        for model in m.students_b_first():
-            q = m.result(f"{t}/int8/{model}")
-            if q:
-                shape = m.p.students[model]
-                # an INT8 row is scored by its export's evaluation, with the decoding its source run recorded
-                info = {"decoding": q["summary"].get("decoding") or dec.UNRECORDED,
-                        "decoding_source": "INT8 evaluation"} if tagging else None
-                row = _student_row(t, spec, metric, model, shape, "int8", [(m.p.seeds[model][0], q)],
-                                   teacher_for(info), info, teacher_for(info, "dev"))
-                row["model"] += f" ({m.export_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
-                row["source_metric"] = q["summary"]["source_test"][metric]
-                row["size_mb"] = q["size_mb"]
-                row["size_mb_int8"] = q["size_mb"]
-                row["command"] = f"python tools/reproduce.py --task {t} --only {q['name']}"
-                row["train_commands"] = q.get("commands")
-                add_latency(row, f"{model}-int8")
-                task_rows.append(row)
-        # TF-IDF
-        for sub in ("subset", "all"):
-            r = m.result(f"{t}/tfidf_lr/{sub}")
-            if not r:
+def _teacher_row(c: _TaskResults) -> Dict:
+    m, t, tsum, metric = c.m, c.t, c.tsum, c.metric
+    row = _row_base(t, c.spec, metric)
+    row.update(model="teacher MiniLM-L6-H384" if "minilm" in str(c.tcfg.model.teacher) else "teacher",
+               variant="teacher", command=m.teacher_command(t), train_commands=[m.teacher_command(t)])
+    if tsum:
+        row.update(layers=tsum.get("layers"), hidden=tsum.get("hidden"), params=tsum.get("params"),
+                   nonembedding_params=tsum.get("nonembedding_params"), metric=c.teacher_metric,
+                   dev_metric=(tsum.get("dev") or {}).get(metric), pct_of_teacher=100.0 if c.teacher_metric else None)
+        row.update(c.teacher_decoding or {})
+    c.add_size(row, "teacher")
+    c.add_latency(row, "teacher")
+    return row
+
+
+def _student_rows(c: _TaskResults) -> List[Dict]:
+    """Each student x variant, aggregated over seeds."""
+    m, t, out = c.m, c.t, []
+    for model in m.students_b_first():
+        shape = m.p.students[model]
+        for variant in m.p.student_variants(model, t):
+            runs = [(s, m.result(f"{t}/{model}/{variant}/seed{s}")) for s in m.p.seeds[model]]
+            runs = [(s, r) for s, r in runs if r and r.get("status") == "done"]
+            if not runs:
                 continue
-            row = _row_base(t, spec, metric)
-            acc = r["summary"]["test"]["accuracy"]
-            row.update(model=f"TF-IDF + LR ({r['summary']['train_examples']} reviews)", variant="tfidf_lr",
-                       metric=acc, dev_metric=r["summary"]["dev"]["accuracy"], command=r["commands"][0],
-                       train_commands=r["commands"], hyperparameters={"C": r["summary"]["C"]},
-                       pct_of_teacher=100 * acc / teacher_metric if teacher_metric else None)
-            tl = (lat.get("tfidf") or {}).get(sub)
-            if tl:
-                row.update(latency_ms_p50=tl["p50_ms"], latency_ms_p95=tl["p95_ms"],
-                           throughput_per_s=tl["throughput_seq_per_s"], latency_backend=tl["note"],
-                           speedup_vs_teacher=teacher_p50 / tl["p50_ms"] if teacher_p50 else None)
-            task_rows.append(row)
-        task_rows += document_rows(m, t, metric, teacher_metric, tsum, lat)   # issue 13, when they ran
-        rows += task_rows
-        extra[t] = {"sweep": m.result(f"{t}/B/sweep/select"), "latency": lat, "teacher_summary": tsum}
-    return rows, extra
+            runs, info = _decoded(runs, c.tagging, c.metric)
+            row = c.student_row(model, shape, variant, runs, info)
+            row["command"] = f"python tools/reproduce.py --task {t} --only {t}/{model}/{variant}"
+            c.add_size(row, model)
+            c.add_latency(row, model)
+            out.append(row)
+    return out
+
+
+def _long_input_rows(c: _TaskResults) -> List[Dict]:
+    """Student B reading spec.long_seq tokens, when the profile has that job and it finished."""
+    m, t, spec = c.m, c.t, c.spec
+    if not spec.long_seq:
+        return []
+    b = m.sweeper
+    s = m.p.seeds[b][0]
+    r = m.result(f"{t}/{b}/len{spec.long_seq}/seed{s}")
+    if not (r and r.get("status") == "done"):
+        return []
+    runs, info = _decoded([(s, r)], c.tagging, c.metric)
+    row = c.student_row(b, m.p.students[b], f"len{spec.long_seq}", runs, info)
+    row["model"] += f", {spec.long_seq} tokens"
+    row["command"] = f"python tools/reproduce.py --task {t} --only {r['name']}"
+    c.add_size(row, b)
+    c.add_latency(row, f"{b}-len{spec.long_seq}")
+    return [row]
+
+
+def _int8_rows(c: _TaskResults) -> List[Dict]:
+    m, t, out = c.m, c.t, []
+    for model in m.students_b_first():
+        q = m.result(f"{t}/int8/{model}")
+        if not q:
+            continue
+        # an INT8 row is scored by its export's evaluation, with the decoding its source run recorded
+        info = {"decoding": q["summary"].get("decoding") or dec.UNRECORDED,
+                "decoding_source": "INT8 evaluation"} if c.tagging else None
+        row = c.student_row(model, m.p.students[model], "int8", [(m.p.seeds[model][0], q)], info)
+        row["model"] += f" ({m.export_variant(model, t)} seed {m.p.seeds[model][0]}, ONNX Runtime INT8)"
+        row["source_metric"] = q["summary"]["source_test"][c.metric]
+        row["size_mb"] = q["size_mb"]
+        row["size_mb_int8"] = q["size_mb"]
+        row["command"] = f"python tools/reproduce.py --task {t} --only {q['name']}"
+        row["train_commands"] = q.get("commands")
+        c.add_latency(row, f"{model}-int8")
+        out.append(row)
+    return out
+
+
+def _tfidf_rows(c: _TaskResults) -> List[Dict]:
+    out = []
+    for sub in ("subset", "all"):
+        r = c.m.result(f"{c.t}/tfidf_lr/{sub}")
+        if not r:
+            continue
+        row = _row_base(c.t, c.spec, c.metric)
+        acc = r["summary"]["test"]["accuracy"]
+        row.update(model=f"TF-IDF + LR ({r['summary']['train_examples']} reviews)", variant="tfidf_lr",
+                   metric=acc, dev_metric=r["summary"]["dev"]["accuracy"], command=r["commands"][0],
+                   train_commands=r["commands"], hyperparameters={"C": r["summary"]["C"]},
+                   pct_of_teacher=100 * acc / c.teacher_metric if c.teacher_metric else None)
+        tl = (c.lat.get("tfidf") or {}).get(sub)
+        if tl:
+            row.update(latency_ms_p50=tl["p50_ms"], latency_ms_p95=tl["p95_ms"],
+                       throughput_per_s=tl["throughput_seq_per_s"], latency_backend=tl["note"],
+                       speedup_vs_teacher=c.teacher_p50 / tl["p50_ms"] if c.teacher_p50 else None)
+        out.append(row)
+    return out
 
 
 def _decoded(runs: List[Tuple], tagging: bool, metric: str,

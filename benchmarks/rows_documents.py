@@ -1,4 +1,4 @@
-"""Issue 13 rows (tasks.<t>.whole_document): the teacher scoring whole documents as windows, the teacher ensemble
+"""Whole-document rows (tasks.<t>.whole_document): the teacher scoring whole documents as windows, the teacher ensemble
 scored alone and the whole-document student (+ its INT8 export), with latency per real review, and their goal."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 from benchmarks.util import member_name, members_text, table_text
 
-ISSUE13_GOAL = (0.910, 4.0)   # best whole-document student: test accuracy >=, and >= this many x the teacher per review
+DOCUMENT_GOAL = (0.910, 4.0)   # best whole-document student: test accuracy >=, and >= this many x the teacher per review
 
 
 def latency_cell(row: Dict) -> str:
@@ -47,7 +47,7 @@ def _per_review(row: Dict, per_review: Dict, key: str) -> None:
 
 def document_rows(m, t: str, metric: str, teacher_metric: Optional[float], tsum: Optional[Dict],
                   lat: Dict) -> List[Dict]:
-    """The issue-13 rows of task `t` whose result files exist (none when the profile has no whole_document)."""
+    """The whole-document rows of task `t` whose result files exist (none when the profile has no whole_document)."""
     from benchmarks.row_builders import _row_base
 
     spec = m.p.tasks[t]
@@ -171,9 +171,9 @@ def _within_budget(row: Dict, factor: float) -> bool:
 
 
 def goal_lines(rows: List[Dict], m) -> List[str]:
-    """Issue 13: the best whole-document student reaches the accuracy goal with a p50 per real review at most the
+    """The whole-document goal: the best whole-document student reaches the accuracy goal with a p50 per real review at most the
     128-token teacher's / 4 (same latency run)."""
-    accuracy, factor = ISSUE13_GOAL
+    accuracy, factor = DOCUMENT_GOAL
     out = []
     for t in m.tasks:
         wd = m.p.tasks[t].whole_document

@@ -1,8 +1,8 @@
 """Per-request serving time outside the engine (tokenize + pack) on IMDB reviews and CoNLL-2003 sentences.
 
-    python benchmarks/serving_prep.py --datasets ../shared/datasets --work /tmp/serving-prep
+    python benchmarks/serving_prep.py --datasets ../shared/datasets --work runs/serving-prep
 
-For each request (one text) it times what Predictor.classify / extract_entities do before the engine call:
+For each request (one text) it times what the Predictor's post-processors do before the engine call:
 classification_feature + collate for an IMDB test review (max_seq_length 128, head_tail), words +
 tagging_windows + collate for a CoNLL-2003 dev sentence given as raw text (max_seq_length 128). Word pieces
 are memoized, so it reports a first pass from an empty memo (text never seen) and a second pass over the same

@@ -15,7 +15,7 @@ import time
 
 from ernie_tiny_distill.data import readers
 from ernie_tiny_distill.models import build
-from ernie_tiny_distill.tasks.adapters import ClassificationTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
 from ernie_tiny_distill.tasks.tokenizer import WordPieces
 
 

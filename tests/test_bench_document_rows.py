@@ -1,5 +1,5 @@
-"""Issue 13 report rows from hand-written result files: the teacher over windows, the ensemble, the whole-document
-student (+ INT8) with latency per real review, and the issue-13 goal line (met, missed, not run)."""
+"""Whole-document report rows from hand-written result files: the teacher over windows, the ensemble, the whole-document
+student (+ INT8) with latency per real review, and the whole-document goal line (met, missed, not run)."""
 import json
 from pathlib import Path
 

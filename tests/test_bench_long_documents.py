@@ -1,4 +1,4 @@
-"""Issue 13 in the benchmark: latency per real review wired into the latency job and shown beside the
+"""Whole documents in the benchmark: latency per real review wired into the latency job and shown beside the
 fixed-length numbers (no timing asserted: the timer is replaced)."""
 from __future__ import annotations
 

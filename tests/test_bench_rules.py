@@ -51,7 +51,7 @@ def test_finished_summary_counts_a_config_written_before_a_key_was_added(tmp_pat
     del old["train"]["amp"]                       # written by a version of the package without train.amp
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     (tmp_path / "summary.json").write_text('{"seconds": 1.5}')
-    assert stages.finished_summary(cfg) == {"seconds": 1.5}   # was None before: a raw dict comparison
+    assert stages.finished_summary(cfg) == {"seconds": 1.5}   # a raw dict comparison would give None
     old["train"]["learning_rate"] = 1.0           # a changed value is another config
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     assert stages.finished_summary(cfg) is None
@@ -119,7 +119,7 @@ def test_interleave_gives_every_model_rounds_times_per_round_samples():
     assert {k: len(v) for k, v in samples.items()} == {"a": 6, "b": 6, "c": 6}
 
 
-# ---------------------------------------------------------------- backends an export cannot run (issue 11 #20)
+# ---------------------------------------------------------------- backends an export cannot run
 
 
 def test_onnx_backend_on_an_export_without_model_onnx_is_one_line_or_an_error(tmp_path):
@@ -136,7 +136,7 @@ def test_onnx_backend_on_an_export_without_model_onnx_is_one_line_or_an_error(tm
     assert latency.pairs_or_error(str(tmp_path), ["onnx"], ["fp32"]) == [("onnx", "fp32")]
 
 
-# ---------------------------------------------------------------- TF-IDF on 3+ classes (issue 11 #24)
+# ---------------------------------------------------------------- TF-IDF on 3+ classes
 
 
 def test_tfidf_baseline_fits_three_classes():

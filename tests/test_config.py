@@ -254,7 +254,7 @@ def test_shipped_config_loads_and_validates(path):
     assert first.startswith("#") and "train.py" in path.read_text(encoding="utf-8").split("\n\n")[0], first
 
 
-# --------------------------------------------------------------------------- issue 11: values that are not meaningful
+# --------------------------------------------------------------------------- values that are not meaningful
 
 
 @pytest.mark.parametrize("override, message", [
@@ -307,7 +307,7 @@ def test_column_positions_several_text_columns_and_label_names():
 
 
 def test_max_seq_length_above_the_models_position_table_is_refused_before_any_work(tmp_path):
-    # issue 11 #13: used to crash mid-epoch inside the embedding op
+    # a token id outside the vocabulary would crash mid-epoch inside the embedding op
     import json
 
     teacher = tmp_path / "teacher"

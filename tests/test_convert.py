@@ -21,7 +21,7 @@ from paddlenlp.transformers import (  # noqa: E402
 )
 
 from ernie_tiny_distill.errors import UserError  # noqa: E402
-from ernie_tiny_distill.models import convert  # noqa: E402
+from ernie_tiny_distill.models import convert, hf_files  # noqa: E402
 
 # float32 Paddle vs float64 numpy. PaddleNLP's ERNIE init sets every LayerNorm epsilon to 1e-12 (overriding the
 # nn.LayerNorm default 1e-5 and ignoring config.layer_norm_eps), which equals BERT's 1e-12, so epsilon adds no error;
@@ -210,7 +210,7 @@ def test_minilm_matches_numpy():
 
     state = load_file(os.path.join(path, "model.safetensors"))
     cfg = json.loads(Path(path, "config.json").read_text())
-    tok = convert.load_tokenizer(path)
+    tok = hf_files.load_tokenizer(path)
     enc = [tok(s)["input_ids"] for s in ("Knowledge distillation makes small models useful.", "Hello world!")]
     width = max(map(len, enc))
     ids = np.array([e + [0] * (width - len(e)) for e in enc], dtype=np.int64)
@@ -233,9 +233,9 @@ def test_convert_round_trip(tiny, tiny_converted):
     loaded, _ = paddle_hidden(ErnieModel.from_pretrained(str(tiny_converted)), ids, mask, type_ids)
     for a, b in zip(direct, loaded):
         np.testing.assert_array_equal(a, b)
-    want = convert.load_tokenizer(path)("Hello world")["input_ids"]
+    want = hf_files.load_tokenizer(path)("Hello world")["input_ids"]
     assert want == [2, 5, 6, 3]
-    assert convert.load_tokenizer(tiny_converted)("Hello world")["input_ids"] == want
+    assert hf_files.load_tokenizer(tiny_converted)("Hello world")["input_ids"] == want
     info = json.loads((tiny_converted / "conversion_info.json").read_text())
     assert info["has_mlm_head"] is False and info["num_hidden_layers"] == 2
 
@@ -259,8 +259,8 @@ def test_half_precision_is_widened(tmp_path):
     raw = (np.array([1.0, -2.5, 3.0], np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
     header = json.dumps({"b": {"dtype": "BF16", "shape": [3], "data_offsets": [0, len(raw)]}}).encode()
     (tmp_path / "bf16.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + raw)
-    got = convert._load_safetensors(str(tmp_path / "bf16.safetensors"))["b"]
-    np.testing.assert_array_equal(convert._to_float32({"b": got})["b"], [1.0, -2.5, 3.0])
+    got = hf_files.load_safetensors(str(tmp_path / "bf16.safetensors"))["b"]
+    np.testing.assert_array_equal(hf_files.to_float32({"b": got})["b"], [1.0, -2.5, 3.0])
 
 
 # ---------------------------------------------------------------- 4. errors
@@ -283,7 +283,7 @@ def test_missing_key_is_reported():
 def test_non_bert_config_is_rejected(tmp_path):
     cfg = dict(TINY_CFG, model_type="gpt2", architectures=["GPT2Model"])
     path = write_hf_dir(tmp_path / "gpt", tiny_hf_state(TINY_CFG), cfg)
-    assert not convert.is_hf_bert_dir(path)
+    assert not hf_files.is_hf_bert_dir(path)
     with pytest.raises(UserError, match="expected 'bert'"):
         convert.load_hf_bert(path)
     with pytest.raises(UserError, match="hidden_act"):

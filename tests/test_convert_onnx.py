@@ -204,9 +204,9 @@ def test_converted_directory(tmp_path, vocab_dir):
     # the pooler the graph lacks is deterministic, so converting twice writes the same weights
     again = Path(convert_onnx.convert_onnx_bert(src, tmp_path / "again", vocab_dir))
     assert (again / "model.safetensors").read_bytes() == (dst / "model.safetensors").read_bytes()
-    from ernie_tiny_distill.models import convert
+    from ernie_tiny_distill.models import hf_files
 
-    assert convert.load_tokenizer(str(dst))("john lives in new york")["input_ids"] == [2, 5, 6, 7, 8, 9, 3]
+    assert hf_files.load_tokenizer(str(dst))("john lives in new york")["input_ids"] == [2, 5, 6, 7, 8, 9, 3]
     with pytest.raises(UserError, match="not empty"):
         convert_onnx.convert_onnx_bert(src, dst, vocab_dir)
     # usable as `model.student: {init: pretrained, path: DIR}`: a task head on the converted encoder
@@ -291,9 +291,10 @@ def test_paraphrase_minilm_l3_matches_onnxruntime(tmp_path):
     assert (info["num_hidden_layers"], info["hidden_size"], info["num_attention_heads"], info["intermediate_size"],
             info["bias_names_checked"]) == (3, 384, 12, 1536, 18)
     from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import birth
 
     tokenizer = models.load_tokenizer(dst)
-    models.check_same_vocab(models.load_tokenizer("minilm"), tokenizer, dst)  # what `init: pretrained` checks
+    birth.check_same_vocab(models.load_tokenizer("minilm"), tokenizer, dst)  # what `init: pretrained` checks
     enc = [tokenizer(s)["input_ids"] for s in SENTENCES]
     width = max(map(len, enc))
     ids = np.array([e + [0] * (width - len(e)) for e in enc], np.int64)

@@ -1,4 +1,4 @@
-"""issue 11 #23: IOB2-constrained Viterbi is the default tag decoding; runs and exports record the decoding; the
+"""IOB2-constrained Viterbi is the default tag decoding; runs and exports record the decoding; the
 bench job `<task>/decoding` re-scores finished runs under both decodings and report rows show the default's."""
 import json
 import os
@@ -11,8 +11,10 @@ import yaml
 
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks import adapters as tasks
+from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 from ernie_tiny_distill.tasks import decoding
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
 
@@ -20,7 +22,7 @@ NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
 
 
 def test_viterbi_is_the_default_and_repairs_a_stray_inside_tag(hand_tokenizer):
-    assert tasks.DEFAULT_DECODING == "viterbi"
+    assert DEFAULT_DECODING == "viterbi"
     feature = {"token_mask": [0, 1, 1, 0], "num_words": 2}
     # per word: O then I-PER (argmax); I-PER after O is what IOB2 forbids
     logits = np.log(np.array([[1, 1, 1, 1, 1], [0.6, 0.05, 0.3, 0.025, 0.025], [0.12, 0.08, 0.7, 0.05, 0.05],
@@ -83,7 +85,7 @@ def _evaluate(run_dir, split, decoding_name):
     """The metrics of best/ on `split` as training-time evaluation computes them, with this decoding."""
     from ernie_tiny_distill.config import config_from_dict
     from ernie_tiny_distill.data import load as data_lib
-    from ernie_tiny_distill.train.trainer import evaluate
+    from ernie_tiny_distill.train.evaluation import evaluate
 
     best = os.path.join(run_dir, "best")
     meta = models.read_task_metadata(best)
@@ -202,7 +204,7 @@ def test_decoding_job_rescores_finished_runs_and_rows_show_the_default_decoding(
     root = ner_run["root"]
     m = Matrix(_profile(root), ["demo"])
     assert [j.name for j in m.select(["demo/decoding"])] == ["demo/decoding"]  # no training job comes along
-    # a row run that finished before the switch: its summary has no decoding (argmax) and other numbers
+    # a row run whose summary records no decoding (scored with argmax) and other numbers
     student = m.out("demo", "B", "no_kd", "seed1")
     shutil.copytree(ner_run["run_dir"], student, ignore=shutil.ignore_patterns("decoding.json"))
     old = {k: v for k, v in ner_run["summary"].items() if k != "decoding"}

@@ -1,4 +1,4 @@
-"""issue 11, deployment cases (#5 NaN, #6 evaluate checks, #8 NFC, #9 one decoder, #14 messages, #19, #22, #23).
+"""Deployment cases: NaN outputs, evaluate checks, NFC text, one decoder, messages, INT8, pre-split tokens, decoding.
 
 Uses the session fixtures of test_export.py (tiny random models built once).
 """
@@ -40,7 +40,7 @@ def nan_checkpoint(src, dst):
     return out
 
 
-# ---------------------------------------------------------------- #5 NaN weights and logits
+# ---------------------------------------------------------------- NaN weights and logits
 
 
 def test_nan_weights_are_refused_at_export(cls_model, tmp_path):
@@ -69,7 +69,7 @@ def test_nan_logits_are_refused_at_load(cls_export, monkeypatch):
         Predictor(cls_export)
 
 
-# ---------------------------------------------------------------- #6 tools/evaluate.py checks first
+# ---------------------------------------------------------------- tools/evaluate.py checks first
 
 
 def test_evaluate_refuses_labels_the_model_does_not_have(cls_export, ner_export):
@@ -92,7 +92,7 @@ def test_evaluate_tool_checks_the_task_first(cls_export, tmp_path, monkeypatch, 
     assert "this export is a classification model, but a ner model was asked for" in err and "Traceback" not in err
 
 
-# ---------------------------------------------------------------- #8 NFC before word splitting
+# ---------------------------------------------------------------- NFC before word splitting
 
 
 def test_decomposed_accents_stay_in_one_word():
@@ -112,24 +112,27 @@ def test_decomposed_text_gives_the_entities_of_the_composed_one(ner_export):
         assert decomposed[e["start"]:e["end"]] == e["text"]
 
 
-# ---------------------------------------------------------------- #9 one decoder for served and scored
+# ---------------------------------------------------------------- one decoder for served and scored
 
 
 def test_evaluation_scores_the_entities_the_predictor_serves():
-    from ernie_tiny_distill.tasks.adapters import TaggingTask
+    from types import SimpleNamespace
 
-    class Served:  # a predictor that serves one PER entity over words 1..2 of every sentence
-        def extract_entities(self, items):
+    from ernie_tiny_distill.tasks.serving import EntityServing
+    from ernie_tiny_distill.tasks.tagging import TaggingTask
+
+    class Served(EntityServing):  # serves one PER entity over words 1..2 of every sentence
+        def __call__(self, items):
             return [{"entities": [{"type": "PER", "start_token": 1, "end_token": 3}]} for _ in items]
 
     task = TaggingTask(None, ["O", "B-PER", "I-PER"], 16)
     examples = [TaggedSentence(["a", "b", "c", "d"], ["O", "B-PER", "I-PER", "O"]),
                 TaggedSentence(["a", "b", "c"], ["B-PER", "O", "O"])]
-    result = task.score_served(Served(), examples)
+    result = Served(SimpleNamespace(encoder=SimpleNamespace(task=task))).score(examples)
     assert result["precision"] == 0.5 and result["recall"] == 0.5  # 1 of 2 served right, 1 of 2 gold found
 
 
-# ---------------------------------------------------------------- #14 deployment messages
+# ---------------------------------------------------------------- deployment messages
 
 
 @pytest.mark.parametrize("labels", [["neg", "pos", "neutral"], ["neg"]])
@@ -188,7 +191,7 @@ def test_disk_full_during_export_names_the_path(cls_model, tmp_path, monkeypatch
     assert out in str(e.value) and os.listdir(tmp_path) == []  # the temporary directory is gone too
 
 
-# ---------------------------------------------------------------- #19 dynamic INT8 needs no calibration file
+# ---------------------------------------------------------------- dynamic INT8 needs no calibration file
 
 
 @pytest.mark.skipif(not HAS_ORT_QUANT, reason="onnxruntime.quantization not installed")
@@ -203,7 +206,7 @@ def test_dynamic_int8_export_without_calibration_file(cls_model, tmp_path, monke
     assert Predictor(out, backend="onnx", precision="int8").predict(["A fine film."])[0]["label"] in ("neg", "pos")
 
 
-# ---------------------------------------------------------------- #22 pre-split tokens, configurable splitter
+# ---------------------------------------------------------------- pre-split tokens, configurable splitter
 
 
 def test_word_splitters():
@@ -256,7 +259,7 @@ def test_predict_tokens_input_cli_and_service(ner_export, monkeypatch, capsys):
     assert client.post("/predict", json={"tokens": [["a", 3]]}).json()["error"] == "tokens[0][1] is not a string"
 
 
-# ---------------------------------------------------------------- #23 constrained IOB2 decoding
+# ---------------------------------------------------------------- constrained IOB2 decoding
 
 
 def test_allowed_transitions_iob2():

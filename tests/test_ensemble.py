@@ -17,8 +17,8 @@ from ernie_tiny_distill.distill import ensemble
 from ernie_tiny_distill.distill import tfidf as baselines
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import ClassificationTask
-from ernie_tiny_distill.train import trainer
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.train import evaluation
 
 
 def test_mixed_soft_target_is_the_weighted_mean_by_hand():
@@ -48,7 +48,7 @@ def test_label_order_and_a_teacher_with_another_label_set_is_refused():
 
 
 def test_config_teachers_entries():
-    raw = {"task": "classification", "stage": "task", "output_dir": "/tmp/ens_cfg",
+    raw = {"task": "classification", "stage": "task", "output_dir": "runs/ens_cfg",
            "model": {"teacher": "t", "student": {"every_k": 2}},
            "distill": {"teachers": [{"path": "runs/a", "weight": 2}, {"tfidf": True}]}}
     cfg = config_from_dict(raw)
@@ -168,22 +168,22 @@ def _teacher_dir(path, tokenizer, labels, seed):
 
 
 def _count_teacher_runs(monkeypatch, what):
-    """Spy on trainer.predict_logits (still run): the returned list gets what(model, features) per call."""
+    """Spy on evaluation.predict_logits (still run): the returned list gets what(model, features) per call."""
     calls = []
-    real = trainer.predict_logits
+    real = evaluation.predict_logits
 
     def counting(task, model, features, *args, **kwargs):
         calls.append(what(model, features))
         return real(task, model, features, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "predict_logits", counting)
+    monkeypatch.setattr(evaluation, "predict_logits", counting)
     return calls
 
 
 def test_one_changed_teacher_recomputes_only_its_own_outputs(hand_tokenizer, tmp_path, monkeypatch):
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     b = _teacher_dir(tmp_path / "b", hand_tokenizer, ["pos", "neg"], 2)  # another label order: reordered
-    real = trainer.predict_logits
+    real = evaluation.predict_logits
     calls = _count_teacher_runs(monkeypatch, lambda model, features: id(model))
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     cfg = _cfg(tmp_path, [{"path": a, "weight": 1.0}, {"path": b, "weight": 3.0}], teacher=a)
@@ -223,7 +223,7 @@ def test_a_teacher_that_reads_text_as_the_run_does_scores_the_runs_own_features(
     assert not ensemble.same_encoding(task, ClassificationTask(hand_tokenizer, ["neg", "pos"], 8))  # another length
     # the reused features give the logits a fresh encoding gives
     model_a = models.load_model(a, task.model_class, 2)
-    fresh = trainer.predict_logits(ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16), model_a,
+    fresh = evaluation.predict_logits(ClassificationTask(models.load_tokenizer(a), ["neg", "pos"], 16), model_a,
                                    task.encode(TRAIN), 8, 0)
     np.testing.assert_allclose(out[0].train, np.stack(fresh), atol=1e-6)
 
@@ -238,7 +238,7 @@ def test_a_neural_teacher_with_another_label_set_is_refused_by_name(hand_tokeniz
 
 
 def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, caplog):
-    from ernie_tiny_distill.train import stages
+    from ernie_tiny_distill.train import supervised
 
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     report = {"teachers": [{"teacher": "runs/strong", "weight": 1.0, "dev": {"accuracy": 0.9}},
@@ -248,7 +248,7 @@ def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, ca
     no_kd.distill.kd_weight = 0.0
     # a student without KD at 0.8 on dev: matches tfidf (0.7), not runs/strong (0.9) -> one warning, naming tfidf
     with caplog.at_level("WARNING"):
-        out = ensemble.compare_members(no_kd, task, {"accuracy": 0.8}, report, stages.compare_with_teacher)
+        out = ensemble.compare_members(no_kd, task, {"accuracy": 0.8}, report, supervised.compare_with_teacher)
     assert [(c["teacher"], c["teacher_dev"], c["student_dev"]) for c in out] == [("runs/strong", 0.9, 0.8),
                                                                              ("tfidf", 0.7, 0.8)]
     assert "warning" not in out[0] and "matches teacher tfidf on dev (accuracy 0.8000 vs 0.7000)" in out[1]["warning"]
@@ -256,14 +256,14 @@ def test_each_member_gets_the_single_teacher_checks(hand_tokenizer, tmp_path, ca
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [out[1]["warning"]]
     kd = _cfg(tmp_path, [{"tfidf": True}])  # a distilled student: the same report lines, never a warning
     assert all("warning" not in c for c in ensemble.compare_members(kd, task, {"accuracy": 0.95}, report,
-                                                                     stages.compare_with_teacher))
+                                                                     supervised.compare_with_teacher))
     # chance level (dev: one pos, one neg -> 0.5): a member at 0.5 is refused by name, as a single teacher is
-    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # 0.9 and 0.7: fine
+    ensemble.check_members(kd, task, report, DEV, supervised.check_teacher)  # 0.9 and 0.7: fine
     report["teachers"][1]["dev"] = {"accuracy": 0.5}
     with pytest.raises(UserError, match=r"distill.teachers: tfidf.*teacher tfidf's dev accuracy is 0.5000"):
-        ensemble.check_members(kd, task, report, DEV, stages._check_teacher)
+        ensemble.check_members(kd, task, report, DEV, supervised.check_teacher)
     kd.distill.allow_weak_teacher = True
-    ensemble.check_members(kd, task, report, DEV, stages._check_teacher)  # a warning only
+    ensemble.check_members(kd, task, report, DEV, supervised.check_teacher)  # a warning only
 
 
 def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cache(hand_tokenizer, tmp_path,
@@ -279,7 +279,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
     assert [m["teacher"] for m in alone["teachers"]] == [a] and alone["test"]["num_examples"] == len(TEST)
     task = ClassificationTask(hand_tokenizer, ["neg", "pos"], 16)
     model = models.load_model(a, task.model_class, 2)
-    want = trainer.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
+    want = evaluation.evaluate(task, model, task.encode(TEST), TEST, 8, 0)
     assert alone["test"]["accuracy"] == want["accuracy"]  # a one-member ensemble scores as that teacher
     calls.clear()
     both = ensemble.score_teachers(cfg)
@@ -302,7 +302,7 @@ def test_score_teachers_scores_dev_and_test_only_and_fills_the_training_runs_cac
 
 
 def test_a_distillation_run_checks_and_reports_each_member(hand_tokenizer, tmp_path, caplog):
-    from ernie_tiny_distill.train import stages
+    from ernie_tiny_distill.train import supervised
 
     a = _teacher_dir(tmp_path / "a", hand_tokenizer, ["neg", "pos"], 1)
     raw = {"task": "classification", "stage": "task", "output_dir": str(tmp_path / "run"),
@@ -312,10 +312,10 @@ def test_a_distillation_run_checks_and_reports_each_member(hand_tokenizer, tmp_p
            "train": {"epochs": 1, "batch_size": 4, "progress": False, "num_threads": 1}}
     # a random teacher: at the chance level on dev (one pos, one neg) -> refused by name
     with pytest.raises(UserError, match=f"distill.teachers: {a}"):
-        stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+        supervised.run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
     raw["distill"]["allow_weak_teacher"] = True
     with caplog.at_level("WARNING"):
-        result = stages._run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
+        result = supervised.run_supervised(config_from_dict(raw), hand_tokenizer, _splits())
     members = result["ensemble"]["teachers"]
     assert [m["comparison"]["teacher"] for m in members] == [a, "tfidf"]
     for m in members:  # each member's dev beside the student's (distilled: a report line, never a warning)

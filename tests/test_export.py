@@ -100,7 +100,7 @@ def test_ner_parity_on_real_sentences(deploy_root, ner_model, ner_export):
     ref = dygraph_logits(ner_model, features)
     fits = [i for i, f in enumerate(features) if f["num_words"] == sum(f["token_mask"])]
     expected = [p.encoder.task.predict(ref[i], features[i]) for i in fits]
-    assert p.predict_tokens([sentences[i] for i in fits]) == expected
+    assert p.post.predict_tokens([sentences[i] for i in fits]) == expected
 
 
 def test_export_of_a_model_without_task_is_refused(deploy_root, tmp_path):
@@ -218,7 +218,7 @@ def test_deployed_metric_equals_training_time_evaluation(deploy_root, cls_model,
 
 
 def test_exports_and_random_teachers_take_the_users_umask(cls_export, tiny_teacher_dir):
-    """issue 11 #18: directories built in a temporary sibling get the user's umask, not mkdtemp's 0700."""
+    """Directories built in a temporary sibling get the user's umask, not mkdtemp's 0700."""
     mask = os.umask(0)
     os.umask(mask)
     for path in (cls_export, str(tiny_teacher_dir)):

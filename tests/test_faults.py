@@ -153,7 +153,7 @@ def test_inf_loss_with_on_nan_skip_skips_and_counts_batches(ws, monkeypatch, log
 
 
 def test_rerun_with_changed_settings_warns_before_resuming(ws, logs):
-    # a finished run can be continued only if it kept its checkpoints (issue 11 #17: removed by default)
+    # a finished run can be continued only if it kept its checkpoints (removed by default)
     cfg = task_config(ws, "changed", train={"max_steps": 2, "keep_checkpoints_after_finish": True})
     run_stage(cfg)
     def resume_warnings():

@@ -141,7 +141,6 @@ x = {"ner": 1}
 KNOWN_BRANCHES = {
     "data/readers/labels.py": {"isinstance(..., TaggedSentence)"},   # label checks of read examples
     "data/readers/splits.py": {"getattr(..., 'label')"},             # stratified split of labeled examples
-    "deploy/service.py": {"isinstance(..., TaggingTask)"},           # request validation (tokens input)
     "models/convert_onnx.py": {"reads .ndim"},                       # rank of ONNX weight tensors, not of logits
     "models/onnx_graph.py": {"reads .ndim"},                         # rank of ONNX weight tensors, not of logits
 }
@@ -169,3 +168,33 @@ def test_the_package_never_imports_the_benchmarks():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
             offenders += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.split(".")[0] == "benchmarks"]
     assert offenders == []
+
+
+MAX_MODULE_LINES = 400  # a module over this does more than one job: split it by job
+
+
+def test_no_module_of_the_package_is_over_400_lines_and_each_says_its_job():
+    long, silent = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(PACKAGE).as_posix()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long.append(f"{rel}: {len(text.splitlines())} lines")
+        if not ast.get_docstring(ast.parse(text)):
+            silent.append(rel)
+    assert (long, silent) == ([], [])
+
+
+# The training loop, the stage-2 run and the benchmark report read as a few named steps each.
+SPLIT_FUNCTIONS = {"ernie_tiny_distill/train/trainer.py": "fit", "ernie_tiny_distill/train/supervised.py":
+                   "run_supervised", "benchmarks/report.py": "render_markdown", "benchmarks/rows.py": "collect_rows"}
+
+
+def test_the_loop_the_stage_run_and_the_report_stay_in_short_functions():
+    root = PACKAGE.parent
+    lengths = {}
+    for rel, name in SPLIT_FUNCTIONS.items():
+        tree = ast.parse((root / rel).read_text(encoding="utf-8"))
+        module_functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        lengths[name] = module_functions[name].end_lineno - module_functions[name].lineno + 1
+    assert {name: n for name, n in lengths.items() if n > 60} == {} and len(lengths) == 4

@@ -12,8 +12,9 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TextExample
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, make_task
-from ernie_tiny_distill.train import trainer
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.train import evaluation
 
 WINDOWS = {"stride": None, "max_windows": None, "pooling": "mean"}
 
@@ -93,8 +94,8 @@ def test_pooled_logits_of_one_window_documents_equal_unpooled(hand_tokenizer):
     examples = [TextExample(t, "pos") for t in ("the film was great !", "john lives in new york .", "bad")]
     today = ClassificationTask(hand_tokenizer, ["neg", "pos"], 10)
     windows = windowed(hand_tokenizer, 10)
-    a = trainer.predict_logits(today, model, today.encode(examples), 8, 0)
-    b = trainer.predict_logits(windows, model, windows.encode(examples), 8, 0)
+    a = evaluation.predict_logits(today, model, today.encode(examples), 8, 0)
+    b = evaluation.predict_logits(windows, model, windows.encode(examples), 8, 0)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -119,7 +120,7 @@ def test_windows_are_for_classification_only(hand_tokenizer, tmp_path):
 def windows_export(deploy_root, tmp_path_factory):
     """A classification model trained (format) with windows of 16 tokens, exported."""
     from ernie_tiny_distill.deploy import export as ex
-    from ernie_tiny_distill.tasks.adapters import ClassificationTask
+    from ernie_tiny_distill.tasks.classification import ClassificationTask
 
     root = tmp_path_factory.mktemp("windows")
     tokenizer = models.load_tokenizer(deploy_root["teacher"])
@@ -135,7 +136,8 @@ def windows_export(deploy_root, tmp_path_factory):
 
 
 def test_predictor_on_a_long_document_equals_training_evaluation(windows_export):
-    from ernie_tiny_distill.deploy.predictor import Predictor, softmax
+    from ernie_tiny_distill.deploy.predictor import Predictor
+    from ernie_tiny_distill.tasks.serving import softmax
 
     p = Predictor(windows_export["export"])
     assert p.encoder.meta["long_document"] == {"stride": 10, "max_windows": None, "pooling": "mean"}
@@ -147,8 +149,8 @@ def test_predictor_on_a_long_document_equals_training_evaluation(windows_export)
     features = task.encode([TextExample(t) for t in texts])
     assert [len(f["windows"]) for f in features][0] > 5  # a long document: many windows
     model = models.load_model(windows_export["model_dir"], task.model_class, task.num_labels)
-    expected = trainer.predict_logits(task, model, features, 4, 0)
-    served = p.classify(texts)
+    expected = evaluation.predict_logits(task, model, features, 4, 0)
+    served = p.predict(texts)
     for want, got in zip(expected, served):
         assert got["label"] == task.labels[int(np.argmax(want))]
         np.testing.assert_allclose([got["probabilities"][k] for k in task.labels], softmax(want.astype("float64")),

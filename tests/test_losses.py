@@ -15,7 +15,8 @@ from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.distill import losses
 from ernie_tiny_distill.distill.distiller import Distillable, Distiller, TeacherRows, layer_map_for
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 S = [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]  # student logits, 2 rows x 3 classes
 T = [[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]]  # teacher logits

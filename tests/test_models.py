@@ -17,6 +17,7 @@ from paddlenlp.transformers import (
 from ernie_tiny_distill.config import StudentConfig
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import birth
 
 # the tiny teacher: 4 layers, hidden 32, 2 heads, intermediate 64, 512 positions, 2 token types
 H, I, L, P, TYPES = 32, 64, 4, 512, 2
@@ -53,7 +54,7 @@ def eval_logits(model, ids):
 
 
 def test_select_layers_copies_exactly_the_chosen_layers(teacher):
-    student = models.select_teacher_layers(teacher, [1, 3], ErnieModel)
+    student = birth.select_teacher_layers(teacher, [1, 3], ErnieModel)
     t, s = arrays(teacher), arrays(student)
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == L  # teacher untouched
     layer_keys = [k for k in s if k.startswith("encoder.layers.")]
@@ -72,14 +73,14 @@ def test_select_layers_copies_exactly_the_chosen_layers(teacher):
 
 
 def test_selected_student_is_a_copy_not_a_view(teacher):
-    student = models.select_teacher_layers(teacher, [0], ErnieModel)
+    student = birth.select_teacher_layers(teacher, [0], ErnieModel)
     before = teacher.embeddings.word_embeddings.weight.numpy().copy()
     student.embeddings.word_embeddings.weight.set_value(np.zeros_like(before))
     np.testing.assert_array_equal(teacher.embeddings.word_embeddings.weight.numpy(), before)
 
 
 def test_select_layers_with_head_class_copies_classifier(cls_teacher):
-    student = models.select_teacher_layers(cls_teacher, [0, 2], ErnieForSequenceClassification, num_labels=3)
+    student = birth.select_teacher_layers(cls_teacher, [0, 2], ErnieForSequenceClassification, num_labels=3)
     t, s = arrays(cls_teacher), arrays(student)
     # the student's names are the teacher's minus layers 2 and 3 (its layers are numbered 0, 1)
     assert set(s) == {k for k in t if not k.startswith(("ernie.encoder.layers.2.", "ernie.encoder.layers.3."))}
@@ -94,7 +95,7 @@ def test_select_layers_with_head_class_copies_classifier(cls_teacher):
 
 @pytest.mark.filterwarnings("ignore:Skip loading for classifier")  # the new head, by design
 def test_select_layers_new_head_when_label_count_differs(cls_teacher):
-    student = models.select_teacher_layers(cls_teacher, [3], ErnieForSequenceClassification, num_labels=2)
+    student = birth.select_teacher_layers(cls_teacher, [3], ErnieForSequenceClassification, num_labels=2)
     t, s = arrays(cls_teacher), arrays(student)
     assert s["classifier.weight"].shape == (H, 2)  # fresh head, encoder still copied
     np.testing.assert_array_equal(s["ernie.encoder.layers.0.linear1.weight"], t["ernie.encoder.layers.3.linear1.weight"])
@@ -104,7 +105,7 @@ def test_select_layers_new_head_when_label_count_differs(cls_teacher):
 
 @pytest.mark.filterwarnings("ignore:Skip loading for classifier")  # the new head, by design
 def test_select_layers_bare_teacher_into_token_classifier(teacher):
-    student = models.select_teacher_layers(teacher, [2], ErnieForTokenClassification, num_labels=5)
+    student = birth.select_teacher_layers(teacher, [2], ErnieForTokenClassification, num_labels=5)
     t, s = arrays(teacher), arrays(student)
     np.testing.assert_array_equal(s["ernie.encoder.layers.0.self_attn.q_proj.weight"],
                                   t["encoder.layers.2.self_attn.q_proj.weight"])
@@ -118,7 +119,7 @@ def test_select_layers_bare_teacher_into_token_classifier(teacher):
 def test_select_layers_copies_mlm_head(tiny_teacher_dir):
     # stage 1 with distill.mlm_weight > 0: the student starts from the teacher's MLM head as well
     mlm_teacher = models.load_model(str(tiny_teacher_dir), ErnieForMaskedLM)
-    student = models.select_teacher_layers(mlm_teacher, [1, 3], ErnieForMaskedLM)
+    student = birth.select_teacher_layers(mlm_teacher, [1, 3], ErnieForMaskedLM)
     t, s = arrays(mlm_teacher), arrays(student)
     head = [k for k in s if k.startswith("cls.")]
     assert "cls.predictions.transform.weight" in head
@@ -136,7 +137,7 @@ def test_select_layers_copies_mlm_head(tiny_teacher_dir):
     (StudentConfig(every_k=4), 12, [3, 7, 11]),
 ])
 def test_layers_to_keep(cfg, n, expected):
-    assert models.layers_to_keep(cfg, n) == expected
+    assert birth.layers_to_keep(cfg, n) == expected
 
 
 @pytest.mark.parametrize("cfg, n, message", [
@@ -148,12 +149,12 @@ def test_layers_to_keep(cfg, n, expected):
 ])
 def test_layers_to_keep_rejects_bad_indices(cfg, n, message):
     with pytest.raises(UserError, match=r"config key 'model\.student\.layers' " + message):
-        models.layers_to_keep(cfg, n)
+        birth.layers_to_keep(cfg, n)
 
 
 def test_build_student_rejects_out_of_range_layers(teacher):
     with pytest.raises(UserError, match=r"selects layers \[1, 7\]"):
-        models.build_student(StudentConfig(layers=[1, 7]), teacher, None, ErnieModel)
+        birth.build_student(StudentConfig(layers=[1, 7]), teacher, None, ErnieModel)
 
 
 # --------------------------------------------------------------------------- students from a config, vocabulary
@@ -161,31 +162,31 @@ def test_build_student_rejects_out_of_range_layers(teacher):
 
 def test_student_from_config_shares_vocabulary(teacher, tiny_teacher_dir):
     cfg = StudentConfig(init="config", num_layers=1, hidden_size=16, num_heads=2, intermediate_size=24)
-    student = models.student_from_config(cfg, teacher, ErnieForSequenceClassification, num_labels=2)
+    student = birth.student_from_config(cfg, teacher, ErnieForSequenceClassification, num_labels=2)
     c = models.encoder_of(student).config
     assert c.vocab_size == teacher.config.vocab_size == vocab_size(tiny_teacher_dir)
     assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (16, 1, 2, 24)
     assert (c.max_position_embeddings, c.type_vocab_size) == (P, TYPES)
     assert tuple(student.ernie.embeddings.word_embeddings.weight.shape) == (vocab_size(tiny_teacher_dir), 16)
     assert tuple(student.classifier.weight.shape) == (16, 2)
-    built = models.build_student(cfg, teacher, None, ErnieModel, dropout=0.0)
+    built = birth.build_student(cfg, teacher, None, ErnieModel, dropout=0.0)
     assert models.num_layers(built) == 1 and models.hidden_size(built) == 16
 
 
 def test_check_same_vocab(tiny_teacher_dir, hand_tokenizer):
     teacher_tok = models.load_tokenizer(str(tiny_teacher_dir))
-    models.check_same_vocab(teacher_tok, models.load_tokenizer(str(tiny_teacher_dir)), "student")  # no error
+    birth.check_same_vocab(teacher_tok, models.load_tokenizer(str(tiny_teacher_dir)), "student")  # no error
     with pytest.raises(UserError, match=r"^students/x: the student's vocabulary \(24 tokens\) differs from the "
                                         r"teacher's \(\d+ tokens\).*distillation needs one tokenizer for both"):
-        models.check_same_vocab(teacher_tok, hand_tokenizer, "students/x")
+        birth.check_same_vocab(teacher_tok, hand_tokenizer, "students/x")
 
 
 def test_pretrained_student_with_other_vocabulary_is_refused(teacher, tiny_teacher_dir, hand_tokenizer, tmp_path):
     other = tmp_path / "other"
-    models.save_model_dir(models.select_teacher_layers(teacher, [0], ErnieModel), hand_tokenizer, str(other), {})
+    models.save_model_dir(birth.select_teacher_layers(teacher, [0], ErnieModel), hand_tokenizer, str(other), {})
     teacher_tok = models.load_tokenizer(str(tiny_teacher_dir))
     with pytest.raises(UserError, match="vocabulary"):
-        models.build_student(StudentConfig(init="pretrained", path=str(other)), teacher, teacher_tok, ErnieModel)
+        birth.build_student(StudentConfig(init="pretrained", path=str(other)), teacher, teacher_tok, ErnieModel)
 
 
 # --------------------------------------------------------------------------- parameter counts
@@ -201,12 +202,12 @@ def expected_counts(vocab: int, hidden: int, layers: int, inter: int, labels: in
 
 def test_count_parameters_matches_config_arithmetic(teacher, cls_teacher, tiny_teacher_dir):
     v = vocab_size(tiny_teacher_dir)
-    assert models.count_parameters(teacher) == expected_counts(v, H, L, I)
-    assert models.count_parameters(cls_teacher) == expected_counts(v, H, L, I, labels=3)
-    student = models.select_teacher_layers(teacher, [1, 3], ErnieModel)
-    assert models.count_parameters(student) == expected_counts(v, H, 2, I)
+    assert birth.count_parameters(teacher) == expected_counts(v, H, L, I)
+    assert birth.count_parameters(cls_teacher) == expected_counts(v, H, L, I, labels=3)
+    student = birth.select_teacher_layers(teacher, [1, 3], ErnieModel)
+    assert birth.count_parameters(student) == expected_counts(v, H, 2, I)
     # the fixture teacher by hand: embeddings (v + 512 + 2)·32, 4 layers of 8,544, pooler 1,056, LayerNorm 64
-    assert models.count_parameters(teacher)[1] == 64 + 4 * 8544 + 1056
+    assert birth.count_parameters(teacher)[1] == 64 + 4 * 8544 + 1056
 
 
 # --------------------------------------------------------------------------- model directories
@@ -214,7 +215,7 @@ def test_count_parameters_matches_config_arithmetic(teacher, cls_teacher, tiny_t
 
 @pytest.fixture
 def student_and_tokenizer(cls_teacher, tiny_teacher_dir):
-    student = models.select_teacher_layers(cls_teacher, [0, 3], ErnieForSequenceClassification, num_labels=3)
+    student = birth.select_teacher_layers(cls_teacher, [0, 3], ErnieForSequenceClassification, num_labels=3)
     rng = np.random.default_rng(0)
     student.classifier.weight.set_value(rng.standard_normal((H, 3)).astype("float32"))
     return student, models.load_tokenizer(str(tiny_teacher_dir))

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from helpers import HAS_ORT, NER_MAX_LEN, ROOT
 
-from ernie_tiny_distill.deploy import encoding, inputs, service
+from ernie_tiny_distill.deploy import inputs, service
 from ernie_tiny_distill.deploy import predictor as pr
 from ernie_tiny_distill.deploy.words import split_words
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.tasks import windows as windows_mod
 from ernie_tiny_distill.tasks.decoding import entity_spans
 
 # ---------------------------------------------------------------- pure functions
@@ -53,25 +54,25 @@ def test_split_words_conll_style():
 
 
 def test_entity_spans_are_the_entities_the_metric_scores():
-    """issue 11 #9: a stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
+    """A stray I- (after O or another type) is no entity, for the predictor as for seqeval strict."""
     from ernie_tiny_distill.tasks.metrics import tagging_metrics
 
     assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]) == [
         ("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5)]
     assert entity_spans([]) == [] and entity_spans(["O", "O"]) == []
-    assert entity_spans(["O", "I-PER", "I-PER", "O"]) == []  # the old decoder served a PER here that scored 0
+    assert entity_spans(["O", "I-PER", "I-PER", "O"]) == []  # a decoder reading I- as B- would serve a PER here that scores 0
     assert tagging_metrics([["O", "B-PER", "I-PER", "O"]], [["O", "I-PER", "I-PER", "O"]])["precision"] == 0.0
 
 
 @pytest.mark.parametrize("lengths,budget", [([1] * 100, 10), ([3, 1, 7, 2, 2, 9, 1, 1, 4] * 7, 12), ([5], 5),
                                             ([1, 1], 10)])
 def test_windows_cover_every_word(lengths, budget):
-    windows = encoding.make_windows(lengths, budget)
+    windows = windows_mod.make_windows(lengths, budget)
     assert windows[0][0] == 0 and windows[-1][1] == len(lengths)
     for (a, b), (c, d) in zip(windows, windows[1:]):
         assert a < c <= b  # progress, with overlap or adjacency
     assert all(sum(lengths[a:b]) <= budget for a, b in windows)
-    best = encoding.best_window(lengths, windows)
+    best = windows_mod.best_window(lengths, windows)
     assert len(best) == len(lengths)
     for w, (k, pos) in enumerate(best):
         assert windows[k][0] + pos == w
@@ -109,12 +110,14 @@ def test_long_text_truncation_matches_training(cls_export, truncation):
 def test_truncation_is_reported_at_info_once_then_at_debug(cls_export, caplog):
     import logging
 
+    from ernie_tiny_distill.tasks import serving
+
     p = pr.Predictor(cls_export)
     words = [w for w in p.encoder.tokenizer.get_vocab() if w.isalpha() and len(w) > 3][:50]
     long_text = " ".join(words * 10)
-    with caplog.at_level(logging.DEBUG, logger=pr.logger.name):
+    with caplog.at_level(logging.DEBUG, logger=serving.logger.name):
         for _ in range(3):
-            p.classify([long_text, "short"])
+            p.predict([long_text, "short"])
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if "were truncated" in r.getMessage()]
     assert [level for level, _ in lines] == [logging.INFO, logging.DEBUG, logging.DEBUG]
     assert lines[0][1].startswith("1 of 2 texts were longer than") and "later calls" in lines[0][1]
@@ -151,7 +154,7 @@ def test_long_sentence_windows_lose_no_word(ner_export):
     words = []
     for i in range(150):
         words += ["Angela", "Merkel"] if i % 7 == 0 else (["Berlin"] if i % 11 == 0 else ["filler", "text"])
-    tags = p.predict_tokens([words, ["Berlin"], []])
+    tags = p.post.predict_tokens([words, ["Berlin"], []])
     assert [len(t) for t in tags] == [len(words), 1, 0]
     expected = []
     for i, w in enumerate(words):
@@ -168,17 +171,52 @@ def test_window_merge_matches_unwindowed_prediction(ner_export):
     short = pr.Predictor(ner_export)
     long = pr.Predictor(ner_export, max_seq_length=512)
     sentence = ("The chancellor Angela Merkel arrived in Berlin on Monday morning after the summit " * 6).split()
-    assert short.predict_tokens([sentence]) == long.predict_tokens([sentence])
+    assert short.post.predict_tokens([sentence]) == long.post.predict_tokens([sentence])
+
+
+def test_training_time_evaluation_reads_a_long_sentence_as_the_predictor_serves_it(ner_model, ner_export):
+    """A sentence longer than max_seq_length: evaluation during training (which picks best/) and the exported
+    Predictor tag every word the same way, through the same word windows, and score the same."""
+    from paddlenlp.transformers import ErnieForTokenClassification
+
+    from ernie_tiny_distill.data.examples import TaggedSentence
+    from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.tasks.adapters import make_task
+    from ernie_tiny_distill.train import evaluation
+
+    words = ["Angela", "Merkel"] + ["filler", "text"] * 15 + ["Berlin", "and", "Angela", "Merkel", "."]
+    tags = ["B-PER", "I-PER"] + ["O"] * 30 + ["B-LOC", "O", "B-PER", "I-PER", "O"]
+    examples = [TaggedSentence(words, tags), TaggedSentence(["Berlin", "."], ["B-LOC", "O"])]
+    task = make_task("ner", models.load_tokenizer(ner_model), models.read_task_metadata(ner_model)["labels"],
+                     NER_MAX_LEN)
+    model = models.load_model(ner_model, ErnieForTokenClassification, num_labels=len(task.labels))
+    features = task.encode(examples)
+    assert task.kd_row_count(features[0]) < len(words)  # training reads a cut sentence
+    logits = evaluation.predict_logits(task, model, features, 8, 0)
+    cut = [task.predict(lg, f) for lg, f in zip(logits, features)]
+    assert cut[0][-5:] == ["O"] * 5  # what reading the cut sentence alone would score
+    evaluated = task.evaluation_predictions(
+        logits, features, examples, lambda more: evaluation.predict_logits(task, model, more, 8, 0))
+    served = pr.Predictor(ner_export)
+    assert evaluated == served.post.predict_tokens([ex.tokens for ex in examples]) == tags_of(examples)
+    metrics = evaluation.evaluate(task, model, features, examples, 8, 0)
+    assert metrics == pr.evaluate_export(served, examples) and metrics["f1"] == 1.0
+
+
+def tags_of(examples):
+    return [list(ex.tags) for ex in examples]
 
 
 # ---------------------------------------------------------------- bad inputs
 
 
-def test_wrong_task_calls(cls_export, ner_export):
-    with pytest.raises(UserError, match="needs a classification model, but this export is a ner model"):
-        pr.Predictor(ner_export).classify(["text"])
-    with pytest.raises(UserError, match="needs a ner model"):
-        pr.Predictor(cls_export).predict_tokens([["a", "b"]])
+def test_each_export_serves_through_the_post_processor_of_its_task(cls_export, ner_export):
+    cls, ner = pr.Predictor(cls_export), pr.Predictor(ner_export)
+    assert (type(cls.post).__name__, type(ner.post).__name__) == ("LabelServing", "EntityServing")
+    with pytest.raises(UserError, match="item 0 is list, expected a string$"):
+        cls.predict([["Angela", "Merkel"]])  # word lists are for NER
+    entities = ner.predict([["Angela", "Merkel", "visited", "Berlin"]])[0]["entities"]
+    assert [(e["type"], e["start_token"], e["end_token"]) for e in entities] == [("PER", 0, 2), ("LOC", 3, 4)]
     with pytest.raises(UserError, match="this export is a ner model, but a classification model was asked for"):
         pr.Predictor(ner_export, task="classification")
 
@@ -238,11 +276,11 @@ def test_input_files(tmp_path):
     f.write_bytes("first line\n\nbad \xff\xfe bytes caf\xe9\nlast".encode("utf-8").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
     texts = inputs.read_texts_file(str(f))
     assert len(texts) == 4 and texts[1] == "" and "\ufffd" in texts[2]
-    assert inputs.read_jsonl_texts(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
+    assert inputs.read_jsonl_items(['{"text": "a"}\n', "\n", '{"text": "b"}']) == ["a", "b"]
     with pytest.raises(UserError, match="stdin:2"):
-        inputs.read_jsonl_texts(['{"text": "a"}', "{nope"])
+        inputs.read_jsonl_items(['{"text": "a"}', "{nope"])
     with pytest.raises(UserError, match='string "text" field'):
-        inputs.read_jsonl_texts(['{"txt": "a"}'])
+        inputs.read_jsonl_items(['{"txt": "a"}'])
 
 
 def test_predict_tool(cls_export, ner_export, tmp_path, monkeypatch, capsys):

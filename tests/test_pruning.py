@@ -244,7 +244,7 @@ def test_attention_head_map_only_where_a_layer_meets_its_source():
 def test_a_no_kd_student_that_matches_its_teacher_is_warned_about(caplog):
     from ernie_tiny_distill.config import load_config
     from ernie_tiny_distill.tasks.adapters import make_task
-    from ernie_tiny_distill.train.stages import compare_with_teacher
+    from ernie_tiny_distill.train.supervised import compare_with_teacher
 
     task = make_task("ner", None, ["O", "B-PER", "I-PER"], 32)
     no_kd = load_config(overrides=["output_dir=x", "model.teacher=t", "model.student.init=config",

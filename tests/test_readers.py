@@ -483,7 +483,7 @@ def test_real_imdb_test_counts():
     assert not any("<br" in e.text for e in test[:500])
 
 
-# ------------------------------------------------------------------ damaged or incomplete IMDB archives (issue 11 #4)
+# ------------------------------------------------------------------ damaged or incomplete IMDB archives
 
 
 def _imdb_archive(tmp_path, per_dir=60, drop=()):
@@ -552,7 +552,7 @@ def test_imdb_known_missing_review_is_accepted_with_a_warning(tmp_path, caplog):
     assert "59 reviews instead of 60" in caplog.text
 
 
-# ------------------------------------------------------------------ headerless CSV, column positions (issue 11 #21)
+# ------------------------------------------------------------------ headerless CSV, column positions
 
 AG_NEWS_LIKE = ('"3","Wall St. Bears Claw Back","Reuters - Short-sellers are seeing green again."\n'
                 '"4","Carlyle Looks Toward Commercial Aerospace","Reuters - Private investment firm Carlyle"\n'
@@ -608,7 +608,7 @@ def test_headerless_csv_errors_name_file_and_line(tmp_path):
 
 
 def test_imdb_cache_files_have_the_users_umask(imdb_tar, tmp_path):
-    # issue 11 #18: the parsed-IMDB cache is written through mkstemp (0600); it gets 0666 & ~umask
+    # the parsed-IMDB cache is written through mkstemp (0600); it gets 0666 & ~umask
     old = os.umask(0o022)
     try:
         read_imdb(str(imdb_tar), "train", cache_dir=str(tmp_path / "cache"))

@@ -1,6 +1,6 @@
 """tools/reproduce.py machinery on a miniature matrix: a tiny random teacher, demo reviews, two student rows.
 
-Proves: generated configs run through tools/train.py, results.json has the schema of issue 4, a second
+Proves: generated configs run through tools/train.py, results.json has the report's row schema, a second
 invocation retrains nothing, --only/--skip select rows (and pull in dependencies), and the report is written.
 """
 import json
@@ -147,7 +147,7 @@ def test_report_only_writes_markdown_and_figure(mini):
     out = reproduce_main(["--task", "demo", "--profile", "tiny", "--report-only"], profiles=profiles)
     md = Path(out["report"]["markdown"]).read_text()
     assert "| model | variant | L×H |" in md and "| student B 1L-16H | task_kd | 1×16 |" in md
-    assert "## Goals of issue 4" in md and "## Summary" in md
+    assert "## Goals" in md and "## Summary" in md
     assert "python tools/train.py --config" in md
     pytest.importorskip("matplotlib")
     assert Path(out["report"]["figure"]).is_file()

@@ -22,7 +22,7 @@ from ernie_tiny_distill.data import load as data
 from ernie_tiny_distill.data.demo import write_demo_data
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.models import convert
+from ernie_tiny_distill.models import convert_pdparams
 from ernie_tiny_distill.models.random_teacher import write_random_teacher
 from ernie_tiny_distill.train.stages import run_stage
 
@@ -302,11 +302,11 @@ def test_pickle_only_teacher_is_refused_with_the_conversion_hint(ws, legacy_dir,
 
 def test_convert_pdparams_needs_allow_pickle_then_gives_identical_weights(ws, legacy_dir, tmp_path):
     with pytest.raises(UserError, match=r"refusing to load pickled \.pdparams weights .*\n  hint: .*--allow-pickle"):
-        convert.convert_pdparams(str(legacy_dir), str(tmp_path / "refused"))
+        convert_pdparams.convert_pdparams(str(legacy_dir), str(tmp_path / "refused"))
     assert not (tmp_path / "refused").exists()
 
     warnings = []
-    dst = convert.convert_pdparams(str(legacy_dir), str(tmp_path / "converted"), allow_pickle=True,
+    dst = convert_pdparams.convert_pdparams(str(legacy_dir), str(tmp_path / "converted"), allow_pickle=True,
                                    warn=warnings.append)
     assert len(warnings) == 1 and "unpickling can run arbitrary code" in warnings[0]
     assert not any(f.endswith(".pdparams") for f in os.listdir(dst))
@@ -342,11 +342,11 @@ def test_no_unsafe_loading_in_the_package():
                 bad = ("shell=True" in code or "os.system(" in code or "os.popen(" in code
                        or "pickle.load" in code or "yaml.load(" in code
                        or ("np.load(" in code and "allow_pickle=False" not in code)
-                       or ("paddle.load(" in code and path.name != "convert.py"))
+                       or ("paddle.load(" in code and path.name != "convert_pdparams.py"))
                 if bad:
                     offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
-    source = (ROOT / "ernie_tiny_distill" / "models" / "convert.py").read_text(encoding="utf-8")
+    source = (ROOT / "ernie_tiny_distill" / "models" / "convert_pdparams.py").read_text(encoding="utf-8")
     body = source[source.index("def convert_pdparams"):]
     assert body.index("if not allow_pickle:") < body.index("paddle.load(")
 
@@ -379,7 +379,7 @@ def test_full_disk_or_unwritable_path_is_a_clean_error(capsys):
         main_wrapper(bug, debug=False)
 
 
-# --------------------------------------------------------------------------- issue 11: data cases
+# --------------------------------------------------------------------------- data cases
 
 
 def test_train_txt_that_is_a_directory_is_named(tmp_path):

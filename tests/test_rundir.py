@@ -1,4 +1,4 @@
-"""Issue 11, the run directory: never a model's directory, one run at a time, resumable without repeats, cleaned up
+"""The run directory: never a model's directory, one run at a time, resumable without repeats, cleaned up
 when finished; LoRA resumes exactly; the thread count is the configured one."""
 import json
 import os
@@ -69,7 +69,7 @@ def test_output_dir_that_is_contains_or_is_inside_the_teacher_is_refused_before_
     before = snapshot(run)
     for out, relation in ((run, "is"), (os.path.join(run, "student"), "is inside"),
                           (os.path.dirname(run), "contains")):
-        for resume in (True, False):  # following the old hint (train.resume=false) must not help either
+        for resume in (True, False):  # train.resume=false must not help either
             cfg = config(ws, "unused", stage="task", model={"teacher": run}, train={"resume": resume},
                          distill={"allow_weak_teacher": True})
             cfg.output_dir = out
@@ -131,8 +131,9 @@ def test_lora_unmerges_on_every_switch_back_to_training_and_resumes_exactly(ws, 
 
     from ernie_tiny_distill.distill.distiller import Distillable
     from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import birth
 
-    lora = models.add_lora(models.load_model(ws["teacher"], ErnieForSequenceClassification, 2), 2)
+    lora = birth.add_lora(models.load_model(ws["teacher"], ErnieForSequenceClassification, 2), 2)
     wrapper = Distillable(lora, 16, None)
     lora_layers = [layer for layer in wrapper.sublayers() if hasattr(layer, "merged")]
     assert lora_layers
@@ -197,7 +198,7 @@ def test_resumed_run_logs_each_step_once(ws, monkeypatch):
     summary = run_stage(cfg)
     steps = [json.loads(line)["step"] for line in open(os.path.join(cfg.output_dir, "train_log.jsonl"))]
     assert steps == [1, 2, 3, 4]
-    # issue 11 #25: the summary counts both segments' training time
+    # the summary counts both segments' training time
     assert summary["segments"] == 2
     assert summary["train_seconds"] >= state["train_seconds"] and summary["seconds"] >= state["train_seconds"]
 

@@ -11,7 +11,10 @@ from helpers import CLS, ID, SEP, UNK
 from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.tasks import metrics
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX, ClassificationTask, GeneralTask, TaggingTask, make_task
+from ernie_tiny_distill.tasks.adapters import GeneralTask, make_task
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 X = IGNORE_INDEX
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # ids 0..4
@@ -69,8 +72,8 @@ def test_truncation_cuts_whole_words_and_warns(hand_tokenizer, caplog):
     assert f["num_words"] == 5
     assert g["input_ids"] == [CLS, ID["york"], SEP]  # sentences that fit are untouched
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["2 words in 1 sentences did not fit in max_seq_length=8 and were cut; "
-                        "they are predicted as 'O'"]
+    assert warnings == ["2 words in 1 sentences did not fit in max_seq_length=8 and were cut for training; "
+                        "evaluation reads those sentences as word windows, as the served model does"]
 
 
 def test_truncation_never_splits_a_word(hand_tokenizer, caplog):
@@ -244,7 +247,7 @@ def test_tagging_metrics_perfect_prediction():
     assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
 
 
-# --------------------------------------------------------------------------- the adapter's other jobs (issue 12)
+# --------------------------------------------------------------------------- the adapter's other jobs
 
 
 def test_slice_logits_per_text_and_per_token():

@@ -12,7 +12,8 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.distill import teacher_cache
 from ernie_tiny_distill.distill.distiller import TeacherRows
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [TaggedSentence(["John", "plays"]), TaggedSentence(["unwatchable", "York", "."]),
@@ -189,7 +190,7 @@ def test_truncated_cache_file_is_rebuilt(task, teacher_dir, tmp_path, caplog):
 
 
 def test_sharded_teacher_changed_shard_rebuilds(task, tmp_path):
-    # issue 11 #11: a sharded teacher (model.safetensors.index.json + shards) has no model.safetensors
+    # a sharded teacher (model.safetensors.index.json + shards) has no model.safetensors
     sharded = tmp_path / "sharded_teacher"
     sharded.mkdir()
     (sharded / "model.safetensors.index.json").write_text('{"weight_map": {}}', encoding="utf-8")
@@ -209,7 +210,7 @@ def test_sharded_teacher_changed_shard_rebuilds(task, tmp_path):
 
 
 def test_cache_file_has_the_users_umask(task, teacher_dir, tmp_path):
-    # issue 11 #18: mkstemp's 0600 is not the user's choice
+    # mkstemp's 0600 is not the user's choice
     old = os.umask(0o022)
     try:
         teacher_cache.load_or_build(str(tmp_path / "cache"), teacher_dir, task, task.encode(SENTENCES), FakeTeacher())

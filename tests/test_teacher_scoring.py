@@ -15,7 +15,7 @@ from ernie_tiny_distill.distill import ensemble
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.tasks.adapters import make_task
-from ernie_tiny_distill.train import trainer
+from ernie_tiny_distill.train import evaluation
 
 WINDOWS = {"stride": None, "max_windows": 4, "pooling": "mean"}
 
@@ -33,7 +33,7 @@ def test_export_logits_equal_dygraph_over_windows(deploy_root, cls_model, cls_ex
     path, meta, tokenizer, task, features = _windowed(deploy_root, cls_model)
     assert sum(len(f["windows"]) > 1 for f in features) >= 5   # long documents: several windows of different widths
     model = models.load_model(path, task.model_class, task.num_labels)
-    want = trainer.predict_logits(task, model, features, 8, tokenizer.pad_token_id)
+    want = evaluation.predict_logits(task, model, features, 8, tokenizer.pad_token_id)
     # 3 window rows per engine call: batches mix windows of several documents, sorted by length
     got = scoring.predict_logits(task, PaddleEngine(cls_export), features, tokenizer.pad_token_id, batch_size=3)
     assert len(got) == len(want) and all(g.shape == (task.num_labels,) for g in got)
@@ -72,7 +72,7 @@ def test_scorer_falls_back_to_dygraph_when_the_spot_check_disagrees(deploy_root,
 
     def dygraph(fs, shift=0.0):
         calls.append(len(fs))
-        return [x + shift for x in trainer.predict_logits(task, model, fs, 8, tokenizer.pad_token_id)]
+        return [x + shift for x in evaluation.predict_logits(task, model, fs, 8, tokenizer.pad_token_id)]
 
     compute = scoring.export_scorer(cls_export, path, meta["labels"], task, tokenizer.pad_token_id, dygraph)
     out = compute(features)

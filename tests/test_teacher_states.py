@@ -17,7 +17,8 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.distill.distiller import Distillable, Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 from ernie_tiny_distill.train import checkpoint
 from ernie_tiny_distill.train.stages import run_stage
 

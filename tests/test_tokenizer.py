@@ -10,7 +10,8 @@ from helpers import ROOT, UNK, write_vocab
 from ernie_tiny_distill.data.examples import TaggedSentence, TextExample
 from ernie_tiny_distill.models import build
 from ernie_tiny_distill.tasks import tokenizer as wordpiece
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.classification import ClassificationTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 DATASETS = ROOT / ".." / "shared" / "datasets"
 needs_minilm = pytest.mark.skipif(not build.minilm_available(), reason="the offline MiniLM teacher is not installed")

@@ -222,15 +222,15 @@ def test_teacher_length_needs_logit_only_kd(workspace, cls_teacher):
 
 def test_kd_rows_must_agree_between_lengths():
     from ernie_tiny_distill.errors import UserError
-    from ernie_tiny_distill.tasks.adapters import TaggingTask
-    from ernie_tiny_distill.train.stages import _check_same_kd_rows
+    from ernie_tiny_distill.tasks.tagging import TaggingTask
+    from ernie_tiny_distill.distill.distiller import check_same_kd_rows
 
     task = TaggingTask.__new__(TaggingTask)   # kd_row_count reads only the feature
     same = [{"token_mask": [0, 1, 1, 0], "index": 0}]
-    _check_same_kd_rows(task, same, [{"token_mask": [0, 1, 0, 1, 0], "index": 0}], 5)
+    check_same_kd_rows(task, same, [{"token_mask": [0, 1, 0, 1, 0], "index": 0}], 5)
     with pytest.raises(UserError, match="training example 3 has 2 KD rows for the student but 1 at the teacher's "
                                         "length 3"):
-        _check_same_kd_rows(task, [{"token_mask": [0, 1, 1, 0], "index": 3}], [{"token_mask": [0, 1, 0], "index": 3}], 3)
+        check_same_kd_rows(task, [{"token_mask": [0, 1, 1, 0], "index": 3}], [{"token_mask": [0, 1, 0], "index": 3}], 3)
 
 
 # --------------------------------------------------------------------------- what the terminal shows

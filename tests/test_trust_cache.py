@@ -10,7 +10,7 @@ from test_teacher_cache import LABELS, SENTENCES, FakeTeacher, cache_files
 
 from ernie_tiny_distill.distill import teacher_cache
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import TaggingTask
+from ernie_tiny_distill.tasks.tagging import TaggingTask
 
 
 @pytest.fixture

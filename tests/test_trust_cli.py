@@ -1,4 +1,4 @@
-"""Issue 11: command-line values that are not meaningful are refused, not reinterpreted (#7)."""
+"""Command-line values that are not meaningful are refused, not reinterpreted."""
 import os
 import subprocess
 import sys
@@ -32,7 +32,7 @@ EXIT = ("import atexit; from ernie_tiny_distill.cli import exit_process; atexit.
 
 @pytest.mark.parametrize("world, expected", [("2", "summary"), ("1", "summaryteardown")])
 def test_distributed_worker_exits_without_interpreter_teardown(world, expected):
-    # issue 11 #15: a launch worker leaves via os._exit after flushing (no C++ static destructors racing with the
+    # a launch worker leaves via os._exit after flushing (no C++ static destructors racing with the
     # TCP store / gloo threads); a single process exits normally. Output and exit status are kept either way.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run = subprocess.run([sys.executable, "-c", EXIT], capture_output=True, text=True, timeout=60,

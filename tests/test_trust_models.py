@@ -88,8 +88,8 @@ def test_weak_teacher_wording_names_the_trivial_predictor(hand_tokenizer, score,
     from types import SimpleNamespace
 
     from ernie_tiny_distill.data.examples import TextExample
-    from ernie_tiny_distill.tasks.adapters import ClassificationTask
-    from ernie_tiny_distill.train import stages
+    from ernie_tiny_distill.tasks.classification import ClassificationTask
+    from ernie_tiny_distill.train import supervised
 
     labels = ["a", "b", "c", "d", "e", "f"]
     task = ClassificationTask(hand_tokenizer, labels, 16)
@@ -98,4 +98,4 @@ def test_weak_teacher_wording_names_the_trivial_predictor(hand_tokenizer, score,
     with pytest.raises(UserError, match=rf"^model\.teacher=t: the teacher's dev accuracy is {score:.4f}, {relation} "
                                         r"the 0\.2000 of always predicting the most frequent label \(6 labels\): "
                                         r"it has nothing to teach"):
-        stages._check_teacher(cfg, task, {"accuracy": score}, dev)
+        supervised.check_teacher(cfg, task, {"accuracy": score}, dev)

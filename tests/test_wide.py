@@ -14,6 +14,7 @@ from helpers import HAS_ORT
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import birth
 from ernie_tiny_distill.wide import window as wide
 
 
@@ -91,7 +92,7 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
         (int(yaml.safe_load(open(os.path.join(cls_model, "config.json")))["vocab_size"]) + 256) * 2
     from paddlenlp.transformers import ErnieForSequenceClassification
 
-    deep_total, deep_nonembedding = models.count_parameters(models.load_model(cls_model, ErnieForSequenceClassification, 2))
+    deep_total, deep_nonembedding = birth.count_parameters(models.load_model(cls_model, ErnieForSequenceClassification, 2))
     # the table is a lookup: counted in params, not in the non-embedding parameters
     assert (summary["params"], summary["nonembedding_params"]) == (deep_total + summary["wide_params"], deep_nonembedding)
     # epoch 0 is the transformer alone, so the kept table never scores below it on dev
@@ -115,7 +116,7 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
     from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.deploy.predictor import Predictor
     from ernie_tiny_distill.tasks.adapters import make_task
-    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train import evaluation
 
     dev = data_lib.load_splits(cfg.data, cfg.task).dev
     tokenizer = models.load_tokenizer(best)
@@ -123,7 +124,7 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
                      long_document=meta["long_document"])
     features = task.encode(dev)
     model = models.load_model(best, task.model_class, 2)
-    dygraph = np.stack(trainer.predict_logits(task, model, features, 8, tokenizer.pad_token_id))
+    dygraph = np.stack(evaluation.predict_logits(task, model, features, 8, tokenizer.pad_token_id))
     served = np.stack(Predictor(out).document_logits([{k: f[k] for k in ("input_ids", "token_type_ids", "windows")
                                                         if k in f} for f in features]))
     assert np.abs(served - dygraph).max() < 1e-4
@@ -132,7 +133,7 @@ def test_stage_wide_fits_beside_the_frozen_transformer_and_exports(deploy_root, 
     assert accuracy == pytest.approx(summary["dev"]["accuracy"])
     if summary["best_epoch"] > 0:  # the table changes predictions: the export does not drop the wide part
         deep = models.load_model(cls_model, task.model_class, 2)
-        alone = np.stack(trainer.predict_logits(task, deep, features, 8, tokenizer.pad_token_id))
+        alone = np.stack(evaluation.predict_logits(task, deep, features, 8, tokenizer.pad_token_id))
         assert np.abs(alone - served).max() > 1e-3
 
 
@@ -140,7 +141,7 @@ def test_separate_fit_learns_the_table_alone_and_folds_the_dev_scale_into_it(dep
                                                                             monkeypatch):
     from ernie_tiny_distill.data import load as data_lib
     from ernie_tiny_distill.tasks.adapters import make_task
-    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train import evaluation
     from ernie_tiny_distill.train.stages import run_stage
     from ernie_tiny_distill.wide import fit as wide_fit
 
@@ -171,6 +172,6 @@ def test_separate_fit_learns_the_table_alone_and_folds_the_dev_scale_into_it(dep
     dev = data_lib.load_splits(cfg.data, cfg.task).dev
     task = make_task("classification", models.load_tokenizer(best), meta["labels"], 16, meta["truncation"],
                      long_document=meta["long_document"])
-    logits = trainer.predict_logits(task, models.load_model(best, task.model_class, 2), task.encode(dev), 8, 0)
+    logits = evaluation.predict_logits(task, models.load_model(best, task.model_class, 2), task.encode(dev), 8, 0)
     accuracy = np.mean([meta["labels"][int(np.argmax(r))] == e.label for r, e in zip(logits, dev)])
     assert accuracy == pytest.approx(summary["dev"]["accuracy"])

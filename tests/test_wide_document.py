@@ -13,6 +13,7 @@ from helpers import HAS_ORT
 from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
+from ernie_tiny_distill.models import birth
 from ernie_tiny_distill.wide import document as wide_document
 from ernie_tiny_distill.wide import window as wide
 
@@ -124,7 +125,7 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy.predictor import Predictor
     from ernie_tiny_distill.tasks.adapters import make_task
-    from ernie_tiny_distill.train import trainer
+    from ernie_tiny_distill.train import evaluation
     from ernie_tiny_distill.train.stages import run_stage
     from ernie_tiny_distill.wide import document_fit as wide_document_fit
 
@@ -146,13 +147,13 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
     assert any(len(f.get("windows", [])) > 1 for f in features)  # long documents: several windows each
     model = models.load_model(best, task.model_class, 2)
     assert model.document_table.weighting == weighting
-    dygraph = np.stack(trainer.predict_logits(task, model, features, 8, tokenizer.pad_token_id))
+    dygraph = np.stack(evaluation.predict_logits(task, model, features, 8, tokenizer.pad_token_id))
     # the saved model scores what the fit reported on dev
     accuracy = np.mean([meta["labels"][int(np.argmax(r))] == e.label for r, e in zip(dygraph, dev)])
     assert accuracy == pytest.approx(summary["dev"]["accuracy"])
     # the part is added after pooling: dygraph logits = the transformer's pooled ones + the table's
     deep = models.load_model(cls_model, task.model_class, 2)
-    alone = np.stack(trainer.predict_logits(task, deep, features, 8, tokenizer.pad_token_id))
+    alone = np.stack(evaluation.predict_logits(task, deep, features, 8, tokenizer.pad_token_id))
     np.testing.assert_allclose(dygraph, alone + model.document_table.logits(features), atol=1e-5)
     # exported: the Predictor (Paddle Inference, and ONNX when available) adds the same part
     out = str(tmp_path / "export")
@@ -171,4 +172,4 @@ def test_stage_wide_at_document_level_fits_saves_exports_and_serves_the_same_log
                                     model={"teacher": cls_model, "max_seq_length": 16,
                                            "student": {"init": "pretrained", "path": best}})).model.student
     with pytest.raises(UserError, match="has a document-level wide part"):
-        models.build_student(student, None, AutoTokenizer.from_pretrained(cls_model), task.model_class, 2)
+        birth.build_student(student, None, AutoTokenizer.from_pretrained(cls_model), task.model_class, 2)

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     def run() -> int:
-        from ernie_tiny_distill.models import convert
+        from ernie_tiny_distill.models import convert, convert_pdparams
 
         src = resolve_src(args.src)
         vocab = resolve_vocab(args.vocab_from, src)
@@ -68,9 +68,9 @@ def main(argv=None) -> int:
             from ernie_tiny_distill.models import convert_onnx
 
             dst = convert_onnx.convert_onnx_bert(src, args.dst, vocab, overwrite=args.overwrite)
-        elif convert.is_pickle_only_dir(src):
-            dst = convert.convert_pdparams(src, args.dst, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
-                                           warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+        elif convert_pdparams.is_pickle_only_dir(src):
+            dst = convert_pdparams.convert_pdparams(src, args.dst, overwrite=args.overwrite, allow_pickle=args.allow_pickle,
+                                                    warn=lambda message: print(f"warning: {message}", file=sys.stderr))
         else:
             dst = convert.convert_hf_bert(src, args.dst, overwrite=args.overwrite)
         with open(os.path.join(dst, convert.CONVERSION_INFO), encoding="utf-8") as f:

@@ -7,7 +7,6 @@ and each word takes the prediction of the window in which it has the most contex
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -17,52 +16,10 @@ from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy import words as words_mod
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks import adapters as tasks
+from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
 from ernie_tiny_distill.tasks.decoding import DECODINGS
 
 WORD_CACHE_SIZE = 200_000  # memoized word -> pieces entries per encoder (cleared when full)
-
-
-def make_windows(lengths: Sequence[int], budget: int) -> List[Tuple[int, int]]:
-    """Word windows [a, b) whose piece counts fit `budget`; consecutive windows overlap by ~budget/2 pieces."""
-    n = len(lengths)
-    if n == 0:
-        return [(0, 0)]
-    stride = max(1, budget // 2)
-    windows = []
-    a = 0
-    while True:
-        b, used = a, 0
-        while b < n and used + lengths[b] <= budget:
-            used += lengths[b]
-            b += 1
-        b = max(b, a + 1)  # callers cap each word at `budget` pieces, so this only guards bad input
-        windows.append((a, b))
-        if b >= n:
-            return windows
-        nxt, moved = a, 0
-        while nxt < b and moved + lengths[nxt] <= stride:
-            moved += lengths[nxt]
-            nxt += 1
-        a = max(nxt, a + 1)
-
-
-def best_window(lengths: Sequence[int], windows: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
-    """For each word, (window index, position of the word inside that window's word list).
-
-    A word's context in a window is the number of pieces on its poorer side; a side that reaches the
-    start or end of the text counts as unlimited. Ties go to the earlier window.
-    """
-    n = len(lengths)
-    cum = np.concatenate([[0], np.cumsum(lengths)]) if n else np.zeros(1)
-    best: List[Optional[Tuple[float, int, int]]] = [None] * n
-    for k, (a, b) in enumerate(windows):
-        for w in range(a, b):
-            left = math.inf if a == 0 else cum[w] - cum[a]
-            right = math.inf if b == n else cum[b] - cum[w + 1]
-            score = min(left, right)
-            if best[w] is None or score > best[w][0]:
-                best[w] = (score, k, w - a)
-    return [(k, pos) for _, k, pos in best]
 
 
 class TextEncoder:
@@ -93,7 +50,7 @@ class TextEncoder:
         if self.word_splitter not in words_mod.SPLITTERS:
             raise UserError(f"word splitter must be one of {', '.join(words_mod.SPLITTERS)}, "
                             f"got {self.word_splitter!r}")
-        decoding = decoding or self.meta.get("decoding") or tasks.DEFAULT_DECODING
+        decoding = decoding or self.meta.get("decoding") or DEFAULT_DECODING
         if decoding not in DECODINGS:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
@@ -135,19 +92,7 @@ class TextEncoder:
 
     def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
         """Window features for one sentence and, per word, (window number, position in that window)."""
-        pieces = self.word_pieces(words)
-        lengths = [len(p) for p in pieces]
-        windows = make_windows(lengths, self.budget)
-        features = []
-        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        for a, b in windows:
-            ids, first = [cls], []
-            for w in range(a, b):
-                first.append(len(ids))
-                ids += pieces[w]
-            ids.append(sep)
-            features.append({"input_ids": ids, "token_type_ids": [0] * len(ids), "first_positions": first})
-        return features, best_window(lengths, windows) if words else []
+        return self.task.sentence_windows(self.word_pieces(words))
 
     # -- both
     def calibration_features(self, texts: Sequence[str]) -> List[Dict]:

@@ -202,9 +202,10 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
     import paddlenlp
 
     from ernie_tiny_distill.models import build as models
+    from ernie_tiny_distill.models import birth
 
     config = models.encoder_of(model).config
-    total, nonembedding = models.count_parameters(model)
+    total, nonembedding = birth.count_parameters(model)
     # a student pruned from its teacher: per-layer shapes (FLOPs are counted from them)
     pruned = {key: getattr(config, key) for key in ("layer_heads", "layer_intermediate", "attention_head_size",
                                                      "pooler_size") if getattr(config, key, None) is not None}

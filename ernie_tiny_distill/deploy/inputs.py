@@ -42,12 +42,3 @@ def read_jsonl_items(stream, where: str = "stdin") -> List[Union[str, List[str]]
             raise UserError('expected an object with a string "text" field or a "tokens" list of strings',
                             where=f"{where}:{number}")
     return items
-
-
-def read_jsonl_texts(stream, where: str = "stdin") -> List[str]:
-    """Only {"text": ...} records (a "tokens" record is an error): for callers that need raw text."""
-    items = read_jsonl_items(stream, where)
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise UserError(f'record {i + 1}: expected a "text" field', where=where)
-    return items

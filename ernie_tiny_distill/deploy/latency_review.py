@@ -1,4 +1,4 @@
-"""Latency per real text (bench, issue 13): the whole request path of each export, one text per request, the
+"""Latency per real text (benchmark): the whole request path of each export, one text per request, the
 models interleaved round-robin over a seeded sample of real texts (their own length distribution)."""
 from __future__ import annotations
 

@@ -31,15 +31,6 @@ def require_onnx_tools(for_what: str):
                         hint="pip install 'ernie_tiny_distill[onnx]'") from None
 
 
-def export_onnx(export_dir: str, *, opset: int = 14) -> Dict:
-    """Add model.onnx (paddle2onnx conversion of inference.json) to an existing export directory."""
-    meta = layout.read_export_metadata(export_dir, need=(layout.MODEL_FILE, layout.PARAMS_FILE))
-    meta["onnx"] = write_onnx_files(export_dir, opset=opset)
-    meta["files"] = layout.file_sizes(export_dir)
-    layout.write_json(os.path.join(export_dir, layout.EXPORT_FILE), meta)
-    return meta
-
-
 def write_onnx_files(export_dir: str, opset: int = 14) -> Dict:
     """paddle2onnx, then ONNX Runtime's basic (portable) graph optimization, written as model.onnx.
 

@@ -47,25 +47,15 @@ from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy.encoding import TextEncoder
 from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine, check_finite
 from ernie_tiny_distill.deploy.packing import BUCKETS, length_batches, pack
-from ernie_tiny_distill.deploy.words import is_blank
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import ClassificationTask, TaggingTask
+from ernie_tiny_distill.tasks.serving import Item, check_items
 from ernie_tiny_distill.wide import document as wide_document
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("paddle", "onnx", "auto")
 PRECISIONS = ("fp32", "bf16", "int8")
-EMPTY_TEXT = "empty text"
-NON_FINITE = "non-finite model output"
 STAGES = ("tokenize", "pack", "engine", "decode")
-Item = Union[str, Sequence[str]]
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
 
 
 def probe_inputs(vocab_size: int, pad_token_id: int, seed: int = 0) -> np.ndarray:
@@ -181,10 +171,8 @@ class Predictor:
         self.document_table = wide_document.DocumentTable.load(export_dir) \
             if wide_document.has_document_table(export_dir) else None
         self._lock = threading.Lock()  # one predictor is not safe to run from several threads at once
-        # truncation is reported at INFO on the first call that truncates, then at DEBUG: a service calling
-        # classify() once per request would otherwise log a line per long request
-        self._truncation_reported = False
         self.stats: Optional[Stats] = Stats() if profile else None
+        self.post = self.encoder.task.post_processor(self)  # the task's post-processing, chosen once
         self._check_model()
 
     def _faster(self, engines: Dict) -> Tuple[str, object]:
@@ -213,6 +201,7 @@ class Predictor:
         other.engine = self.engine.clone()
         other._lock = threading.Lock()
         other.stats = Stats() if self.stats is not None else None
+        other.post = other.encoder.task.post_processor(other)
         return other
 
     def _check_model(self) -> None:
@@ -229,7 +218,8 @@ class Predictor:
                 self.engine.run(*pack([{"input_ids": [0], "token_type_ids": [0]}], length, 0))
 
     @contextlib.contextmanager
-    def _stage(self, name: str):
+    def stage(self, name: str):
+        """Counts the seconds of the block toward stage `name` when profiling (Stats)."""
         if self.stats is None:
             yield
             return
@@ -253,48 +243,15 @@ class Predictor:
         out: List[Optional[np.ndarray]] = [None] * len(features)
         task = self.encoder.task
         for length, idx in length_batches(lengths, self.batch_size, self.buckets):
-            with self._stage("pack"):
+            with self.stage("pack"):
                 ids, types = pack([features[i] for i in idx], length, self.encoder.pad_token_id)
-            with self._stage("engine"), self._lock:
+            with self.stage("engine"), self._lock:
                 logits = self.engine.run(ids, types)  # [B, C] or [B, L, C]
             for row, i in enumerate(idx):
                 out[i] = task.slice_logits(logits, row, lengths[i])
             if self.stats is not None:
                 self.stats.engine_calls += 1
         return out
-
-    def _non_finite(self, i: int) -> None:
-        logger.warning("item %d: the model output is not finite (NaN or inf); that item fails", i)
-
-    # -- classification
-    def classify(self, texts: Sequence[str]) -> List[Dict]:
-        self._require("classify", ClassificationTask)
-        texts = _check_items(texts, tokens_allowed=False)
-        keep = [i for i, t in enumerate(texts) if not is_blank(t)]
-        with self._stage("tokenize"):
-            features = [self.encoder.classification_feature(texts[i]) for i in keep]
-        truncated = sum(f["truncated"] for f in features)
-        if truncated:
-            how = "windows capped at max_windows" if self.encoder.task.long_document else self.encoder.truncation
-            level = logging.DEBUG if self._truncation_reported else logging.INFO
-            self._truncation_reported = True
-            logger.log(level, "%d of %d texts were longer than %d tokens and were truncated (%s)%s", truncated,
-                       len(features), self.encoder.max_seq_length, how,
-                       "" if level == logging.DEBUG else "; later calls report this at DEBUG level")
-        results: List[Dict] = [{"label": None, "probabilities": None, "error": EMPTY_TEXT} for _ in texts]
-        logits_per_text = self.document_logits(features)
-        with self._stage("decode"):
-            for i, logits in zip(keep, logits_per_text):
-                if not np.isfinite(logits).all():
-                    self._non_finite(i)
-                    results[i] = {"label": None, "probabilities": None, "error": NON_FINITE}
-                    continue
-                probs = softmax(logits.astype("float64"))
-                results[i] = {"label": self.labels[int(np.argmax(logits))],
-                              "probabilities": {label: float(p) for label, p in zip(self.labels, probs)}}
-        if self.stats is not None:
-            self.stats.items += len(texts)
-        return results
 
     def document_logits(self, features: Sequence[Dict]) -> List[np.ndarray]:
         """Logits [C] per text feature; a long document's windows are scored and pooled as in training."""
@@ -304,103 +261,15 @@ class Predictor:
             pooled = pool_windows(self.encoder.task, features, self.logits(window_rows(features)))
         return self.document_table.add_to(features, pooled) if self.document_table is not None else pooled
 
-    # -- NER
-    def tag_words(self, sentences: Sequence[Sequence[str]]) -> Tuple[List[Optional[List[str]]], List[List[float]]]:
-        """IOB2 tags and their probabilities for pre-split words (every word gets a tag; a blank word O without
-        being read). A sentence whose model output is not finite gets None for its tags."""
-        features, where, offsets, readable = [], [], [], []
-        with self._stage("tokenize"):
-            for words in sentences:
-                kept = [k for k, w in enumerate(words) if not is_blank(w)]
-                feats, best = self.encoder.tagging_windows([words[k] for k in kept]) if kept else ([], [])
-                offsets.append(len(features))
-                features += feats
-                where.append(best)
-                readable.append(kept)
-        logits = self.logits(features)
-        tags, scores = [], []
-        with self._stage("decode"):
-            for n, (start, best, kept, words) in enumerate(zip(offsets, where, readable, sentences)):
-                rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
-                rows = np.stack(rows) if rows else np.zeros((0, len(self.labels)))
-                if not np.isfinite(rows).all():
-                    self._non_finite(n)
-                    tags.append(None)
-                    scores.append([])
-                    continue
-                kept_tags, kept_scores = self.encoder.task.decode(rows)
-                sentence_tags, sentence_scores = ["O"] * len(words), [1.0] * len(words)
-                for k, tag, score in zip(kept, kept_tags, kept_scores):
-                    sentence_tags[k], sentence_scores[k] = tag, score
-                tags.append(sentence_tags)
-                scores.append(sentence_scores)
-        return tags, scores
-
-    def predict_tokens(self, sentences: Sequence[Sequence[str]]) -> List[List[str]]:
-        """IOB2 tags for pre-tokenized sentences (e.g. CoNLL words), one per word, none lost to length."""
-        self._require("predict_tokens", TaggingTask)
-        for i, words in enumerate(sentences):
-            if isinstance(words, str) or not all(isinstance(w, str) for w in words):
-                raise UserError(f"item {i}: predict_tokens takes lists of word strings")
-        tags = self.tag_words(sentences)[0]
-        for i, t in enumerate(tags):
-            if t is None:
-                raise UserError(f"sentence {i}: the model output is not finite (NaN or inf)")
-        return tags
-
-    def extract_entities(self, items: Sequence[Item]) -> List[Dict]:
-        """Entities of raw texts or of pre-split word lists (see the module docstring)."""
-        self._require("extract_entities", TaggingTask)
-        items = _check_items(items, tokens_allowed=True)
-        with self._stage("tokenize"):
-            split = [self.encoder.words(t) if isinstance(t, str) else (list(t), None) for t in items]
-        tags, scores = self.tag_words([words for words, _ in split])
-        results = []
-        with self._stage("decode"):
-            for item, (words, offsets), sentence_tags, sentence_scores in zip(items, split, tags, scores):
-                if sentence_tags is None:
-                    results.append({"entities": [], "error": NON_FINITE})
-                    continue
-                entities = []
-                for kind, a, b in self.encoder.task.entities(sentence_tags):
-                    # one entity per word span: its text is those words (or their characters), never more
-                    entity = {"type": kind, "text": " ".join(w for w in words[a:b] if not is_blank(w)),
-                              "start_token": a, "end_token": b, "score": float(np.mean(sentence_scores[a:b]))}
-                    if offsets is not None:
-                        start, end = offsets[a][0], offsets[b - 1][1]
-                        entity.update(text=item[start:end], start=start, end=end)
-                    entities.append(entity)
-                results.append({"entities": entities})
-        if self.stats is not None:
-            self.stats.items += len(items)
-        return results
-
     def predict(self, items: Sequence[Item]) -> List[Dict]:
-        """classify() or extract_entities(), whichever the exported task does."""
-        return self.encoder.task.serve(self, items)
-
-    def _require(self, call: str, task_cls) -> None:
-        if not isinstance(self.encoder.task, task_cls):
-            raise UserError(f"{call}() needs a {task_cls.name} model, but this export is a {self.task} model "
-                            f"(labels {self.labels[:4]}{'...' if len(self.labels) > 4 else ''})")
-
-
-def _check_items(items, *, tokens_allowed: bool) -> List[Item]:
-    if isinstance(items, str):
-        raise UserError("predict() takes a list of texts, not a single string")
-    items = list(items)
-    for i, t in enumerate(items):
-        if isinstance(t, str):
-            continue
-        if tokens_allowed and isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t):
-            continue
-        expected = "a string or a list of word strings" if tokens_allowed else "a string"
-        raise UserError(f"item {i} is {type(t).__name__}, expected {expected}")
-    return items
+        """Labels (classification) or entities (NER) of raw texts, or of pre-split word lists for NER."""
+        results = self.post(check_items(items, words_allowed=self.post.accepts_words))
+        if self.stats is not None:
+            self.stats.items += len(results)
+        return results
 
 
 def evaluate_export(predictor: Predictor, examples: Sequence, where: str = "data") -> Dict:
     """The task metric of what the exported model serves for labeled examples (labels checked first)."""
-    task = predictor.encoder.task
-    task.check_examples(examples, where)
-    return task.score_served(predictor, examples)
+    predictor.encoder.task.check_examples(examples, where)
+    return predictor.post.score(examples)

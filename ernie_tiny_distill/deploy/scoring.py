@@ -1,6 +1,6 @@
 """A fine-tuned teacher's logits through its Paddle Inference export instead of dygraph (the same numbers, several
 times faster on CPU), used only when the export was made from the same weights: window rows batched by length,
-pooled per document as in training (trainer.predict_logits)."""
+pooled per document as in training (evaluation.predict_logits)."""
 from __future__ import annotations
 
 import datetime
@@ -66,7 +66,7 @@ def export_mismatch(export_dir: str, model_dir: str, labels: Sequence[str]) -> O
 
 def predict_logits(task, engine, features: Sequence[Dict], pad_token_id: int, batch_size: int = WINDOW_BATCH,
                    progress: Optional[str] = None, document_table=None) -> List[np.ndarray]:
-    """Logits per feature, as trainer.predict_logits gives them (classification [C], a long document's windows
+    """Logits per feature, as evaluation.predict_logits gives them (classification [C], a long document's windows
     pooled by task.pool_numpy; tagging [L_i, C]), from `engine.run(input_ids, token_type_ids)`: the Predictor's
     batching and pooling (predictor.logits_by_length, pool_windows)."""
     from tqdm import tqdm

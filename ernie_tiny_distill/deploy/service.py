@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from ernie_tiny_distill.deploy.batching import Batcher, QueueFull
 from ernie_tiny_distill.deploy.metrics import Metrics
-from ernie_tiny_distill.deploy.predictor import NON_FINITE, Predictor
+from ernie_tiny_distill.deploy.predictor import Predictor
 from ernie_tiny_distill.deploy.words import is_blank
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import TaggingTask
+from ernie_tiny_distill.tasks.serving import NON_FINITE
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -125,7 +125,7 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
             return fail(422, f'"{name}" is empty')
         if len(items) > max_batch_size:
             return fail(413, f"{len(items)} {name} in one request; the limit is {max_batch_size}")
-        if request.tokens is not None and not isinstance(predictor.encoder.task, TaggingTask):
+        if request.tokens is not None and not predictor.post.accepts_words:
             return fail(422, f'"tokens" (pre-split words) are for NER models; this is a {predictor.task} model')
         for i, t in enumerate(items):
             size = len(t) if isinstance(t, str) else sum(len(w) + 1 for w in t)

@@ -13,7 +13,8 @@ from ernie_tiny_distill.distill import losses, teacher_states
 from ernie_tiny_distill.distill.teacher_states import TeacherStates, TeacherTargets
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import Task
+from ernie_tiny_distill.models import birth
+from ernie_tiny_distill.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def layer_map_for(cfg: Config, n_s: int, n_t: int, source_layers: Optional[List[
     spread uniformly (student layer i <-> teacher layer i·n_t/n_s).
     """
     s = cfg.model.student
-    selected = models.layers_to_keep(s, n_t) or source_layers
+    selected = birth.layers_to_keep(s, n_t) or source_layers
     if cfg.distill.layer_map:
         layer_map = list(cfg.distill.layer_map)
     elif selected:
@@ -307,7 +308,7 @@ def build_distiller(cfg: Config, task: Task, student: nn.Layer, teacher: Optiona
     layer_map = None
     if intermediate:
         if d.attention_weight > 0:
-            models.disable_attention_dropout(student)
+            birth.disable_attention_dropout(student)
         layer_map = layer_map_for(cfg, models.num_layers(student), models.num_layers(teacher),
                                   getattr(models.encoder_of(student).config, "source_layers", None))
         logger.info("layer map (student -> teacher hidden-state index): %s", layer_map)

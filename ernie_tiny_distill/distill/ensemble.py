@@ -19,7 +19,8 @@ from ernie_tiny_distill.distill import distiller as distill
 from ernie_tiny_distill.distill import teacher_cache
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import Task, make_task
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class EnsembleBuilder:
     # -- a fine-tuned teacher
     def _neural(self, spec: str, weight: float, export: Optional[str] = None) -> TeacherOutputs:
         from ernie_tiny_distill.deploy import scoring
-        from ernie_tiny_distill.train import trainer as trainer_lib
+        from ernie_tiny_distill.train import evaluation
 
         path = models.resolve(spec)
         meta = models.read_task_metadata(path) if os.path.isdir(path) else None
@@ -188,7 +189,7 @@ class EnsembleBuilder:
         cache_dir = self._cache_dir(path, "logits")
 
         def dygraph(fs):
-            return trainer_lib.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
+            return evaluation.predict_logits(ttask, model, fs, self.cfg.train.eval_batch_size,
                                               tokenizer.pad_token_id, self.bar)
 
         # through the teacher's export when it holds these weights (same logits, faster); the cache key is the
@@ -298,7 +299,7 @@ def _headline(metrics: Optional[Dict]) -> Optional[Dict]:
 
 def check_members(cfg, task: Task, report: Dict, dev_examples, check: Callable) -> None:
     """Each member's dev metric against the chance level, by the single-teacher rule `check`
-    (stages._check_teacher): a member at chance is refused by name unless distill.allow_weak_teacher."""
+    (supervised.check_teacher): a member at chance is refused by name unless distill.allow_weak_teacher."""
     for member in report["teachers"]:
         if member["dev"] is not None:
             check(cfg, task, member["dev"], dev_examples, member=member["teacher"])
@@ -306,7 +307,7 @@ def check_members(cfg, task: Task, report: Dict, dev_examples, check: Callable) 
 
 def compare_members(cfg, task: Task, student_dev: Dict, report: Dict, compare: Callable) -> List[Dict]:
     """Each member's dev metric beside the student's, by the single-teacher rule `compare`
-    (stages.compare_with_teacher: a warning, not a refusal, when a student trained without KD already matches
+    (supervised.compare_with_teacher: a warning, not a refusal, when a student trained without KD already matches
     that member), stored as report["teachers"][i]["comparison"]; returns them. (The config accepts distill.teachers
     with kd_weight > 0 only, so in a training run these are report lines; the warning needs a no-KD student.)"""
     out = []

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import Feature, Task
+from ernie_tiny_distill.tasks.base import Feature, Task
 from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)

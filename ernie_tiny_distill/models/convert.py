@@ -5,14 +5,21 @@ import json
 import logging
 import os
 import re
-import shutil
-import struct
 import warnings
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.models.hf_files import (
+    HF_CONFIG,
+    explain_not_hf_bert,
+    is_hf_bert_dir,
+    load_hf_weights,
+    load_tokenizer,
+    read_json,
+    to_float32,
+)
 from ernie_tiny_distill.util import fsutil
 
 if TYPE_CHECKING:  # paddle/paddlenlp take seconds to import; only the functions that need them import them
@@ -20,9 +27,6 @@ if TYPE_CHECKING:  # paddle/paddlenlp take seconds to import; only the functions
 
 logger = logging.getLogger(__name__)
 
-HF_CONFIG = "config.json"
-HF_WEIGHTS = "model.safetensors"
-HF_WEIGHTS_INDEX = "model.safetensors.index.json"
 CONVERSION_INFO = "conversion_info.json"
 
 # HF name -> (Paddle name, transpose?). Paddle nn.Linear stores [in, out]; HF/torch Linear stores [out, in].
@@ -194,135 +198,19 @@ def hf_bert_config_to_ernie(hf_config: dict) -> "ErnieConfig":
     )
 
 
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read JSON: {exc}", where=path) from None
-
-
-def _is_bert_config(config: dict) -> bool:
-    archs = config.get("architectures") or []
-    return config.get("model_type") == "bert" or any(str(a).startswith("Bert") for a in archs)
-
-
-def is_hf_bert_dir(path: str) -> bool:
-    """A directory holding a HF BERT config.json and safetensors weights (single file or sharded index)."""
-    cfg = os.path.join(str(path), HF_CONFIG)
-    if not os.path.isfile(cfg):
-        return False
-    try:
-        config = _read_json(cfg)
-    except UserError:
-        return False
-    has_weights = any(os.path.isfile(os.path.join(path, f)) for f in (HF_WEIGHTS, HF_WEIGHTS_INDEX))
-    return _is_bert_config(config) and has_weights
-
-
-def _explain_not_hf_bert(path: str) -> UserError:
-    """A specific error for a directory that is_hf_bert_dir rejected."""
-    if not os.path.isdir(path):
-        return UserError("no such directory", where=path)
-    cfg = os.path.join(path, HF_CONFIG)
-    if not os.path.isfile(cfg):
-        return UserError(f"no {HF_CONFIG} here", where=path, hint="expected a Hugging Face BERT model directory")
-    config = _read_json(cfg)
-    if not _is_bert_config(config):
-        return UserError(f"model_type is {config.get('model_type')!r}, expected 'bert'", where=cfg)
-    hint = None
-    if os.path.isfile(os.path.join(path, "pytorch_model.bin")):
-        hint = "only pytorch_model.bin is present; convert it to model.safetensors first (this tool never unpickles)"
-    return UserError(f"no {HF_WEIGHTS} or {HF_WEIGHTS_INDEX} here", where=path, hint=hint)
-
-
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
-              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-
-
-def _read_safetensors_raw(path: str) -> Dict[str, np.ndarray]:
-    """Minimal safetensors reader for files numpy cannot represent (BF16): BF16 is widened to float32 bitwise."""
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        raw, shape = data[start:end], info["shape"]
-        if info["dtype"] == "BF16":  # bf16 is the top half of a float32
-            out[name] = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
-        elif info["dtype"] in _ST_DTYPES:
-            out[name] = np.frombuffer(raw, np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")).reshape(shape)
-        else:
-            raise UserError(f"unsupported tensor dtype {info['dtype']} for {name}", where=path)
-    return out
-
-
-def _load_safetensors(path: str) -> Dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(path)
-    except TypeError:  # "data type 'bfloat16' not understood": numpy has no bfloat16
-        return _read_safetensors_raw(path)
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise UserError(f"cannot read safetensors file: {exc}", where=path) from None
-
-
-def _load_hf_weights(path: str) -> Dict[str, np.ndarray]:
-    single = os.path.join(path, HF_WEIGHTS)
-    if os.path.isfile(single):
-        return _load_safetensors(single)
-    index = _read_json(os.path.join(path, HF_WEIGHTS_INDEX))
-    state: Dict[str, np.ndarray] = {}
-    for shard in sorted(set(index.get("weight_map", {}).values())):
-        state.update(_load_safetensors(os.path.join(path, shard)))
-    return state
-
-
-def _to_float32(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Paddle's default dtype is float32; half-precision checkpoints are widened (exactly) on load."""
-    return {k: v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) and v.dtype != np.float32 else v
-            for k, v in state.items()}
-
-
 def load_hf_bert(path: str) -> Tuple["ErnieConfig", Dict[str, np.ndarray], bool]:
     """(ErnieConfig, Ernie-named float32 state, has_mlm_head) read from a HF BERT directory."""
     path = str(path)
     if not is_hf_bert_dir(path):
-        raise _explain_not_hf_bert(path)
-    config = hf_bert_config_to_ernie(_read_json(os.path.join(path, HF_CONFIG)))
+        raise explain_not_hf_bert(path)
+    config = hf_bert_config_to_ernie(read_json(os.path.join(path, HF_CONFIG)))
     try:
-        state, has_mlm_head = hf_bert_to_ernie_state(_to_float32(_load_hf_weights(path)), config.num_hidden_layers)
+        state, has_mlm_head = hf_bert_to_ernie_state(to_float32(load_hf_weights(path)), config.num_hidden_layers)
     except UserError as exc:
         raise UserError(str(exc), where=path) from None
     if has_mlm_head and not decoder_is_tied(state):
         config.tie_word_embeddings = False  # otherwise Paddle would overwrite the decoder with the embeddings
     return config, state, has_mlm_head
-
-
-def load_tokenizer(path: str):
-    """PaddleNLP tokenizer: BertTokenizer built from a HF BERT dir's vocab.txt, else AutoTokenizer for a Paddle dir."""
-    path = str(path)
-    if not is_hf_bert_dir(path):
-        from paddlenlp.transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(path)
-    from paddlenlp.transformers import BertTokenizer
-
-    vocab = os.path.join(path, "vocab.txt")
-    if not os.path.isfile(vocab):
-        raise UserError("no vocab.txt here (a WordPiece vocabulary is needed for BertTokenizer)", where=path)
-    tok_cfg_path = os.path.join(path, "tokenizer_config.json")
-    tok_cfg = _read_json(tok_cfg_path) if os.path.isfile(tok_cfg_path) else {}
-    # Only arguments BertTokenizer understands; HF-only fields (added_tokens_decoder, ...) would confuse it.
-    passthrough = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "tokenize_chinese_chars",
-                   "strip_accents", "never_split", "do_basic_tokenize", "model_max_length")
-    kwargs = {k: tok_cfg[k] for k in passthrough if tok_cfg.get(k) is not None}
-    return BertTokenizer(vocab_file=vocab, do_lower_case=tok_cfg.get("do_lower_case", True), **kwargs)
 
 
 def _set_layer_norm_eps(model, eps: float) -> None:
@@ -372,7 +260,7 @@ def load_ernie_from_hf(path: str, model_cls=None):
     path = str(path)
     if not is_hf_bert_dir(path):
         if not os.path.isfile(os.path.join(path, HF_CONFIG)):
-            raise _explain_not_hf_bert(path)
+            raise explain_not_hf_bert(path)
         return model_cls.from_pretrained(path)
     config, state, _ = load_hf_bert(path)
     model = model_cls(config)
@@ -427,97 +315,4 @@ def convert_hf_bert(src_dir: str, dst_dir: str, overwrite: bool = False) -> str:
                 "layer_norm_eps": config.layer_norm_eps}
         with open(os.path.join(tmp, CONVERSION_INFO), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-    return dst_dir
-
-
-# ---------------------------------------------------------------- trusted legacy PaddleNLP checkpoints (pickle)
-
-PADDLE_WEIGHTS = "model_state.pdparams"
-PADDLE_WEIGHTS_INDEX = "model_state.pdparams.index.json"
-PICKLE_WARNING = ("loading pickled weights (.pdparams) from {src}: unpickling can run arbitrary code, so only do "
-                  "this for a checkpoint you trust; the result is written as safetensors and never needs pickle again")
-
-
-def pdparams_files(path: str) -> List[str]:
-    """The pickled weight files of a PaddleNLP directory (a single file or the shards of an index)."""
-    single = os.path.join(path, PADDLE_WEIGHTS)
-    if os.path.isfile(single):
-        return [single]
-    index = os.path.join(path, PADDLE_WEIGHTS_INDEX)
-    if os.path.isfile(index):
-        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
-        return [os.path.join(path, s) for s in shards]
-    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".pdparams"))
-
-
-def is_pickle_only_dir(path: str) -> bool:
-    """A directory with .pdparams weights and no safetensors (what models.load_model refuses)."""
-    if not os.path.isdir(path):
-        return False
-    files = os.listdir(path)
-    return (any(f.endswith(".pdparams") for f in files)
-            and not any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files))
-
-
-def convert_pdparams(src_dir: str, dst_dir: str, overwrite: bool = False, allow_pickle: bool = False,
-                     warn=None) -> str:
-    """Rewrite a trusted PaddleNLP directory whose weights are pickled (.pdparams) as a safetensors directory.
-
-    Refused unless allow_pickle=True (unpickling can execute code). Every other file (config.json, tokenizer
-    files, task.json) is copied; weights go to model.safetensors under the same names, which PaddleNLP's
-    from_pretrained reads. Written to a temporary sibling and renamed, like convert_hf_bert. `warn(message)`
-    reports the pickle warning (default: logger.warning).
-    """
-    src_dir, dst_dir = str(src_dir), os.path.abspath(str(dst_dir))
-    if not os.path.isdir(src_dir):
-        raise UserError("no such directory", where=src_dir)
-    files = pdparams_files(src_dir)
-    if not files:
-        raise UserError("no .pdparams weights here", where=src_dir,
-                        hint="expected a PaddleNLP model directory (config.json + model_state.pdparams)")
-    if not allow_pickle:
-        raise UserError(
-            "refusing to load pickled .pdparams weights (unpickling can run arbitrary code)", where=src_dir,
-            hint="if you trust this checkpoint, convert it once with "
-                 "`python tools/convert_checkpoint.py --src DIR --dst NEW_DIR --allow-pickle`",
-        )
-    if not os.path.isfile(os.path.join(src_dir, HF_CONFIG)):
-        raise UserError(f"no {HF_CONFIG} here", where=src_dir, hint="expected a PaddleNLP model directory")
-    check_destination(src_dir, dst_dir, overwrite)
-    import paddle
-
-    (warn or logger.warning)(PICKLE_WARNING.format(src=src_dir))
-    state: Dict[str, np.ndarray] = {}
-    for file in files:
-        try:
-            loaded = paddle.load(file)  # pickle: allowed explicitly by the caller for a trusted file
-        except Exception as exc:
-            raise UserError(f"cannot read pickled weights: {exc}", where=file) from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"expected a state dict (name -> tensor), found {type(loaded).__name__}", where=file)
-        for name, value in loaded.items():
-            if isinstance(value, paddle.Tensor):
-                if value.dtype == paddle.bfloat16:  # numpy has no bfloat16: widen exactly
-                    value = value.astype("float32")
-                state[name] = np.ascontiguousarray(value.numpy())
-            elif isinstance(value, np.ndarray):
-                state[name] = np.ascontiguousarray(value)
-            # other entries (e.g. the legacy "StructuredToParameterName@@" name map) are not weights
-    if not state:
-        raise UserError("no tensors in the .pdparams file(s)", where=src_dir)
-
-    from safetensors.numpy import save_file
-
-    with fsutil.atomic_dir(dst_dir) as tmp:
-        skip = {os.path.basename(f) for f in files} | {PADDLE_WEIGHTS_INDEX}
-        for name in os.listdir(src_dir):
-            path = os.path.join(src_dir, name)
-            if name in skip or name.endswith((".pdparams", ".pdopt", ".pdmodel", ".pdiparams")) \
-                    or not os.path.isfile(path):
-                continue
-            shutil.copy2(path, os.path.join(tmp, name))
-        save_file(state, os.path.join(tmp, HF_WEIGHTS), metadata={"format": "np"})  # as PaddleNLP writes it
-        with open(os.path.join(tmp, CONVERSION_INFO), "w", encoding="utf-8") as f:
-            json.dump({"source": os.path.abspath(src_dir), "from": "pdparams", "num_tensors": len(state),
-                       "num_parameters": int(sum(v.size for v in state.values()))}, f, indent=2)
     return dst_dir

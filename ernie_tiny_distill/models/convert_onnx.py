@@ -13,7 +13,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.models import convert
+from ernie_tiny_distill.models import convert, hf_files
 from ernie_tiny_distill.models.onnx_graph import (
     Graph,
     attention,
@@ -177,7 +177,7 @@ def _vocabulary(vocab_dir: str):
         raise UserError("no such directory (expected the vocabulary source: a model directory with vocab.txt)",
                         where=vocab_dir)
     try:
-        return convert.load_tokenizer(vocab_dir)
+        return hf_files.load_tokenizer(vocab_dir)
     except UserError:
         raise
     except Exception as exc:  # PaddleNLP raises assorted errors for a directory without tokenizer files

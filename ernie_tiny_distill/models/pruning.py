@@ -353,10 +353,8 @@ def student_from_teacher(student_cfg, teacher, teacher_dir: str, features: Seque
     Writes <output_dir>/importance.json (the scores used) and <output_dir>/pruning.json (what was kept and how far
     the student starts from the teacher). Returns (student, basis [H_teacher, k]).
     """
-    from ernie_tiny_distill.models.build import (  # models imports this module's sibling; avoid a cycle
-        layers_to_keep,
-        num_layers,
-    )
+    from ernie_tiny_distill.models.birth import layers_to_keep  # imported here, as models.build: avoids a cycle
+    from ernie_tiny_distill.models.build import num_layers
 
     labeled = [f for f in features if np.any(np.asarray(f["labels"]) != -100)]
     if not labeled and not student_cfg.importance_file:

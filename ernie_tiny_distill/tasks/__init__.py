@@ -1,1 +1,1 @@
-"""Task adapters (classification, tagging): encoding, heads, distilled logits, decoding and metrics."""
+"""Task adapters (classification, tagging): encoding, heads, distilled logits, decoding, metrics and serving."""

@@ -1,1 +1,1 @@
-"""Training: one loop for every stage, stages, checkpoints and run directories."""
+"""Training: one loop for every stage (trainer), the stages (general, supervised), checkpoints, run directories."""

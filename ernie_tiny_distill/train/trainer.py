@@ -13,9 +13,9 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import LinearDecayWithWarmup
@@ -26,11 +26,36 @@ from ernie_tiny_distill.config import Config
 from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.tasks.adapters import Feature, Task
+from ernie_tiny_distill.tasks.base import Feature, Task
 from ernie_tiny_distill.train import checkpoint
+from ernie_tiny_distill.train.evaluation import _to_tensors, evaluate  # noqa: F401 (pipeline/measure reads _to_tensors here)
 from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    """What one fit() call carries from step to step."""
+
+    state: Dict
+    start: int
+    total_steps: int
+    per_epoch: int
+    eval_every: int
+    lengths: List[int]
+    optimizer: object
+    scheduler: object
+    log_path: str
+    writer: object
+    progress: object
+    earlier_seconds: float
+    skipped: int
+    started: float
+    sums: Dict[str, float] = field(default_factory=dict)
+    n_logged: int = 0
+    epoch_batches: Optional[list] = None
+    epoch_of_batches: Optional[int] = None
 
 
 class Trainer:
@@ -91,38 +116,40 @@ class Trainer:
 
         Resumes from the newest checkpoint in output_dir/checkpoints when train.resume is true.
         """
+        run = self._start(train)
+        with logging_redirect_tqdm(), run.progress:  # log lines go above the bar instead of being glued to it
+            for step in range(run.start, run.total_steps):
+                self._train_step(run, train, step)
+                if (step + 1) % run.eval_every == 0 or step + 1 == run.total_steps:
+                    if self._evaluate_and_save(run, step, dev, dev_examples, on_best):
+                        break
+        if run.writer:
+            run.writer.close()
+        if self.world_size > 1:
+            self._check_replicas_agree()
+        run.state.update(total_steps=run.total_steps, skipped_batches=run.skipped,
+                         earlier_seconds=run.earlier_seconds,
+                         seconds=round(run.earlier_seconds + time.time() - run.started, 1))
+        return run.state
+
+    def _start(self, train: Sequence[Feature]) -> "_Run":
+        """The run's schedule, optimizer and state, resumed from the newest checkpoint when train.resume."""
         t = self.cfg.train
         lengths = [len(f["input_ids"]) for f in train]
         per_epoch = len(batching.train_batches(lengths, t.batch_size, t.seed, 0, self.rank, self.world_size))
         if per_epoch == 0:
             raise UserError(f"the training set has {len(train)} examples, fewer than one batch per process")
         total_steps = t.max_steps or max(1, math.ceil(t.epochs * per_epoch), t.min_steps or 0)
-        eval_every = t.eval_every or per_epoch
         optimizer, scheduler = self._optimizer(total_steps)
         # Data parallel without paddle.DataParallel: loss_parts calls the student (and the projection) directly,
         # which DataParallel's reducer would never see; gradients are averaged explicitly in _sync_gradients.
-
-        state = {"best_metric": None, "best_step": None, "history": [], "skipped_batches": 0}
-        start = 0
-        last = checkpoint.latest(self.ckpt_dir) if t.resume else None
-        if not t.resume and checkpoint.latest(self.ckpt_dir) and self.is_main:
-            # an earlier run's later steps would otherwise outrank this run's checkpoints on a future resume
-            logger.warning("train.resume=false: removing the earlier checkpoints in %s", self.ckpt_dir)
-            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
-        if last:
-            state = checkpoint.load(last, self.trainable, optimizer)
-            start = state.pop("step")
-            logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
+        state, start = self._resume(optimizer, total_steps)
         log_path = os.path.join(self.run_dir, "train_log.jsonl")
         if self.is_main:
             checkpoint.remove_incomplete(self.ckpt_dir)  # e.g. a step-N emptied by a kill during rotation
             _truncate_log(log_path, start)  # lines past the checkpoint are logged again by this run
-        # training time of earlier segments (up to the checkpoint), so a resumed run reports the total
-        earlier_seconds = float(state.get("train_seconds", 0.0))
-        state["segments"] = state.get("segments", 0) + 1
         if self.world_size > 1:
             self._broadcast_parameters()  # every process starts from rank 0's weights
-        sign = 1 if self.task.greater_is_better else -1
         if t.amp and not paddle.device.is_compiled_with_cuda():
             # measured on Paddle 3.3.1: dygraph auto_cast leaves CPU ops in float32, so say so
             logger.warning("train.amp=true has no effect on CPU (Paddle runs these ops in float32)")
@@ -130,95 +157,115 @@ class Trainer:
         # teacher outputs kept per example when the steps left meet examples more than once; the cache lives in
         # memory only, so a resumed run refills it lazily (recomputing, never reading stale states)
         self.distiller.plan_teacher_states(train, (total_steps - start) / per_epoch)
-
-        writer = self._visualdl() if self.is_main else None
         progress = tqdm(total=total_steps, initial=start, desc=f"{self.cfg.stage} train", unit="step",
                         dynamic_ncols=True, disable=not self.show_progress)
-        with logging_redirect_tqdm(), progress:  # log lines go above the bar instead of being glued to it
-            sums: Dict[str, float] = {}
-            n_logged, epoch_batches, epoch_of_batches = 0, None, None
-            skipped = state.get("skipped_batches", 0)
-            started = time.time()
-            for step in range(start, total_steps):
-                epoch, position = divmod(step, per_epoch)
-                if epoch != epoch_of_batches:
-                    epoch_batches = batching.train_batches(lengths, t.batch_size, t.seed, epoch, self.rank,
-                                                           self.world_size)
-                    epoch_of_batches = epoch
-                batch = _to_tensors(batching.collate([train[i] for i in epoch_batches[position]], self.pad_token_id))
-                # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
-                paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
-                self.trainable.train()
-                with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
-                    parts = self.distiller.loss_parts(batch, step)
-                    total = self.distiller.combine(parts)
-                bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
-                what = (f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else
-                        "a loss is not finite on another process")
-                if self._any_process(bool(bad)):  # every process skips or stops together
-                    if t.on_nan != "skip":
-                        raise UserError(
-                            f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
-                            hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
-                                 "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
-                        )
-                    # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
-                    skipped += 1
-                    state["skipped_batches"] = skipped
-                    logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
-                    optimizer.clear_grad()
-                else:
-                    total.backward()
-                    if self.world_size > 1:
-                        self._sync_gradients()
-                    optimizer.step()
-                    optimizer.clear_grad()
-                    for name, value in parts.items():
-                        sums[name] = sums.get(name, 0.0) + float(value)
-                    sums["loss"] = sums.get("loss", 0.0) + float(total)
-                    n_logged += 1
-                scheduler.step()
-                progress.update(1)
-                if n_logged and ((step + 1) % t.log_every == 0 or step + 1 == total_steps):
-                    record = {k: v / n_logged for k, v in sums.items()}
-                    record.update(step=step + 1, epoch=round((step + 1) / per_epoch, 3), lr=scheduler.get_lr())
-                    self._log(record, writer, log_path, progress)
-                    sums, n_logged = {}, 0
-                if (step + 1) % eval_every == 0 or step + 1 == total_steps:
-                    metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
-                    # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
-                    # checkpoint never holds merged weights (a resume would add the adapters twice)
-                    self.trainable.train()
-                    if self.is_main:
-                        score = float(metrics[self.task.metric_name])
-                        improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
-                        state["history"].append({"step": step + 1, self.task.metric_name: score})
-                        logger.info("step %d dev %s = %.4f%s", step + 1, self.task.metric_name, score,
-                                    " (best)" if improved else "")
-                        if writer:
-                            writer.add_scalar(f"dev/{self.task.metric_name}", score, step + 1)
-                        if improved:
-                            state["best_metric"], state["best_step"] = score, step + 1
-                            if on_best:
-                                on_best(metrics)
-                        state["train_seconds"] = round(earlier_seconds + time.time() - started, 1)
-                        checkpoint.save(self.ckpt_dir, step + 1, self.trainable, optimizer, state,
-                                        t.keep_checkpoints)
-                    if self.world_size > 1:
-                        paddle.distributed.barrier()
-                    if self._any_process(self.is_main and plateaued(state["history"], state["best_step"],
-                                                                    t.patience)):
-                        logger.info("step %d: no better dev %s in %d evaluations (train.patience); stopping",
-                                    step + 1, self.task.metric_name, t.patience)
-                        state["stopped_early"] = step + 1
-                        break
-        if writer:
-            writer.close()
+        return _Run(state=state, start=start, total_steps=total_steps, per_epoch=per_epoch,
+                    eval_every=t.eval_every or per_epoch, lengths=lengths, optimizer=optimizer, scheduler=scheduler,
+                    log_path=log_path, writer=self._visualdl() if self.is_main else None, progress=progress,
+                    earlier_seconds=float(state.get("train_seconds", 0.0)), skipped=state.get("skipped_batches", 0),
+                    started=time.time())
+
+    def _resume(self, optimizer, total_steps: int):
+        """(state, first step): a fresh state at step 0, or the newest checkpoint's when train.resume."""
+        state = {"best_metric": None, "best_step": None, "history": [], "skipped_batches": 0}
+        start = 0
+        last = checkpoint.latest(self.ckpt_dir) if self.cfg.train.resume else None
+        if not self.cfg.train.resume and checkpoint.latest(self.ckpt_dir) and self.is_main:
+            # an earlier run's later steps would otherwise outrank this run's checkpoints on a future resume
+            logger.warning("train.resume=false: removing the earlier checkpoints in %s", self.ckpt_dir)
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        if last:
+            state = checkpoint.load(last, self.trainable, optimizer)
+            start = state.pop("step")
+            logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
+        # training time of earlier segments (up to the checkpoint) is in state, so a resumed run reports the total
+        state["segments"] = state.get("segments", 0) + 1
+        return state, start
+
+    def _train_step(self, run: "_Run", train: Sequence[Feature], step: int) -> None:
+        """One optimizer step (or a skipped batch), then the schedule, the progress bar and the loss log."""
+        t = self.cfg.train
+        epoch, position = divmod(step, run.per_epoch)
+        if epoch != run.epoch_of_batches:
+            run.epoch_batches = batching.train_batches(run.lengths, t.batch_size, t.seed, epoch, self.rank,
+                                                       self.world_size)
+            run.epoch_of_batches = epoch
+        batch = _to_tensors(batching.collate([train[i] for i in run.epoch_batches[position]], self.pad_token_id))
+        # dropout masks depend only on (seed, step, rank): a resumed run repeats them exactly
+        paddle.seed((t.seed * 1_000_003 + step) * self.world_size + self.rank)
+        self.trainable.train()
+        with paddle.amp.auto_cast(enable=t.amp, dtype="bfloat16"):
+            parts = self.distiller.loss_parts(batch, step)
+            total = self.distiller.combine(parts)
+        bad = [name for name, value in parts.items() if not math.isfinite(float(value))]
+        if self._any_process(bool(bad)):  # every process skips or stops together
+            self._skip_or_stop(run, step, parts, bad)
+        else:
+            total.backward()
+            if self.world_size > 1:
+                self._sync_gradients()
+            run.optimizer.step()
+            run.optimizer.clear_grad()
+            for name, value in parts.items():
+                run.sums[name] = run.sums.get(name, 0.0) + float(value)
+            run.sums["loss"] = run.sums.get("loss", 0.0) + float(total)
+            run.n_logged += 1
+        run.scheduler.step()
+        run.progress.update(1)
+        if run.n_logged and ((step + 1) % t.log_every == 0 or step + 1 == run.total_steps):
+            record = {k: v / run.n_logged for k, v in run.sums.items()}
+            record.update(step=step + 1, epoch=round((step + 1) / run.per_epoch, 3), lr=run.scheduler.get_lr())
+            self._log(record, run.writer, run.log_path, run.progress)
+            run.sums, run.n_logged = {}, 0
+
+    def _skip_or_stop(self, run: "_Run", step: int, parts: Dict, bad: List[str]) -> None:
+        """A non-finite loss on some process: stop with a UserError (train.on_nan=stop) or skip the batch."""
+        what = f"the {', '.join(bad)} loss is {float(parts[bad[0]])}" if bad else \
+            "a loss is not finite on another process"
+        if self.cfg.train.on_nan != "skip":
+            raise UserError(
+                f"step {step + 1}: {what}; training stopped (train.on_nan=stop)",
+                hint=f"the last good checkpoint is {checkpoint.latest(self.ckpt_dir) or '(none yet)'}; "
+                     "lower train.learning_rate, or set train.on_nan=skip to skip such batches",
+            )
+        # no update from this batch; the step still counts (schedule, evaluation, checkpoint)
+        run.skipped += 1
+        run.state["skipped_batches"] = run.skipped
+        logger.warning("step %d: %s; batch skipped (train.on_nan=skip)", step + 1, what)
+        run.optimizer.clear_grad()
+
+    def _evaluate_and_save(self, run: "_Run", step: int, dev: Sequence[Feature], dev_examples: Sequence,
+                           on_best) -> bool:
+        """Score dev, keep the best (on_best), write a checkpoint; True when train.patience says stop."""
+        state, metric = run.state, self.task.metric_name
+        metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+        # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
+        # checkpoint never holds merged weights (a resume would add the adapters twice)
+        self.trainable.train()
+        if self.is_main:
+            score = float(metrics[metric])
+            sign = 1 if self.task.greater_is_better else -1
+            improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
+            state["history"].append({"step": step + 1, metric: score})
+            logger.info("step %d dev %s = %.4f%s", step + 1, metric, score, " (best)" if improved else "")
+            if run.writer:
+                run.writer.add_scalar(f"dev/{metric}", score, step + 1)
+            if improved:
+                state["best_metric"], state["best_step"] = score, step + 1
+                if on_best:
+                    on_best(metrics)
+            state["train_seconds"] = round(run.earlier_seconds + time.time() - run.started, 1)
+            checkpoint.save(self.ckpt_dir, step + 1, self.trainable, run.optimizer, state,
+                            self.cfg.train.keep_checkpoints)
         if self.world_size > 1:
-            self._check_replicas_agree()
-        state.update(total_steps=total_steps, skipped_batches=skipped, earlier_seconds=earlier_seconds,
-                     seconds=round(earlier_seconds + time.time() - started, 1))
-        return state
+            paddle.distributed.barrier()
+        if self._any_process(self.is_main and plateaued(state["history"], state["best_step"],
+                                                        self.cfg.train.patience)):
+            logger.info("step %d: no better dev %s in %d evaluations (train.patience); stopping",
+                        step + 1, metric, self.cfg.train.patience)
+            state["stopped_early"] = step + 1
+            return True
+        return False
 
     # ------------------------------------------------------------ data parallel
 
@@ -330,38 +377,6 @@ def _truncate_log(log_path: str, step: int) -> None:
         fsutil.write_text(log_path, "".join(kept))
 
 
-def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: int, pad_token_id: int,
-                   progress: Optional[str] = None) -> List[np.ndarray]:
-    """Logits per feature (classification [C]; tagging [L_i, C]) in the order of `features`.
-
-    With `progress` (a description), a transient progress bar counts the examples done.
-    """
-    model.eval()
-    out: List[Optional[np.ndarray]] = [None] * len(features)
-    lengths = [len(f["input_ids"]) for f in features]
-    bar = tqdm(total=len(features), desc=progress, unit="ex", leave=False, dynamic_ncols=True,
-               disable=progress is None)
-    with paddle.no_grad(), bar:
-        for idx in batching.eval_batches(lengths, batch_size):
-            batch = _to_tensors(batching.collate([features[i] for i in idx], pad_token_id))
-            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                           attention_mask=batch["attention_mask"], return_dict=True).logits
-            logits = task.pool(logits, batch).numpy()  # one row per feature (a long document's windows pooled)
-            for row, i in enumerate(idx):
-                out[i] = task.slice_logits(logits, row, lengths[i])
-            bar.update(len(idx))
-    document_table = getattr(model, "document_table", None)  # a document-level wide part: after pooling
-    return document_table.add_to(features, out) if document_table is not None else out
-
-
-def evaluate(task: Task, model, features: Sequence[Feature], examples: Sequence, batch_size: int,
-             pad_token_id: int, progress: Optional[str] = None) -> Dict[str, object]:
-    """The task's metrics for `model` on encoded `features` of `examples` (dygraph, as during training)."""
-    logits = predict_logits(task, model, features, batch_size, pad_token_id, progress)
-    predictions = [task.predict(lg, f) for lg, f in zip(logits, features)]
-    return task.evaluate(predictions, examples)
-
-
 def shard_digest(indices: Sequence[int]) -> str:
     """A short fingerprint of the example indices a process trains on (logged, so shards can be compared)."""
     import hashlib
@@ -378,7 +393,3 @@ def init_distributed() -> int:
     if world_size > 1 and not paddle.distributed.is_initialized():
         paddle.distributed.init_parallel_env()
     return world_size
-
-
-def _to_tensors(batch: Dict[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
-    return {k: paddle.to_tensor(v) for k, v in batch.items()}

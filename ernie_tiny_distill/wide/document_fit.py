@@ -15,7 +15,8 @@ from ernie_tiny_distill.config import Config
 from ernie_tiny_distill.distill import ensemble
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX
+from ernie_tiny_distill.models import birth
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
 from ernie_tiny_distill.wide import document as wide_document
 from ernie_tiny_distill.wide import window as wide
 from ernie_tiny_distill.wide.fit import BEST_DIR, WIDE_SCALES, best_scale, headline, prepare, score
@@ -126,7 +127,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
                       "fit": cfg.model.wide.fit, "scale": best["scale"]})
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
-    _, deep_nonembedding = models.count_parameters(model)
+    _, deep_nonembedding = birth.count_parameters(model)
     config = models.encoder_of(model).config
     deep_params = sum(int(p.numel()) for p in model.parameters())
     wide_params = int(part.table.size + part.bias.size)
@@ -144,15 +145,15 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
 
 
 def _check_parity(task, model, part, deep_rows, features, pad, n: int = 8) -> None:
-    """The saved model (transformer + document-level part, trainer.predict_logits) gives the logits the fit
+    """The saved model (transformer + document-level part, evaluation.predict_logits) gives the logits the fit
     scored with, on a few dev documents."""
-    from ernie_tiny_distill.train import trainer as trainer_lib
+    from ernie_tiny_distill.train import evaluation
 
     n = min(n, len(features))
     if not n:
         return
     fitted = deep_rows[:n] + part.logits(features[:n])
-    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
+    direct = np.stack(evaluation.predict_logits(task, model, list(features[:n]), 8, pad))
     gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
     if gap > 1e-3:
         raise UserError(f"the saved model's dev logits differ from the fitted ones by {gap:.2g} (the cached "

@@ -26,7 +26,9 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.distill import ensemble, losses
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
-from ernie_tiny_distill.tasks.adapters import IGNORE_INDEX, make_task
+from ernie_tiny_distill.models import birth
+from ernie_tiny_distill.tasks.adapters import make_task
+from ernie_tiny_distill.tasks.base import IGNORE_INDEX
 from ernie_tiny_distill.wide import window as wide
 
 logger = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ def run(cfg: Config, tokenizer, splits) -> Dict[str, object]:
     best_dir = os.path.join(cfg.output_dir, BEST_DIR)
     models.save_model_dir(model, tokenizer, best_dir, meta)
     deep_params, wide_params = wide.parameter_counts(model)
-    _, deep_nonembedding = models.count_parameters(model.deep)
+    _, deep_nonembedding = birth.count_parameters(model.deep)
     config = models.encoder_of(model).config
     return {"metric_name": task.metric_name, "dev": results.get("dev"), "test": results.get("test"),
             # the table is a lookup like the word embeddings: counted with the embedding parameters
@@ -228,13 +230,13 @@ def headline(metrics, task):
 def _check_parity(task, model, layer, deep_rows, features, pad, n: int = 8) -> None:
     """The saved model (transformer + wide part, dygraph) gives the logits the fit scored with, on a few dev
     documents: the cached transformer rows and the attached table are the model's."""
-    from ernie_tiny_distill.train import trainer as trainer_lib
+    from ernie_tiny_distill.train import evaluation
 
     n = min(n, len(features))
     if not n:
         return
     fitted = predict_all(task, layer, features[:n], deep_rows[:n], pad)
-    direct = np.stack(trainer_lib.predict_logits(task, model, list(features[:n]), 8, pad))
+    direct = np.stack(evaluation.predict_logits(task, model, list(features[:n]), 8, pad))
     gap = float(np.abs(fitted - direct.reshape(fitted.shape)).max())
     if gap > 1e-3:
         raise UserError(f"the saved wide-and-deep model's dev logits differ from the fitted ones by {gap:.2g} "

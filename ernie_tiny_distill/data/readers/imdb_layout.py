@@ -27,7 +27,7 @@ REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 IMDB_OFFICIAL_COUNTS = {("train", "neg"): 12500, ("train", "pos"): 12500, ("train", "unsup"): 50000,
                         ("test", "neg"): 12500, ("test", "pos"): 12500}
 # Reviews absent from some redistributed copies that are otherwise intact (accepted with a warning):
-# test/pos/7_9.txt is missing from /work/shared/datasets/aclImdb_v1.tar.gz (see its README), so its test split
+# test/pos/7_9.txt is missing from the shared datasets' aclImdb_v1.tar.gz (see its README), so its test split
 # has 24,999 reviews.
 IMDB_KNOWN_MISSING = {("test", "pos"): {7}}
 _IMDB_URLS = re.compile(r"^urls_(neg|pos|unsup)\.txt$")
