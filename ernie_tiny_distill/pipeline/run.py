@@ -43,24 +43,28 @@ def run_pipeline(opts: Options) -> Dict:
     plans = plan_stages(opts, recipe, user, reused)
 
     estimate = steps.run("estimate", "estimating the total time",
-                         lambda: _estimate(opts, recipe, user, plans, reused))
+                         lambda: _estimate(opts, recipe, user, plans, reused), inputs=[plans, opts.control])
     logger.info("estimated total time: %s (%s); parts: %s", _clock(estimate["seconds"]), estimate["method"],
                 ", ".join(f"{k} {_clock(v)}" for k, v in estimate["parts"].items()))
     teacher = steps.run("teacher", "teacher: fine-tuning and checking it",
-                        lambda: _teacher(opts, recipe, user, plans, reused))
+                        lambda: _teacher(opts, recipe, user, plans, reused),
+                        inputs=[plans["teacher"], reused, recipe["schedule"], opts.allow_weak_teacher, opts.overrides])
     student = steps.run("student", "student: born from the teacher, distilled",
-                        lambda: _train(opts, plans["student"], teacher["dir"], "student"))
+                        lambda: _train(opts, plans["student"], teacher["dir"], "student"),
+                        inputs=[plans["student"], teacher, opts.overrides])
     control = steps.run("control", "control: the same born student without KD",
-                        lambda: _train(opts, plans["control"], teacher["dir"], "control")) if opts.control else None
+                        lambda: _train(opts, plans["control"], teacher["dir"], "control"),
+                        inputs=[plans["control"], teacher, opts.overrides]) if opts.control else None
     exports = steps.run("export", "exporting the teacher (FP32) and the student (FP32 + INT8)",
-                        lambda: _export(opts.out, teacher["dir"], student["best_dir"]))
+                        lambda: _export(opts.out, teacher["dir"], student["best_dir"]), inputs=[teacher, student])
     split, examples = ("test", user.splits.test) if user.splits.test else ("dev", user.splits.dev)
     scores = steps.run("evaluate", f"scoring the exports on the {split} split",
-                       lambda: _scores(exports, examples, split, user.threads))
+                       lambda: _scores(exports, examples, split, user.threads), inputs=[exports, split, len(examples)])
     task = make_task(opts.task, models.load_tokenizer(teacher["dir"]), user.splits.labels, 8)
     texts = [task.request_text(ex) for ex in examples]
     timing = steps.run("latency", f"latency per request on {min(len(texts), opts.latency_texts)} {split} texts",
-                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads))
+                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads),
+                       inputs=[exports, opts.latency_texts, user.threads])
     result = report.build(opts=opts, recipe=recipe, user=user, estimate=estimate, teacher=teacher, student=student,
                           control=control, exports=exports, scores=scores, split=split, latency=timing,
                           step_seconds=steps.seconds(), wall_seconds=time.time() - started,
