@@ -12,8 +12,15 @@ from ernie_tiny_distill.data import load as data_lib
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.pipeline import measure, report, teacher_check
-from ernie_tiny_distill.pipeline.recipes import (Options, build_config, data_section, load_recipe, merge,
-                                                 planned_steps, with_schedule)
+from ernie_tiny_distill.pipeline.recipes import (
+    Options,
+    build_config,
+    data_section,
+    load_recipe,
+    merge,
+    planned_steps,
+    with_schedule,
+)
 from ernie_tiny_distill.pipeline.steps import Steps
 from ernie_tiny_distill.tasks.adapters import make_task
 from ernie_tiny_distill.train.stages import run_stage
