@@ -19,6 +19,7 @@ from ernie_tiny_distill.pipeline.recipes import (
     load_recipe,
     merge,
     planned_steps,
+    with_overrides,
     with_schedule,
 )
 from ernie_tiny_distill.pipeline.steps import Steps
@@ -139,10 +140,10 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
         student = merge(student, {"distill": {"allow_weak_teacher": True}})
     control = merge(student, recipe["control"])
     control = merge(control, {"output_dir": os.path.join(opts.out, "control")})
-    return {"teacher": with_schedule(teacher, n_train, evaluations),
-            "student": with_schedule(student, n_train + n_transfer, evaluations),
-            "control": with_schedule(control, n_train + (n_transfer if control["data"].get("unlabeled") else 0),
-                                     evaluations),
+    n_control = n_train + (n_transfer if control["data"].get("unlabeled") else 0)
+    return {"teacher": with_schedule(teacher, n_train, evaluations, opts.overrides),
+            "student": with_schedule(student, n_train + n_transfer, evaluations, opts.overrides),
+            "control": with_schedule(control, n_control, evaluations, opts.overrides),
             "reused_teacher": reused}
 
 
@@ -150,8 +151,8 @@ def _config(opts: Options, raw: Dict, name: str) -> Config:
     return build_config(raw, opts.overrides, os.path.join(opts.out, "configs", f"{name}.yaml"))
 
 
-def _steps_of(raw: Dict, examples: int) -> int:
-    return planned_steps(examples, raw.get("train", {}))
+def _steps_of(raw: Dict, examples: int, overrides) -> int:
+    return planned_steps(examples, with_overrides(raw, overrides).get("train", {}))
 
 
 def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: Optional[str]) -> Dict:
@@ -164,9 +165,9 @@ def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: 
     student_train = plans["student"].get("train", {})
     importance = int(plans["student"].get("model", {}).get("student", {}).get("importance_examples", 2048))
     return measure.estimate(
-        per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train),
-        student_steps=_steps_of(plans["student"], n_train + n_transfer),
-        control_steps=_steps_of(plans["control"], n_train) if opts.control else 0,
+        per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train, opts.overrides),
+        student_steps=_steps_of(plans["student"], n_train + n_transfer, opts.overrides),
+        control_steps=_steps_of(plans["control"], n_train, opts.overrides) if opts.control else 0,
         batch=cfg.train.batch_size, speedup=opts.speedup, student_epochs=float(student_train.get("epochs", 3)),
         evals={"teacher": 0 if reused else evaluations, "student": evaluations,
                "control": evaluations if opts.control else 0},
