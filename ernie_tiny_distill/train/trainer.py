@@ -206,8 +206,8 @@ class Trainer:
                                         t.keep_checkpoints)
                     if self.world_size > 1:
                         paddle.distributed.barrier()
-                    if self._any_process(self.is_main and plateaued(state["history"], state["best_step"],
-                                                                    t.patience)):
+                    if step + 1 < total_steps and self._any_process(
+                            self.is_main and plateaued(state["history"], state["best_step"], t.patience)):
                         logger.info("step %d: no better dev %s in %d evaluations (train.patience); stopping",
                                     step + 1, self.task.metric_name, t.patience)
                         state["stopped_early"] = step + 1
