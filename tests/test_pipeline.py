@@ -1,4 +1,5 @@
 """The one-command pipeline end to end on tiny data (a random tiny teacher): report fields, resume, dev split."""
+import dataclasses
 import json
 import os
 
@@ -131,6 +132,10 @@ def test_an_interrupted_run_resumes_and_skips_finished_steps(world, ner_report, 
     assert r["data"]["dev"] == 10 and r["data"]["dev_source"] == f"--dev {world['paths']['ner_dev']}"
     assert r["data"]["train"] == N_TRAIN
     assert consistency_errors(r) == []
+    # a changed input re-runs only the steps that read it
+    again = run_pipeline(dataclasses.replace(opts, latency_texts=4))
+    assert again["time"]["skipped_steps"] == ["estimate", "teacher", "student", "export", "evaluate"]
+    assert again["latency"]["student_int8"]["reviews"] == 4
 
 
 def test_a_weak_teacher_stops_the_pipeline_before_distillation(world):

@@ -24,6 +24,10 @@ def test_steps_have_a_floor_and_evaluations_scale_with_them():
     raw = with_schedule({"train": {"epochs": 3, "batch_size": 32, "min_steps": 300}}, 100, evaluations=10)
     assert raw["train"]["eval_every"] == 30
     assert with_schedule({"train": {"epochs": 1, "batch_size": 8}}, 8, evaluations=10)["train"]["eval_every"] == 1
+    # the user's overrides count: 100 examples at batch 10, 3 epochs = 30 steps -> every 3
+    recipe = {"train": {"epochs": 3, "batch_size": 32}}
+    assert with_schedule(recipe, 100, 10, ["train.batch_size=10"])["train"] == {"epochs": 3, "batch_size": 32,
+                                                                               "eval_every": 3}
 
 
 @pytest.mark.parametrize("task", ["classification", "ner"])

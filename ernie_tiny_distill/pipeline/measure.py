@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Dict, List, Sequence
 
 import numpy as np
-from typing import Dict, List, Sequence
 
 from ernie_tiny_distill.deploy import layout
 
@@ -19,32 +19,39 @@ FORWARD_SHARE = 1 / 3
 STUDENT_STEP_SHARE = 1.5
 EXPORT_SECONDS = 60  # export, INT8 quantization and parity checks of both models (measured order of magnitude)
 TIMED_STEPS = 3
+LENGTH_SAMPLE = 2000  # examples encoded to measure the data's mean length in word pieces
 
 
 def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int) -> float:
-    """Wall seconds per training example of the teacher: forward + backward on real batches of the user's data
-    (one untimed warm-up step, then the median of TIMED_STEPS timed ones)."""
+    """Wall seconds per training example of the teacher at the data's mean length: forward + backward on one
+    batch of the user's data drawn at random (seeded), run once untimed, then the median of TIMED_STEPS timed
+    runs of the same batch, per word piece of the padded batch, times the mean pieces per example.
+
+    The same batch each time: the first run of a new input shape builds its CPU kernels, which training pays
+    once per shape and then reuses. Per piece: training batches group examples of similar length, so they
+    carry little padding, while a random batch is padded to its longest example."""
     from ernie_tiny_distill.data import batching
     from ernie_tiny_distill.models import build as models
     from ernie_tiny_distill.train.trainer import _to_tensors
 
     model = models.load_model(teacher, task.model_class, task.num_labels)
     model.train()
-    features = task.encode(list(examples[: batch_size * (TIMED_STEPS + 1)]))
-    pad = task.tokenizer.pad_token_id
-    batches = [features[i:i + batch_size] for i in range(0, len(features), batch_size)]
+    picked = np.random.default_rng(0).choice(len(examples), size=min(batch_size, len(examples)), replace=False)
+    features = task.encode([examples[i] for i in sorted(picked)])
+    batch = _to_tensors(batching.collate(features, task.tokenizer.pad_token_id))
     per_example = []
-    for k, chunk in enumerate(batches):
-        batch = _to_tensors(batching.collate(chunk, pad))
+    for k in range(TIMED_STEPS + 1):
         started = time.perf_counter()
         logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
                        attention_mask=batch["attention_mask"], return_dict=True).logits
         (logits.astype("float32") ** 2).mean().backward()
         model.clear_gradients()
-        if k or len(batches) == 1:  # the first batch warms the kernels up
-            per_example.append((time.perf_counter() - started) / len(chunk))
-    # the median step: one step slowed down by another job on a shared machine does not set the estimate
-    return float(np.median(per_example))
+        if k:  # the first run builds the kernels for this shape
+            per_example.append((time.perf_counter() - started) / len(features))
+    sample = np.random.default_rng(1).choice(len(examples), size=min(LENGTH_SAMPLE, len(examples)), replace=False)
+    mean_pieces = float(np.mean([len(f["input_ids"]) for f in task.encode([examples[i] for i in sample])]))
+    # the median run: one run slowed down by another job on a shared machine does not set the estimate
+    return float(np.median(per_example)) / int(batch["input_ids"].shape[1]) * mean_pieces
 
 
 def estimate(per_example: float, *, teacher_steps: int, student_steps: int, control_steps: int, batch: int,
@@ -65,9 +72,10 @@ def estimate(per_example: float, *, teacher_steps: int, student_steps: int, cont
     }
     parts = {k: round(v, 1) for k, v in parts.items() if v > 0}
     return {"seconds": round(sum(parts.values()), 1), "parts": parts, "teacher_seconds_per_example": per_example,
-            "method": f"the teacher's training step (median of {TIMED_STEPS} batches of the training data) times "
-                      f"the planned steps; a KD step counted as {FORWARD_SHARE:.2f} of a teacher step per epoch of "
-                      f"cached teacher outputs + {STUDENT_STEP_SHARE}/{speedup} for the student (a rough model)"}
+            "method": f"the teacher's training step (median of {TIMED_STEPS} runs of a random training batch, per "
+                      f"word piece, at the data's mean length) times the planned steps; a KD step counted as "
+                      f"{FORWARD_SHARE:.2f} of a teacher step per epoch of cached teacher outputs + "
+                      f"{STUDENT_STEP_SHARE}/{speedup} for the student (a rough model)"}
 
 
 def export(best_dir: str, out_dir: str, int8: bool) -> Dict:

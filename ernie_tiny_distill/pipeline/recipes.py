@@ -116,9 +116,27 @@ def planned_steps(examples: int, train: Dict[str, Any]) -> int:
     return max(1, math.ceil(float(train.get("epochs", 3)) * per_epoch), int(train.get("min_steps") or 0))
 
 
-def with_schedule(raw: Dict[str, Any], examples: int, evaluations: int) -> Dict[str, Any]:
-    """Evaluate on dev about `evaluations` times per run, however large the data set."""
-    steps = planned_steps(examples, raw.get("train", {}))
+def with_overrides(raw: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """`raw` with the user's key=value overrides applied (as load_config applies them, which checks them)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        node = out
+        *sections, last = key.strip().split(".")
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                break  # load_config names the bad key
+        else:
+            node[last] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def with_schedule(raw: Dict[str, Any], examples: int, evaluations: int,
+                  overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Evaluate on dev about `evaluations` times per run, however large the data set (counting the steps with
+    the user's overrides, e.g. train.batch_size)."""
+    steps = planned_steps(examples, with_overrides(raw, overrides).get("train", {}))
     return merge(raw, {"train": {"eval_every": max(1, steps // max(1, evaluations))}})
 
 

@@ -12,8 +12,16 @@ from ernie_tiny_distill.data import load as data_lib
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.pipeline import measure, report, teacher_check
-from ernie_tiny_distill.pipeline.recipes import (Options, build_config, data_section, load_recipe, merge,
-                                                 planned_steps, with_schedule)
+from ernie_tiny_distill.pipeline.recipes import (
+    Options,
+    build_config,
+    data_section,
+    load_recipe,
+    merge,
+    planned_steps,
+    with_overrides,
+    with_schedule,
+)
 from ernie_tiny_distill.pipeline.steps import Steps
 from ernie_tiny_distill.tasks.adapters import make_task
 from ernie_tiny_distill.train.stages import run_stage
@@ -43,24 +51,28 @@ def run_pipeline(opts: Options) -> Dict:
     plans = plan_stages(opts, recipe, user, reused)
 
     estimate = steps.run("estimate", "estimating the total time",
-                         lambda: _estimate(opts, recipe, user, plans, reused))
+                         lambda: _estimate(opts, recipe, user, plans, reused), inputs=[plans, opts.control])
     logger.info("estimated total time: %s (%s); parts: %s", _clock(estimate["seconds"]), estimate["method"],
                 ", ".join(f"{k} {_clock(v)}" for k, v in estimate["parts"].items()))
     teacher = steps.run("teacher", "teacher: fine-tuning and checking it",
-                        lambda: _teacher(opts, recipe, user, plans, reused))
+                        lambda: _teacher(opts, recipe, user, plans, reused),
+                        inputs=[plans["teacher"], reused, recipe["schedule"], opts.allow_weak_teacher, opts.overrides])
     student = steps.run("student", "student: born from the teacher, distilled",
-                        lambda: _train(opts, plans["student"], teacher["dir"], "student"))
+                        lambda: _train(opts, plans["student"], teacher["dir"], "student"),
+                        inputs=[plans["student"], teacher, opts.overrides])
     control = steps.run("control", "control: the same born student without KD",
-                        lambda: _train(opts, plans["control"], teacher["dir"], "control")) if opts.control else None
+                        lambda: _train(opts, plans["control"], teacher["dir"], "control"),
+                        inputs=[plans["control"], teacher, opts.overrides]) if opts.control else None
     exports = steps.run("export", "exporting the teacher (FP32) and the student (FP32 + INT8)",
-                        lambda: _export(opts.out, teacher["dir"], student["best_dir"]))
+                        lambda: _export(opts.out, teacher["dir"], student["best_dir"]), inputs=[teacher, student])
     split, examples = ("test", user.splits.test) if user.splits.test else ("dev", user.splits.dev)
     scores = steps.run("evaluate", f"scoring the exports on the {split} split",
-                       lambda: _scores(exports, examples, split, user.threads))
+                       lambda: _scores(exports, examples, split, user.threads), inputs=[exports, split, len(examples)])
     task = make_task(opts.task, models.load_tokenizer(teacher["dir"]), user.splits.labels, 8)
     texts = [task.request_text(ex) for ex in examples]
     timing = steps.run("latency", f"latency per request on {min(len(texts), opts.latency_texts)} {split} texts",
-                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads))
+                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads),
+                       inputs=[exports, opts.latency_texts, user.threads])
     result = report.build(opts=opts, recipe=recipe, user=user, estimate=estimate, teacher=teacher, student=student,
                           control=control, exports=exports, scores=scores, split=split, latency=timing,
                           step_seconds=steps.seconds(), wall_seconds=time.time() - started,
@@ -128,10 +140,10 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
         student = merge(student, {"distill": {"allow_weak_teacher": True}})
     control = merge(student, recipe["control"])
     control = merge(control, {"output_dir": os.path.join(opts.out, "control")})
-    return {"teacher": with_schedule(teacher, n_train, evaluations),
-            "student": with_schedule(student, n_train + n_transfer, evaluations),
-            "control": with_schedule(control, n_train + (n_transfer if control["data"].get("unlabeled") else 0),
-                                     evaluations),
+    n_control = n_train + (n_transfer if control["data"].get("unlabeled") else 0)
+    return {"teacher": with_schedule(teacher, n_train, evaluations, opts.overrides),
+            "student": with_schedule(student, n_train + n_transfer, evaluations, opts.overrides),
+            "control": with_schedule(control, n_control, evaluations, opts.overrides),
             "reused_teacher": reused}
 
 
@@ -139,8 +151,8 @@ def _config(opts: Options, raw: Dict, name: str) -> Config:
     return build_config(raw, opts.overrides, os.path.join(opts.out, "configs", f"{name}.yaml"))
 
 
-def _steps_of(raw: Dict, examples: int) -> int:
-    return planned_steps(examples, raw.get("train", {}))
+def _steps_of(raw: Dict, examples: int, overrides) -> int:
+    return planned_steps(examples, with_overrides(raw, overrides).get("train", {}))
 
 
 def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: Optional[str]) -> Dict:
@@ -153,9 +165,9 @@ def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: 
     student_train = plans["student"].get("train", {})
     importance = int(plans["student"].get("model", {}).get("student", {}).get("importance_examples", 2048))
     return measure.estimate(
-        per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train),
-        student_steps=_steps_of(plans["student"], n_train + n_transfer),
-        control_steps=_steps_of(plans["control"], n_train) if opts.control else 0,
+        per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train, opts.overrides),
+        student_steps=_steps_of(plans["student"], n_train + n_transfer, opts.overrides),
+        control_steps=_steps_of(plans["control"], n_train, opts.overrides) if opts.control else 0,
         batch=cfg.train.batch_size, speedup=opts.speedup, student_epochs=float(student_train.get("epochs", 3)),
         evals={"teacher": 0 if reused else evaluations, "student": evaluations,
                "control": evaluations if opts.control else 0},

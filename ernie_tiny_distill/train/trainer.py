@@ -259,8 +259,9 @@ class Trainer:
                             self.cfg.train.keep_checkpoints)
         if self.world_size > 1:
             paddle.distributed.barrier()
-        if self._any_process(self.is_main and plateaued(state["history"], state["best_step"],
-                                                        self.cfg.train.patience)):
+        # a plateau at the last planned step is not an early stop: the run used every step
+        if step + 1 < run.total_steps and self._any_process(
+                self.is_main and plateaued(state["history"], state["best_step"], self.cfg.train.patience)):
             logger.info("step %d: no better dev %s in %d evaluations (train.patience); stopping",
                         step + 1, metric, self.cfg.train.patience)
             state["stopped_early"] = step + 1
