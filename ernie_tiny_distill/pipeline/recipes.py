@@ -118,18 +118,12 @@ def planned_steps(examples: int, train: Dict[str, Any]) -> int:
 
 def with_overrides(raw: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
     """`raw` with the user's key=value overrides applied (as load_config applies them, which checks them)."""
+    from ernie_tiny_distill.config_schema import apply_overrides
+
     out = copy.deepcopy(raw)
-    for item in overrides:
-        key, _, value = item.partition("=")
-        node = out
-        *sections, last = key.strip().split(".")
-        for section in sections:
-            node = node.setdefault(section, {})
-            if not isinstance(node, dict):
-                break  # load_config names the bad key
-        else:
-            node[last] = yaml.safe_load(value) if value.strip() else ""
+    apply_overrides(out, overrides)  # the same parsing as tools/train.py: a value that is not YAML stays a string
     return out
+
 
 
 def with_schedule(raw: Dict[str, Any], examples: int, evaluations: int,
