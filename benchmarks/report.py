@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Dict, List, Sequence
 
-from benchmarks import born, rows_documents
+from benchmarks import born, rows_documents, speed_goals
 from benchmarks.jobs import Matrix
 from benchmarks.plot import plot_pareto
 from benchmarks.readme_table import readme_table
@@ -116,6 +116,8 @@ def render_markdown(m: Matrix, rows: List[Dict], extra: Dict, command: str,
          f"({time.strftime('%Y-%m-%d %H:%M')}). Every number below comes from those runs; "
          "raw rows: `benchmarks/" + p.results_name + "`, figure: `docs/pareto.png`.", ""]
     variants = list(p.variants)
+    speed = speed_goals.load_results()  # end-to-end figures lead the report when they were measured
+    L += speed_goals.render_section(speed) if speed else []
     L += ["## Summary", ""] + summary_lines(rows, m.tasks, variants) + ["", "## Setup", ""]
     L.append("- Students: " + "; ".join(f"**{k}** = {s.describe()}" for k, s in sorted(p.students.items())) +
              ". `no_kd` and `task_kd` start from `init: config` (random encoder, embeddings = the teacher's "
@@ -389,7 +391,8 @@ def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> 
     written = {"results": results, "markdown": md}
     # the README summary only shows the whole matrix (a single-task run must not drop the other task's rows)
     if set(m.tasks) == set(m.p.tasks):
-        if update_readme(paths["readme"], readme_table(rows, m.tasks, command)):
+        if update_readme(paths["readme"], readme_table(rows, m.tasks, command,
+                                                    speed_goals.end_to_end_speedups(speed_goals.load_results()))):
             written["readme"] = paths["readme"]
     if plot_pareto(rows, m.tasks, png, m.p):
         written["figure"] = png
