@@ -94,3 +94,17 @@ def test_per_request_times_outside_the_engine_for_each_request(cls_export):
         assert r["requests"] == len(texts) and r["backend_used"] == "paddle"
         assert 0 < r["outside_engine_p50_ms"] < r["p50_ms"]
         assert r["stages_ms"]["engine"] > 0
+
+
+def test_direct_iob2_decoder_gives_seqevals_spans_for_every_short_sequence():
+    import itertools
+
+    from ernie_tiny_distill.tasks.decoding import _seqeval_spans, entity_spans
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B", "I"]
+    for n in range(6):
+        for tags in itertools.product(labels, repeat=n):
+            assert entity_spans(tags) == _seqeval_spans(list(tags)), tags
+    assert entity_spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC"]) == [("PER", 0, 2), ("LOC", 4, 5)]
+    with pytest.raises(ValueError):  # not IOB2: seqeval's own error
+        entity_spans(["S-PER"])

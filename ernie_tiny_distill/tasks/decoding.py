@@ -12,11 +12,33 @@ def entity_spans(tags: Sequence[str]) -> List[Tuple[str, int, int]]:
     """(type, first word, last word + 1) of the entities in `tags`, exactly as the metric counts them.
 
     seqeval strict IOB2 (the mode metrics.tagging_metrics scores in): an entity starts at B-X and continues
-    over I-X; a stray I-X (after O or another type) is not an entity.
+    over I-X; a stray I-X (after O or another type) is not an entity. Tags of B/I/O form are decoded here in
+    one pass (seqeval builds an object per tag, a tenth of a millisecond per sentence when serving); any
+    other tag goes to seqeval, which names it in its error.
     """
+    tags = list(tags)
+    if not all(t and t[0] in "BIO" for t in tags):
+        return _seqeval_spans(tags)
+    spans, i, n = [], 0, len(tags)
+    while i < n:
+        if tags[i][0] != "B":
+            i += 1
+            continue
+        kind, end = _kind(tags[i]), i + 1
+        while end < n and tags[end][0] == "I" and _kind(tags[end]) == kind:
+            end += 1
+        spans.append((kind, i, end))
+        i = end
+    return spans
+
+
+def _kind(tag: str) -> str:
+    return tag[1:].strip("-") or "_"  # seqeval's type of a tag: after the prefix, '_' when there is none
+
+
+def _seqeval_spans(tags: List[str]) -> List[Tuple[str, int, int]]:
     from seqeval.scheme import IOB2, Entities
 
-    tags = list(tags)
     if not tags:
         return []
     return [(e.tag, e.start, e.end) for e in Entities([tags], IOB2, suffix=False).entities[0]]
