@@ -108,3 +108,47 @@ def test_direct_iob2_decoder_gives_seqevals_spans_for_every_short_sequence():
     assert entity_spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC"]) == [("PER", 0, 2), ("LOC", 4, 5)]
     with pytest.raises(ValueError):  # not IOB2: seqeval's own error
         entity_spans(["S-PER"])
+
+
+def _numpy_viterbi(log_probs, labels):
+    """The textbook form: a [C_prev, C] step per word with -inf for transitions IOB2 forbids."""
+    import numpy as np
+
+    from ernie_tiny_distill.tasks.decoding import allowed_transitions
+
+    start, trans = allowed_transitions(labels)
+    penalty = np.where(trans, 0.0, -np.inf)
+    score = np.where(start, log_probs[0], -np.inf)
+    back = np.zeros(log_probs.shape, dtype=np.int64)
+    for i in range(1, log_probs.shape[0]):
+        total = score[:, None] + penalty
+        back[i] = total.argmax(0)
+        score = total.max(0) + log_probs[i]
+    path = [int(score.argmax())]
+    for i in range(log_probs.shape[0] - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    return path[::-1]
+
+
+def test_viterbi_matches_the_numpy_step_per_word_form_ties_included():
+    import numpy as np
+
+    from ernie_tiny_distill.tasks.decoding import log_softmax, viterbi
+
+    conll = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
+    orphan = ["O", "I-PER", "B-LOC", "I-LOC"]  # I-PER without B-PER: never reachable
+    rng = np.random.default_rng(0)
+    for labels in (conll, orphan):
+        for n in range(1, 30):
+            logits = rng.normal(size=(n, len(labels))) if n % 2 else rng.integers(0, 2, size=(n, len(labels)))
+            logp = log_softmax(np.asarray(logits, dtype="float64"))
+            assert viterbi(logp, labels) == _numpy_viterbi(logp, labels)
+    # a trained tagger's case: each word's best tag unique and the sequence allowed (answered without the search)
+    for n in range(1, 30):
+        tags = rng.choice([0, 1, 3, 5, 7], size=n)  # O and B-X tags: any order is allowed
+        tags[1:][tags[:-1] == 1] = rng.choice([2, 1])  # I-PER after B-PER
+        logits = rng.normal(size=(n, 9))
+        logits[np.arange(n), tags] += 10
+        logp = log_softmax(logits)
+        assert viterbi(logp, conll) == _numpy_viterbi(logp, conll) == tags.tolist()
+    assert viterbi(np.zeros((0, 9)), conll) == []

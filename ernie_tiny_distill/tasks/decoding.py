@@ -1,6 +1,8 @@
 """IOB2 tag decoding shared by evaluation and serving: entity spans (seqeval strict) and constrained Viterbi."""
 from __future__ import annotations
 
+import functools
+import math
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -65,22 +67,45 @@ def allowed_transitions(labels: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
     return start, trans
 
 
+@functools.lru_cache(maxsize=32)
+def _structure(labels: Tuple[str, ...]):
+    """allowed_transitions' masks, and per tag its allowed previous tags in index order."""
+    start, trans = allowed_transitions(labels)
+    prevs = tuple(tuple(int(k) for k in np.flatnonzero(trans[:, j])) for j in range(len(labels)))
+    return start, trans, prevs
+
+
 def viterbi(log_probs: np.ndarray, labels: Sequence[str]) -> List[int]:
-    """The most probable tag sequence (sum of per-word log-probabilities [N, C]) among those IOB2 allows."""
+    """The most probable tag sequence (sum of per-word log-probabilities [N, C]) among those IOB2 allows.
+
+    When each word's best tag is unique and together they form an allowed sequence, that sequence is the
+    optimum and is returned without the search (the usual case for a trained tagger). The search runs in
+    plain Python over each tag's allowed predecessors, breaking ties as argmax does (the first best index):
+    with a few tags, a numpy step per word costs more in call overhead than it saves.
+    """
     n = log_probs.shape[0]
     if n == 0:
         return []
-    start, trans = allowed_transitions(labels)
-    penalty = np.where(trans, 0.0, -np.inf)  # [C_prev, C]
-    score = np.where(start, log_probs[0], -np.inf)  # [C]
-    back = np.zeros((n, log_probs.shape[1]), dtype=np.int64)
-    for i in range(1, n):
-        total = score[:, None] + penalty  # [C_prev, C]
-        back[i] = total.argmax(0)
-        score = total.max(0) + log_probs[i]
-    path = [int(score.argmax())]
-    for i in range(n - 1, 0, -1):
-        path.append(int(back[i, path[-1]]))
+    start_mask, trans, prevs = _structure(tuple(labels))
+    first = log_probs.argmax(-1)  # [N]
+    if (start_mask[first[0]] and trans[first[:-1], first[1:]].all()
+            and ((log_probs == log_probs[np.arange(n), first][:, None]).sum(-1) == 1).all()):
+        return first.tolist()
+    start = start_mask.tolist()
+    tags = range(len(labels))
+    anything = [len(p) == len(labels) for p in prevs]  # O and B-X may follow any tag: the overall best
+    rows = np.asarray(log_probs, dtype="float64").tolist()
+    score = [x if ok else -math.inf for x, ok in zip(rows[0], start)]
+    back = []
+    for row in rows[1:]:
+        # the best allowed predecessor of each tag (an I-X whose B-X is not a label has none: -inf)
+        top = max(tags, key=score.__getitem__)
+        best = [top if a else max(p, key=score.__getitem__) if p else 0 for a, p in zip(anything, prevs)]
+        back.append(best)
+        score = [score[k] + x if p else -math.inf for k, x, p in zip(best, row, prevs)]
+    path = [max(tags, key=score.__getitem__)]
+    for best in reversed(back):
+        path.append(best[path[-1]])
     return path[::-1]
 
 
