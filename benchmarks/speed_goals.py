@@ -97,8 +97,9 @@ def goals_table(results: Dict) -> List[str]:
 def per_request_table(results: Dict) -> List[str]:
     """Per task and model: end-to-end p50/p95 per request (tokenization included), its stages, the model-only
     share, and the speed-ups over the teacher end to end and model only."""
-    lines = ["| task | model | backend | end-to-end p50 ms | p95 ms | outside the engine, p50 ms | engine ms (mean) "
-             "| end-to-end speed-up | model-only speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| task | model | backend | end-to-end p50 ms | p95 ms | outside the engine, p50 ms | engine ms (mean) "
+              "| end-to-end speed-up | model-only speed-up | CPU ms per request, p50 | speed-up in CPU time |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for task, task_result in results.get("tasks", {}).items():
         per = task_result.get("per_request") or {}
         teacher = per.get("teacher fp32")
@@ -106,8 +107,11 @@ def per_request_table(results: Dict) -> List[str]:
             engine = r["stages_ms"]["engine"]
             e2e = f"{teacher['p50_ms'] / r['p50_ms']:.1f}x" if teacher else "—"
             model = f"{teacher['stages_ms']['engine'] / engine:.1f}x" if teacher and engine else "—"
+            cpu = r.get("cpu_p50_ms")
+            cpu_cells = (f"{cpu:.2f} | " + (f"{teacher['cpu_p50_ms'] / cpu:.1f}x" if teacher and cpu else "—")
+                         if cpu else "— | —")
             lines.append(f"| {task} | {key} | {r['backend_used']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
-                         f"{r['outside_engine_p50_ms']:.3f} | {engine:.2f} | {e2e} | {model} |")
+                         f"{r['outside_engine_p50_ms']:.3f} | {engine:.2f} | {e2e} | {model} | {cpu_cells} |")
     return lines
 
 
