@@ -153,3 +153,12 @@ def test_viterbi_matches_the_numpy_step_per_word_form_ties_included():
         logp = log_softmax(logits)
         assert viterbi(logp, conll) == _numpy_viterbi(logp, conll) == tags.tolist()
     assert viterbi(np.zeros((0, 9)), conll) == []
+
+
+def test_the_committed_results_measure_every_goal_and_render():
+    results = speed_goals.load_results()
+    assert results is not None and sorted(results["tasks"]) == ["conll", "imdb"]
+    rows = speed_goals.goal_rows(results)
+    assert len(rows) == 2 * len(speed_goals.GOALS) and all(r["met"] is not None for r in rows)
+    assert results["goals"] == rows  # the table written with the run is the one the report recomputes
+    assert speed_goals.render_section(results)[0] == "## Speed, end to end"
