@@ -120,4 +120,4 @@ def decode_rows(rows: np.ndarray, labels: Sequence[str], decoding: str) -> Tuple
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     logp = log_softmax(np.asarray(rows, dtype="float64"))
     path = viterbi(logp, labels) if decoding == "viterbi" else [int(k) for k in logp.argmax(-1)]
-    return [labels[k] for k in path], [float(np.exp(logp[i, k])) for i, k in enumerate(path)]
+    return [labels[k] for k in path], np.exp(logp[np.arange(len(path)), np.asarray(path, dtype=np.intp)]).tolist()
