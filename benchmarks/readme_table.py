@@ -2,7 +2,7 @@
 words; the full table is docs/benchmarks.md."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from benchmarks.rows import METRIC_LABEL, _f, _metric_cell, by_dev
 
@@ -63,9 +63,20 @@ def _plain_model(item: Dict) -> str:
     return words + (", earlier run" if r.get("carried") else "")
 
 
-def readme_table(rows: List[Dict], tasks: Sequence[str], command: str) -> str:
+def _speedup_cell(item: Dict, end_to_end: Dict) -> str:
+    """The end-to-end speed-up of the row's shape and precision when one was measured, else the model-only one."""
+    r = item["row"]
+    measured = end_to_end.get((r["task"], (r.get("layers"), r.get("hidden")), item["kind"]))
+    return f"{measured:.1f}× end to end" if measured else _f(r["speedup_vs_teacher"], "{:.1f}×")
+
+
+def readme_table(rows: List[Dict], tasks: Sequence[str], command: str,
+                 end_to_end: Optional[Dict] = None) -> str:
     """The README's short results table: per task the teacher and the best student of each recipe shape with its
-    INT8 export (model in plain words, test metric, % of teacher, speed-up); the full table is docs/benchmarks.md."""
+    INT8 export (model in plain words, test metric, % of teacher, speed-up); the full table is docs/benchmarks.md.
+    end_to_end: {(task, (layers, hidden), kind): speed-up per request, tokenization included}
+    (speed_goals.end_to_end_speedups); such a figure replaces the model-only speed-up of its rows."""
+    end_to_end = end_to_end or {}
     lines = ["| task | model | test metric | % of teacher | speed-up |", "|---|---|---|---|---|"]
     items = readme_rows(rows, tasks)
     for item in items:
@@ -73,11 +84,14 @@ def readme_table(rows: List[Dict], tasks: Sequence[str], command: str) -> str:
         seeds = f" ({len(r['seeds'])} seeds)" if r.get("seeds") and len(r["seeds"]) > 1 else ""
         metric = f"{METRIC_LABEL.get(r['metric_name'], r['metric_name'])} {_metric_cell(r)}{seeds}"
         lines.append("| " + " | ".join([r.get("dataset") or r["task"], _plain_model(item), metric,
-                                         _f(r["pct_of_teacher"], "{:.1f}"),
-                                         _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
+                                         _f(r["pct_of_teacher"], "{:.1f}"), _speedup_cell(item, end_to_end)]) + " |")
     seq = next((i["row"].get("latency_seq_len") for i in items if i["kind"] == "teacher"), None)
+    used = any(_speedup_cell(i, end_to_end).endswith("end to end") for i in items)
     lines += ["", "Best on dev per shape; speed-up = the teacher's p50 latency / the model's, one input"
-              + (f" of {seq} tokens" if seq else "") + " at a time. "
+              + (f" of {seq} tokens" if seq else "") + " at a time"
+              + (", the model alone; \"end to end\" = per request on real test texts, tokenization and decoding "
+                 "included, the same shapes timed interleaved by `python -m benchmarks.speed` "
+                 "(benchmarks/speed_results.json). " if used else ". ")
               + ("An earlier run's row keeps the speed-up measured against that run's teacher. "
                  if any(i["row"].get("carried") for i in items) else "")
               + f"Every recipe, the set-up and the timing method: [docs/benchmarks.md](docs/benchmarks.md) "

@@ -1,0 +1,156 @@
+"""The end-to-end speed goals: each goal's value from a benchmarks/speed.py result, met or missed, as markdown."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+RESULTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "speed_results.json")
+TASK_NAMES = {"imdb": "IMDB review (128 tokens, head_tail)", "conll": "CoNLL-2003 sentence"}
+
+# (key, goal in words, {task: target}, "min" = at least the target, "max" = at most)
+GOALS = (
+    ("e2e_fp32", "end-to-end speed-up vs the teacher's end to end, B' FP32", {"imdb": 9.0, "conll": 9.0}, "min"),
+    ("e2e_int8", "end-to-end speed-up vs the teacher's end to end, B' INT8", {"imdb": 25.0, "conll": 30.0}, "min"),
+    ("outside_engine_ms", "everything but the engine call, p50 ms per request (B' FP32)",
+     {"imdb": 0.3, "conll": 0.1}, "max"),
+    ("engine_16_ms", "B' engine call at 16 tokens, FP32, ms (the backend auto chose)", {"imdb": 0.5, "conll": 0.5},
+     "max"),
+    ("stream_penalty_student", "stream of varying lengths vs the same shapes repeated, B' (as deployed)",
+     {"imdb": 0.10, "conll": 0.10}, "max"),
+    ("stream_penalty_teacher", "stream of varying lengths vs the same shapes repeated, teacher (as deployed)",
+     {"imdb": 0.10, "conll": 0.10}, "max"),
+    ("serve_share", "HTTP server at concurrency 32, 2 workers: requests/s vs offline batch texts/s (B' FP32)",
+     {"imdb": 0.80, "conll": 0.80}, "min"),
+    ("serve_tail", "HTTP server at concurrency 32, 2 workers: p99 / p50", {"imdb": 3.0, "conll": 3.0}, "max"),
+)
+PERCENT_KEYS = ("stream_penalty_student", "stream_penalty_teacher", "serve_share")
+
+
+def _deployed_penalty(engine_rows: List[Dict], backend: str) -> Optional[float]:
+    """The stream penalty of `backend` as a Predictor deploys it: bucketed for Paddle, exact lengths for ONNX."""
+    row = next((r for r in engine_rows if r["backend"] == backend), None)
+    if row is None:
+        return None
+    return row["penalty_bucketed" if backend == "paddle" else "penalty_exact"]
+
+
+def goal_values(task_result: Dict) -> Dict[str, Optional[float]]:
+    """Each goal's measured value for one task's result (None when that part was not measured)."""
+    per = task_result.get("per_request") or {}
+    teacher, fp32, int8 = (per.get(k) for k in ("teacher fp32", "student fp32", "student int8"))
+    values: Dict[str, Optional[float]] = dict.fromkeys(g[0] for g in GOALS)
+    if teacher and fp32:
+        values["e2e_fp32"] = teacher["p50_ms"] / fp32["p50_ms"]
+        values["outside_engine_ms"] = fp32.get("outside_engine_p50_ms")
+    if teacher and int8:
+        values["e2e_int8"] = teacher["p50_ms"] / int8["p50_ms"]
+    engine = task_result.get("engine") or {}
+    student_backend = fp32["backend_used"] if fp32 else None
+    if engine.get("student") and student_backend:
+        row = next((r for r in engine["student"] if r["backend"] == student_backend), None)
+        values["engine_16_ms"] = row["floor_ms"] if row else None
+        values["stream_penalty_student"] = _deployed_penalty(engine["student"], student_backend)
+    if engine.get("teacher") and teacher:
+        values["stream_penalty_teacher"] = _deployed_penalty(engine["teacher"], teacher["backend_used"])
+    top = max(task_result.get("serve") or [], key=lambda r: r["concurrency"], default=None)
+    if top is not None and top["concurrency"] == 32:
+        values["serve_share"] = top["share"]
+        values["serve_tail"] = top["p99_ms"] / top["p50_ms"]
+    return values
+
+
+def goal_rows(results: Dict) -> List[Dict]:
+    """One row per task and goal: {task, key, goal, target, direction, value, met} (met None: not measured)."""
+    rows = []
+    for task, task_result in results.get("tasks", {}).items():
+        values = goal_values(task_result)
+        for key, words, targets, direction in GOALS:
+            value = values[key]
+            met = None if value is None else (value >= targets[task] if direction == "min" else value <= targets[task])
+            rows.append({"task": task, "key": key, "goal": words, "target": targets[task], "direction": direction,
+                         "value": value, "met": met})
+    return rows
+
+
+def _fmt(key: str, value: Optional[float]) -> str:
+    if value is None:
+        return "not measured"
+    if key in PERCENT_KEYS:
+        return f"{100 * value:+.0f}%" if key.startswith("stream") else f"{100 * value:.0f}%"
+    if key.startswith("e2e") or key == "serve_tail":
+        return f"{value:.1f}x"
+    return f"{value:.3f} ms"
+
+
+def goals_table(results: Dict) -> List[str]:
+    """The goals table: goal, task, target, measured, met/missed."""
+    lines = ["| goal | task | target | measured | |", "|---|---|---|---|---|"]
+    for r in goal_rows(results):
+        sign = "≥" if r["direction"] == "min" else "≤"
+        verdict = {True: "met", False: "missed", None: "—"}[r["met"]]
+        lines.append(f"| {r['goal']} | {r['task']} | {sign} {_fmt(r['key'], r['target'])} | "
+                     f"{_fmt(r['key'], r['value'])} | {verdict} |")
+    return lines
+
+
+def per_request_table(results: Dict) -> List[str]:
+    """Per task and model: end-to-end p50/p95 per request (tokenization included), its stages, the model-only
+    share, and the speed-ups over the teacher end to end and model only."""
+    lines = [("| task | model | backend | end-to-end p50 ms | p95 ms | outside the engine, p50 ms | engine ms (mean) "
+              "| end-to-end speed-up | model-only speed-up | CPU ms per request, p50 | speed-up in CPU time |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for task, task_result in results.get("tasks", {}).items():
+        per = task_result.get("per_request") or {}
+        teacher = per.get("teacher fp32")
+        for key, r in per.items():
+            engine = r["stages_ms"]["engine"]
+            e2e = f"{teacher['p50_ms'] / r['p50_ms']:.1f}x" if teacher else "—"
+            model = f"{teacher['stages_ms']['engine'] / engine:.1f}x" if teacher and engine else "—"
+            cpu = r.get("cpu_p50_ms")
+            cpu_cells = (f"{cpu:.2f} | " + (f"{teacher['cpu_p50_ms'] / cpu:.1f}x" if teacher and cpu else "—")
+                         if cpu else "— | —")
+            lines.append(f"| {task} | {key} | {r['backend_used']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
+                         f"{r['outside_engine_p50_ms']:.3f} | {engine:.2f} | {e2e} | {model} | {cpu_cells} |")
+    return lines
+
+
+def render_section(results: Dict) -> List[str]:
+    """The speed section of docs/benchmarks.md: the goals, then per-request figures, end to end first."""
+    env = results.get("environment", {})
+    load = results.get("load_average_1min", {})
+    lines = ["## Speed, end to end", "",
+             f"Measured by `{results.get('command', 'python -m benchmarks.speed --task all')}` on "
+             f"{env.get('cpu_model', 'an unknown CPU')} ({env.get('logical_cpus')} CPUs), Paddle "
+             f"{env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}, 1 thread per engine; "
+             f"1-min load average {load.get('start')} at the start and {load.get('end')} at the end (the machine "
+             "is shared, so ratios are measured interleaved). One real test text per request (IMDB test reviews "
+             "read at 128 tokens head_tail, CoNLL-2003 test sentences as raw text): tokenization, packing, "
+             "the engine and decoding all count. B' = 2 layers x 128 born from the teacher, A'3 = 3 layers x 384.",
+             "", *goals_table(results), "", *per_request_table(results), ""]
+    return lines
+
+
+def load_results(path: str = RESULTS_FILE) -> Optional[Dict]:
+    """The committed speed results, or None when there are none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# per-request keys of the students as the README names them: ((layers, hidden), kind of README row)
+README_KEYS = {"student fp32": ((2, 128), "student"), "student int8": ((2, 128), "int8"),
+               "A'3 fp32": ((3, 384), "student")}
+
+
+def end_to_end_speedups(results: Optional[Dict]) -> Dict[tuple, float]:
+    """{(task, (layers, hidden), "student"|"int8"): teacher p50 / model p50 end to end} for the README."""
+    out: Dict[tuple, float] = {}
+    for task, task_result in (results or {}).get("tasks", {}).items():
+        per = task_result.get("per_request") or {}
+        teacher = per.get("teacher fp32")
+        for key, (shape, kind) in README_KEYS.items():
+            if teacher and per.get(key):
+                out[(task, shape, kind)] = teacher["p50_ms"] / per[key]["p50_ms"]
+    return out
