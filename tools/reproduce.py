@@ -6,9 +6,13 @@
 `python tools/reproduce.py --help` explains the options; benchmarks/ holds the machinery and
 benchmarks/profiles/ the profiles.
 """
+import os
 import sys
 
-from ernie_tiny_distill.cli import main_wrapper, setup_logging
+# benchmarks/ is a package of this repository, not of the installed library: import it from the checkout
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ernie_tiny_distill.cli import main_wrapper, setup_logging  # noqa: E402
 
 
 def main() -> int:
