@@ -1,0 +1,271 @@
+"""The unseen-data benchmark: TREC and MIT Restaurant through tools/distill.py at 10x and 5x, rendered with goals.
+
+python -m benchmarks.unseen run [--runs-dir runs/unseen] [--only NAME]
+python -m benchmarks.unseen report [--runs-dir runs/unseen] [--out docs/unseen_data.md] [--run NAME=DIR ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from benchmarks.util import write_text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_RUNS_DIR = "runs/unseen"
+DEFAULT_OUT = "docs/unseen_data.md"
+DATA = "../shared/datasets"
+
+# data set -> (title, task, pipeline arguments besides --speedup/--teacher/--out, trailing key=value overrides)
+DATASETS = {
+    "mit_restaurant": ("MIT Restaurant (NER, 8 entity types)", "ner",
+                       ["--train", f"{DATA}/mit_restaurant/train.txt", "--test", f"{DATA}/mit_restaurant/test.txt"],
+                       []),
+    "trec": ("TREC (question classification, 6 coarse classes)", "classification",
+             ["--train", f"{DATA}/trec/train_5500.label", "--test", f"{DATA}/trec/TREC_10.label",
+              "--format", "label_text", "--encoding", "latin-1"],
+             ["data.label_separator=:"]),
+}
+SPEEDUPS = (10, 5)
+RUN_NAMES = [f"{d}_{s}x" for d in DATASETS for s in SPEEDUPS]
+# % of the teacher's test metric the student must keep, per task and shape
+PCT_GOALS = {"classification": {10: 98.0, 5: 99.5}, "ner": {10: 95.0, 5: 98.0}}
+KD_GAIN_GOAL = 1.0  # points, KD student minus the no-KD control
+TIME_GOAL_MINUTES = 60.0
+
+
+def command(name: str, runs_dir: str = DEFAULT_RUNS_DIR) -> List[str]:
+    """The tools/distill.py argument list of run `name`; the 5x run reuses the 10x run's teacher."""
+    dataset, speedup = name.rsplit("_", 1)
+    speedup = int(speedup.rstrip("x"))
+    _, task, data_args, overrides = DATASETS[dataset]
+    teacher = ["--teacher", f"{runs_dir}/{dataset}_10x/teacher"] if speedup != 10 else []
+    return (["python", "tools/distill.py", "--task", task] + data_args
+            + ["--speedup", str(speedup), "--control"] + teacher
+            + ["--out", f"{runs_dir}/{name}", "--threads", "1"] + overrides)
+
+
+def command_text(name: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
+    return " ".join(shlex.quote(a) for a in command(name, runs_dir))
+
+
+def parse_run_overrides(values: Sequence[str]) -> Dict[str, str]:
+    """`NAME=DIR` pairs; a name that is not one of the four runs is an error naming the known ones."""
+    out = {}
+    for v in values or []:
+        name, sep, path = v.partition("=")
+        if not sep or not path:
+            raise SystemExit(f"--run {v!r}: expected NAME=DIR, e.g. mit_restaurant_10x=runs/mit10")
+        if name not in RUN_NAMES:
+            raise SystemExit(f"--run {v!r}: unknown run {name!r}; expected one of {', '.join(RUN_NAMES)}")
+        out[name] = path
+    return out
+
+
+def run_dirs(runs_dir: str, overrides: Dict[str, str]) -> Dict[str, str]:
+    return {n: overrides.get(n, os.path.join(runs_dir, n)) for n in RUN_NAMES}
+
+
+def load_reports(dirs: Dict[str, str]) -> Dict[str, Dict]:
+    """report.json of each run whose pipeline finished (the pipeline writes it last)."""
+    reports = {}
+    for name, d in dirs.items():
+        path = os.path.join(d, "report.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                try:
+                    reports[name] = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{path}: not valid JSON ({e}); expected a pipeline report.json")
+    return reports
+
+
+# ---- figures and goals ----
+
+def run_minutes(report: Dict) -> float:
+    """The run's total time: every pipeline step as run, summed over resumed calls."""
+    return report["time"]["steps_total_seconds"] / 60.0
+
+
+def kd_gains(report: Dict) -> Tuple[Optional[float], Optional[float]]:
+    """(FP32, INT8) KD gain in points: the report's dygraph gain for FP32; the exported INT8 score minus the
+    control for INT8 (the control is scored in dygraph only)."""
+    control = report.get("control")
+    if not control:
+        return None, None
+    int8 = report["student"].get("int8")
+    ctl = control["test" if report["split"] == "test" else "dev"][report["metric"]]
+    return 100 * control["kd_gain"], (None if int8 is None else 100 * (int8 - ctl))
+
+
+def goal_rows(name: str, report: Optional[Dict]) -> List[Dict]:
+    """One row per goal of run `name`: {goal, target, value, unit, met} (value and met None when not run)."""
+    dataset, shape = name.rsplit("_", 1)
+    speedup = int(shape.rstrip("x"))
+    pct = PCT_GOALS[DATASETS[dataset][1]][speedup]
+    student = (report or {}).get("student", {})
+    gain = kd_gains(report)[0] if report else None
+    rows = [
+        {"goal": f"{shape} student FP32, % of teacher", "target": pct, "direction": "min", "unit": "%",
+         "value": student.get("pct_of_teacher_fp32")},
+        {"goal": f"{shape} student INT8, % of teacher", "target": pct, "direction": "min", "unit": "%",
+         "value": student.get("pct_of_teacher_int8")},
+        {"goal": f"{shape} KD − no-KD (test, points)", "target": KD_GAIN_GOAL, "direction": "min", "unit": " pt",
+         "value": gain},
+        {"goal": f"{shape} run's total time", "target": TIME_GOAL_MINUTES, "direction": "max", "unit": " min",
+         "value": run_minutes(report) if report else None},
+    ]
+    for r in rows:
+        v = r["value"]
+        r["met"] = None if v is None else (v >= r["target"] if r["direction"] == "min" else v <= r["target"])
+    return rows
+
+
+# ---- markdown ----
+
+def _num(v: Optional[float], spec: str, signed: bool = False) -> str:
+    if v is None:
+        return "—"
+    return format(v, ("+" if signed else "") + spec)
+
+
+def model_rows(report: Dict, shape: str) -> List[List[str]]:
+    """The student FP32/INT8 and control rows of one run: model, metric, % of teacher, KD gain, p50, speed-up."""
+    s, lat, m = report["student"], report["latency"], report["metric"]
+    shape_txt = f"{s['layers']}x{s['hidden']}"
+    gain_fp32, gain_int8 = kd_gains(report)
+    minutes = f"{run_minutes(report):.1f}"
+    rows = [[f"{shape} student FP32 ({shape_txt})", _num(s["fp32"], ".4f"), _num(s["pct_of_teacher_fp32"], ".2f"),
+             _num(gain_fp32, ".2f", True), _num(lat["student_fp32"]["p50_ms"], ".2f"),
+             _num(lat["speedup_fp32"], ".2f"), minutes],
+            [f"{shape} student INT8 ({shape_txt})", _num(s.get("int8"), ".4f"),
+             _num(s.get("pct_of_teacher_int8"), ".2f"), _num(gain_int8, ".2f", True),
+             _num((lat.get("student_int8") or {}).get("p50_ms"), ".2f"), _num(lat.get("speedup_int8"), ".2f"),
+             minutes]]
+    control = report.get("control")
+    if control:
+        score = control["test" if report["split"] == "test" else "dev"][m]
+        rows.append([f"{shape} no-KD control ({shape_txt}, FP32)", f"{score:.4f}",
+                     f"{100 * score / report['teacher']['fp32']:.2f}", "0 (reference)", "—", "—", minutes])
+    else:
+        rows.append([f"{shape} no-KD control", "not run (no --control)", "—", "—", "—", "—", minutes])
+    return rows
+
+
+def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> List[str]:
+    title, task, _, _ = DATASETS[dataset]
+    names = [f"{dataset}_{s}x" for s in SPEEDUPS]
+    done = [n for n in names if n in reports]
+    lines = [f"## {title}", ""]
+    if done:
+        first = reports[done[0]]
+        m, t = first["metric"], first["teacher"]
+        d = first["data"]
+        lines += [f"Data: train {d['train']}, dev {d['dev']}, test {d['test']}, {d['labels']} labels; "
+                  f"metric: {first['split']} {m} of the exported models.", "",
+                  f"| model | {first['split']} {m} | % of teacher | KD gain (points) | p50 ms | speed-up "
+                  "| run time (min) |", "|---|---|---|---|---|---|---|",
+                  f"| teacher FP32 ({t['layers']}x{t['hidden']}) | {t['fp32']:.4f} | 100.00 | — | "
+                  f"{first['latency']['teacher_fp32']['p50_ms']:.2f} | 1.00 | {run_minutes(first):.1f} |"]
+        for n in done:
+            lines += ["| " + " | ".join(r) + " |" for r in model_rows(reports[n], n.rsplit("_", 1)[1])]
+        lines += ["", f"The teacher row is from the {done[0].rsplit('_', 1)[1]} run. KD gain: the report's "
+                  "student minus control (best-on-dev checkpoints, dygraph) for FP32; the exported INT8 score "
+                  "minus the control for INT8. The control has the student's shape, so its latency is the FP32 "
+                  "student's. p50 ms: per request of one raw text, 1 thread; speed-up: teacher p50 / student p50 "
+                  "in the same run. Run time: every pipeline step as run."]
+        for n in done:
+            if reports[n]["teacher"].get("reused"):
+                lines.append(f"The {n.rsplit('_', 1)[1]} run reuses the 10x run's teacher, so its run time "
+                             "leaves out the teacher's fine-tuning.")
+    else:
+        lines.append("No run of this data set has finished yet.")
+    lines += ["", "| goal | target | value | |", "|---|---|---|---|"]
+    for n in names:
+        for g in goal_rows(n, reports.get(n)):
+            sign = "≥" if g["direction"] == "min" else "≤"
+            if g["value"] is None:
+                value, verdict = "not run yet" if n not in reports else "not measured", "—"
+            else:
+                value = _num(g["value"], ".2f", g["unit"] == " pt") + g["unit"]
+                verdict = "met" if g["met"] else "missed"
+            lines.append(f"| {g['goal']} | {sign} {g['target']:g}{g['unit']} | {value} | {verdict} |")
+    missing = [n for n in names if n not in reports]
+    if missing:
+        lines += ["", "Not run yet:", ""] + [f"- {n}: `{command_text(n, runs_dir)}`" for n in missing]
+    return lines + [""]
+
+
+def render(reports: Dict[str, Dict], runs_dir: str = DEFAULT_RUNS_DIR, out: str = DEFAULT_OUT) -> str:
+    """The markdown doc of whichever of the four runs finished; the commands in it are repo-relative."""
+    shown_dir = runs_dir if not os.path.isabs(runs_dir) else DEFAULT_RUNS_DIR
+    generator = "python -m benchmarks.unseen report" + ("" if shown_dir == DEFAULT_RUNS_DIR
+                                                         else f" --runs-dir {shown_dir}") \
+        + ("" if out == DEFAULT_OUT or os.path.isabs(out) else f" --out {out}")
+    lines = ["# Unseen data: TREC and MIT Restaurant", "",
+             "Two data sets no recipe was tuned on, each distilled at the 10x and 5x recipes with the no-KD control "
+             "(`--control`), one thread per run. Made by `python -m benchmarks.unseen run` "
+             f"(the commands below) and rendered by `{generator}`.", ""]
+    for dataset in DATASETS:
+        lines += dataset_section(dataset, reports, shown_dir)
+    lines += ["## Commands", "", "```bash"] + [command_text(n, shown_dir) for n in RUN_NAMES] + ["```", ""]
+    return "\n".join(lines)
+
+
+# ---- CLI ----
+
+def run(runs_dir: str, only: Optional[str], overrides: Dict[str, str]) -> int:
+    """Run the pipeline for each selected run whose report.json is missing, in order; stop at the first failure."""
+    dirs = {n: os.path.abspath(d) for n, d in run_dirs(runs_dir, overrides).items()}
+    for name in RUN_NAMES:
+        if only and name != only:
+            continue
+        if os.path.isfile(os.path.join(dirs[name], "report.json")):
+            print(f"{name}: finished ({dirs[name]}/report.json), skipped")
+            continue
+        args = command(name, runs_dir)
+        args[0] = sys.executable
+        args[args.index("--out") + 1] = dirs[name]
+        if "--teacher" in args:
+            teacher = os.path.join(dirs[name.rsplit("_", 1)[0] + "_10x"], "teacher")
+            if not os.path.isdir(teacher):
+                print(f"{name}: needs the 10x run's teacher at {teacher}; run the 10x run first", file=sys.stderr)
+                return 1
+            args[args.index("--teacher") + 1] = teacher
+        print(f"{name}: {' '.join(shlex.quote(a) for a in args)}", flush=True)
+        code = subprocess.call(args, cwd=ROOT)
+        if code != 0:
+            print(f"{name}: tools/distill.py exited with {code}; re-run to resume", file=sys.stderr)
+            return code
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.unseen", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "report"):
+        s = sub.add_parser(name)
+        s.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, help="holds one OUT directory per run")
+        s.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                       help="this run's OUT directory instead of RUNS_DIR/NAME (repeatable)")
+        if name == "run":
+            s.add_argument("--only", choices=RUN_NAMES, help="run just this one")
+        else:
+            s.add_argument("--out", default=DEFAULT_OUT, help="the markdown file to write")
+    args = p.parse_args(argv)
+    overrides = parse_run_overrides(args.run)
+    if args.cmd == "run":
+        return run(args.runs_dir, args.only, overrides)
+    reports = load_reports(run_dirs(args.runs_dir, overrides))
+    text = render(reports, args.runs_dir, args.out)
+    write_text(args.out, text)
+    print(f"{args.out}: {len(reports)} of {len(RUN_NAMES)} runs ({', '.join(reports) or 'none'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
