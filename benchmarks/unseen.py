@@ -14,6 +14,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.util import write_text
+from ernie_tiny_distill.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RUNS_DIR = "runs/unseen"
@@ -59,9 +60,9 @@ def parse_run_overrides(values: Sequence[str]) -> Dict[str, str]:
     for v in values or []:
         name, sep, path = v.partition("=")
         if not sep or not path:
-            raise SystemExit(f"--run {v!r}: expected NAME=DIR, e.g. mit_restaurant_10x=runs/mit10")
+            raise UserError(f"--run {v!r}: expected NAME=DIR, e.g. mit_restaurant_10x=runs/mit10")
         if name not in RUN_NAMES:
-            raise SystemExit(f"--run {v!r}: unknown run {name!r}; expected one of {', '.join(RUN_NAMES)}")
+            raise UserError(f"--run {v!r}: unknown run {name!r}; expected one of {', '.join(RUN_NAMES)}")
         out[name] = path
     return out
 
@@ -80,7 +81,7 @@ def load_reports(dirs: Dict[str, str]) -> Dict[str, Dict]:
                 try:
                     reports[name] = json.load(f)
                 except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}: not valid JSON ({e}); expected a pipeline report.json")
+                    raise UserError(f"not valid JSON ({e}); expected a pipeline report.json", where=path) from None
     return reports
 
 
@@ -157,7 +158,7 @@ def model_rows(report: Dict, shape: str) -> List[List[str]]:
 
 
 def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> List[str]:
-    title, task, _, _ = DATASETS[dataset]
+    title = DATASETS[dataset][0]
     names = [f"{dataset}_{s}x" for s in SPEEDUPS]
     done = [n for n in names if n in reports]
     lines = [f"## {title}", ""]
@@ -257,10 +258,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             s.add_argument("--out", default=DEFAULT_OUT, help="the markdown file to write")
     args = p.parse_args(argv)
-    overrides = parse_run_overrides(args.run)
-    if args.cmd == "run":
-        return run(args.runs_dir, args.only, overrides)
-    reports = load_reports(run_dirs(args.runs_dir, overrides))
+    try:
+        overrides = parse_run_overrides(args.run)
+        if args.cmd == "run":
+            return run(args.runs_dir, args.only, overrides)
+        reports = load_reports(run_dirs(args.runs_dir, overrides))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     text = render(reports, args.runs_dir, args.out)
     write_text(args.out, text)
     print(f"{args.out}: {len(reports)} of {len(RUN_NAMES)} runs ({', '.join(reports) or 'none'})")

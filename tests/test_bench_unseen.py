@@ -1,0 +1,129 @@
+"""The unseen-data benchmark (benchmarks/unseen.py): its four commands, the goals computed from report.json
+figures, and the rendered doc with missing runs and repo-relative commands only."""
+import json
+import re
+
+import pytest
+
+from benchmarks import unseen
+from ernie_tiny_distill.errors import UserError
+
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|tmp)/")
+
+
+def _report(task, metric, teacher, fp32, int8, control, kd_gain, seconds, reused=False, layers=2, hidden=128):
+    """The report.json keys benchmarks/unseen.py reads, as tools/distill.py writes them."""
+    return {
+        "task": task, "metric": metric, "split": "test",
+        "data": {"train": 100, "dev": 10, "test": 50, "labels": 6},
+        "teacher": {"layers": 6, "hidden": 384, "fp32": teacher, "reused": reused},
+        "student": {"layers": layers, "hidden": hidden, "fp32": fp32, "int8": int8,
+                    "pct_of_teacher_fp32": round(100 * fp32 / teacher, 2),
+                    "pct_of_teacher_int8": round(100 * int8 / teacher, 2)},
+        "latency": {"teacher_fp32": {"p50_ms": 10.0}, "student_fp32": {"p50_ms": 2.0},
+                    "student_int8": {"p50_ms": 0.5}, "speedup_fp32": 5.0, "speedup_int8": 20.0},
+        "control": {"test": {metric: control}, "kd_gain": kd_gain},
+        "time": {"steps_total_seconds": seconds},
+    }
+
+
+# TREC 10x: 0.95 / 0.96 = 98.96% (met at >= 98), KD gain +0.5 point (missed), 30 min (met)
+TREC_10X = _report("classification", "accuracy", 0.96, 0.95, 0.94, 0.945, 0.005, 1800.0)
+# MIT 5x: 0.78 / 0.80 = 97.5% (missed at >= 98), KD gain +2 points (met), 75 min (missed)
+MIT_5X = _report("ner", "f1", 0.80, 0.78, 0.77, 0.76, 0.02, 4500.0, reused=True, layers=3, hidden=256)
+
+
+def test_the_commands_are_the_four_pipeline_runs_in_order():
+    mit = ("python tools/distill.py --task ner --train ../shared/datasets/mit_restaurant/train.txt "
+           "--test ../shared/datasets/mit_restaurant/test.txt")
+    trec = ("python tools/distill.py --task classification --train ../shared/datasets/trec/train_5500.label "
+            "--test ../shared/datasets/trec/TREC_10.label --format label_text --encoding latin-1")
+    assert [unseen.command_text(n) for n in unseen.RUN_NAMES] == [
+        f"{mit} --speedup 10 --control --out runs/unseen/mit_restaurant_10x --threads 1",
+        f"{mit} --speedup 5 --control --teacher runs/unseen/mit_restaurant_10x/teacher "
+        "--out runs/unseen/mit_restaurant_5x --threads 1",
+        f"{trec} --speedup 10 --control --out runs/unseen/trec_10x --threads 1 data.label_separator=:",
+        f"{trec} --speedup 5 --control --teacher runs/unseen/trec_10x/teacher --out runs/unseen/trec_5x "
+        "--threads 1 data.label_separator=:",
+    ]
+
+
+def test_goals_are_computed_from_the_report_figures():
+    trec = {r["goal"]: r for r in unseen.goal_rows("trec_10x", TREC_10X)}
+    assert trec["10x student FP32, % of teacher"]["value"] == 98.96
+    assert trec["10x student FP32, % of teacher"]["met"] is True                  # >= 98
+    assert trec["10x student INT8, % of teacher"]["value"] == 97.92               # 0.94 / 0.96
+    assert trec["10x student INT8, % of teacher"]["met"] is False
+    assert trec["10x KD − no-KD (test, points)"]["value"] == pytest.approx(0.5)
+    assert trec["10x KD − no-KD (test, points)"]["met"] is False                   # < +1.0
+    assert trec["10x run's total time"]["value"] == 30.0 and trec["10x run's total time"]["met"] is True
+    mit = {r["goal"]: r for r in unseen.goal_rows("mit_restaurant_5x", MIT_5X)}
+    assert mit["5x student FP32, % of teacher"]["target"] == 98.0                  # NER at 5x
+    assert mit["5x student FP32, % of teacher"]["met"] is False                    # 97.5
+    assert mit["5x KD − no-KD (test, points)"]["met"] is True                      # +2.0
+    assert mit["5x run's total time"]["value"] == 75.0 and mit["5x run's total time"]["met"] is False
+    missing = unseen.goal_rows("trec_5x", None)
+    assert [r["target"] for r in missing] == [99.5, 99.5, 1.0, 60.0]
+    assert {r["value"] for r in missing} == {None} and {r["met"] for r in missing} == {None}
+
+
+def test_the_doc_has_a_table_per_data_set_the_goals_and_the_missing_runs():
+    lines = unseen.render({"trec_10x": TREC_10X, "mit_restaurant_5x": MIT_5X}).splitlines()
+    assert lines[0] == "# Unseen data: TREC and MIT Restaurant"
+    assert "rendered by `python -m benchmarks.unseen report`" in lines[2]
+    assert [ln for ln in lines if ln.startswith("## ")] == [
+        "## MIT Restaurant (NER, 8 entity types)", "## TREC (question classification, 6 coarse classes)",
+        "## Commands"]
+    assert "| teacher FP32 (6x384) | 0.9600 | 100.00 | — | 10.00 | 1.00 | 30.0 |" in lines
+    assert "| 10x student FP32 (2x128) | 0.9500 | 98.96 | +0.50 | 2.00 | 5.00 | 30.0 |" in lines
+    # INT8 gain: the exported INT8 score minus the control, 0.94 - 0.945
+    assert "| 10x student INT8 (2x128) | 0.9400 | 97.92 | -0.50 | 0.50 | 20.00 | 30.0 |" in lines
+    assert "| 10x no-KD control (2x128, FP32) | 0.9450 | 98.44 | 0 (reference) | — | — | 30.0 |" in lines
+    assert "| 5x student FP32 (3x256) | 0.7800 | 97.50 | +2.00 | 2.00 | 5.00 | 75.0 |" in lines
+    assert "| 10x KD − no-KD (test, points) | ≥ 1 pt | +0.50 pt | missed |" in lines
+    assert "| 5x run's total time | ≤ 60 min | 75.00 min | missed |" in lines
+    assert "| 5x student FP32, % of teacher | ≥ 99.5% | not run yet | — |" in lines
+    assert any("5x run reuses the 10x run's teacher" in ln for ln in lines)
+    assert [ln for ln in lines if ln.startswith("- ")] == [
+        f"- mit_restaurant_10x: `{unseen.command_text('mit_restaurant_10x')}`",
+        f"- trec_5x: `{unseen.command_text('trec_5x')}`"]
+
+
+def test_runs_read_from_other_directories_leave_no_machine_path_in_the_doc(tmp_path):
+    run_dir = tmp_path / "trec10"
+    run_dir.mkdir()
+    (run_dir / "report.json").write_text(json.dumps(TREC_10X), encoding="utf-8")
+    out = tmp_path / "doc.md"
+    assert unseen.main(["report", "--runs-dir", str(tmp_path / "none"), "--run", f"trec_10x={run_dir}",
+                        "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "| 10x student FP32 (2x128) | 0.9500 | 98.96 |" in text
+    assert "--out runs/unseen/trec_10x" in text and "- trec_10x:" not in text
+    assert [ln for ln in text.splitlines() if MACHINE_PATH.search(ln)] == []
+
+
+def test_a_run_override_names_one_of_the_four_runs():
+    assert unseen.parse_run_overrides(["trec_5x=runs/t5"]) == {"trec_5x": "runs/t5"}
+    with pytest.raises(UserError, match="unknown run 'trec_20x'"):
+        unseen.parse_run_overrides(["trec_20x=runs/t"])
+    with pytest.raises(UserError, match="expected NAME=DIR"):
+        unseen.parse_run_overrides(["trec_5x"])
+
+
+def test_run_skips_finished_runs_and_needs_the_10x_teacher_for_5x(tmp_path, monkeypatch, capsys):
+    called = []
+    monkeypatch.setattr(unseen.subprocess, "call", lambda args, cwd: called.append(args) or 0)
+    for name in ("trec_10x", "trec_5x"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text("{}", encoding="utf-8")
+    assert unseen.main(["run", "--runs-dir", str(tmp_path), "--only", "trec_5x"]) == 0
+    assert called == [] and "trec_5x: finished" in capsys.readouterr().out
+    # MIT: the 10x run starts; the 5x run finds no 10x teacher and stops
+    assert unseen.main(["run", "--runs-dir", str(tmp_path)]) == 1
+    assert len(called) == 1
+    assert called[0][1:4] == ["tools/distill.py", "--task", "ner"]
+    assert called[0][called[0].index("--out") + 1] == str(tmp_path / "mit_restaurant_10x")
+    assert "mit_restaurant_5x: needs the 10x run's teacher" in capsys.readouterr().err
+    (tmp_path / "mit_restaurant_10x" / "teacher").mkdir(parents=True)
+    assert unseen.main(["run", "--runs-dir", str(tmp_path), "--only", "mit_restaurant_5x"]) == 0
+    assert called[1][called[1].index("--teacher") + 1] == str(tmp_path / "mit_restaurant_10x" / "teacher")
