@@ -56,7 +56,7 @@ def test_file_formats_are_guessed_and_passed_through(tmp_path):
     lines.write_text("b a\n", encoding="utf-8")
     assert data_section(Options(task="classification", train=str(train), out="x"))["format"] == "csv"
     section = data_section(Options(task="classification", train=str(lines), out="x", encoding="latin-1"))
-    assert (section["format"], section["encoding"], section["max_test_examples"]) == ("lines", "latin-1", 0)
+    assert (section["format"], section["encoding"], section["max_test_examples"]) == ("label_text", "latin-1", 0)
     assert data_section(Options(task="ner", train=str(lines), out="x"))["format"] == "conll"
 
 
@@ -70,6 +70,12 @@ def test_the_teacher_curve_says_when_it_still_improves():
     assert teacher_check.curve(tail, "accuracy")["still_improving"] is True
     assert teacher_check.curve(flat, "accuracy") == {"evaluations": 4, "best_at": 30, "last_gain": -0.01,
                                                      "still_improving": False}
+    # the final evaluation five steps after a regular one (interval 7) equals it: the gain is measured against the
+    # evaluation a whole interval back, where the curve was still rising
+    steps = [{"step": 7 * i, "f1": f} for i, f in enumerate([0.3, 0.47, 0.65, 0.71, 0.7407, 0.749], start=5)]
+    late = steps + [{"step": 75, "f1": 0.749}]
+    assert teacher_check.curve(late, "f1")["last_gain"] == pytest.approx(0.749 - 0.7407)
+    assert teacher_check.curve(late, "f1")["still_improving"] is True
     summary = {"metric_name": "accuracy", "dev": {"accuracy": 0.7}, "history": flat}
     check = teacher_check.assess(summary, {"dev_accuracy": 0.8})
     assert check["below_baseline"] and teacher_check.needs_more_training(check)

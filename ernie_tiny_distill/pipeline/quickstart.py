@@ -18,7 +18,7 @@ DEMO_PREFIX = {"classification": "sentiment", "ner": "ner"}
 DEMO_TRANSFER = {"classification": "sentiment_unlabeled", "ner": None}
 # The recipe as it is, with fewer steps: the demo sets are 400 labeled examples, and the quickstart should end
 # in about 10 minutes on 2 cores (a user's run keeps the recipe's floor of 300 steps).
-QUICK_OVERRIDES = ("train.min_steps=60", "train.batch_size=16")
+QUICK_OVERRIDES = ("train.min_steps=120", "train.batch_size=16")
 
 # Sentences written for the quickstart (not from the demo data), with negations and two-word names; the
 # exported student's answers are printed as they come.

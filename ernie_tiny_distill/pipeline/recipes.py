@@ -19,7 +19,7 @@ SPEEDUPS = (5, 10)
 RECIPE_SECTIONS = ("teacher", "student", "control", "schedule")
 # file formats guessed from the file name when the task reads them; otherwise the task's plain-file format
 FORMAT_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
-LINES_FORMAT = "lines"  # `LABEL text` lines
+LINES_FORMAT = "label_text"  # `LABEL text` lines (data/readers/lines.py)
 PLAIN_FORMAT = {"classification": LINES_FORMAT, "ner": "conll"}
 
 

@@ -38,7 +38,7 @@ def curve(history: Sequence[Dict], metric: str) -> Dict:
     steps = [int(h["step"]) for h in history]
     best = max(range(len(scores)), key=scores.__getitem__)
     interval = float(np.median(np.diff(steps))) if len(steps) > 1 else steps[0]
-    earlier = [i for i in range(len(steps) - 1) if steps[i] <= steps[-1] - interval / 2]
+    earlier = [i for i in range(len(steps) - 1) if steps[i] <= steps[-1] - interval]
     gain = scores[-1] - scores[earlier[-1]] if earlier else scores[-1]
     return {"evaluations": len(scores), "best_at": history[best]["step"], "last_gain": round(gain, 6),
             "still_improving": scores[-1] >= scores[best] and gain > STILL_IMPROVING}
