@@ -14,6 +14,7 @@ import numpy as np
 
 from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy import words as words_mod
+from ernie_tiny_distill.deploy.packing import pack
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks import adapters as tasks
 from ernie_tiny_distill.tasks.base import DEFAULT_DECODING
@@ -105,14 +106,7 @@ class TextEncoder:
 
 def collate(features: Sequence[Dict], pad_token_id: int) -> Tuple[np.ndarray, np.ndarray]:
     """Pad to the longest feature with pad_token_id: int64 input_ids, token_type_ids [B, L]."""
-    length = max(len(f["input_ids"]) for f in features)
-    ids = np.full((len(features), length), pad_token_id, dtype="int64")
-    types = np.zeros((len(features), length), dtype="int64")
-    for i, f in enumerate(features):
-        n = len(f["input_ids"])
-        ids[i, :n] = f["input_ids"]
-        types[i, :n] = f["token_type_ids"]
-    return ids, types
+    return pack(features, max(len(f["input_ids"]) for f in features), pad_token_id)
 
 
 def _long_document(meta: Dict, override: Optional[Dict]) -> Optional[Dict]:
