@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import io
 import sys
@@ -13,7 +14,7 @@ import tokenize
 import typing
 from typing import Dict, List, Tuple
 
-from ernie_tiny_distill import config
+from ernie_tiny_distill import config, extensions
 from ernie_tiny_distill.config_schema import type_name
 
 # Keys whose field has no comment in config.py; a key with neither is reported by tests/test_config.py.
@@ -25,7 +26,7 @@ MEANINGS = {
     "data.unlabeled_rows": "[first, end): 0-based rows of the data.unlabeled file to read (end null = to its end)",
     "task": "what the model predicts: one label per text, or one tag per word (named entities)",
     "stage": "what this run trains: the teacher, a stage-1 (general) student, a stage-2 (task) student, or a "
-             "wide part beside a task student",
+             "stage an installed extension adds",
     "output_dir": "the run directory: checkpoints, best/, summary.json, config.yaml, train_log.jsonl",
     "data.format": "which reader reads data.path / the *_file keys",
     "data.train_file": "csv/tsv/jsonl: the training file",
@@ -123,17 +124,23 @@ def _default(f: dataclasses.Field) -> str:
     return f"`{value!r}`" if not isinstance(value, str) else f"`{value}`"
 
 
-def rows(cls=config.Config, prefix: str = "", comments=None) -> List[Tuple[str, str, str, str]]:
-    """(key, type, default, meaning) for every leaf key below cls, in declaration order."""
-    comments = comments if comments is not None else field_comments(inspect.getsource(config))
+@functools.cache
+def _comments_of(module_name: str) -> Dict[Tuple[str, str], str]:
+    return field_comments(inspect.getsource(sys.modules[module_name]))
+
+
+def rows(cls=config.Config, prefix: str = "") -> List[Tuple[str, str, str, str]]:
+    """(key, type, default, meaning) for every leaf key below cls, in declaration order; the comments are read
+    from the module that defines each section (config.py, or an extension's)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         key, hint = prefix + f.name, hints[f.name]
         if dataclasses.is_dataclass(hint):
-            out += rows(hint, key + ".", comments)
+            out += rows(hint, key + ".")
             continue
-        meaning = comments.get((cls.__name__, f.name)) or MEANINGS.get(key, "")
+        owner = next(c for c in cls.__mro__ if f.name in getattr(c, "__annotations__", {}))
+        meaning = _comments_of(owner.__module__).get((owner.__name__, f.name)) or MEANINGS.get(key, "")
         kind = "any (see meaning)" if "parse" in f.metadata else type_name(hint)
         if f.metadata.get("choices"):
             kind = "one of " + ", ".join(f"`{c}`" for c in f.metadata["choices"])
@@ -141,10 +148,12 @@ def rows(cls=config.Config, prefix: str = "", comments=None) -> List[Tuple[str, 
     return out
 
 
-def _sections(cls=config.Config, prefix: str = "") -> List[Tuple[str, str]]:
+def _sections(cls=config.Config, prefix: str = "") -> List[Tuple[str, str, str]]:
+    """(section, its description, the extension that adds it or "") in declaration order."""
     doc = inspect.cleandoc(cls.__doc__ or "").replace("\n", " ")
     generated = doc.startswith(cls.__name__ + "(")  # dataclass's own signature, not a description
-    out = [(prefix.rstrip(".") or "(top level)", "" if generated else doc)]
+    added_by = next((e.name for e in extensions.installed() if cls in e.sections.values()), "")
+    out = [(prefix.rstrip(".") or "(top level)", "" if generated else doc, added_by)]
     for f in dataclasses.fields(cls):
         hint = typing.get_type_hints(cls)[f.name]
         if dataclasses.is_dataclass(hint):
@@ -161,10 +170,11 @@ def reference() -> str:
     by_section: Dict[str, List[Tuple[str, str, str, str]]] = {}
     for row in rows():
         by_section.setdefault(row[0].rpartition(".")[0] or "(top level)", []).append(row)
-    for section, doc in _sections():
+    for section, doc, added_by in _sections():
         if section not in by_section:
             continue
-        lines += [f"## `{section}`" if section != "(top level)" else "## Top level", ""]
+        heading = f"## `{section}`" if section != "(top level)" else "## Top level"
+        lines += [heading + (f" (extension `{added_by}`, when installed)" if added_by else ""), ""]
         if doc:
             lines += [doc, ""]
         lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
