@@ -37,9 +37,9 @@ class Extension:
     name: str  # the entry point's name
     # "model.NAME" -> a dataclass of its keys (defaults, `choices` metadata, a comment above each field)
     sections: Mapping[str, type] = field(default_factory=dict)
-    # checks of a built Config after the core's own; each raises UserError naming the key
+    # checks of a built Config, run after the core's per-stage rules; each raises UserError naming the key
     rules: Sequence[Callable[[Any], None]] = ()
-    # stage name -> run(cfg, tokenizer, splits) -> the summary (summary.json)
+    # stage name -> run(cfg, tokenizer, splits) -> the summary (summary.json); splits: the labeled splits
     stages: Mapping[str, Callable] = field(default_factory=dict)
     # of `stages`, those trained on the labeled split plus the transfer set (data.unlabeled), taught by teachers
     distill_stages: Tuple[str, ...] = ()
