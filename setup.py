@@ -59,6 +59,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": [f"ernie-{name} = ernie_tiny_distill.commands.{name}:main" for name in COMMANDS]
-                  + ["ernie-distill = ernie_tiny_distill.pipeline.cli:main"]},
+                  + ["ernie-distill = ernie_tiny_distill.pipeline.cli:main"],
+                  # optional parts the core finds through this group (ernie_tiny_distill/extensions.py)
+                  "ernie_tiny_distill.extensions": ["wide = ernie_tiny_distill.wide.plugin:EXTENSION"]},
     license="Apache-2.0",
 )

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from ernie_tiny_distill.config import WIDE_FITS, WIDE_LEVELS, WIDE_WEIGHTINGS
+from ernie_tiny_distill.wide.config import WIDE_FITS, WIDE_LEVELS, WIDE_WEIGHTINGS
 from ernie_tiny_distill.errors import UserError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"

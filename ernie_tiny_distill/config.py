@@ -5,19 +5,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ernie_tiny_distill import config_schema
+from ernie_tiny_distill import config_schema, extensions
 from ernie_tiny_distill.config_rules import (  # noqa: F401  (re-exported: the names callers import from here)
     DISTILL_STAGES,
     PARSERS,
     STAGES,
     TASKS,
-    WIDE_FITS,
-    WIDE_LEVELS,
-    WIDE_WEIGHTINGS,
     check_lengths_against_models,
     check_output_dir,
     validate,
 )
+from ernie_tiny_distill.errors import UserError
 
 
 def _choices(*values: str) -> Dict[str, Any]:
@@ -135,29 +133,6 @@ class LongDocumentConfig:
 
 
 @dataclass
-class WideConfig:
-    """Stage 'wide': a linear n-gram part (wide.py) fitted beside the task student in model.student.path, whose
-    transformer stays frozen, on the teachers' soft labels (distill.*) and gold labels."""
-
-    buckets: int = 1 << 20  # hashed word-piece bigram slots (0: unigrams only)
-    # a tools/export.py directory of model.student.path: its windows are scored through Paddle Inference (faster,
-    # same logits; checked to hold the same weights, else dygraph)
-    deep_export: Optional[str] = None
-    # residual: the table is fitted on top of the frozen transformer's logits (z = deep + table -> the soft labels);
-    # separate: the table alone learns the soft labels, then joins the transformer at the scale (WIDE_SCALES) and
-    # epoch best on dev, z = deep + scale * table -- a product of the two experts, so what the transformer knows
-    # is kept rather than fitted away (and its logits on documents it was trained on never enter the fit)
-    fit: str = field(default="residual", metadata=_choices(*WIDE_FITS))
-    # window: a table inside the exported graph, averaged over each window (wide.py); document: sublinear TF-IDF
-    # weights over the whole document's word-piece n-grams and a linear layer (wide_document.py), added after
-    # pooling, fitted alone by logistic regression on the soft labels (needs fit 'separate')
-    level: str = field(default="window", metadata=_choices(*WIDE_LEVELS))
-    # level 'document': how each n-gram is weighted -- tfidf (sublinear count x idf) or nb (presence x the
-    # naive-Bayes log-count ratio of the labeled training documents, NBSVM's features; two labels)
-    weighting: str = field(default="tfidf", metadata=_choices(*WIDE_WEIGHTINGS))
-
-
-@dataclass
 class ModelConfig:
     # A PaddleNLP model name (downloads), a PaddleNLP directory, a Hugging Face BERT directory,
     # "minilm" (the offline all-MiniLM-L6-v2 package) or, for distillation, a fine-tuned teacher run.
@@ -166,11 +141,13 @@ class ModelConfig:
     max_seq_length: int = 128
     truncation: str = field(default="head", metadata=_choices("head", "head_tail"))
     long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
-    wide: WideConfig = field(default_factory=WideConfig)
     dropout: Optional[float] = None  # overrides hidden/attention dropout of the trained model when set
     # stage teacher: > 0 fine-tunes LoRA adapters of this rank (PaddleNLP peft) on the attention and FFN
     # projections plus the task head, instead of all weights; they are merged into the saved teacher.
     lora_rank: int = 0
+
+
+ModelConfig = extensions.with_sections(ModelConfig, "model")  # plus a section per installed extension
 
 
 @dataclass
@@ -270,6 +247,15 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Co
 
 def config_from_dict(raw: Dict[str, Any]) -> Config:
     """A validated Config from nested dicts (e.g. a saved config.yaml or a generated benchmark stage)."""
-    cfg = config_schema.build(Config, dict(raw), PARSERS)
+    _check_stage(raw)
+    cfg = config_schema.build(Config, dict(raw), PARSERS, unknown_section=extensions.missing("this section"))
     validate(cfg)
     return cfg
+
+
+def _check_stage(raw: Dict[str, Any]) -> None:
+    """A stage no installed extension provides (and no typo of a known one) says where stages come from."""
+    stage = raw.get("stage")
+    if isinstance(stage, str) and stage not in STAGES and not config_schema.suggest(stage, STAGES):
+        raise UserError(f"config key 'stage' must be one of {', '.join(STAGES)}; got {stage!r}: "
+                        f"{extensions.missing(f'stage {stage!r}')}", hint=extensions.INSTALL_HINT)

@@ -6,16 +6,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.config_schema import finite_number
 from ernie_tiny_distill.errors import UserError
 
 TASKS = ("classification", "ner")
-STAGES = ("teacher", "general", "task", "wide")
+# the core's stages, then those installed extensions add
+STAGES = ("teacher", "general", "task") + extensions.stages()
 # stages whose training set is the labeled split plus the transfer set (data.unlabeled), taught by teachers
-DISTILL_STAGES = ("task", "wide")
-WIDE_FITS = ("residual", "separate")
-WIDE_LEVELS = ("window", "document")
-WIDE_WEIGHTINGS = ("tfidf", "nb")  # wide.document.WEIGHTINGS
+DISTILL_STAGES = ("task",) + extensions.distill_stages()
 
 
 # ---------------------------------------------------------------- free-form fields (metadata "parse")
@@ -160,7 +159,6 @@ RANGES = {
     "model.long_document.max_windows": at_least_or_null(1),
     "model.lora_rank": NON_NEGATIVE,
     "model.dropout": unit_or_null(),
-    "model.wide.buckets": at_least(0, " (0: unigrams only)"),
     **{f"model.student.{name}": SIZE_OR_NULL for name in ("every_k", "num_layers", "hidden_size", "num_heads",
                                                          "intermediate_size")},
     "model.student.importance_examples": POSITIVE,
@@ -227,7 +225,8 @@ def check_losses(cfg) -> None:
     d = cfg.distill
     if d.teachers is not None:
         if cfg.stage not in DISTILL_STAGES:
-            raise UserError("config key 'distill.teachers' applies to stages 'task' and 'wide' only")
+            raise UserError(f"config key 'distill.teachers' applies to stages "
+                            f"{' and '.join(repr(s) for s in DISTILL_STAGES)} only")
         if not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0 or d.attention_weight > 0 \
                 or d.mlm_weight > 0:
             raise UserError("distill.teachers (an ensemble) works with cached logit KD only",
@@ -242,24 +241,6 @@ def check_losses(cfg) -> None:
             raise UserError("stage 'general' needs 'data.unlabeled' (the unlabeled corpus), which is not set")
     if cfg.stage == "task" and d.kd_weight + d.ce_weight + d.hidden_weight + d.attention_weight <= 0:
         raise UserError("stage 'task' has every loss weight at 0: nothing to train")
-
-
-def check_wide(cfg) -> None:
-    w, d = cfg.model.wide, cfg.distill
-    if w.level == "document" and w.fit != "separate":
-        raise UserError("config key 'model.wide.level' 'document' is fitted alone and then scaled on dev: set "
-                        f"model.wide.fit to 'separate' (got {w.fit!r})")
-    if cfg.stage != "wide":
-        return
-    if cfg.model.student.init != "pretrained":
-        raise UserError("stage 'wide' fits a wide part beside a trained task student: set model.student.init "
-                        f"to 'pretrained' and model.student.path to its best/ directory (got init "
-                        f"{cfg.model.student.init!r})")
-    if d.kd_weight + d.ce_weight <= 0:
-        raise UserError("stage 'wide' has distill.kd_weight and distill.ce_weight at 0: nothing to fit")
-    if d.hidden_weight > 0 or d.attention_weight > 0 or d.mlm_weight > 0:
-        raise UserError("stage 'wide' fits logits only: set distill.hidden_weight, attention_weight and "
-                        "mlm_weight to 0")
 
 
 def _position_table(spec: str | None) -> tuple | None:
@@ -324,7 +305,7 @@ def check_output_dir(output_dir: str) -> None:
 
 
 RULES = (check_ranges, lambda cfg: check_output_dir(cfg.output_dir), check_long_documents, check_losses,
-         check_teacher, check_student, check_wide, check_lengths_against_models)
+         check_teacher, check_student, extensions.check, check_lengths_against_models)
 
 
 def validate(cfg) -> None:

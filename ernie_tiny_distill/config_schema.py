@@ -175,13 +175,15 @@ _EXPECTED = {"int": "an integer", "bool": "true or false", "float": "a number", 
              "finite_number": "a finite number"}
 
 
-def _message(cls, raw: dict, error: dict) -> str:
+def _message(cls, raw: dict, error: dict, unknown_section: str = "") -> str:
     loc, kind = tuple(error["loc"]), error["type"]
     key = _key(loc)
     if kind == "unexpected_keyword_argument":
         allowed = [f.name for f in dataclasses.fields(_hint_at(cls, loc[:-1]))]
-        return (f"unknown config key {key!r}; {suggest(str(loc[-1]), allowed)}"
-                f"allowed keys here: {', '.join(allowed)}")
+        close = suggest(str(loc[-1]), allowed)
+        if unknown_section and not close and isinstance(_lookup(raw, loc), dict):  # a whole section, no typo
+            return f"unknown config key {key!r}: {unknown_section}"
+        return f"unknown config key {key!r}; {close}allowed keys here: {', '.join(allowed)}"
     value = _lookup(raw, loc)
     if kind == "dataclass_type":
         return f"config key {key or '<top>'!r} must be a section (mapping), got {value!r}"
@@ -195,9 +197,10 @@ def _message(cls, raw: dict, error: dict) -> str:
 Parser = Callable[[Any, str], Any]
 
 
-def build(cls, raw: Any, parsers: dict[str, Parser]):
+def build(cls, raw: Any, parsers: dict[str, Parser], unknown_section: str = ""):
     """An instance of the dataclass cls from raw (nested dicts): types checked by pydantic, choices from field
-    metadata, `parse` fields through parsers[name](value, key), `required` fields present and non-empty."""
+    metadata, `parse` fields through parsers[name](value, key), `required` fields present and non-empty. An
+    unknown key holding a mapping (not a typo of a known key) is explained by `unknown_section` when given."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -207,7 +210,7 @@ def build(cls, raw: Any, parsers: dict[str, Parser]):
         obj = _adapter(cls).validate_json(json.dumps(raw, default=str))
     except ValidationError as e:
         errors = sorted(e.errors(), key=lambda err: err["type"] != "unexpected_keyword_argument")
-        raise UserError(_message(cls, raw, errors[0])) from None
+        raise UserError(_message(cls, raw, errors[0], unknown_section)) from None
     _finish(obj, raw, "", parsers)
     return obj
 

@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy.engines import PaddleEngine
 from ernie_tiny_distill.deploy.onnx_export import max_abs_diff, write_onnx_files
@@ -112,15 +113,14 @@ def export_model(model_dir: str, out_dir: str, *, precision: str = "fp32", onnx:
                                     "Paddle >= 3.0 with the PIR format is required")
             tokenizer.save_pretrained(tmp)
             if getattr(model, "document_table", None) is not None:
-                # a document-level wide part is added after pooling, outside the graph: the Predictor reads it here
+                # added after pooling, outside the graph (extensions.py): the Predictor reads it here
                 model.document_table.save(tmp)
             layout.write_json(os.path.join(tmp, layout.LABELS_FILE), labels)
             meta = _metadata(model, tokenizer, task_meta, labels, path, word_splitter)
             # which weights this is (scoring.export_mismatch: a teacher scored through its export must be these)
             meta["source_weights"] = weights_digest(path)
             meta["vocab"] = models.vocab_record(tokenizer)  # checked on load (layout.check_vocab)
-            if getattr(model, "document_table", None) is not None:  # checked on load (read_export_metadata)
-                meta["wide_document"] = models.document_table_record(model.document_table)
+            meta.update(extensions.document_table_metadata(model))  # checked on load (read_export_metadata)
             layout.write_json(os.path.join(tmp, layout.EXPORT_FILE), meta)
             if verify:
                 meta["check"] = verify_export(model, tmp, task=meta["task"], pad_token_id=meta["pad_token_id"],

@@ -5,6 +5,7 @@ import json
 import os
 from typing import Dict, Sequence
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.util import fsutil
 
@@ -39,7 +40,7 @@ def _schema():
     """The pydantic model of export.json (built on first use: pydantic is imported only when an export is read)."""
     from typing import List, Literal, Optional
 
-    from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+    from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, create_model, model_validator
 
     class Strict(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
@@ -79,7 +80,6 @@ def _schema():
         created: str
         source_weights: Optional[dict] = None
         vocab: Optional[Vocab] = None  # exports made before it was recorded have none
-        wide_document: Optional[dict] = None  # a document-level wide part's settings (checked against its file)
         check: Optional[dict] = None
         onnx: Optional[dict] = None
         int8: Optional[dict] = None
@@ -111,7 +111,9 @@ def _schema():
                     raise ValueError(f"{key} must hold {self.layers} counts >= 0, got {per_layer}")
             return self
 
-    return ExportMeta
+    # the settings an extension's document table records (checked against its files by the extension)
+    extra = {key: (Optional[dict], None) for key in extensions.metadata_keys()}
+    return create_model("ExportMeta", __base__=ExportMeta, **extra) if extra else ExportMeta
 
 
 def _check_schema(meta: Dict, where: str) -> None:
@@ -135,7 +137,7 @@ def _check_task(meta: Dict, where: str) -> None:
 
     if meta["task"] not in TASKS:
         raise UserError(f"task {meta['task']!r}; expected one of {', '.join(TASKS)}", where=where, hint=EXPORT_HINT)
-    for other in TASKS:  # a class of another task's head (wrappers such as WideAndDeep name no head)
+    for other in TASKS:  # a class of another task's head (an extension's wrapper class names no head)
         head = task_class(other).model_class.__name__
         if other != meta["task"] and meta["model_class"] in (head, "Pruned" + head):
             raise UserError(f"task {meta['task']!r} does not match model_class {meta['model_class']!r} (a "
@@ -165,19 +167,8 @@ def read_export_metadata(export_dir: str, *, need: Sequence[str] = ()) -> Dict:
         raise UserError(f"{LABELS_FILE} lists {labels[:8]} but {EXPORT_FILE} records {meta['labels'][:8]}: the "
                         "logit columns are in the exported order, so an edited label list would rename them",
                         where=os.path.join(export_dir, LABELS_FILE), hint=EXPORT_HINT)
-    _check_document_table(export_dir, meta)
+    extensions.export_document_table(export_dir, meta)  # loaded to check it against export.json
     return meta
-
-
-def _check_document_table(export_dir: str, meta: Dict) -> None:
-    from ernie_tiny_distill.wide import document as wide_document
-
-    if not wide_document.has_document_table(export_dir):
-        return
-    from ernie_tiny_distill.models.build import check_document_table
-
-    check_document_table(wide_document.DocumentTable.load(export_dir), meta, meta["vocab_size"],
-                         os.path.join(export_dir, wide_document.DOCUMENT_CONFIG), EXPORT_FILE)
 
 
 def check_vocab(export_dir: str, meta: Dict, tokenizer) -> None:

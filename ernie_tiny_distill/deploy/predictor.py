@@ -44,13 +44,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.deploy import layout
 from ernie_tiny_distill.deploy.encoding import TextEncoder
 from ernie_tiny_distill.deploy.engines import OnnxEngine, PaddleEngine, check_finite
 from ernie_tiny_distill.deploy.packing import BUCKETS, length_batches, pack
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks.serving import Item, check_items
-from ernie_tiny_distill.wide import document as wide_document
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +171,8 @@ class Predictor:
                 raise UserError(f"buckets must be 'auto', None or a list of lengths, got {buckets!r}")
             buckets = BUCKETS if self.engine.pads_to_buckets else None
         self.buckets = tuple(b for b in buckets if b <= self.limit) if buckets else None
-        # a document-level wide part (wide_document.py): added to each document's pooled logits
-        self.document_table = wide_document.DocumentTable.load(export_dir) \
-            if wide_document.has_document_table(export_dir) else None
+        # a part an extension saved in the export: added to each document's pooled logits (extensions.py)
+        self.document_table = extensions.export_document_table(export_dir, self.meta)
         self._lock = threading.Lock()  # one predictor is not safe to run from several threads at once
         self.stats: Optional[Stats] = Stats() if profile else None
         self.post = self.encoder.task.post_processor(self)  # the task's post-processing, chosen once

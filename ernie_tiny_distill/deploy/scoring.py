@@ -76,7 +76,7 @@ def predict_logits(task, engine, features: Sequence[Dict], pad_token_id: int, ba
               disable=progress is None) as bar:
         logits = logits_by_length(engine.run, task, rows, pad_token_id, batch_size, on_batch=bar.update)
     pooled = [x.astype(np.float32) for x in pool_windows(task, features, logits)]
-    # a document-level wide part in the export (wide_document.py) joins after pooling, as in the Predictor
+    # a document table in the export (extensions.py) joins after pooling, as in the Predictor
     return document_table.add_to(features, pooled) if document_table is not None else pooled
 
 
@@ -95,10 +95,10 @@ def export_scorer(export_dir: Optional[str], model_dir: str, labels: Sequence[st
     from ernie_tiny_distill.deploy.engines import PaddleEngine
 
     engines = []  # loaded when first needed (all features cached: never)
-    from ernie_tiny_distill.wide import document as wide_document
+    from ernie_tiny_distill import extensions
 
-    document_table = wide_document.DocumentTable.load(export_dir) \
-        if wide_document.has_document_table(export_dir) else None
+    document_table = extensions.export_document_table(export_dir, layout.read_json(
+        os.path.join(export_dir, layout.EXPORT_FILE)))
 
     def compute(features):
         if not engines:

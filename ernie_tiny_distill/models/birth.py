@@ -9,6 +9,7 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import ErnieConfig, ErnieModel
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.config import StudentConfig
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models.build import encoder_of, load_model, load_tokenizer, num_layers
@@ -133,11 +134,7 @@ def build_student(student_cfg: StudentConfig, teacher, teacher_tokenizer, model_
         student_tokenizer = load_tokenizer(student_cfg.path)
         check_same_vocab(teacher_tokenizer, student_tokenizer, student_cfg.path)
         student = load_model(student_cfg.path, model_class, num_labels=num_labels)
-        if getattr(student, "document_table", None) is not None:
-            # added after pooling, outside forward: training the transformer would silently leave it behind
-            raise UserError(f"model.student.path {student_cfg.path} has a document-level wide part "
-                            "(wide_document.json), which stage training cannot carry on; start from the run its "
-                            "stage 'wide' froze (task.json 'wide.deep')", where="config key 'model.student.path'")
+        extensions.check_student(student, student_cfg.path)  # parts stage training cannot carry on
     if dropout is not None:
         set_dropout(student, dropout)
     return student

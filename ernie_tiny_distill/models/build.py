@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieModel
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import convert, hf_files, pruned_ernie
 from ernie_tiny_distill.models.locate import (  # noqa: F401
@@ -120,17 +121,23 @@ def load_model(spec: str, model_class, num_labels: Optional[int] = None, dropout
         raise UserError(f"could not load model {spec!r} as {model_class.__name__}: {e}") from None
     if stored is not None:
         _check_all_encoder_weights_used(model, stored, path)
-    from ernie_tiny_distill.wide import document as wide_document
-    from ernie_tiny_distill.wide import window as wide
+    if os.path.isdir(path):
+        _check_saving_stage_installed(path)
+    return extensions.attach(model, path)  # parts an installed extension saved beside the transformer
 
-    # a wide-and-deep student (stage 'wide'): the transformer plus its n-gram table
-    if os.path.isdir(path) and wide_document.has_document_table(path):
-        # document level: added after the windows are pooled (evaluation.predict_logits, the Predictor), not in forward
-        model.document_table = wide_document.DocumentTable.load(path)
-        check_document_table(model.document_table, read_task_metadata(path), encoder_of(model).config.vocab_size,
-                             os.path.join(path, wide_document.DOCUMENT_CONFIG), TASK_FILE)
-        return model
-    return wide.attach(model, path) if os.path.isdir(path) and wide.has_wide(path) else model
+
+def _check_saving_stage_installed(path: str) -> None:
+    """A model saved by an extension's stage may hold parts only that extension reads: without it the transformer
+    alone would answer, differently and silently."""
+    from ernie_tiny_distill.config_rules import STAGES
+
+    try:
+        stage = (read_task_metadata(path) or {}).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable task.json is reported by the readers that need it
+    if isinstance(stage, str) and stage not in STAGES:
+        raise UserError(f"saved by stage {stage!r}: {extensions.missing(f'stage {stage!r}')}",
+                        where=os.path.join(path, TASK_FILE), hint=extensions.INSTALL_HINT)
 
 
 def _is_pruned_dir(path: str) -> bool:
@@ -140,29 +147,6 @@ def _is_pruned_dir(path: str) -> bool:
             return json.load(f).get("layer_heads") is not None
     except (OSError, ValueError):
         return False
-
-
-def document_table_record(table) -> Dict:
-    """What a document-level wide table's hashing depends on: recorded in task.json / export.json at saving."""
-    return {"vocab_size": int(table.spec.vocab_size), "buckets": int(table.spec.buckets),
-            "pad_token_id": int(table.spec.pad_token_id), "weighting": table.weighting}
-
-
-def check_document_table(table, meta: Optional[Dict], rows: int, where: str, recorded_in: str) -> None:
-    """A wide_document.json edited after saving hashes n-grams into other slots (wrong answers, no error): its
-    vocabulary must be the model's and its settings the ones recorded beside the model."""
-    if table.spec.vocab_size != rows:
-        raise UserError(f"vocab_size {table.spec.vocab_size}, but the model's word embeddings have {rows} rows",
-                        where=where, hint="restore the wide_document.json saved with this model")
-    if len(table.slots) and int(table.slots.max()) >= table.spec.rows:
-        raise UserError(f"buckets {table.spec.buckets}: the table holds slot {int(table.slots.max())}, beyond the "
-                        f"{table.spec.rows} slots of vocab_size + buckets", where=where,
-                        hint="restore the wide_document.json saved with this model")
-    expected = (meta or {}).get("wide_document") if isinstance(meta, dict) else None
-    if expected and expected != document_table_record(table):
-        raise UserError(f"settings {document_table_record(table)} differ from the ones {recorded_in} recorded when it "
-                        f"was saved ({expected})", where=where,
-                        hint="restore the wide_document.json saved with this model")
 
 
 def _check_pickle_free(path: str) -> None:
@@ -268,12 +252,11 @@ def save_model_dir(model, tokenizer, path: str, metadata: Dict) -> None:
     try:
         with fsutil.atomic_dir(path) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
-            if getattr(model, "document_table", None) is not None:  # a document-level wide part (wide_document.py)
+            if getattr(model, "document_table", None) is not None:  # added after pooling (extensions.py)
                 model.document_table.save(tmp)
             tokenizer.save_pretrained(tmp)
             metadata = {**metadata, "vocab": vocab_record(tokenizer)}  # checked on load (check_vocab)
-            if getattr(model, "document_table", None) is not None:  # checked on load (check_document_table)
-                metadata["wide_document"] = document_table_record(model.document_table)
+            metadata.update(extensions.document_table_metadata(model))  # checked on load by its extension
             with open(os.path.join(tmp, TASK_FILE), "w", encoding="utf-8") as f:
                 json.dump(metadata, f, indent=2)
     except (OSError, SafetensorError) as e:

@@ -60,6 +60,6 @@ def write_random_teacher(path: str, texts: Iterable[str], num_layers: int = 2, h
         model = ErnieModel(config)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    logger.info("wrote a randomly initialised %d-layer, %d-wide teacher with a %d-token vocabulary to %s",
+    logger.info("wrote a randomly initialised %d-layer teacher of width %d with a %d-token vocabulary to %s",
                 num_layers, hidden_size, len(vocab), path)
     return path

@@ -26,7 +26,6 @@ class ClassificationTask(Task):
     demo_prefix = "sentiment"
     supports_windows = True
     whole_text_labels = True
-    supports_wide = True  # stage 'wide': one logit row per text, so a bag-of-n-grams part can add to it
 
     @classmethod
     def read_labeled_file(cls, path):

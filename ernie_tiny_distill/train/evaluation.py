@@ -31,7 +31,7 @@ def predict_logits(task: Task, model, features: Sequence[Feature], batch_size: i
             for row, i in enumerate(idx):
                 out[i] = task.slice_logits(logits, row, lengths[i])
             bar.update(len(idx))
-    document_table = getattr(model, "document_table", None)  # a document-level wide part: after pooling
+    document_table = getattr(model, "document_table", None)  # added after pooling (extensions.py)
     return document_table.add_to(features, out) if document_table is not None else out
 
 

@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -36,23 +37,22 @@ def _model_specs(cfg) -> List[Tuple[str, Optional[str]]]:
                   (f"distill.teachers[{i}].export", entry.get("export"))]
     if cfg.stage != "teacher" and cfg.model.student.init == "pretrained":
         specs.append(("model.student.path", cfg.model.student.path))
-    specs.append(("model.wide.deep_export", cfg.model.wide.deep_export))
-    return specs
+    return specs + extensions.input_exports(cfg)
 
 
 def _model_dirs(cfg) -> List[Tuple[str, str]]:
     """(config key=value, directory) of every local model the run reads (teacher, ensemble teachers and their
-    exports, an init student, the export a wide stage scores through), both as given (a run directory) and as
+    exports, an init student, the exports an extension's stage reads), both as given (a run directory) and as
     resolved (its best/)."""
     from ernie_tiny_distill.models import build as models  # imports Paddle
 
     dirs = []
+    exports = {key for key, _ in extensions.input_exports(cfg)}
     for key, spec in _model_specs(cfg):
         if not spec:
             continue
         # an export is read if present: refused as an output_dir before it exists too
-        candidates = [spec] if os.path.isdir(spec) or key.endswith(".export") or key == "model.wide.deep_export" \
-            else []
+        candidates = [spec] if os.path.isdir(spec) or key in exports or key.endswith(".export") else []
         if spec == models.MINILM or os.path.isdir(spec):
             candidates.append(models.resolve(spec))
         dirs += [(f"{key}={spec}", _real(c)) for c in candidates]

@@ -13,6 +13,7 @@ import numpy as np
 import paddle
 import yaml
 
+from ernie_tiny_distill import extensions
 from ernie_tiny_distill.config import DISTILL_STAGES, Config, config_from_dict
 from ernie_tiny_distill.data import load as data_lib
 from ernie_tiny_distill.distill import distiller as distill
@@ -131,12 +132,8 @@ def run_stage(cfg: Config, skip_if_done: bool = False) -> Dict[str, object]:
                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if cfg.stage == "general":
             summary = general.run_general(cfg, tokenizer, data)
-        elif cfg.stage == "wide":
-            from ernie_tiny_distill.wide import document_fit as wide_document_fit
-            from ernie_tiny_distill.wide import fit as wide_fit
-
-            fit = wide_document_fit if cfg.model.wide.level == "document" else wide_fit
-            summary = fit.run(cfg, tokenizer, data)
+        elif extensions.stage_runner(cfg.stage) is not None:  # a stage an installed extension adds
+            summary = extensions.stage_runner(cfg.stage)(cfg, tokenizer, data)
         else:
             summary = supervised.run_supervised(cfg, tokenizer, data)
         # earlier segments of a resumed run: their training time up to the checkpoint this one resumed from

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ernie_tiny_distill.config import WIDE_WEIGHTINGS as WEIGHTINGS
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.util import filemodes
+from ernie_tiny_distill.wide.config import WIDE_WEIGHTINGS as WEIGHTINGS
 from ernie_tiny_distill.wide.window import HASH_MULTIPLIER, WideSpec, ngram_slots, read_spec
 
 DOCUMENT_CONFIG = "wide_document.json"
 DOCUMENT_WEIGHTS = "wide_document.safetensors"
+METADATA_KEY = "wide_document"  # in task.json / export.json: the table's settings when it was saved
 
 
 def document_slots(feature: Dict, spec: WideSpec) -> np.ndarray:
@@ -87,6 +88,15 @@ class DocumentTable:
     def add_to(self, features: Sequence[Dict], pooled: Sequence[np.ndarray]) -> List[np.ndarray]:
         """Pooled transformer logits per document plus this part's."""
         return [np.asarray(p) + w.astype(np.asarray(p).dtype) for p, w in zip(pooled, self.logits(features))]
+
+    def record(self) -> Dict:
+        """What its hashing depends on: recorded in task.json / export.json at saving, checked on load."""
+        return {"vocab_size": int(self.spec.vocab_size), "buckets": int(self.spec.buckets),
+                "pad_token_id": int(self.spec.pad_token_id), "weighting": self.weighting}
+
+    def metadata(self) -> Dict:
+        """The keys it adds to task.json / export.json (check_table reads them back)."""
+        return {METADATA_KEY: self.record()}
 
     def save(self, path: str) -> None:
         from safetensors.numpy import save_file
@@ -144,6 +154,23 @@ def _rows_of(slots: np.ndarray, distinct: np.ndarray) -> Tuple[np.ndarray, np.nd
 
 def has_document_table(path: str) -> bool:
     return os.path.isfile(os.path.join(path, DOCUMENT_CONFIG))
+
+
+def check_table(table: DocumentTable, meta: Optional[Dict], rows: int, where: str, recorded_in: str) -> None:
+    """A wide_document.json edited after saving hashes n-grams into other slots (wrong answers, no error): its
+    vocabulary must be the model's and its settings the ones recorded beside the model."""
+    if table.spec.vocab_size != rows:
+        raise UserError(f"vocab_size {table.spec.vocab_size}, but the model's word embeddings have {rows} rows",
+                        where=where, hint="restore the wide_document.json saved with this model")
+    if len(table.slots) and int(table.slots.max()) >= table.spec.rows:
+        raise UserError(f"buckets {table.spec.buckets}: the table holds slot {int(table.slots.max())}, beyond the "
+                        f"{table.spec.rows} slots of vocab_size + buckets", where=where,
+                        hint="restore the wide_document.json saved with this model")
+    expected = (meta or {}).get(METADATA_KEY) if isinstance(meta, dict) else None
+    if expected and expected != table.record():
+        raise UserError(f"settings {table.record()} differ from the ones {recorded_in} recorded when it "
+                        f"was saved ({expected})", where=where,
+                        hint="restore the wide_document.json saved with this model")
 
 
 def design_matrix(counted: Sequence[Tuple[np.ndarray, np.ndarray]], slots: np.ndarray, weights: np.ndarray,

@@ -113,7 +113,7 @@ def prepare(cfg: Config, tokenizer, splits) -> Prepared:
     labels = _labels_of(cfg)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
                      long_document=cfg.model.long_document.task_option())
-    if not getattr(task, "supports_wide", False):
+    if not task.whole_text_labels:  # one logit row per text, so a bag-of-n-grams part can add to it
         raise UserError(f"stage 'wide' is for tasks with one label per text; {cfg.task!r} is not one",
                         where="config key 'stage'")
     train = ensemble.training_features(task, splits, transfer=bool(cfg.data.unlabeled))  # transfer set: KD only
