@@ -14,6 +14,7 @@ import runpy
 import subprocess
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,10 @@ def call_in_process(argv, stdout=None, stderr=None, env=None) -> int:
     os.environ.update(env or saved_env)
     sys.argv = [target, *args]
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            # the module is already imported here; its __main__ run is a fresh namespace, as in a child process
+            warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package",
+                                    category=RuntimeWarning)
             try:
                 if module:
                     runpy.run_module(target, run_name="__main__", alter_sys=True)
