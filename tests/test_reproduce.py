@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import call_in_process
 
 from benchmarks import report
 from benchmarks import rows as bench_rows
+from benchmarks import runner
 from benchmarks.cli import main as reproduce_main
 from benchmarks.jobs import Matrix
 from benchmarks.profile import Profile, profile_from_dict
@@ -67,8 +69,11 @@ def mini(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(ROOT)  # tools/train.py paths in the recorded commands are relative to the repository root
     try:
-        first = reproduce_main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd",
-                                "--only", "demo/tfidf_lr/subset", "--skip", "export,latency"], profiles=profiles)
+        with pytest.MonkeyPatch.context() as patch:
+            # each job's command line runs in this process: Paddle is imported once, not once per job
+            patch.setattr(runner.subprocess, "call", call_in_process)
+            first = reproduce_main(["--task", "demo", "--profile", "tiny", "--only", "demo/B/task_kd",
+                                    "--only", "demo/tfidf_lr/subset", "--skip", "export,latency"], profiles=profiles)
     finally:
         os.chdir(cwd)
     return root, profiles, first
