@@ -1,8 +1,9 @@
 """Benchmark profiles: the matrix (tasks, students, variants, sweep, budgets) read from a YAML file.
 
 A profile is `benchmarks/profiles/<name>.yaml` (or any path). Students are any `model.student` config block,
-passed to the generated configs untouched; variants are named recipes (KD or not, stage 1 first or not, and
-distill/train overrides), so a new benchmark row needs only YAML.
+passed to the generated configs untouched, or the student of a recipe file (configs/recipes/*.yaml, the files
+tools/distill.py runs); variants are named recipes (KD or not, stage 1 first or not, and distill/train
+overrides), so a new benchmark row needs only YAML.
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
 from ernie_tiny_distill.wide.config import WIDE_FITS, WIDE_LEVELS, WIDE_WEIGHTINGS
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.pipeline.recipes import RECIPE_DIR, load_recipe
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -120,7 +122,7 @@ class Student:
     """A student: any `model.student` block, its seeds, its learning-rate factor and the variants it runs."""
 
     name: str
-    model: Dict
+    model: Dict                             # given, or read from `recipe` (see with_recipe_students)
     seeds: List[int] = field(default_factory=lambda: [1])
     lr_factor: float = 1.0                  # times the sweep student's chosen learning rate
     variants: Optional[List[str]] = None    # None = every variant of the profile
@@ -132,6 +134,9 @@ class Student:
     # per task: a recipe exported, quantized and timed instead of deploy_variant (which stays the run whose
     # importance scores stage 1 reuses), e.g. {conll: kd_recipe_aug_long} when the best recipe differs by task
     export_variant: Dict[str, str] = field(default_factory=dict)
+    # per task: a recipe (configs/recipes/<name>.yaml, or a path) whose student block and hyperparameters this
+    # student takes instead of `model` and `hyperparameters`, e.g. {conll: ner_10x, imdb: classification_10x}
+    recipe: Dict[str, str] = field(default_factory=dict)
 
     @property
     def layers(self) -> Optional[int]:
@@ -263,6 +268,56 @@ def _whole_document(raw, where: str) -> WholeDocument:
     return _build(WholeDocument, dict(raw, students=built), where)
 
 
+def recipe_file(name: str) -> Path:
+    """`ner_10x` -> configs/recipes/ner_10x.yaml; anything with a slash or .yaml suffix is a path."""
+    return Path(name) if ("/" in name or name.endswith((".yaml", ".yml"))) else RECIPE_DIR / f"{name}.yaml"
+
+
+def _recipe_value(recipe: Dict, keys: str):
+    value = recipe
+    for key in keys.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise UserError(f"{recipe['file']}: missing key {keys} (the benchmark profile reads it)")
+        value = value[key]
+    return value
+
+
+def recipe_student(name: str) -> Tuple[Dict, Dict[str, float]]:
+    """(model.student block, hyperparameters) of a recipe's student stage: the benchmark trains that student with
+    the recipe's temperature, CE weight and learning rate; its no-KD control uses the same learning rate."""
+    recipe = load_recipe("", 0, path=str(recipe_file(name)))
+    block = _recipe_value(recipe, "student.model.student")
+    if not isinstance(block, dict):
+        raise UserError(f"{recipe['file']}: student.model.student must be a mapping, got {block!r}")
+    lr = _recipe_value(recipe, "student.train.learning_rate")
+    return copy.deepcopy(block), {"temperature": _recipe_value(recipe, "student.distill.temperature"),
+                                  "ce_weight": _recipe_value(recipe, "student.distill.ce_weight"),
+                                  "learning_rate": lr, "nokd_learning_rate": lr}
+
+
+def with_recipe_students(raw_students: Dict, tasks: Dict, where: str) -> Dict:
+    """The students' YAML with each `recipe` student's model block and hyperparameters read from its recipes (one
+    per task of the profile; the tasks' recipes must agree on the block, the student's one shape)."""
+    out = {}
+    for k, raw in raw_students.items():
+        names = raw.get("recipe") if isinstance(raw, dict) else None
+        if not names:
+            out[k] = raw
+            continue
+        at = f"{where}: students.{k}"
+        if not isinstance(names, dict) or set(names) != set(tasks):
+            raise UserError(f"{at}.recipe: expected a recipe name per task {sorted(tasks)}, got {names!r}")
+        copied = sorted({"model", "hyperparameters"} & set(raw))
+        if copied:
+            raise UserError(f"{at}: {copied} come from its recipe files; remove them (or the recipe key)")
+        read = {t: recipe_student(n) for t, n in names.items()}
+        blocks = {t: block for t, (block, _) in read.items()}
+        if any(b != next(iter(blocks.values())) for b in blocks.values()):
+            raise UserError(f"{at}.recipe: the recipes' student.model.student blocks differ: {blocks}")
+        out[k] = dict(raw, model=next(iter(blocks.values())), hyperparameters={t: hp for t, (_, hp) in read.items()})
+    return out
+
+
 def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
     """A Profile from its YAML mapping; unknown keys are errors naming the key."""
     raw = copy.deepcopy(raw)
@@ -273,7 +328,8 @@ def profile_from_dict(raw: Dict, where: str = "profile") -> Profile:
         if isinstance(v, dict) and v.get("whole_document") is not None:
             v["whole_document"] = _whole_document(v["whole_document"], f"{where}: tasks.{k}.whole_document")
     raw["tasks"] = {k: _build(TaskSpec, v, f"{where}: tasks.{k}", name=k) for k, v in raw["tasks"].items()}
-    raw["students"] = {k: _build(Student, v, f"{where}: students.{k}", name=k) for k, v in raw["students"].items()}
+    students = with_recipe_students(raw["students"], raw["tasks"], where)
+    raw["students"] = {k: _build(Student, v, f"{where}: students.{k}", name=k) for k, v in students.items()}
     raw["variants"] = {k: _build(Variant, v or {}, f"{where}: variants.{k}", name=k)
                        for k, v in raw["variants"].items()}
     for k, s in raw["students"].items():

@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Dict, List, Sequence
 
-from benchmarks import born, rows_documents, speed_goals
+from benchmarks import born, full_teacher, rows_documents, speed_goals
 from benchmarks.jobs import Matrix
 from benchmarks.plot import plot_pareto
 from benchmarks.readme_table import readme_table
@@ -223,6 +223,7 @@ def _results_lines(m: Matrix, rows: List[Dict], review_rows: Sequence[Dict]) -> 
         trows = [r for r in rows if r["task"] == t]
         metric = METRIC_LABEL.get(trows[0]["metric_name"], trows[0]["metric_name"]) if trows else "metric"
         L += [f"### {p.tasks[t].title} — test {metric} on the full test split", "", markdown_table(trows), ""]
+        L += full_teacher.note_lines(trows)
         if any(r.get("carried") for r in trows):
             L += ["† carried over from an earlier run of this profile (benchmarks/results.json): its runs are not "
                   "on the machine that wrote this report; its latency was measured in that run, against the "
@@ -276,11 +277,14 @@ def _command_lines(m: Matrix, rows: List[Dict]) -> List[str]:
           "Each row below was produced by the listed `tools/train.py` commands (generated configs in "
           f"`{p.configs_dir()}/`), or equivalently by its `tools/reproduce.py --only` command.", ""]
     for r in rows:
-        L.append(f"- {r['task']} / {r['model']} / {r['variant']}: `{r['command']}`")
-        for c in (r.get("train_commands") or [])[:3]:
-            if c and c != r["command"]:
-                L.append(f"  - `{c}`")
+        L += row_command_lines(r)
     return L
+
+
+def row_command_lines(r: Dict) -> List[str]:
+    """A row's entry in the report's list of commands: its command and up to 3 training commands."""
+    return [f"- {r['task']} / {r['model']} / {r['variant']}: `{r['command']}`"] + [
+        f"  - `{c}`" for c in (r.get("train_commands") or [])[:3] if c and c != r["command"]]
 
 
 def decoding_table(rows: List[Dict], tasks: Sequence[str]) -> List[str]:
@@ -404,10 +408,11 @@ def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> 
     a per-review latency table the markdown has (with `keep`, such rows are carried over and marked instead).
     With `keep`, runs that give no row different from the results file leave all three files as they are
     (returns {"unchanged": path}); `force` rewrites."""
-    rows, extra = collect_rows(m)
-    review = per_review_rows(m, extra)
     paths = report_paths(m)
     results, md, png = paths["results"], paths["markdown"], paths["figure"]
+    rows, extra = collect_rows(m)
+    rows = full_teacher.with_recorded(rows, read_json(results))   # recorded by their command, not by the runs
+    review = per_review_rows(m, extra)
     if keep and not force and nothing_new(results, rows + review):
         # every row would be carried over: the committed report (its data, environment and per-review latency
         # lines included, which only the runs can give) is already that report, so it stays as it is

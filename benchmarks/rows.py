@@ -7,6 +7,7 @@ import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import decoding as dec
+from benchmarks.full_teacher import FULL_PCT_HEAD, full_teacher, pct_of_full_teacher, teacher_name
 from benchmarks.jobs import Matrix
 from benchmarks.row_builders import _row_base, _student_row
 from benchmarks.rows_documents import document_rows, latency_cell
@@ -80,8 +81,8 @@ class _TaskResults:
 def _teacher_row(c: _TaskResults) -> Dict:
     m, t, tsum, metric = c.m, c.t, c.tsum, c.metric
     row = _row_base(t, c.spec, metric)
-    row.update(model="teacher MiniLM-L6-H384" if "minilm" in str(c.tcfg.model.teacher) else "teacher",
-               variant="teacher", command=m.teacher_command(t), train_commands=[m.teacher_command(t)])
+    row.update(model=teacher_name(c.tcfg.model.teacher), variant="teacher", command=m.teacher_command(t),
+               train_commands=[m.teacher_command(t)])
     if tsum:
         row.update(layers=tsum.get("layers"), hidden=tsum.get("hidden"), params=tsum.get("params"),
                    nonembedding_params=tsum.get("nonembedding_params"), metric=c.teacher_metric,
@@ -217,8 +218,10 @@ def _metric_cell(row: Dict) -> str:
 
 
 def markdown_table(rows: List[Dict]) -> str:
+    """One task's results table; with a `teacher_full` row among `rows`, a column of each row's % of it."""
+    full = full_teacher(rows)
     head = ["model", "variant", "L×H", "params (non-emb.)", "FP32 MB", "INT8 MB", "test metric (%)", "% of teacher",
-            "p50 ms", "p95 ms", "seq/s @32", "speed-up"]
+            *([FULL_PCT_HEAD] if full else []), "p50 ms", "p95 ms", "seq/s @32", "speed-up"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lh = f"{r['layers']}×{r['hidden']}" if r["layers"] else "–"
@@ -226,7 +229,8 @@ def markdown_table(rows: List[Dict]) -> str:
         seeds = f" (seeds {','.join(map(str, r['seeds']))})" if r.get("seeds") and len(r["seeds"]) > 1 else ""
         lines.append("| " + " | ".join([
             r["model"] + (" †" if r.get("carried") else ""), r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
-            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"), latency_cell(r), _f(r["latency_ms_p95"]),
+            _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"),
+            *([_f(pct_of_full_teacher(r, full), "{:.1f}")] if full else []), latency_cell(r), _f(r["latency_ms_p95"]),
             _f(r["throughput_per_s"], "{:.0f}"), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ values follow the profile and the hyper-parameters the dev sweep chose.
 The chosen hyper-parameters are given here as recorded in docs/benchmarks.md ("Hyper-parameters chosen on dev"),
 so the test needs no runs.
 """
+import copy
 import json
 import os
 import shutil
@@ -158,3 +159,70 @@ def test_profile_errors_name_the_key():
         profile.profile_from_dict(raw)
     with pytest.raises(UserError, match="no profile 'nope'"):
         profile.load_profile("nope")
+
+
+def _cpu_with_recipes(tmp_path, changes):
+    """The cpu profile's YAML with Bp's and Ap3's recipes copied to tmp_path, `changes` {recipe: fn(dict)} applied."""
+    raw = yaml.safe_load((ROOT / "benchmarks" / "profiles" / "cpu.yaml").read_text(encoding="utf-8"))
+    for student in ("Bp", "Ap3"):
+        names = raw["students"][student]["recipe"]
+        for task, name in names.items():
+            recipe = yaml.safe_load((ROOT / "configs" / "recipes" / f"{name}.yaml").read_text(encoding="utf-8"))
+            changes.get(name, lambda r: None)(recipe)
+            copy_path = tmp_path / f"{name}.yaml"
+            copy_path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+            names[task] = str(copy_path)
+    return raw
+
+
+def test_born_students_take_shape_and_hyperparameters_from_the_recipe_files(generated, tmp_path):
+    _, m, stages = generated
+    raw = yaml.safe_load((ROOT / "benchmarks" / "profiles" / "cpu.yaml").read_text(encoding="utf-8"))
+    for student, speedup in (("Bp", 10), ("Ap3", 5)):
+        assert raw["students"][student]["recipe"] == {"conll": f"ner_{speedup}x", "imdb": f"classification_{speedup}x"}
+        assert not {"model", "hyperparameters"} & set(raw["students"][student])   # no copies in the profile
+        for task, name in raw["students"][student]["recipe"].items():
+            recipe = yaml.safe_load((ROOT / "configs" / "recipes" / f"{name}.yaml").read_text(encoding="utf-8"))
+            assert m.student_block(student) == recipe["student"]["model"]["student"]
+            lr = recipe["student"]["train"]["learning_rate"]
+            assert m.p.students[student].own_hyperparameters(task) == {
+                "temperature": recipe["student"]["distill"]["temperature"],
+                "ce_weight": recipe["student"]["distill"]["ce_weight"], "learning_rate": lr, "nokd_learning_rate": lr}
+    kd = stages["conll/Bp/kd_recipe/seed1"][-1].cfg
+    assert (kd["model"]["student"]["hidden_size"], kd["distill"]["temperature"], kd["train"]["learning_rate"]) == (
+        128, 4.0, 0.0005)
+
+    # a value changed in (a copy of) a recipe reaches the generated configs of that student and task only
+    def wider_and_hotter(recipe):
+        recipe["student"]["model"]["student"]["intermediate_size"] = 256
+        recipe["student"]["distill"]["temperature"] = 8.0
+        recipe["student"]["train"]["learning_rate"] = 0.0003
+
+    def narrower(recipe):
+        recipe["student"]["model"]["student"]["intermediate_size"] = 256
+
+    changed = jobs.Matrix(profile.profile_from_dict(_cpu_with_recipes(
+        tmp_path, {"ner_10x": wider_and_hotter, "classification_10x": narrower})), ["conll", "imdb"])
+    assert changed.student_block("Bp") == dict(m.student_block("Bp"), intermediate_size=256)
+    assert changed.p.students["Bp"].own_hyperparameters("conll") == {
+        "temperature": 8.0, "ce_weight": 0.5, "learning_rate": 0.0003, "nokd_learning_rate": 0.0003}
+    assert changed.p.students["Bp"].own_hyperparameters("imdb") == m.p.students["Bp"].own_hyperparameters("imdb")
+    assert changed.student_block("Ap3") == m.student_block("Ap3")
+
+
+def test_recipe_students_refuse_copies_and_disagreeing_recipes(tmp_path):
+    raw = _cpu_with_recipes(tmp_path, {})
+    copied = copy.deepcopy(raw)
+    copied["students"]["Bp"]["model"] = {"init": "teacher_pruned", "every_k": 3}
+    with pytest.raises(UserError, match=r"students\.Bp: \['model'\] come from its recipe files"):
+        profile.profile_from_dict(copied)
+    one_task = copy.deepcopy(raw)
+    del one_task["students"]["Bp"]["recipe"]["imdb"]
+    with pytest.raises(UserError, match=r"students\.Bp\.recipe: expected a recipe name per task \['conll', 'imdb'\]"):
+        profile.profile_from_dict(one_task)
+    two_shapes = _cpu_with_recipes(tmp_path, {"ner_10x": lambda r: r["student"]["model"]["student"].update(num_heads=2)})
+    with pytest.raises(UserError, match=r"students\.Bp\.recipe: the recipes' student\.model\.student blocks differ"):
+        profile.profile_from_dict(two_shapes)
+    no_temperature = _cpu_with_recipes(tmp_path, {"classification_5x": lambda r: r["student"]["distill"].clear()})
+    with pytest.raises(UserError, match=r"classification_5x\.yaml: missing key student\.distill\.temperature"):
+        profile.profile_from_dict(no_temperature)
