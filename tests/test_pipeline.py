@@ -166,3 +166,22 @@ def test_the_quickstart_prints_the_students_answers_on_its_sentences(cls_report,
     text = format_reports(shown)
     assert "'It was not good.' -> {\"label\": " in text and "'Kofi Annan met Angela Merkel in Berlin .' ->" in text
     assert text.count("# Distillation report") == 2
+
+
+def test_a_new_transfer_set_leaves_the_teachers_config_as_it_was(world):
+    """The teacher never reads the transfer set: changing it (recipe or --unlabeled) must not re-train it."""
+    from types import SimpleNamespace
+
+    from ernie_tiny_distill.pipeline.recipes import load_recipe
+    from ernie_tiny_distill.pipeline.run import UserData, plan_stages
+
+    recipe = load_recipe("classification", 10, world["recipes"]["classification"])
+    opts = options(world, "classification", "plans")
+    splits = SimpleNamespace(train=[None] * 40, unlabeled=[None] * 80)
+    plans = [plan_stages(opts, recipe, UserData(splits, dict(data), "held out", "augment", 1), None)
+             for data in ({"format": "csv", "unlabeled": "augment", "max_unlabeled_examples": 80},
+                          {"format": "csv", "unlabeled": "other.txt", "augment_embeddings": "minilm"})]
+    assert plans[0]["teacher"] == plans[1]["teacher"]
+    assert plans[0]["teacher"]["data"] == {"format": "csv"}
+    assert plans[0]["student"]["data"]["max_unlabeled_examples"] == 80
+    assert plans[1]["student"]["data"]["unlabeled"] == "other.txt"

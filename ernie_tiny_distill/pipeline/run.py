@@ -29,6 +29,9 @@ from ernie_tiny_distill.train.stages import run_stage
 logger = logging.getLogger(__name__)
 
 STEP_NAMES = ["estimate", "teacher", "student", "control", "export", "evaluate", "latency"]
+# data keys of the student's transfer set: the teacher never reads it, so they stay out of the teacher's config
+# (a new transfer set in a recipe does not make a finished teacher look changed and train again)
+TRANSFER_SET_KEYS = ("unlabeled", "unlabeled_column", "unlabeled_rows", "max_unlabeled_examples", "augment_embeddings")
 
 
 @dataclass
@@ -131,7 +134,8 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
     evaluations = int(recipe["schedule"].get("evaluations", 10))
     n_train, n_transfer = len(user.splits.train), len(user.splits.unlabeled)
     base = {"task": opts.task, "data": user.data}
-    teacher = merge(base, recipe["teacher"])
+    teacher_data = {k: v for k, v in user.data.items() if k not in TRANSFER_SET_KEYS}
+    teacher = merge({"task": opts.task, "data": teacher_data}, recipe["teacher"])
     teacher = merge(teacher, {"stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
                               "model": {"teacher": opts.teacher}})
     student = merge(base, {k: v for k, v in recipe["student"].items() if k != "data"})
