@@ -185,6 +185,7 @@ def add_case_rows(model) -> None:
     encoder.embeddings.token_type_embeddings = grown
     for config in {id(c): c for c in (encoder.config, getattr(model, "config", encoder.config))}.values():
         config.type_vocab_size = CASE_CLASSES  # saved in config.json: the table loads at this size
+    logger.info("case ids: the token-type embedding has %d rows, each a copy of row 0", CASE_CLASSES)
 
 
 def set_dropout(model, p: float) -> None:
