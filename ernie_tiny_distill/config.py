@@ -145,6 +145,11 @@ class ModelConfig:
     # stage teacher: > 0 fine-tunes LoRA adapters of this rank (PaddleNLP peft) on the attention and FFN
     # projections plus the task head, instead of all weights; they are merged into the saved teacher.
     lora_rank: int = 0
+    # ner: give each word piece its word's letter case (0 lower or none, 1 Title, 2 UPPER, 3 miXed) through the
+    # token-type embedding, grown to 4 rows copied from row 0 (untrained, the model is unchanged). For uncased
+    # encoders (minilm), whose tokenizer lower-cases "Apple" to "apple"; the export records it for serving.
+    # A student must use the setting its teacher was trained with.
+    case_ids: bool = False
 
 
 ModelConfig = extensions.with_sections(ModelConfig, "model")  # plus a section per installed extension

@@ -221,6 +221,14 @@ def check_long_documents(cfg) -> None:
                              "with windows")
 
 
+def check_case_ids(cfg) -> None:
+    from ernie_tiny_distill.tasks.adapters import task_class
+
+    if cfg.model.case_ids and (cfg.stage == "general" or not task_class(cfg.task).supports_case_ids):
+        raise UserError(f"case ids are for tagging tasks (task ner), not task {cfg.task!r} at stage {cfg.stage!r}",
+                        where="config key 'model.case_ids'", hint="remove it")
+
+
 def check_losses(cfg) -> None:
     d = cfg.distill
     if d.teachers is not None:
@@ -304,8 +312,8 @@ def check_output_dir(output_dir: str) -> None:
                         hint="choose another output_dir")
 
 
-RULES = (check_ranges, lambda cfg: check_output_dir(cfg.output_dir), check_long_documents, check_losses,
-         check_teacher, check_student, extensions.check, check_lengths_against_models)
+RULES = (check_ranges, lambda cfg: check_output_dir(cfg.output_dir), check_long_documents, check_case_ids,
+         check_losses, check_teacher, check_student, extensions.check, check_lengths_against_models)
 
 
 def validate(cfg) -> None:

@@ -55,7 +55,8 @@ class TextEncoder:
         if decoding not in DECODINGS:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         self.task = tasks.make_task(self.task_name, self.tokenizer, self.labels, self.max_seq_length,
-                                    self.truncation, decoding, _long_document(self.meta, long_document))
+                                    self.truncation, decoding, _long_document(self.meta, long_document),
+                                    case_ids=bool(self.meta.get("case_ids")))  # as in training: export.json
         self.budget = self.max_seq_length - 2
         self._word_cache: Dict[str, List[int]] = {}
 
@@ -93,7 +94,7 @@ class TextEncoder:
 
     def tagging_windows(self, words: Sequence[str]) -> Tuple[List[Dict], List[Tuple[int, int]]]:
         """Window features for one sentence and, per word, (window number, position in that window)."""
-        return self.task.sentence_windows(self.word_pieces(words))
+        return self.task.sentence_windows(self.word_pieces(words), self.task.word_cases(words))
 
     # -- both
     def calibration_features(self, texts: Sequence[str]) -> List[Dict]:

@@ -213,7 +213,9 @@ def _metadata(model, tokenizer, task_meta: Dict, labels: List[str], source: str,
     windows = {"long_document": task_meta["long_document"]} if task_meta.get("long_document") else {}
     # tag decoding the model was scored (and best/ chosen) with; absent: the library default (TextEncoder)
     decoding = {"decoding": task_meta["decoding"]} if task_meta.get("decoding") else {}
-    return {**pruned, **windows, **decoding,
+    # word case classes as token types (model.case_ids): the served encoder must compute them too
+    case_ids = {"case_ids": True} if task_meta.get("case_ids") else {}
+    return {**pruned, **windows, **decoding, **case_ids,
         "format_version": layout.FORMAT_VERSION,
         "task": task_meta["task"],
         "labels": labels,

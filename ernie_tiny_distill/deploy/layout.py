@@ -86,6 +86,7 @@ def _schema():
         files: Optional[dict] = None
         long_document: Optional[LongDocument] = None
         decoding: Optional[str] = None
+        case_ids: Optional[bool] = None  # word case classes as token types (absent: all 0)
         layer_heads: Optional[List[int]] = None
         layer_intermediate: Optional[List[int]] = None
         attention_head_size: Optional[PositiveInt] = None

@@ -184,7 +184,7 @@ class EnsembleBuilder:
         tokenizer = models.load_tokenizer(path)
         length = self.cfg.distill.teacher_max_seq_length or self.cfg.model.max_seq_length
         ttask = make_task(self.task.name, tokenizer, meta["labels"], length, self.cfg.model.truncation,
-                          long_document=self.cfg.model.long_document.task_option())
+                          long_document=self.cfg.model.long_document.task_option(), case_ids=meta.get("case_ids"))
         model = models.load_model(path, ttask.model_class, ttask.num_labels)
         cache_dir = self._cache_dir(path, "logits")
 
@@ -344,7 +344,7 @@ def score_teachers(cfg, member: Optional[int] = None, with_train: bool = False) 
     meta = models.read_task_metadata(models.resolve(cfg.model.teacher))
     labels = list(meta["labels"]) if meta else list(splits.labels)  # the order a training run of cfg uses
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
-                     long_document=cfg.model.long_document.task_option())
+                     long_document=cfg.model.long_document.task_option(), case_ids=cfg.model.case_ids)
     dev, test = task.encode(splits.dev), task.encode(splits.test)
     train = training_features(task, splits, transfer) if with_train else []
     outputs = EnsembleBuilder(cfg, task, splits, train, dev, test).build(("train", "dev", "test") if with_train

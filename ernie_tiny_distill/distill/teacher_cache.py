@@ -80,6 +80,8 @@ def fingerprint(teacher_dir: str, task: Task, features: Sequence[Feature], ident
         h.update(b"|")
         if "token_mask" in f:
             h.update(np.asarray(f["token_mask"], dtype=np.int8).tobytes())
+        if any(f.get("token_type_ids", ())):  # case ids (model.case_ids); all-0 types leave older keys as they were
+            h.update(b"types|" + np.asarray(f["token_type_ids"], dtype=np.int8).tobytes())
     return h.hexdigest()[:20]
 
 

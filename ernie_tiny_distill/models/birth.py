@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -12,7 +13,14 @@ from paddlenlp.transformers import ErnieConfig, ErnieModel
 from ernie_tiny_distill import extensions
 from ernie_tiny_distill.config import StudentConfig
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.models.build import encoder_of, load_model, load_tokenizer, num_layers
+from ernie_tiny_distill.models.build import (
+    encoder_of,
+    load_model,
+    load_tokenizer,
+    num_layers,
+    read_task_metadata,
+    resolve,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +148,43 @@ def build_student(student_cfg: StudentConfig, teacher, teacher_tokenizer, model_
     return student
 
 
+def match_case_ids(model, spec: str, case_ids: bool, role: str, grow: bool):
+    """`model` (loaded from `spec`) ready for model.case_ids: a model trained with case ids (its task.json says
+    so) needs them, and one trained without gets the case rows (add_case_rows) when `grow`, else an error (a
+    teacher must have learnt what the ids mean)."""
+    path = resolve(spec)
+    meta = read_task_metadata(path) if os.path.isdir(path) else None
+    trained = bool((meta or {}).get("case_ids"))
+    if trained == case_ids:
+        return model
+    if trained:
+        raise UserError(f"the {role} {spec} was trained with model.case_ids=true: it reads word case from the token "
+                        "types", where="config key 'model.case_ids'", hint="set model.case_ids=true")
+    if not grow:
+        raise UserError(f"the {role} {spec} was trained without case ids", where="config key 'model.case_ids'",
+                        hint="fine-tune the teacher with model.case_ids=true, or remove model.case_ids")
+    add_case_rows(model)
+    return model
+
+
+def add_case_rows(model) -> None:
+    """Grow the token-type embedding to one row per case class (tasks/casing.py), each a copy of row 0 (the row
+    single-text tasks use): before training, the model gives the same outputs whatever the case ids."""
+    from ernie_tiny_distill.tasks.casing import CASE_CLASSES
+
+    encoder = encoder_of(model)
+    table = getattr(encoder.embeddings, "token_type_embeddings", None)
+    if table is None:
+        raise UserError("the model has no token-type embedding to carry case ids", where="config key 'model.case_ids'")
+    row = table.weight.numpy()[:1]  # [1, H]
+    grown = paddle.nn.Embedding(CASE_CLASSES, row.shape[1])
+    grown.weight.set_value(np.repeat(row, CASE_CLASSES, axis=0))  # [CASE_CLASSES, H]
+    encoder.embeddings.token_type_embeddings = grown
+    for config in {id(c): c for c in (encoder.config, getattr(model, "config", encoder.config))}.values():
+        config.type_vocab_size = CASE_CLASSES  # saved in config.json: the table loads at this size
+    logger.info("case ids: the token-type embedding has %d rows, each a copy of row 0", CASE_CLASSES)
+
+
 def set_dropout(model, p: float) -> None:
     for layer in model.sublayers():
         if isinstance(layer, paddle.nn.Dropout):
@@ -170,12 +215,14 @@ LORA_TARGETS = [".*self_attn.q_proj", ".*self_attn.k_proj", ".*self_attn.v_proj"
                 ".*linear1", ".*linear2"]
 
 
-def add_lora(model, rank: int):
-    """Wrap `model` with PaddleNLP LoRA adapters; only adapters and the task head stay trainable."""
+def add_lora(model, rank: int, case_ids: bool = False):
+    """Wrap `model` with PaddleNLP LoRA adapters; only adapters and the task head (and with case ids the
+    token-type embedding, which holds them) stay trainable."""
     from paddlenlp.peft import LoRAConfig, LoRAModel
 
+    trainable = [".*classifier.*"] + ([".*token_type_embeddings.*"] if case_ids else [])
     config = LoRAConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS,
-                        trainable_modules=[".*classifier.*"], merge_weights=True)
+                        trainable_modules=trainable, merge_weights=True)
     lora = LoRAModel(model, config)
     lora.mark_only_lora_as_trainable()
     return lora

@@ -139,6 +139,8 @@ def fingerprint(teacher_dir: str, features: Sequence[Dict]) -> str:
     for f in features:
         h.update(np.asarray(f["input_ids"], dtype=np.int64).tobytes())
         h.update(np.asarray(f["labels"], dtype=np.int64).tobytes())
+        if any(f.get("token_type_ids", ())):  # case ids (model.case_ids); all-0 types leave older keys as they were
+            h.update(b"types|" + np.asarray(f["token_type_ids"], dtype=np.int8).tobytes())
     return h.hexdigest()[:20]
 
 

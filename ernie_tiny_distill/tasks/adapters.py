@@ -45,10 +45,10 @@ def task_class(name: str):
 
 
 def make_task(name: str, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
-              decoding: Optional[str] = None, long_document: Optional[Dict] = None) -> Task:
+              decoding: Optional[str] = None, long_document: Optional[Dict] = None, case_ids: bool = False) -> Task:
     """The adapter for `name` (decoding: how tags are decoded, for tagging tasks; long_document: windows for
-    long texts, see config.LongDocumentConfig.task_option)."""
-    return task_class(name)(tokenizer, labels, max_seq_length, truncation, decoding, long_document)
+    long texts, see config.LongDocumentConfig.task_option; case_ids: word case classes as token types)."""
+    return task_class(name)(tokenizer, labels, max_seq_length, truncation, decoding, long_document, case_ids)
 
 
 def model_class_named(name: str):

@@ -54,10 +54,17 @@ class Task:
     supports_windows = False  # can read a long text as windows whose logits are pooled (model.long_document)
     whole_text_labels = False  # one label per whole text: a bag-of-n-grams model (the TF-IDF teacher) can learn it
     decodings: Tuple[str, ...] = ()  # how its predictions can be decoded (tagging: decoding.DECODINGS); () = one way
+    supports_case_ids = False  # can give each word's case class as its token type (model.case_ids; casing.py)
 
     def __init__(self, tokenizer, labels: Sequence[str], max_seq_length: int, truncation: str = "head",
-                 decoding: Optional[str] = None, long_document: Optional[Dict] = None):
+                 decoding: Optional[str] = None, long_document: Optional[Dict] = None, case_ids: bool = False):
         self.tokenizer = tokenizer
+        if case_ids and not self.supports_case_ids:
+            from ernie_tiny_distill.errors import UserError
+
+            raise UserError(f"case ids are for tagging (words with their own case), not task {self.name!r}",
+                            where="config key 'model.case_ids'", hint="remove it")
+        self.case_ids = bool(case_ids)
         self._pieces: Optional[wordpiece.WordPieces] = None  # built on first use (a task may never encode)
         # None: a long text is truncated (self.truncation); else {"stride", "max_windows", "pooling"}
         self.long_document = dict(long_document) if long_document else None
@@ -236,6 +243,8 @@ class Task:
         }
         if self.long_document is not None:  # absent = truncation, as in exports written before windows existed
             meta["long_document"] = dict(self.long_document)
+        if self.case_ids:  # absent = off, as in models trained before case ids existed
+            meta["case_ids"] = True
         return {**meta, **self.decoding_metadata()}
 
     def decoding_metadata(self) -> Dict[str, str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -11,6 +11,7 @@ from paddlenlp.transformers import ErnieForTokenClassification
 
 from ernie_tiny_distill.data.examples import TaggedSentence
 from ernie_tiny_distill.deploy.words import is_blank
+from ernie_tiny_distill.tasks import casing
 from ernie_tiny_distill.tasks import decoding as iob
 from ernie_tiny_distill.tasks import metrics
 from ernie_tiny_distill.tasks.base import IGNORE_INDEX, Feature, Task
@@ -30,6 +31,7 @@ class TaggingTask(Task):
     greater_is_better = True
     model_class = ErnieForTokenClassification
     decodings = iob.DECODINGS
+    supports_case_ids = True
 
     data_formats = ("demo", "conll", "msra")
     demo_prefix = "ner"
@@ -78,17 +80,22 @@ class TaggingTask(Task):
         # a word the tokenizer drops entirely (control or zero-width characters) still needs a position
         return [ids or [self.tokenizer.unk_token_id] for ids in self.wordpieces.words(words)]
 
+    def word_cases(self, words: Sequence[str]) -> Optional[List[int]]:
+        """The case class of each word (casing.py) with model.case_ids, else None (token types all 0)."""
+        return [casing.case_class(w) for w in words] if self.case_ids else None
+
     def encode(self, examples: Sequence[TaggedSentence], offset: int = 0) -> List[Feature]:
         features = []
         cut_words = cut_sentences = 0
         budget = self.max_seq_length - 2
         for i, ex in enumerate(examples):
             piece_ids, labels, token_mask = [], [IGNORE_INDEX], [0]  # position 0 is [CLS]
-            kept = 0
+            kept, kept_pieces = 0, []
             for w, pieces in enumerate(self.word_pieces(ex.tokens)):
                 if len(piece_ids) + len(pieces) > budget:
                     break
                 piece_ids += pieces
+                kept_pieces.append(pieces)
                 tag = IGNORE_INDEX if ex.tags is None else self.label_to_id[ex.tags[w]]
                 labels += [tag] + [IGNORE_INDEX] * (len(pieces) - 1)
                 token_mask += [1] + [0] * (len(pieces) - 1)
@@ -96,10 +103,10 @@ class TaggingTask(Task):
             if kept < len(ex.tokens):
                 cut_words += len(ex.tokens) - kept
                 cut_sentences += 1
-            input_ids, token_type_ids = self.wrap(piece_ids)
+            input_ids, _ = self.wrap(piece_ids)
             features.append({
                 "input_ids": input_ids,
-                "token_type_ids": token_type_ids,
+                "token_type_ids": casing.piece_types(kept_pieces, self.word_cases(ex.tokens)),
                 "labels": labels + [IGNORE_INDEX],  # [SEP]
                 "token_mask": token_mask + [0],
                 "num_words": len(ex.tokens),
@@ -153,9 +160,10 @@ class TaggingTask(Task):
         return EntityServing(predictor)
 
     # -- word windows: how the served model reads a sentence of any length (training-time evaluation too)
-    def sentence_windows(self, pieces: Sequence[List[int]]) -> Tuple[List[Feature], List[Tuple[int, int]]]:
-        """Window features of one sentence from its pieces per word (each at most max_seq_length - 2) and, per
-        word, (window number, position of the word in that window)."""
+    def sentence_windows(self, pieces: Sequence[List[int]], cases: Optional[Sequence[int]] = None
+                         ) -> Tuple[List[Feature], List[Tuple[int, int]]]:
+        """Window features of one sentence from its pieces per word (each at most max_seq_length - 2) and its
+        words' case classes (word_cases), and, per word, (window number, position of the word in that window)."""
         lengths = [len(p) for p in pieces]
         windows = make_windows(lengths, self.max_seq_length - 2)
         features = []
@@ -166,7 +174,8 @@ class TaggingTask(Task):
                 first.append(len(ids))
                 ids += pieces[w]
             ids.append(sep)
-            features.append({"input_ids": ids, "token_type_ids": [0] * len(ids), "first_positions": first})
+            types = casing.piece_types(pieces[a:b], None if cases is None else cases[a:b])
+            features.append({"input_ids": ids, "token_type_ids": types, "first_positions": first})
         return features, best_window(lengths, windows) if pieces else []
 
     def windowed(self, sentences: Sequence[Sequence[str]], word_pieces) -> Tuple[List[Feature], list]:
@@ -175,7 +184,9 @@ class TaggingTask(Task):
         features, plans = [], []
         for words in sentences:
             kept = [k for k, w in enumerate(words) if not is_blank(w)]
-            feats, best = self.sentence_windows(word_pieces([words[k] for k in kept])) if kept else ([], [])
+            kept_words = [words[k] for k in kept]
+            feats, best = (self.sentence_windows(word_pieces(kept_words), self.word_cases(kept_words)) if kept
+                           else ([], []))
             plans.append((len(features), best, kept, len(words)))
             features += feats
         return features, plans

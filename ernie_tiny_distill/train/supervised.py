@@ -46,7 +46,7 @@ def run_supervised(cfg: Config, tokenizer, splits: data_lib.DataSplits) -> Dict[
     if cfg.stage != "teacher" and cfg.model.student.init == "pretrained":
         rundir.check_student_labels(cfg, models.read_task_metadata(models.resolve(cfg.model.student.path)), labels)
     task = make_task(cfg.task, tokenizer, labels, cfg.model.max_seq_length, cfg.model.truncation,
-                     long_document=cfg.model.long_document.task_option())
+                     long_document=cfg.model.long_document.task_option(), case_ids=cfg.model.case_ids)
     teacher, model = _teacher_and_model(cfg, task, tokenizer)
     train_features = task.encode(splits.train)
     basis = None
@@ -84,16 +84,22 @@ class _Teaching:
 def _teacher_and_model(cfg: Config, task: Task, tokenizer):
     """(teacher, model to train): (None, the teacher) to fine-tune it; (teacher, student or None) to distil, None
     when the student is pruned from the teacher after the training data are encoded."""
+    case_ids = cfg.model.case_ids
     if cfg.stage == "teacher":
         model = models.load_model(cfg.model.teacher, task.model_class, task.num_labels, cfg.model.dropout)
+        model = birth.match_case_ids(model, cfg.model.teacher, case_ids, "model to fine-tune", grow=True)
         if cfg.model.lora_rank:
-            model = birth.add_lora(model, cfg.model.lora_rank)
+            model = birth.add_lora(model, cfg.model.lora_rank, case_ids)
         return None, model
     teacher = models.load_model(cfg.model.teacher, task.model_class, task.num_labels)
+    birth.match_case_ids(teacher, cfg.model.teacher, case_ids, "teacher", grow=False)
     if cfg.model.student.init == "teacher_pruned":
-        return teacher, None
-    return teacher, birth.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
-                                        cfg.model.dropout)
+        return teacher, None  # the pruned student inherits the teacher's token-type table
+    student = birth.build_student(cfg.model.student, teacher, tokenizer, task.model_class, task.num_labels,
+                                  cfg.model.dropout)
+    if cfg.model.student.init == "pretrained":  # born from the teacher, a student inherits its table
+        student = birth.match_case_ids(student, cfg.model.student.path, case_ids, "student", grow=True)
+    return teacher, student
 
 
 def _ensemble_teaching(cfg: Config, task: Task, splits, features: Dict[str, list]) -> _Teaching:
@@ -228,4 +234,4 @@ def teacher_task(cfg: Config, task: Task, tokenizer, labels) -> Task:
                  "or remove teacher_max_seq_length")
     logger.info("the teacher reads %d tokens, the student %d", length, cfg.model.max_seq_length)
     return make_task(cfg.task, tokenizer, labels, length, cfg.model.truncation,
-                     long_document=cfg.model.long_document.task_option())
+                     long_document=cfg.model.long_document.task_option(), case_ids=cfg.model.case_ids)
