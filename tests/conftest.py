@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import NER_MAX_LEN, TEACHER_TEXTS, build_task_model, make_tokenizer
+from helpers import HAS_ORT, NER_MAX_LEN, TEACHER_TEXTS, build_task_model, make_tokenizer
 
 
 def pytest_configure(config):
@@ -99,8 +99,6 @@ def ner_model(deploy_root):
 
 
 def _export(deploy_root, model_dir: str, name: str) -> str:
-    from helpers import HAS_ORT
-
     from ernie_tiny_distill.deploy import export as ex
     from ernie_tiny_distill.deploy.layout import EXPORT_FILE
 

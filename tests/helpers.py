@@ -130,19 +130,8 @@ def _has(module: str) -> bool:
         return False
 
 
-_FEATURE_CHECKS = {
-    "HAS_ORT": lambda: _has("onnxruntime") and _has("paddle2onnx"),
-    "HAS_ORT_QUANT": lambda: _has("onnxruntime") and _has("paddle2onnx") and _has("onnxruntime.quantization"),
-}  # onnxruntime.quantization needs ml_dtypes too
-
-
-def __getattr__(name: str):
-    """HAS_ORT and HAS_ORT_QUANT, checked on first use: paddle2onnx imports Paddle, which the pytest-xdist
-    controller (it loads conftest.py and so this module, but runs no test) has no use for."""
-    if name not in _FEATURE_CHECKS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = _FEATURE_CHECKS[name]()
-    return globals()[name]
+HAS_ORT = _has("onnxruntime") and _has("paddle2onnx")
+HAS_ORT_QUANT = HAS_ORT and _has("onnxruntime.quantization")  # needs ml_dtypes too
 RIGGED_WORDS = ["angela", "merkel", "berlin"]  # always in the random teacher's vocabulary (see rig_ner_model)
 NER_MAX_LEN = 24  # short, so the window tests need few words
 
