@@ -1,4 +1,6 @@
 """Shared pytest setup: the `slow` marker (deselect with `-m "not slow"`) and session fixtures built once."""
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -40,53 +42,78 @@ def demo_root(tmp_path_factory) -> Path:
 # ---------------------------------------------------------------- deployment (test_export.py, test_predictor.py)
 
 
+def shared_dir(tmp_path_factory, name: str) -> Path:
+    """A directory for session data that the pytest-xdist workers of one run share (the xdist recipe): the run's
+    base directory under xdist, this process's otherwise. Build into it under `locked`."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, above the workers' own
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def locked(directory: Path):
+    """Holds an exclusive lock on `directory` (a shared_dir): the first worker builds what is missing while the
+    others wait, then they reuse it, so every builder checks what is already there."""
+    with open(directory.parent / f"{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield directory
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def deploy_root(tmp_path_factory):
-    """Small demo data and a random 2-layer, 64-wide teacher whose vocabulary covers it."""
+    """Small demo data and a random 2-layer, 64-wide teacher whose vocabulary covers it; the xdist workers share one."""
     from ernie_tiny_distill.data.demo import write_demo_data
     from ernie_tiny_distill.data.readers import read_classification_file, read_conll
     from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
-    root = tmp_path_factory.mktemp("deploy")
-    paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
-    sentiment = read_classification_file(paths["sentiment_train"])
-    ner = read_conll(paths["ner_train"])
-    texts = [e.text for e in sentiment] + [" ".join(s.tokens) for s in ner] + [
-        "Angela Merkel visited Berlin and met Angela Merkel in Berlin ."]
-    write_random_teacher(str(root / "teacher"), texts, num_layers=2, hidden_size=64, num_heads=4,
-                         intermediate_size=128)
+    with locked(shared_dir(tmp_path_factory, "deploy")) as root:
+        paths = write_demo_data(str(root / "demo"), n_train=120, n_dev=20, n_test=40, n_unlabeled=0)
+        sentiment = read_classification_file(paths["sentiment_train"])
+        ner = read_conll(paths["ner_train"])
+        if not (root / "teacher" / "model.safetensors").is_file():
+            texts = [e.text for e in sentiment] + [" ".join(s.tokens) for s in ner] + [
+                "Angela Merkel visited Berlin and met Angela Merkel in Berlin ."]
+            write_random_teacher(str(root / "teacher"), texts, num_layers=2, hidden_size=64, num_heads=4,
+                                 intermediate_size=128)
     return {"root": root, "paths": paths, "teacher": str(root / "teacher"),
             "ner_labels": sorted({t for s in ner for t in s.tags})}
 
 
 @pytest.fixture(scope="session")
 def cls_model(deploy_root):
-    return build_task_model(deploy_root, "classification", str(deploy_root["root"] / "cls_model"))
+    with locked(deploy_root["root"]):
+        return build_task_model(deploy_root, "classification", str(deploy_root["root"] / "cls_model"))
 
 
 @pytest.fixture(scope="session")
 def ner_model(deploy_root):
-    return build_task_model(deploy_root, "ner", str(deploy_root["root"] / "ner_model"), max_seq_length=NER_MAX_LEN,
-                            rig=True)
+    with locked(deploy_root["root"]):
+        return build_task_model(deploy_root, "ner", str(deploy_root["root"] / "ner_model"),
+                                max_seq_length=NER_MAX_LEN, rig=True)
+
+
+def _export(deploy_root, model_dir: str, name: str) -> str:
+    from ernie_tiny_distill.deploy import export as ex
+    from ernie_tiny_distill.deploy.layout import EXPORT_FILE
+
+    out = str(deploy_root["root"] / name)
+    with locked(deploy_root["root"]):
+        if not os.path.isfile(os.path.join(out, EXPORT_FILE)):
+            ex.export_model(model_dir, out, onnx=HAS_ORT)
+    return out
 
 
 @pytest.fixture(scope="session")
 def cls_export(deploy_root, cls_model):
-    from ernie_tiny_distill.deploy import export as ex
-    from ernie_tiny_distill.deploy.layout import EXPORT_FILE
-
-    out = str(deploy_root["root"] / "cls_export")
-    if not os.path.isfile(os.path.join(out, EXPORT_FILE)):
-        ex.export_model(cls_model, out, onnx=HAS_ORT)
-    return out
+    return _export(deploy_root, cls_model, "cls_export")
 
 
 @pytest.fixture(scope="session")
 def ner_export(deploy_root, ner_model):
-    from ernie_tiny_distill.deploy import export as ex
-    from ernie_tiny_distill.deploy.layout import EXPORT_FILE
-
-    out = str(deploy_root["root"] / "ner_export")
-    if not os.path.isfile(os.path.join(out, EXPORT_FILE)):
-        ex.export_model(ner_model, out, onnx=HAS_ORT)
-    return out
+    return _export(deploy_root, ner_model, "ner_export")

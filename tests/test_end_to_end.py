@@ -11,7 +11,8 @@ from helpers import ROOT, run_tool
 from ernie_tiny_distill.models.random_teacher import write_random_teacher
 
 TINY = [
-    "train.batch_size=8", "train.learning_rate=0.003", "train.progress=false", "train.log_every=2",
+    "train.batch_size=8", "train.learning_rate=0.003", "train.progress=false", "train.num_threads=1",
+    "train.log_every=2",
     "data.max_train_examples=48", "data.max_dev_examples=24", "data.max_test_examples=24",
     "data.max_unlabeled_examples=48", "model.max_seq_length=48",
 ]

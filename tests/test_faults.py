@@ -55,7 +55,7 @@ def task_config(ws, name, **sections):
                   "student": {"init": "config", "num_layers": 1, "hidden_size": 16, "num_heads": 2,
                               "intermediate_size": 32}},
         "train": {"max_steps": 8, "eval_every": 2, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0,
-                  "log_every": 1, "progress": False, "seed": 3},
+                  "log_every": 1, "progress": False, "seed": 3, "num_threads": 1},
         "distill": {"temperature": 2.0, "allow_weak_teacher": True},
     }
     for key, value in sections.items():

@@ -288,3 +288,21 @@ def test_task_json_is_plain_json(student_and_tokenizer, tmp_path):
     models.save_model_dir(student, tokenizer, str(tmp_path / "m"), {"labels": ["x"], "dev": {"f1": 0.5}})
     assert json.loads((tmp_path / "m" / "task.json").read_text()) == {"labels": ["x"], "dev": {"f1": 0.5},
                                                                       "vocab": models.vocab_record(tokenizer)}
+
+
+def test_random_teacher_vocabulary_splits_words_as_the_basic_tokenizer_does():
+    """build_vocab splits printable ASCII a chunk at a time; other text (accents, CJK, tabs, control characters
+    that the tokenizer drops) whole: the words and their counts are the tokenizer's either way."""
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+
+    from ernie_tiny_distill.models.random_teacher import SPECIAL_TOKENS, build_vocab
+
+    texts = ["Hello, World! it's the U.S.A.", "the world", "Caf\u00e9 na\u00efve \u4e2d\u6587 x\ty", "a\x1cb c", "  "]
+    words = [w for t in texts for w in BasicTokenizer(do_lower_case=True).tokenize(t)]
+    assert "ab" in words and "\u4e2d" in words  # the control character is dropped, CJK characters stand alone
+    chars = sorted({c for w in words for c in w})
+    expected = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    for word in sorted(set(words), key=lambda w: (-words.count(w), words.index(w))):
+        if word not in expected:
+            expected.append(word)
+    assert build_vocab(texts) == expected

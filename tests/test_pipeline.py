@@ -50,7 +50,7 @@ def options(world, task, out, **kw):
              "test": world["paths"][f"{world['prefix'][task]}_test"], "teacher": world["teacher"]}
     given.update(kw)
     return Options(task=task, out=str(world["root"] / out), recipe=world["recipes"][task], allow_weak_teacher=True,
-                   latency_texts=5, overrides=["train.progress=false"], **given)
+                   latency_texts=5, overrides=["train.progress=false", "train.num_threads=1"], **given)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,8 @@ def cls_report(world):
     result = run_tool("distill.py", "--task", "classification", "--train", p["sentiment_train"],
                       "--test", p["sentiment_test"], "--teacher", world["teacher"],
                       "--recipe", world["recipes"]["classification"], "--control", "--allow-weak-teacher",
-                      "--latency-texts", "5", "--out", out, "train.progress=false")
+                      "--latency-texts", "5", "--out", out, "train.progress=false",
+                      "train.num_threads=1")
     assert result.returncode == 0, result.stderr
     assert "## KD gain (--control)" in result.stdout
     with open(out / "report.json", encoding="utf-8") as f:

@@ -93,7 +93,7 @@ def test_the_trainer_keeps_min_steps_and_stops_on_a_plateau(tmp_path):
                         "max_dev_examples": 8, "max_test_examples": 0},
                "model": {"teacher": base, "max_seq_length": 32},
                "train": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-12, "eval_every": 1, "progress": False,
-                         **train}}
+                         "num_threads": 1, **train}}
         return run_stage(config_from_dict(raw))
 
     stopped = run("patience", min_steps=10, patience=2)

@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
                         "max_dev_examples": 16, "max_test_examples": 16},
                "model": {"teacher": base, "max_seq_length": 40},
                "train": {"epochs": 2, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0, "progress": False,
-                         "seed": 3}}
+                         "seed": 3, "num_threads": 1}}
         for key, value in sections.items():
             raw[key] = {**raw.get(key, {}), **value}
         return config_from_dict(raw)

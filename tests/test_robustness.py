@@ -47,7 +47,7 @@ def config(ws, name, task="classification", stage="teacher", **sections):
            "data": {"format": "demo", "path": ws["demo"], "max_train_examples": 16, "max_dev_examples": 8,
                     "max_test_examples": 8},
            "model": {"teacher": ws["teacher"], "max_seq_length": 32},
-           "train": {"max_steps": 1, "batch_size": 8, "progress": False}}
+           "train": {"max_steps": 1, "batch_size": 8, "progress": False, "num_threads": 1}}
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}
     return config_from_dict(raw)

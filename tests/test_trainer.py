@@ -35,7 +35,7 @@ def make_config(ws, task, stage, name, **sections):
                   "student": {"init": "config", "num_layers": 1, "hidden_size": 16, "num_heads": 2,
                               "intermediate_size": 32}},
         "train": {"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0, "log_every": 2,
-                  "progress": False, "seed": 7},
+                  "progress": False, "seed": 7, "num_threads": 1},
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value}

@@ -23,9 +23,23 @@ def build_vocab(texts: Iterable[str], max_words: int = 4000) -> list:
     from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
 
     basic = BasicTokenizer(do_lower_case=True)  # the same punctuation-aware split BertTokenizer applies
+    split_chunks = {}  # chunk -> its words
+
+    def split(text: str) -> list:
+        """basic.tokenize(text), a space-separated chunk at a time and each distinct chunk once: printable ASCII
+        text has nothing for the tokenizer's cleaning to drop or respace, and the rest of its split is per chunk."""
+        if not (text.isascii() and text.isprintable()):
+            return basic.tokenize(text)
+        out = []
+        for chunk in text.split():
+            if chunk not in split_chunks:
+                split_chunks[chunk] = basic.tokenize(chunk)
+            out += split_chunks[chunk]
+        return out
+
     words, chars = collections.Counter(), set()
     for text in texts:
-        for word in basic.tokenize(text):
+        for word in split(text):
             words[word] += 1
             chars.update(word)
     vocab = list(SPECIAL_TOKENS)
