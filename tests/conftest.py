@@ -29,6 +29,15 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def teacher_dir(tmp_path):
+    """A teacher directory whose weights file the teacher-logit cache tests rewrite (content "weights v1")."""
+    d = tmp_path / "teacher"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"weights v1")
+    return str(d)
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """The demo data set (ernie_tiny_distill.data.demo, default sizes) written once per session."""

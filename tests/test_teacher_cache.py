@@ -38,14 +38,6 @@ def task(hand_tokenizer):
     return TaggingTask(hand_tokenizer, LABELS, max_seq_length=32)
 
 
-@pytest.fixture
-def teacher_dir(tmp_path):
-    d = tmp_path / "teacher"
-    d.mkdir()
-    (d / "model.safetensors").write_bytes(b"weights v1")
-    return str(d)
-
-
 def cache_files(cache_dir):
     """The cache files (each has its digest record, teacher_logits-KEY.json, beside it)."""
     names = sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []

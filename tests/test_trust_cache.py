@@ -18,14 +18,6 @@ def task(hand_tokenizer):
     return TaggingTask(hand_tokenizer, LABELS, max_seq_length=32)
 
 
-@pytest.fixture
-def teacher_dir(tmp_path):
-    d = tmp_path / "teacher"
-    d.mkdir()
-    (d / "model.safetensors").write_bytes(b"weights v1")
-    return str(d)
-
-
 def test_same_size_and_mtime_new_content_is_a_new_key(task, teacher_dir, tmp_path):
     weights = os.path.join(teacher_dir, "model.safetensors")
     features = task.encode(SENTENCES)

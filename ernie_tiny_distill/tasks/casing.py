@@ -28,7 +28,9 @@ def case_class(word: str) -> int:
 
 def piece_types(pieces: Sequence[List[int]], cases: Optional[Sequence[int]]) -> List[int]:
     """Token type ids of [CLS] pieces [SEP]: each piece its word's case class, or all 0 without case ids."""
+    if cases is None:  # the common case, on the serving path: no per-word loop
+        return [0] * (sum(map(len, pieces)) + 2)
     types = [0]
-    for w, word_pieces in enumerate(pieces):
-        types += [cases[w] if cases is not None else 0] * len(word_pieces)
+    for case, word_pieces in zip(cases, pieces):
+        types += [case] * len(word_pieces)
     return types + [0]
