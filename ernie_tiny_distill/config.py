@@ -70,6 +70,9 @@ class DataConfig:
     unlabeled_column: Any = field(default=None, metadata={"parse": "column"})
     unlabeled_rows: Any = field(default=None, metadata={"parse": "rows"})
     max_unlabeled_examples: Optional[int] = None  # augment: the number of copies (default: one per example)
+    # augment: copies per training example (a small training set gets a transfer set many times its size, as
+    # in TinyBERT); max_unlabeled_examples, when set, caps their number
+    augment_copies: Optional[float] = None
     # augment, classification: replace words by their nearest neighbours in this model's word-embedding table
     # ('minilm', a model or run directory); null = by words of about the same frequency in the training set.
     augment_embeddings: Optional[str] = None

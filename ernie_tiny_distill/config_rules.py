@@ -146,6 +146,7 @@ RANGES = {
     "train.seed": SEED,
     "train.warmup_ratio": in_unit(closed_low=True),
     "train.max_steps": POSITIVE_OR_NULL,
+    "data.augment_copies": POSITIVE_OR_NULL,
     "train.min_steps": POSITIVE_OR_NULL,
     "train.patience": POSITIVE_OR_NULL,
     "train.eval_every": POSITIVE_OR_NULL,

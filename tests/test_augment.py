@@ -6,7 +6,7 @@ import pytest
 from ernie_tiny_distill.config import DataConfig
 from ernie_tiny_distill.data.augment import Augmenter, augmented_transfer_set, mentions
 from ernie_tiny_distill.data.examples import TaggedSentence
-from ernie_tiny_distill.data.load import _augmented
+from ernie_tiny_distill.data.load import _augmented, augment_count
 
 TRAIN = [
     TaggedSentence("John Smith lives in New York .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]),
@@ -73,3 +73,10 @@ def test_data_unlabeled_augment_gives_max_unlabeled_examples_sentences():
     assert len(_augmented(cfg, "ner", TRAIN)) == 7
     assert len(_augmented(DataConfig(unlabeled="augment"), "ner", TRAIN)) == len(TRAIN)
     assert all(isinstance(s, TaggedSentence) and s.tags is None for s in _augmented(cfg, "ner", TRAIN))
+
+
+@pytest.mark.parametrize("copies, cap, expected", [(None, None, 10), (None, 7, 7), (3, None, 30), (3, 25, 25),
+                                                   (0.5, None, 5), (0.01, None, 1)])
+def test_augment_copies_are_per_training_example_and_capped(copies, cap, expected):
+    cfg = DataConfig(unlabeled="augment", augment_copies=copies, max_unlabeled_examples=cap)
+    assert augment_count(cfg, 10) == expected

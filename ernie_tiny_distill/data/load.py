@@ -124,8 +124,17 @@ def _coarse_labels(examples: list, separator: Optional[str]) -> list:
 AUGMENT = "augment"
 
 
+def augment_count(cfg: DataConfig, train_size: int) -> int:
+    """How many augmented copies data.unlabeled=augment makes of a training set of `train_size` examples."""
+    if cfg.augment_copies is None:
+        return cfg.max_unlabeled_examples or train_size
+    count = max(1, round(cfg.augment_copies * train_size))
+    return min(count, cfg.max_unlabeled_examples) if cfg.max_unlabeled_examples else count
+
+
 def _augmented(cfg: DataConfig, task: str, train: list) -> list:
     """data.unlabeled=augment: unlabeled augmented copies of the training examples as the transfer set,
+    data.augment_copies per training example (capped by data.max_unlabeled_examples), else
     data.max_unlabeled_examples of them (default: as many as there are training examples)."""
     embeddings = None
     if cfg.augment_embeddings:
@@ -133,7 +142,7 @@ def _augmented(cfg: DataConfig, task: str, train: list) -> list:
         from ernie_tiny_distill.models.locate import resolve
 
         embeddings = model_word_table(resolve(cfg.augment_embeddings))
-    count = cfg.max_unlabeled_examples or len(train)
+    count = augment_count(cfg, len(train))
     docs, how = tasks.task_class(task).augmented_transfer_set(train, count, seed=cfg.split_seed, embeddings=embeddings)
     logger.info("transfer set: %d augmented copies of the %d training examples (%s; seed %d)",
                 len(docs), len(train), how, cfg.split_seed)

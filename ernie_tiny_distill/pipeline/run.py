@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 STEP_NAMES = ["estimate", "teacher", "student", "control", "export", "evaluate", "latency"]
 # data keys of the student's transfer set: the teacher never reads it, so they stay out of the teacher's config
 # (a new transfer set in a recipe does not make a finished teacher look changed and train again)
-TRANSFER_SET_KEYS = ("unlabeled", "unlabeled_column", "unlabeled_rows", "max_unlabeled_examples", "augment_embeddings")
+TRANSFER_SET_KEYS = ("unlabeled", "unlabeled_column", "unlabeled_rows", "max_unlabeled_examples", "augment_embeddings",
+                    "augment_copies")
 
 
 @dataclass
