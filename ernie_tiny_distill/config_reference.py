@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 from ernie_tiny_distill import config, extensions
 from ernie_tiny_distill.config_schema import type_name
 
-# Keys whose field has no comment in config.py; a key with neither is reported by tests/test_config.py.
+# Keys whose field has no comment in config.py; a key with neither is reported by tests/test_config_loading.py.
 MEANINGS = {
     "data.dev_text_column": "the dev file's own text column (null = data.text_column)",
     "data.test_text_column": "the test file's own text column (null = data.text_column)",

@@ -1,5 +1,6 @@
-"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config, and running a tools/ script
-in-process (Paddle is imported once per test session instead of once per command).
+"""Shared test helpers: a hand-written WordPiece vocabulary, a tiny ERNIE config, running a tools/ script
+in-process (Paddle is imported once per test session instead of once per command), and what the reader tests
+(test_readers_*.py) share.
 
 Session fixtures built from these (hand_tokenizer, tiny_teacher_dir, the deployment models, ...) live in
 conftest.py.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -18,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,3 +209,53 @@ def demo_ner_teacher(root, name: str = "random_teacher", **shape) -> str:
     with open(paths["ner_unlabeled"], encoding="utf-8") as f:
         texts = f.read().splitlines()
     return write_random_teacher(str(root / name), texts, **shape)
+
+
+# ---------------------------------------------------------------- data readers (test_readers_*.py)
+
+SHARED = ROOT / ".." / "shared" / "datasets"  # the real data sets, on machines that have them
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared datasets not found at {SHARED}")
+
+
+def at(path, line=None):
+    """Regex for the 'file:line: ' prefix of a UserError message."""
+    return re.escape(f"{path}:{line}: " if line is not None else f"{path}: ")
+
+
+def warnings_of(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# ---------------------------------------------------------------- config (test_config_*.py)
+
+# the smallest valid stage-2 config
+BASE = ["output_dir=out", "model.teacher=teacher_dir", "model.student.every_k=2"]
+
+
+def write(tmp_path, text: str, name: str = "run.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def load(*overrides, path=None):
+    from ernie_tiny_distill.config import load_config
+
+    return load_config(path, list(BASE) + list(overrides))
+
+
+def fails(match: str, *overrides, path=None, base=True):
+    from ernie_tiny_distill.config import load_config
+    from ernie_tiny_distill.errors import UserError
+
+    with pytest.raises(UserError, match=match) as info:
+        load_config(path, (list(BASE) if base else []) + list(overrides))
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- robustness (test_robustness_*.py)
+
+
+def cli(script, *args):
+    """Run a tools/ script in this process (run_tool): exit code, stdout and stderr as a shell sees them."""
+    return run_tool(os.path.basename(script), *args)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helpers import call_in_process
 
-from benchmarks import report
+from benchmarks import effects, report
 from benchmarks import rows as bench_rows
 from benchmarks import runner
 from benchmarks.cli import main as reproduce_main
@@ -191,7 +191,7 @@ def test_stage1_and_kd_gain_compare_rows_on_the_seeds_both_ran():
     kd = dict(row, variant="task_kd", metric=0.80, metric_std=0.01, per_seed={"1": 0.79, "2": 0.80, "3": 0.81})
     two = dict(row, variant="two_stage_kd", metric=0.82, metric_std=None, per_seed={"1": 0.82})
     assert bench_rows._paired(two, kd) == (["1"], 0.82, 0.79)
-    (line,) = bench_rows.stage1_effect([nokd, kd, two], ["x"])
+    (line,) = effects.stage1_effect([nokd, kd, two], ["x"])
     assert line == ("- x, student B: two_stage_kd 82.00 vs task_kd 79.00 (on the seed both ran: 1) = +3.00 points: "
                     "stage 1 helps.")
     lines = bench_rows.goals([nokd, kd, two], ["x"])   # no goals for task x
@@ -222,7 +222,7 @@ def test_stage1_effect_compares_born_students_recipe_with_and_without_stage1():
            "metric_std": None}
     kd = dict(row, variant="kd_recipe", metric=0.7897, per_seed={"1": 0.7922, "2": 0.7872})
     two = dict(row, variant="two_stage_kd_recipe", metric=0.7944, per_seed={"1": 0.7944})
-    (line,) = bench_rows.stage1_effect([kd, two], ["x"])
+    (line,) = effects.stage1_effect([kd, two], ["x"])
     assert line == ("- x, student Bp: two_stage_kd_recipe 79.44 vs kd_recipe 79.22 (on the seed both ran: 1) = "
                     "+0.22 points: stage 1 helps.")
 
@@ -242,11 +242,11 @@ def test_long_input_row_is_compared_with_the_same_recipe_at_the_short_length(tmp
     kd = dict(row, model="student B 1L-16H", variant="task_kd", metric=0.9, per_seed={"1": 0.9})
     long_row = dict(row, model="student B 1L-16H, 64 tokens", variant="len64", metric=0.72, per_seed={"1": 0.72},
                     latency_ms_p50=2.0, speedup_vs_teacher=5.0)
-    (line,) = bench_rows.long_input_effect([kd, two, long_row], m)
+    (line,) = effects.long_input_effect([kd, two, long_row], m)
     assert line.startswith(f"- demo, student B, two-stage recipe: 64 tokens 72.00 vs {short_len} tokens 70.00 "
                            "(on the seed both ran: 1) = +2.00 points; p50 latency at 64 tokens 2.00 ms "
                            "(5.0× faster than the teacher at 128).")
-    assert bench_rows.long_input_effect([kd, two], m) == ["- demo: not measured yet."]
+    assert effects.long_input_effect([kd, two], m) == ["- demo: not measured yet."]
 
 
 def test_teacher_export_variant_distills_through_the_teacher_export(tmp_path):
