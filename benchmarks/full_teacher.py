@@ -1,11 +1,16 @@
-"""A teacher fine-tuned on all of a task's labeled data, recorded from its finished run as the row `teacher_full`;
-the report then compares every row of that task with it too, in a column of its own.
+"""Teachers trained outside the benchmark matrix, recorded from their finished runs as rows of their own:
+
+- `--variant full` (default): a teacher fine-tuned on all of a task's labeled data, the row `teacher_full`; the
+  report then compares every row of that task with it too, in a column of its own.
+- `--variant case_ids`: a teacher trained with model.case_ids=true (each word's letter case fed through the
+  token-type embedding), the row `teacher_case_ids`: the teacher's score with and without case ids, side by side.
 
     python -m benchmarks.full_teacher --run DIR --command "python tools/train.py --config ... key=value ..."
-        [--task imdb] [--profile cpu]
+        [--variant full|case_ids] [--task imdb|conll] [--profile cpu]
 
-adds (or replaces) the row in benchmarks/results.json, after the task's teacher, and rewrites that task's results
-table in docs/benchmarks.md. `% of teacher` keeps comparing with the `teacher` row, the one the students learned from.
+adds (or replaces) the row in benchmarks/results.json, after the task's teacher (a `teacher_case_ids` row after
+the `teacher_full` one when both exist), and rewrites that task's results table in docs/benchmarks.md.
+`% of teacher` keeps comparing with the `teacher` row, the one the students learned from.
 """
 from __future__ import annotations
 
@@ -23,6 +28,10 @@ from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
 
 FULL_TEACHER = "teacher_full"   # the row's variant
+CASE_IDS_TEACHER = "teacher_case_ids"
+RECORDED = (FULL_TEACHER, CASE_IDS_TEACHER)   # their order after the task's teacher row
+VARIANTS = {"full": FULL_TEACHER, "case_ids": CASE_IDS_TEACHER}   # --variant -> the row's variant
+DEFAULT_TASK = {"full": "imdb", "case_ids": "conll"}   # case ids exist for tagging tasks only
 FULL_PCT_HEAD = "% of the full-data teacher"
 
 
@@ -61,8 +70,24 @@ def _summary(run_dir: str) -> Dict:
     return summary
 
 
-def full_teacher_row(rows: Sequence[Dict], task: str, spec: TaskSpec, run_dir: str, command: str) -> Dict:
-    """The `teacher_full` row of `task` from its finished run, its % of teacher against the task's `teacher` row."""
+def _model_text(variant: str, run_dir: str, summary: Dict) -> str:
+    """The row's model column, from the run's config.yaml; a case-ids row's run must have model.case_ids true."""
+    path = os.path.join(run_dir, "config.yaml")
+    with open(path, encoding="utf-8") as f:
+        model = (yaml.safe_load(f) or {}).get("model") or {}
+    name = teacher_name(model.get("teacher"))
+    if variant == CASE_IDS_TEACHER:
+        if model.get("case_ids") is not True:
+            raise UserError(f"{path}: model.case_ids is {model.get('case_ids')!r}; --variant case_ids records a "
+                            "teacher trained with model.case_ids=true")
+        return f"{name}, case ids (word letter case as token type)"
+    return f"{name}, all {summary.get('train_examples')} labeled training examples"
+
+
+def teacher_row(rows: Sequence[Dict], task: str, spec: TaskSpec, run_dir: str, command: str,
+                variant: str = FULL_TEACHER) -> Dict:
+    """The `variant` row (one of RECORDED) of `task` from its finished run, its % of teacher against the task's
+    `teacher` row."""
     if any(part.startswith("/") for word in command.split() for part in word.split("=")):
         raise UserError(f"--command: write paths relative to the repository (the row is committed), got {command!r}")
     summary = _summary(run_dir)
@@ -73,12 +98,10 @@ def full_teacher_row(rows: Sequence[Dict], task: str, spec: TaskSpec, run_dir: s
     if metric not in summary["test"]:
         raise UserError(f"{run_dir}/summary.json: no test {metric!r} (the task's metric); it has "
                         f"{sorted(summary['test'])}")
-    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        teacher_model = ((yaml.safe_load(f) or {}).get("model") or {}).get("teacher")
     row = _row_base(task, spec, metric)
-    row.update(model=f"{teacher_name(teacher_model)}, all {summary.get('train_examples')} labeled training examples",
-               variant=FULL_TEACHER, layers=summary.get("layers"), hidden=summary.get("hidden"),
-               params=summary.get("params"), nonembedding_params=summary.get("nonembedding_params"),
+    row.update(model=_model_text(variant, run_dir, summary), variant=variant, layers=summary.get("layers"),
+               hidden=summary.get("hidden"), params=summary.get("params"),
+               nonembedding_params=summary.get("nonembedding_params"),
                metric=summary["test"][metric], dev_metric=(summary.get("dev") or {}).get(metric),
                pct_of_teacher=100 * summary["test"][metric] / teacher["metric"], command=command,
                train_commands=[command], train_examples=summary.get("train_examples"),
@@ -86,20 +109,25 @@ def full_teacher_row(rows: Sequence[Dict], task: str, spec: TaskSpec, run_dir: s
     return row
 
 
-def with_full_teacher(rows: List[Dict], row: Dict) -> List[Dict]:
-    """`rows` with `row` right after its task's teacher row, replacing an earlier `teacher_full` row of the task."""
-    out = [r for r in rows if not (r.get("task") == row["task"] and r.get("variant") == FULL_TEACHER)]
-    at = next(i for i, r in enumerate(out) if r.get("task") == row["task"] and r.get("variant") == "teacher")
-    return out[:at + 1] + [row] + out[at + 1:]
+def with_teacher_row(rows: List[Dict], row: Dict) -> List[Dict]:
+    """`rows` with the recorded `row` after its task's teacher row (and after the recorded rows that come before
+    its variant in RECORDED), replacing an earlier row of the task with its variant."""
+    task, variant = row["task"], row["variant"]
+    out = [r for r in rows if not (r.get("task") == task and r.get("variant") == variant)]
+    at = next(i for i, r in enumerate(out) if r.get("task") == task and r.get("variant") == "teacher") + 1
+    before = RECORDED[:RECORDED.index(variant)]
+    while at < len(out) and out[at].get("task") == task and out[at].get("variant") in before:
+        at += 1
+    return out[:at] + [row] + out[at:]
 
 
 def with_recorded(rows: List[Dict], results) -> List[Dict]:
-    """The runs' `rows` plus the `teacher_full` rows of the results file (no run of the matrix gives them), each
+    """The runs' `rows` plus the recorded teacher rows of the results file (no run of the matrix gives them), each
     after its task's teacher."""
     for row in results if isinstance(results, list) else []:
-        if isinstance(row, dict) and row.get("variant") == FULL_TEACHER and \
+        if isinstance(row, dict) and row.get("variant") in RECORDED and \
                 any(r.get("task") == row.get("task") and r.get("variant") == "teacher" for r in rows):
-            rows = with_full_teacher(rows, row)
+            rows = with_teacher_row(rows, row)
     return rows
 
 
@@ -121,23 +149,25 @@ def _replace_once(markdown: str, old: str, new: str, where: str, what: str) -> s
 
 def record(results_path: str, markdown_path: str, row: Dict) -> None:
     """Write the row into the results file and, in the markdown report, re-render its task's table and add its
-    command after the task's teacher's (in place: the rest of the report stays as its runs wrote it)."""
+    command after the task's teacher's and those of the recorded rows before it (in place: the rest of the report
+    stays as its runs wrote it)."""
     from benchmarks.report import row_command_lines
 
     def entry(r: Dict) -> str:
         return "\n".join(row_command_lines(r)) + "\n"
 
-    rows, t = read_json(results_path), row["task"]
-    new_rows = with_full_teacher(rows, row)
+    rows, t, variant = read_json(results_path), row["task"], row["variant"]
+    new_rows = with_teacher_row(rows, row)
     markdown = Path(markdown_path).read_text(encoding="utf-8")
     markdown = _replace_once(markdown, table_block(rows, t), table_block(new_rows, t), markdown_path,
                              f"{t} results table")
-    earlier = full_teacher([r for r in rows if r.get("task") == t])
+    earlier = next((r for r in rows if r.get("task") == t and r.get("variant") == variant), None)
     if earlier:
-        markdown = _replace_once(markdown, entry(earlier), "", markdown_path, f"{t} {FULL_TEACHER} command")
-    teacher = next(r for r in rows if r.get("task") == t and r.get("variant") == "teacher")
-    markdown = _replace_once(markdown, entry(teacher), entry(teacher) + entry(row), markdown_path,
-                             f"{t} teacher command")
+        markdown = _replace_once(markdown, entry(earlier), "", markdown_path, f"{t} {variant} command")
+    # the entries of the teacher and of the recorded rows before this one, in the order the table has them
+    at = next(i for i, r in enumerate(new_rows) if r.get("task") == t and r.get("variant") == "teacher")
+    anchor = "".join(entry(r) for r in new_rows[at:new_rows.index(row)])
+    markdown = _replace_once(markdown, anchor, anchor + entry(row), markdown_path, f"{t} teacher command")
     write_json(results_path, new_rows)
     write_text(markdown_path, markdown)
 
@@ -151,17 +181,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="the finished teacher run directory (its summary.json)")
     parser.add_argument("--command", required=True, help="the command that trained it, paths relative to the repo")
-    parser.add_argument("--task", default="imdb", help="the profile's task it was trained on (default imdb)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="full",
+                        help="full: trained on all labeled data (row teacher_full, the default); case_ids: trained "
+                             "with model.case_ids=true (row teacher_case_ids)")
+    parser.add_argument("--task", help="the profile's task it was trained on (default imdb; conll with "
+                                       "--variant case_ids)")
     parser.add_argument("--profile", default="cpu", help="the profile whose results file and report get the row")
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
     args = parser.parse_args(argv)
+    args.task = args.task or DEFAULT_TASK[args.variant]
     p = load_profile(args.profile)
     if args.task not in p.tasks:
         raise UserError(f"--task: profile {p.name!r} has no task {args.task!r} (it has {sorted(p.tasks)})")
     if args.out_dir:
         p.out_dir = args.out_dir
     paths = report_paths(Matrix(p, [args.task]))
-    row = full_teacher_row(read_json(paths["results"]) or [], args.task, p.tasks[args.task], args.run, args.command)
+    row = teacher_row(read_json(paths["results"]) or [], args.task, p.tasks[args.task], args.run, args.command,
+                      VARIANTS[args.variant])
     record(paths["results"], paths["markdown"], row)
     print(f"{paths['results']}, {paths['markdown']}: {row['model']} (test {100 * row['metric']:.2f}, "
           f"{row['pct_of_teacher']:.1f}% of the teacher)")
