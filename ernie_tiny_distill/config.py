@@ -74,7 +74,8 @@ class DataConfig:
     # in TinyBERT); max_unlabeled_examples, when set, caps their number
     augment_copies: Optional[float] = None
     # augment, classification: replace words by their nearest neighbours in this model's word-embedding table
-    # ('minilm', a model or run directory); null = by words of about the same frequency in the training set.
+    # ('minilm', a model or run directory, 'teacher' = model.teacher); null = by words of about the same frequency
+    # in the training set.
     augment_embeddings: Optional[str] = None
     iob_repair: str = field(default="convert", metadata=_choices("convert", "reject"))
     unknown_eval_labels: str = field(default="error", metadata=_choices("error", "map_to_o"))

@@ -189,9 +189,9 @@ def test_a_new_transfer_set_leaves_the_teachers_config_as_it_was(world):
 
 
 def test_recipe_augment_embeddings_teacher_is_the_pipelines_teacher_or_a_logged_fallback(world, caplog):
-    from ernie_tiny_distill.pipeline.run import teacher_word_table
+    from ernie_tiny_distill.data.augment_text import teacher_word_table
 
     assert teacher_word_table(world["teacher"]) == world["teacher"]
-    with caplog.at_level("WARNING", logger="ernie_tiny_distill.pipeline.run"):
+    with caplog.at_level("WARNING", logger="ernie_tiny_distill.data.augment_text"):
         assert teacher_word_table("ernie-3.0-not-downloaded") is None
     assert any("ernie-3.0-not-downloaded has no readable word-embedding table" in m for m in caplog.messages)

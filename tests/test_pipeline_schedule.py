@@ -40,8 +40,10 @@ def test_the_recipes_hold_the_planned_shapes_and_load_as_configs(task, tmp_path)
         student = recipe["student"]["model"]["student"]
         assert student == {"init": "teacher_pruned", **shape}
         d = recipe["student"]["distill"]
-        assert (d["temperature"], d["ce_weight"], d["hidden_weight"], d["attention_weight"]) == (temperature, 0.5,
-                                                                                                 1.0, 1.0)
+        # the 10x classifier learns from logits alone on a many-copy transfer set; the others also match states
+        intermediate = 0.0 if (task, speedup) == ("classification", 10) else 1.0
+        assert (d["temperature"], d["ce_weight"], d["hidden_weight"], d["attention_weight"]) == (
+            temperature, 0.5, intermediate, intermediate)
         assert recipe["control"]["distill"]["kd_weight"] == 0.0
         for role, stage in (("teacher", "teacher"), ("student", "task")):
             raw = {"task": task, "stage": stage, "output_dir": str(tmp_path / role), **recipe[role]}

@@ -7,6 +7,7 @@ copy whose meaning drifted costs nothing but the teacher's opinion of it.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -16,6 +17,9 @@ from typing import Dict, List, Optional, Sequence
 from ernie_tiny_distill.data.examples import TextExample
 from ernie_tiny_distill.errors import UserError
 
+logger = logging.getLogger(__name__)
+
+TEACHER_EMBEDDINGS = "teacher"  # data.augment_embeddings: the table of the run's own teacher (model.teacher)
 # Words (with inner apostrophes) and single punctuation marks; BERT tokenizers split punctuation the same way.
 _TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 
@@ -136,3 +140,18 @@ def model_word_table(model_dir: str):
             raise UserError(f"expected one word-embedding table (*word_embeddings.weight) in {weights}, found "
                             f"{len(names)}", where="config key 'data.augment_embeddings'")
         return vocab, f.get_tensor(names[0])
+
+
+def teacher_word_table(teacher: str) -> Optional[str]:
+    """data.augment_embeddings: teacher -> `teacher` (a model spec for model_word_table), or None when it has no
+    readable word-embedding table (a model name not downloaded yet, a checkpoint without safetensors): words are
+    then replaced by same-frequency training words, said in the log."""
+    from ernie_tiny_distill.models.locate import resolve
+
+    try:
+        model_word_table(resolve(teacher))
+    except (UserError, OSError) as e:
+        logger.warning("augmentation: the teacher %s has no readable word-embedding table (%s); words are replaced "
+                       "by training words of about the same frequency instead", teacher, e)
+        return None
+    return teacher

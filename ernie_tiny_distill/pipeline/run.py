@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from ernie_tiny_distill.config import Config
 from ernie_tiny_distill.data import load as data_lib
+from ernie_tiny_distill.data.augment_text import TEACHER_EMBEDDINGS, teacher_word_table
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
 from ernie_tiny_distill.pipeline import measure, report, teacher_check
@@ -28,7 +29,6 @@ from ernie_tiny_distill.train.stages import run_stage
 
 logger = logging.getLogger(__name__)
 
-TEACHER_EMBEDDINGS = "teacher"  # a recipe's data.augment_embeddings value: the pipeline's own teacher
 STEP_NAMES = ["estimate", "teacher", "student", "control", "export", "evaluate", "latency"]
 # data keys of the student's transfer set: the teacher never reads it, so they stay out of the teacher's config
 # (a new transfer set in a recipe does not make a finished teacher look changed and train again)
@@ -92,7 +92,7 @@ def read_user_data(opts: Options, recipe: Dict) -> UserData:
     data = merge(data_section(opts), recipe["student"].get("data") or {})
     data["unlabeled"] = opts.unlabeled or data.get("unlabeled")
     if data.get("augment_embeddings") == TEACHER_EMBEDDINGS:
-        data["augment_embeddings"] = teacher_word_table(opts.teacher)
+        data["augment_embeddings"] = teacher_word_table(opts.teacher)  # known before the teacher is fine-tuned
     transfer_source = f"--unlabeled {opts.unlabeled}" if opts.unlabeled else (
         f"data.unlabeled: {data['unlabeled']} (recipe)" if data["unlabeled"] else "none")
     cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
@@ -115,21 +115,6 @@ def read_user_data(opts: Options, recipe: Dict) -> UserData:
         dev_source = f"held out from --train: {share}, seeded (data.split_seed {cfg.data.split_seed})"
     return UserData(splits=splits, data=data, dev_source=dev_source, transfer_source=transfer_source,
                     threads=cfg.train.num_threads)
-
-
-def teacher_word_table(teacher: str) -> Optional[str]:
-    """A recipe's `data.augment_embeddings: teacher`: replacements from the word-embedding table of the teacher
-    the pipeline starts from; a teacher without a readable table (a model name not downloaded yet, a
-    non-safetensors checkpoint) leaves the replacement to same-frequency training words, said in the log."""
-    from ernie_tiny_distill.data.augment_text import model_word_table
-
-    try:
-        model_word_table(models.resolve(teacher))
-    except (UserError, OSError) as e:
-        logger.warning("augmentation: the teacher %s has no readable word-embedding table (%s); words are replaced "
-                       "by training words of about the same frequency instead", teacher, e)
-        return None
-    return teacher
 
 
 def reusable_teacher(spec: str, task: str, labels: List[str]) -> Optional[str]:

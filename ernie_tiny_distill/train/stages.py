@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import yaml
 from ernie_tiny_distill import extensions
 from ernie_tiny_distill.config import DISTILL_STAGES, Config, config_from_dict
 from ernie_tiny_distill.data import load as data_lib
+from ernie_tiny_distill.data.augment_text import TEACHER_EMBEDDINGS, teacher_word_table
 from ernie_tiny_distill.distill import distiller as distill
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models import build as models
@@ -154,7 +156,10 @@ def _read_data(cfg: Config):
             raise UserError(f"data.unlabeled has {len(corpus)} documents; stage 'general' needs more text")
         return corpus
     transfer = cfg.stage in DISTILL_STAGES and bool(cfg.data.unlabeled)
-    return data_lib.load_splits(cfg.data, cfg.task, need_unlabeled=transfer)
+    data_cfg = cfg.data
+    if transfer and data_cfg.augment_embeddings == TEACHER_EMBEDDINGS:
+        data_cfg = dataclasses.replace(data_cfg, augment_embeddings=teacher_word_table(cfg.model.teacher))
+    return data_lib.load_splits(data_cfg, cfg.task, need_unlabeled=transfer)
 
 
 def _explain_loss_weights(cfg: Config) -> None:
