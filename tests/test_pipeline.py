@@ -195,3 +195,17 @@ def test_recipe_augment_embeddings_teacher_is_the_pipelines_teacher_or_a_logged_
     with caplog.at_level("WARNING", logger="ernie_tiny_distill.data.augment_text"):
         assert teacher_word_table("ernie-3.0-not-downloaded") is None
     assert any("ernie-3.0-not-downloaded has no readable word-embedding table" in m for m in caplog.messages)
+
+
+def test_a_step_whose_recipe_changed_replaces_its_finished_run(world, ner_report, tmp_path):
+    """The pipeline owns OUT/control: a recipe change after it finished re-runs it there instead of refusing."""
+    with open(world["recipes"]["ner"], encoding="utf-8") as f:
+        recipe = yaml.safe_load(f)
+    recipe["control"].setdefault("train", {})["min_steps"] = 5
+    changed = tmp_path / "recipe.yaml"
+    changed.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    r = run_pipeline(dataclasses.replace(options(world, "ner", "ner", control=True), recipe=str(changed)))
+    assert "control" not in r["time"]["skipped_steps"] and "student" in r["time"]["skipped_steps"]
+    with open(world["root"] / "ner" / "control" / "summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["total_steps"] >= 5 and r["control"]["dir"] == summary["best_dir"]

@@ -186,7 +186,7 @@ def _teacher(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: O
     """Fine-tune (unless reused), check against TF-IDF + LR and the dev curve, train longer once if needed."""
     if reused:
         return {"dir": reused, "reused": True, "summary": None, "check": None}
-    summary = run_stage(_config(opts, plans["teacher"], "teacher"), skip_if_done=True)
+    summary = _run_owned(_config(opts, plans["teacher"], "teacher"))
     task = make_task(opts.task, models.load_tokenizer(opts.teacher), user.splits.labels, 8)
     baseline = teacher_check.tfidf_baseline(task, user.splits.train, user.splits.dev)
     check = teacher_check.assess(summary, baseline)
@@ -199,7 +199,7 @@ def _teacher(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: O
         more = merge(plans["teacher"], {"output_dir": os.path.join(opts.out, "teacher_more"),
                                         "model": {"teacher": summary["output_dir"]},
                                         "train": {"max_steps": extra, "eval_every": max(1, extra // evaluations)}})
-        longer = run_stage(_config(opts, more, "teacher_more"), skip_if_done=True)
+        longer = _run_owned(_config(opts, more, "teacher_more"))
         extended = True
         metric = summary["metric_name"]
         if float(longer["dev"][metric]) > float(summary["dev"][metric]):
@@ -214,7 +214,15 @@ def _teacher(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: O
 
 def _train(opts: Options, raw: Dict, teacher_dir: str, name: str) -> Dict:
     raw = merge(raw, {"model": {"teacher": teacher_dir}})
-    return _brief(run_stage(_config(opts, raw, name), skip_if_done=True))
+    return _brief(_run_owned(_config(opts, raw, name)))
+
+
+def _run_owned(cfg: Config) -> Dict:
+    """A training run in a directory the pipeline owns (OUT/teacher, OUT/student, ...): finished with the same
+    config, it is reused; finished with another (a recipe or override changed since), it is replaced, as the step
+    announced ("its inputs changed ... running it again"); unfinished, it resumes."""
+    cfg.train.overwrite = True
+    return run_stage(cfg, skip_if_done=True)
 
 
 def _brief(summary: Dict) -> Dict:
