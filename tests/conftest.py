@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import HAS_ORT, NER_MAX_LEN, TEACHER_TEXTS, build_task_model, make_tokenizer
+from helpers import HAS_ORT, NER_MAX_LEN, TEACHER_TEXTS, build_task_model, make_tokenizer, random_teacher_workspace
 
 
 def pytest_configure(config):
@@ -51,16 +51,8 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory, demo_root):
     """The workspace of the robustness tests (test_robustness_*.py): the demo data and a 1-layer random teacher."""
-    from ernie_tiny_distill.data.demo import write_demo_data
-    from ernie_tiny_distill.models.random_teacher import write_random_teacher
-
-    root = tmp_path_factory.mktemp("robust")
-    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
-    with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=1, hidden_size=16, num_heads=2,
-                                   intermediate_size=32)
-    return {"root": root, "demo": str(demo_root), "teacher": teacher}
+    return random_teacher_workspace(tmp_path_factory, demo_root, "robust", num_layers=1, hidden_size=16,
+                                    num_heads=2, intermediate_size=32)
 
 
 # ---------------------------------------------------------------- deployment (test_export.py, test_predictor.py)

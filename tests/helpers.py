@@ -259,3 +259,16 @@ def fails(match: str, *overrides, path=None, base=True):
 def cli(script, *args):
     """Run a tools/ script in this process (run_tool): exit code, stdout and stderr as a shell sees them."""
     return run_tool(os.path.basename(script), *args)
+
+
+def random_teacher_workspace(tmp_path_factory, demo_root, name: str, **shape) -> dict:
+    """A workspace of the session's demo data and a random teacher of `shape` whose vocabulary covers it."""
+    from ernie_tiny_distill.data.demo import write_demo_data
+    from ernie_tiny_distill.models.random_teacher import write_random_teacher
+
+    root = tmp_path_factory.mktemp(name)
+    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
+    with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
+        texts = f.read().splitlines()
+    teacher = write_random_teacher(str(root / "pretrained"), texts, **shape)
+    return {"root": root, "demo": str(demo_root), "teacher": teacher}

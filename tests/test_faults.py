@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_tool
+from helpers import random_teacher_workspace, run_tool
 from safetensors.numpy import load_file
 
 from ernie_tiny_distill.config import config_from_dict
-from ernie_tiny_distill.data.demo import write_demo_data
 from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
-from ernie_tiny_distill.models.random_teacher import write_random_teacher
 from ernie_tiny_distill.train import checkpoint
 from ernie_tiny_distill.train.stages import run_stage
 
@@ -36,13 +34,8 @@ RESUME_TOLERANCE = 1e-6
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory, demo_root):
-    root = tmp_path_factory.mktemp("faults")
-    paths = write_demo_data(str(demo_root))  # the session's demo data (already written: returns its paths)
-    with open(paths["sentiment_unlabeled"], encoding="utf-8") as f:
-        texts = f.read().splitlines()
-    teacher = write_random_teacher(str(root / "pretrained"), texts, num_layers=2, hidden_size=32, num_heads=2,
-                                   intermediate_size=64)
-    return {"root": root, "demo": str(demo_root), "teacher": teacher}
+    return random_teacher_workspace(tmp_path_factory, demo_root, "faults", num_layers=2, hidden_size=32,
+                                    num_heads=2, intermediate_size=64)
 
 
 def task_config(ws, name, **sections):

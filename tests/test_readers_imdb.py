@@ -58,13 +58,17 @@ def imdb_dir(tmp_path):
     return root
 
 
-@pytest.fixture
-def imdb_tar(tmp_path, imdb_dir):
-    tar_path = tmp_path / "aclImdb_v1.tar.gz"
+def _tarball(root, tar_path):
+    """root/aclImdb packed as the IMDB tarball at tar_path (the reader's tarball memo cleared)."""
     with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(imdb_dir / "aclImdb", arcname="aclImdb")
+        tar.add(root / "aclImdb", arcname="aclImdb")
     imdb_reader._imdb_tar_memo.clear()
     return tar_path
+
+
+@pytest.fixture
+def imdb_tar(tmp_path, imdb_dir):
+    return _tarball(imdb_dir, tmp_path / "aclImdb_v1.tar.gz")
 
 
 def test_imdb_tar_splits_order_labels_and_html(imdb_tar):
@@ -236,11 +240,7 @@ def _imdb_archive(tmp_path, per_dir=60, drop=()):
             if name not in drop:
                 files[name] = " ".join(f"w{rng.randrange(10**6)}" for _ in range(60))
     write_tree(root, files)
-    tar_path = tmp_path / "aclImdb_v1.tar.gz"
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(root / "aclImdb", arcname="aclImdb")
-    imdb_reader._imdb_tar_memo.clear()
-    return tar_path
+    return _tarball(root, tmp_path / "aclImdb_v1.tar.gz")
 
 
 def test_imdb_tar_corrupted_in_the_middle_is_an_error_naming_the_file(tmp_path):
