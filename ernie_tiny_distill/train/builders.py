@@ -37,8 +37,8 @@ def cache_dir(cfg: Config, kind: str) -> str:
 
 
 def cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_id: int):
-    teacher_dir = models.resolve(cfg.model.teacher)
     """The teacher's KD rows of `features`, from the logit cache or computed once and stored there."""
+    teacher_dir = models.resolve(cfg.model.teacher)
     def predict(fs):
         return evaluation.predict_logits(task, teacher, fs, cfg.train.eval_batch_size, pad_token_id,
                                           progress_bar(cfg, "teacher logits"))
