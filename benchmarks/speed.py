@@ -1,7 +1,7 @@
 """End-to-end speed of B' (and A'3) vs the teacher, per request, per engine call and served, with the goals met or
 missed.
 
-    python -m benchmarks.speed --task imdb|conll|all --out DIR [--work DIR] [--requests 300]
+    python -m benchmarks.speed --task imdb|conll|all --out DIR [--work DIR] [--requests 300] [--record]
 
 It makes the exports it needs when they are absent (under --work, default DIR/exports): a MiniLM teacher
 fine-tuned briefly (train.max_steps 20: the metric is irrelevant for timing, the shapes are real), B' born from it
@@ -149,6 +149,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", help="directory of the exports (made when absent; default OUT/exports)")
     ap.add_argument("--datasets", default=os.path.join(ROOT, "..", "shared", "datasets"))
     ap.add_argument("--requests", type=int, default=300, help="test texts per row (one request each)")
+    ap.add_argument("--record", action="store_true", help="also record the result as the committed one "
+                    "(benchmarks/speed_results.json, the speed section of docs/benchmarks.md, the README table)")
     args = ap.parse_args(argv)
     from ernie_tiny_distill.cli import quiet_paddlenlp, set_threads
     from ernie_tiny_distill.deploy import latency
@@ -174,6 +176,10 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "speed.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
+    if args.record:
+        from benchmarks.speed_record import record
+
+        say(f"recorded: {record(results)}")
     return 0
 
 

@@ -120,7 +120,8 @@ def render_section(results: Dict) -> List[str]:
     env = results.get("environment", {})
     load = results.get("load_average_1min", {})
     lines = ["## Speed, end to end", "",
-             f"Measured by `{results.get('command', 'python -m benchmarks.speed --task all')}` on "
+             f"Measured by `{results.get('command', 'python -m benchmarks.speed --task all')}` (recorded here by "
+             "`python -m benchmarks.speed_record OUT/speed.json`, or by the same command with `--record`) on "
              f"{env.get('cpu_model', 'an unknown CPU')} ({env.get('logical_cpus')} CPUs), Paddle "
              f"{env.get('paddle_version')}, ONNX Runtime {env.get('onnxruntime_version')}, 1 thread per engine; "
              f"1-min load average {load.get('start')} at the start and {load.get('end')} at the end (the machine "
