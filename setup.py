@@ -31,8 +31,10 @@ INSTALL_REQUIRES = [
 
 # Each extra serves the modules named beside it (tests/test_packaging.py checks every import against this).
 EXTRAS_REQUIRE = {
-    # ernie-serve, deploy/service.py
-    "serve": ["fastapi>=0.110,<1", "starlette>=0.37,<2", "uvicorn>=0.29,<1", "httpx>=0.27,<1"],  # httpx: the load test
+    # ernie-serve, deploy/service.py; httpx: the load test. uvloop and httptools: uvicorn's event loop and HTTP
+    # parser in C, which it picks when installed (each server process's event loop is its bottleneck under load)
+    "serve": ["fastapi>=0.110,<1", "starlette>=0.37,<2", "uvicorn>=0.29,<1", "httpx>=0.27,<1",
+              "uvloop>=0.19,<1; sys_platform != 'win32'", "httptools>=0.6,<1"],
     # export --onnx / --int8, backend 'onnx', ONNX students (deploy/onnx_export, quantize, engines, latency;
     # models/convert_onnx); ONNX Runtime's quantization needs ml_dtypes
     "onnx": ["paddle2onnx>=2.0,<3", "onnx>=1.16,<2", "onnxruntime>=1.20,<2", "ml_dtypes>=0.5,<1"],

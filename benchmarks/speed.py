@@ -9,8 +9,9 @@ fine-tuned briefly (train.max_steps 20: the metric is irrelevant for timing, the
 (tools/export.py --onnx --int8). Then, on real test texts (IMDB test reviews, CoNLL-2003 test sentences), one
 thread per engine: per request (teacher, B' FP32, B' INT8, A'3 FP32, interleaved), the engine (16-token call,
 a stream of new lengths vs the same shapes repeated, B' and teacher) and the HTTP server (concurrency 1/8/32, 2
-workers, B' FP32). Writes DIR/speed.json and DIR/speed.md (the goals table first); the 1-min load average is
-recorded at the start and the end.
+workers as 2 processes and as 2 threads of one process, B' FP32; the goals read the 2-process rows). Writes
+DIR/speed.json and DIR/speed.md (the goals table first); the 1-min load average is recorded at the start and the
+end.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ STUDENTS = {
                "model.student.hidden_size=128"],
     "a3": ["model.student.every_k=2", "model.student.num_heads=4", "model.student.intermediate_size=384"],
 }
+# requests per concurrency of the HTTP server rows: a few seconds each, so that a row is not decided by the
+# first few hundred milliseconds of a run (300 requests at concurrency 32 last about half a second)
+SERVE_REQUESTS = 2000
 BRIEF = ["train.max_steps=20", "train.eval_every=20", "train.batch_size=16", "data.max_train_examples=640",
          "data.max_test_examples=0", "train.num_threads=1"]
 
@@ -137,8 +141,9 @@ def measure_task(task: str, exports: Dict[str, str], texts: List[str], requests:
     result["engine"] = {role: engine_bench.measure(exports[name], ("paddle", "onnx"), stream=40, rounds=2)
                         for role, name in (("student", "bprime"), ("teacher", "teacher"))}
     log(f"{task}: HTTP server")
-    result["serve"] = load_test.run(exports["bprime"], sample, concurrencies=(1, 8, 32), requests=requests,
-                                    workers=2, threads=1, backend="auto", log=log)
+    for key, processes, workers in (("serve", 2, 1), ("serve_threads", 1, 2)):
+        result[key] = load_test.run(exports["bprime"], sample, concurrencies=(1, 8, 32), requests=SERVE_REQUESTS,
+                                    processes=processes, workers=workers, threads=1, backend="auto", log=log)
     return result
 
 

@@ -20,9 +20,9 @@ GOALS = (
      {"imdb": 0.10, "conll": 0.10}, "max"),
     ("stream_penalty_teacher", "stream of varying lengths vs the same shapes repeated, teacher (as deployed)",
      {"imdb": 0.10, "conll": 0.10}, "max"),
-    ("serve_share", "HTTP server at concurrency 32, 2 workers: requests/s vs offline batch texts/s (B' FP32)",
+    ("serve_share", "HTTP server at concurrency 32, 2 worker processes: requests/s vs offline batch texts/s (B' FP32)",
      {"imdb": 0.80, "conll": 0.80}, "min"),
-    ("serve_tail", "HTTP server at concurrency 32, 2 workers: p99 / p50", {"imdb": 3.0, "conll": 3.0}, "max"),
+    ("serve_tail", "HTTP server at concurrency 32, 2 worker processes: p99 / p50", {"imdb": 3.0, "conll": 3.0}, "max"),
 )
 PERCENT_KEYS = ("stream_penalty_student", "stream_penalty_teacher", "serve_share")
 
@@ -115,6 +115,28 @@ def per_request_table(results: Dict) -> List[str]:
     return lines
 
 
+SERVE_LAYOUTS = (("serve", "2 processes x 1 worker thread"), ("serve_threads", "1 process x 2 worker threads"))
+
+
+def serve_table(results: Dict) -> List[str]:
+    """The HTTP server rows (B' FP32, real test texts) of each measured layout, beside the offline throughput."""
+    lines = ["| task | server | concurrency | requests/s | p50 ms | p99 ms | mean batch | offline texts/s | "
+             "% of offline |", "|---|---|---|---|---|---|---|---|---|"]
+    for task, task_result in results.get("tasks", {}).items():
+        for key, layout in SERVE_LAYOUTS:
+            for r in task_result.get(key) or []:
+                lines.append(f"| {task} | {layout} | {r['concurrency']} | {r['requests_per_s']:.0f} | "
+                             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_batch']:.1f} | "
+                             f"{r['offline_per_s']:.0f} | {100 * r['share']:.0f} |")
+    return lines if len(lines) > 2 else []
+
+
+def _serve_requests(results: Dict) -> str:
+    counts = {r["requests"] for t in results.get("tasks", {}).values() for key, _ in SERVE_LAYOUTS
+              for r in t.get(key) or []}
+    return "/".join(str(n) for n in sorted(counts))
+
+
 def render_section(results: Dict) -> List[str]:
     """The speed section of docs/benchmarks.md: the goals, then per-request figures, end to end first."""
     env = results.get("environment", {})
@@ -129,6 +151,13 @@ def render_section(results: Dict) -> List[str]:
              "read at 128 tokens head_tail, CoNLL-2003 test sentences as raw text): tokenization, packing, "
              "the engine and decoding all count. B' = 2 layers x 128 born from the teacher, A'3 = 3 layers x 384.",
              "", *goals_table(results), "", *per_request_table(results), ""]
+    serving = serve_table(results)
+    if serving:
+        lines += ["The HTTP server (`tools/serve.py`, B' FP32) driven by closed-loop clients on kept-alive "
+                  "connections (the clients run on the same 2 cores), each request one real test text, "
+                  f"{_serve_requests(results)} requests per row; the offline figure is the same model's batch-32 "
+                  "throughput in the same run. A process per core serves more than threads of one process, which "
+                  "share one interpreter lock (`--processes`).", "", *serving, ""]
     return lines
 
 

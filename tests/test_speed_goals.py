@@ -23,8 +23,10 @@ RESULT = {"tasks": {"conll": {
                     "A'3 fp32": _model(4.0, 3.0)},
     "engine": {"student": [_engine("paddle", 2.0, 0.9, 0.05), _engine("onnx", 0.25, 0.02, 0.3)],
                "teacher": [_engine("paddle", 6.0, 2.0, 0.15), _engine("onnx", 3.0, 0.0, 0.0)]},
-    "serve": [{"concurrency": 8, "share": 0.5, "p50_ms": 1.0, "p99_ms": 9.0},
-              {"concurrency": 32, "share": 0.85, "p50_ms": 10.0, "p99_ms": 31.0}]}}}
+    "serve": [{"concurrency": 8, "requests": 2000, "share": 0.5, "p50_ms": 1.0, "p99_ms": 9.0, "requests_per_s": 500.0,
+               "mean_batch": 4.0, "offline_per_s": 1000.0},
+              {"concurrency": 32, "requests": 2000, "share": 0.85, "p50_ms": 10.0, "p99_ms": 31.0, "requests_per_s": 850.0,
+               "mean_batch": 12.5, "offline_per_s": 1000.0}]}}}
 
 
 def test_each_goal_takes_its_value_from_the_deployed_configuration():
@@ -57,9 +59,11 @@ def test_the_section_leads_with_the_goals_then_end_to_end_and_model_only_speed_u
     assert lines[0] == "## Speed, end to end"
     assert "1-min load average 7.5 at the start and 8.25 at the end" in lines[2]
     assert "| end-to-end speed-up vs the teacher's end to end, B' FP32 | conll | ≥ 9.0x | 10.0x | met |" in lines
-    assert ("| HTTP server at concurrency 32, 2 workers: p99 / p50 | conll | ≤ 3.0x | 3.1x | missed |") in lines
+    assert ("| HTTP server at concurrency 32, 2 worker processes: p99 / p50 | conll | ≤ 3.0x | 3.1x | missed |") in lines
     # teacher 20 ms / 2 ms end to end; 18 ms / 1.5 ms engine alone
     assert "| conll | student fp32 | onnx | 2.00 | 4.00 | 0.080 | 1.50 | 10.0x | 12.0x | 1.00 | 10.0x |" in lines
+    # the server rows of the measured layout, after the per-request table
+    assert "| conll | 2 processes x 1 worker thread | 32 | 850 | 10.00 | 31.00 | 12.5 | 1000 | 85 |" in lines
 
 
 def test_readme_speed_up_column_takes_the_end_to_end_figure_of_the_same_shape_and_precision():

@@ -161,7 +161,8 @@ def add_serve(subparsers) -> None:
     add_text_source(p)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--requests", type=int, default=300, help="requests per concurrency (one text each)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--processes", type=int, default=2, help="server processes (tools/serve.py --processes)")
+    p.add_argument("--workers", type=int, default=1, help="predictor threads per process")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per worker")
     p.add_argument("--backend", choices=["auto", "paddle", "onnx"], default="auto")
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
@@ -179,7 +180,8 @@ def run_serve(args) -> int:
     print(f"{env['cpu_model']} ({env['logical_cpus']} CPUs), 1-min load average {env.get('load_average_1min')}; "
           f"{len(texts)} texts, {args.requests} requests per concurrency")
     rows = load_test.run(args.model, texts, concurrencies=args.concurrency, requests=args.requests,
-                         workers=args.workers, threads=args.threads, backend=args.backend, precision=args.precision,
+                         processes=args.processes, workers=args.workers, threads=args.threads,
+                         backend=args.backend, precision=args.precision,
                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                          log=lambda line: print(line, file=sys.stderr, flush=True))
     print(load_test.table_header())

@@ -2,9 +2,10 @@
 
 POST /predict {"texts": ["...", ...]} or (NER) {"tokens": [["word", ...], ...]} -> {"task", "results": [...]}
 (results as tools/predict.py prints); GET /health; GET /metrics (Prometheus text). Requests arriving within
---max-wait-ms are predicted together (at most --max-batch items per call) by --workers threads; when
---max-queue items already wait, a request gets 503 with Retry-After. Listens on 127.0.0.1 unless --host
-says otherwise; /docs and /openapi.json only with --docs.
+--max-wait-ms are predicted together (at most --max-batch items per call) by --workers threads in each of
+--processes server processes sharing the port; when --max-queue items already wait in the process that took the
+request, it gets 503 with Retry-After. Listens on 127.0.0.1 unless --host says otherwise; /docs and
+/openapi.json only with --docs.
 """
 import argparse
 import sys
@@ -45,6 +46,9 @@ def main() -> int:
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
     parser.add_argument("--threads", type=positive, default=1, help="CPU threads per worker")
     parser.add_argument("--workers", type=positive, default=1, help="predictor threads (one engine each)")
+    parser.add_argument("--processes", type=positive, default=1,
+                        help="server processes on the same port, each with --workers threads (a process per core "
+                             "serves more requests per second than threads, which share one interpreter lock)")
     parser.add_argument("--max-batch", type=positive, default=32, help="most items in one engine batch")
     parser.add_argument("--max-wait-ms", type=nonnegative, default=2.0, help="how long a batch waits to fill up")
     parser.add_argument("--max-queue", type=positive, default=256, help="most items waiting; then 503")
@@ -63,17 +67,29 @@ def main() -> int:
 
         require("uvicorn", "serve", "ernie-serve")
         require("fastapi", "serve", "ernie-serve")
+        from ernie_tiny_distill.cli import main_wrapper
+        from ernie_tiny_distill.deploy.metrics import Metrics
         from ernie_tiny_distill.deploy.predictor import Predictor
+        from ernie_tiny_distill.deploy.processes import run_processes
         from ernie_tiny_distill.deploy.service import create_app, listen, serve
 
         sock = listen(args.host, args.port)  # a bad host or a port in use: a one-line error before loading
-        predictor = Predictor(args.model, backend=args.backend, precision=args.precision, num_threads=args.threads,
-                              batch_size=args.max_batch, word_splitter=args.word_splitter, decoding=args.decoding)
-        app = create_app(predictor, max_request_bytes=args.max_request_bytes, max_batch_size=args.max_batch_size,
-                         max_text_chars=args.max_text_chars, workers=args.workers, max_batch=args.max_batch,
-                         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, docs=args.docs)
-        serve(app, sock, log_level=args.log_level)
-        return 0
+        metrics = Metrics(shared=args.processes > 1)  # made before the processes fork: one set of counters
+
+        def serve_here() -> int:
+            predictor = Predictor(args.model, backend=args.backend, precision=args.precision,
+                                  num_threads=args.threads, batch_size=args.max_batch,
+                                  word_splitter=args.word_splitter, decoding=args.decoding)
+            app = create_app(predictor, max_request_bytes=args.max_request_bytes,
+                             max_batch_size=args.max_batch_size, max_text_chars=args.max_text_chars,
+                             workers=args.workers, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             max_queue=args.max_queue, docs=args.docs, metrics=metrics, processes=args.processes)
+            serve(app, sock, log_level=args.log_level)
+            return 0
+
+        if args.processes == 1:
+            return serve_here()
+        return run_processes(lambda: main_wrapper(serve_here, args.debug), args.processes)
 
     return run_tool(parser, run)
 

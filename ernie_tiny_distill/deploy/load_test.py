@@ -28,11 +28,11 @@ def free_port() -> int:
 
 
 def start_server(model: str, port: int, *, workers: int, threads: int, backend: str, precision: str,
-                 max_batch: int, max_wait_ms: float, max_queue: int) -> subprocess.Popen:
+                 max_batch: int, max_wait_ms: float, max_queue: int, processes: int = 1) -> subprocess.Popen:
     """tools/serve.py in a child process on HOST:port (stderr to a temporary file, read if it fails to start)."""
     cmd = [sys.executable, SERVE, "--model", model, "--host", HOST, "--port", str(port), "--workers", str(workers),
-           "--threads", str(threads), "--backend", backend, "--precision", precision, "--max-batch", str(max_batch),
-           "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue), "--log-level", "warning"]
+           "--threads", str(threads), "--processes", str(processes), "--backend", backend, "--precision", precision,
+           "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue), "--log-level", "warning"]
     log = tempfile.TemporaryFile("w+")
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     server.log = log
@@ -138,9 +138,11 @@ def offline_throughput(predictor, texts: Sequence[str], batch_size: int = 32, se
 
 def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 8, 32), requests: int = 300,
         workers: int = 2, threads: int = 1, backend: str = "auto", precision: str = "fp32", max_batch: int = 32,
-        max_wait_ms: float = 2.0, max_queue: int = 1024, offline_seconds: float = 5.0, log=print) -> List[Dict]:
+        max_wait_ms: float = 2.0, max_queue: int = 1024, offline_seconds: float = 5.0, processes: int = 1,
+        log=print) -> List[Dict]:
     """One row per concurrency ({concurrency, requests_per_s, p50/p95/p99_ms, offline_per_s, share}) after a
-    row of the offline throughput; the server is stopped at the end."""
+    row of the offline throughput; the server (`processes` processes of `workers` threads) is stopped at the
+    end."""
     from ernie_tiny_distill.deploy.predictor import Predictor
 
     texts = [t for t in texts if t.strip()]
@@ -149,17 +151,18 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
     port = free_port()
     url = f"http://{HOST}:{port}"
     server = start_server(model, port, workers=workers, threads=threads, backend=backend, precision=precision,
-                          max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+                          max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, processes=processes)
     try:
         health = wait_healthy(url, server)
-        log(f"server: {health['backend']} {health['precision']}, {workers} workers x {threads} threads, "
+        log(f"server: {health['backend']} {health['precision']}, {processes} process(es) x {workers} workers x "
+            f"{threads} threads, "
             f"max batch {max_batch}, max wait {max_wait_ms} ms")
         # offline: the same model, backend and texts while the server idles, with one engine of the server's
         # threads and one of all its threads; the better of the two is the bar
         sent = texts[:requests]
         offline = max(offline_throughput(Predictor(model, backend=health["backend"], precision=precision,
                                                    num_threads=n, batch_size=32), sent, seconds=offline_seconds)
-                      for n in sorted({threads, workers * threads}))
+                      for n in sorted({threads, processes * workers * threads}))
         log(f"offline batch-32 throughput: {offline:.1f} texts/s")
         rows = []
         for c in concurrencies:
@@ -168,7 +171,8 @@ def run(model: str, texts: Sequence[str], *, concurrencies: Sequence[int] = (1, 
             row = asyncio.run(_drive(port, texts, c, requests))
             after = server_counters(url)
             delta = {k: after[k] - before[k] for k in after}
-            row.update(offline_per_s=offline, share=row["requests_per_s"] / offline,
+            row.update(processes=processes, workers=workers, offline_per_s=offline,
+                       share=row["requests_per_s"] / offline,
                        server_mean_ms=1000 * delta["request_latency_seconds_sum"]
                        / max(1, delta["request_latency_seconds_count"]),
                        mean_batch=delta["batch_size_sum"] / max(1, delta["batch_size_count"]))

@@ -64,13 +64,14 @@ def public_message(error: UserError) -> str:
 
 def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_batch_size: int = 64,
                max_text_chars: int = 100_000, workers: int = 1, max_batch: int = 32, max_wait_ms: float = 2.0,
-               max_queue: int = 256, docs: bool = False):
+               max_queue: int = 256, docs: bool = False, metrics: Optional[Metrics] = None, processes: int = 1):
     """A FastAPI app: POST /predict {"texts": [...]} or {"tokens": [[...], ...]} -> {"task", "results"},
     GET /health, GET /metrics (Prometheus text).
 
     Batching: the items of requests arriving within `max_wait_ms` are predicted together, at most `max_batch`
     per call, by `workers` threads (each its own Predictor.clone()); at most `max_queue` items wait, and a
-    request that does not fit is answered 503 with Retry-After at once.
+    request that does not fit is answered 503 with Retry-After at once. `metrics`: counters shared by the
+    `processes` server processes of tools/serve.py --processes (Metrics(shared=True)); a new set by default.
     4xx answers: 400 body is not JSON (or nested too deeply to parse); 413 body larger than
     max_request_bytes, more than max_batch_size items, or a text longer than max_text_chars; 422 neither
     "texts" nor "tokens", an empty list, a non-string or a text with nothing to read (whitespace, control or
@@ -86,7 +87,7 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
                  max_queue=max_queue)
     if max_queue < max_batch_size:
         raise UserError(f"--max-queue ({max_queue}) must hold one request of --max-batch-size ({max_batch_size})")
-    metrics = Metrics()
+    metrics = metrics if metrics is not None else Metrics()
     batcher = Batcher([predictor] + [predictor.clone() for _ in range(workers - 1)], max_batch=max_batch,
                       max_wait_ms=max_wait_ms, max_queue=max_queue, on_batch=metrics.batch)
 
@@ -101,7 +102,8 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
     info = {"task": predictor.task, "labels": predictor.labels, "backend": predictor.backend,
             "precision": predictor.precision, "max_seq_length": predictor.encoder.max_seq_length,
             "word_splitter": predictor.encoder.word_splitter, **predictor.encoder.task.decoding_metadata(),
-            "model": os.path.basename(os.path.abspath(predictor.encoder.export_dir)), "workers": workers}
+            "model": os.path.basename(os.path.abspath(predictor.encoder.export_dir)), "workers": workers,
+            "processes": processes}
 
     def fail(status: int, message: str, headers: Optional[dict] = None):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
