@@ -8,7 +8,7 @@ import os
 import time
 from typing import Dict, List, Sequence
 
-from benchmarks import born, full_teacher, rows_documents, speed_goals
+from benchmarks import born, full_teacher, full_teacher_students, rows_documents, speed_goals
 from benchmarks.effects import long_input_effect, stage1_effect
 from benchmarks.jobs import Matrix
 from benchmarks.plot import plot_pareto
@@ -255,6 +255,7 @@ def report(m: Matrix, command: str, force: bool = False, keep: bool = False) -> 
     results, md, png = paths["results"], paths["markdown"], paths["figure"]
     rows, extra = collect_rows(m)
     rows = full_teacher.with_recorded(rows, read_json(results))   # recorded by their command, not by the runs
+    rows = full_teacher_students.with_recorded(rows, read_json(results))
     review = per_review_rows(m, extra)
     if keep and not force and nothing_new(results, rows + review):
         # every row would be carried over: the committed report (its data, environment and per-review latency

@@ -1,0 +1,181 @@
+"""Students taught by the full-data teacher, recorded from their finished runs as a row of their own:
+
+    python -m benchmarks.full_teacher_students --runs DIR [DIR ...] --teacher-run DIR --like VARIANT
+        --command "python tools/train.py --config ... output_dir=.../seed{seed} train.seed={seed} ..."
+        [--task imdb] [--profile cpu]
+
+Each run is one seed of the same recipe as the matrix row `--like` of the same student (its config, with
+model.teacher and distill.teachers pointing at the full-data teacher). The row, `<like>_full_teacher`, goes after
+that student's last row (`{seed}` in the command stands for each run's train.seed); its shape, sizes and latency are those of the `--like` row (the same exported
+architecture). `--teacher-run` must be the run the task's `teacher_full` row records (same test metric), so the
+row's `% of the full-data teacher` compares the student with the teacher it learned from.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+
+from benchmarks.full_teacher import FULL_TEACHER, full_teacher, table_block
+from benchmarks.util import read_json, write_json, write_text
+from ernie_tiny_distill.errors import UserError
+
+SUFFIX = "_full_teacher"   # the row's variant: the --like variant + this
+# what a student row shares with the matrix row of the same architecture
+SHARED = ("dataset", "metric_name", "model", "layers", "hidden", "params", "nonembedding_params", "size_mb",
+          "size_mb_int8", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "speedup_vs_teacher",
+          "latency_seq_len", "latency_backend")
+
+
+def _read_run(run_dir: str, metric: str) -> Dict:
+    """A finished task-stage run: its summary and config."""
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    if not isinstance(summary, dict) or not isinstance(summary.get("test"), dict) or metric not in summary["test"]:
+        raise UserError(f"{run_dir}/summary.json: expected a finished run with a test {metric!r} (train.py writes "
+                        f"it last), got {None if not isinstance(summary, dict) else summary.get('test')!r}")
+    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    return {"dir": run_dir, "summary": summary, "config": config}
+
+
+def _check_teacher(runs: Sequence[Dict], teacher_run: str, full: Dict, metric: str) -> None:
+    """Every run learned from `teacher_run`, and it is the run the `teacher_full` row records."""
+    taught = read_json(os.path.join(teacher_run, "summary.json")) or {}
+    if (taught.get("test") or {}).get(metric) != full["metric"]:
+        raise UserError(f"--teacher-run: {teacher_run}/summary.json has test {metric} "
+                        f"{(taught.get('test') or {}).get(metric)!r}, the {FULL_TEACHER} row {full['metric']!r}: "
+                        "not the recorded full-data teacher")
+    for run in runs:
+        cfg = run["config"]
+        paths = [(cfg.get("model") or {}).get("teacher")] + [
+            t.get("path") for t in (cfg.get("distill") or {}).get("teachers") or []]
+        if any(os.path.normpath(str(p)) != os.path.normpath(teacher_run) for p in paths if p):
+            raise UserError(f"{run['dir']}/config.yaml: model.teacher / distill.teachers name {paths}, expected "
+                            f"{teacher_run} (--teacher-run)")
+
+
+def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teacher_run: str, like: str,
+                command: str) -> Dict:
+    """The `<like>_full_teacher` row of `task` from its seeds' finished runs."""
+    if any(part.startswith("/") for word in command.split() for part in word.split("=")):
+        raise UserError(f"--command: write paths relative to the repository (the row is committed), got {command!r}")
+    if len(run_dirs) > 1 and "{seed}" not in command:
+        raise UserError(f"--command: with {len(run_dirs)} runs, write {{seed}} where each run's seed goes, got "
+                        f"{command!r}")
+    task_rows = [r for r in rows if r.get("task") == task]
+    full = full_teacher(task_rows)
+    teacher = next((r for r in task_rows if r.get("variant") == "teacher" and r.get("metric")), None)
+    if not full or not teacher:
+        raise UserError(f"the results file needs the {task!r} rows 'teacher' and '{FULL_TEACHER}' "
+                        "(python -m benchmarks.full_teacher) before students of the full-data teacher")
+    metric = teacher["metric_name"]
+    runs = [_read_run(d, metric) for d in run_dirs]
+    _check_teacher(runs, teacher_run, full, metric)
+    shapes = {(r["summary"].get("layers"), r["summary"].get("hidden")) for r in runs}
+    same = [r for r in task_rows if r.get("variant") == like and (r.get("layers"), r.get("hidden")) in shapes]
+    if len(shapes) != 1 or len(same) != 1:
+        raise UserError(f"--like {like}: expected one {task} row of that variant with the runs' shape {sorted(shapes)}"
+                        f", found {len(same)}")
+    seeds = [int((r["config"].get("train") or {}).get("seed")) for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--runs: each run is one seed; got seeds {seeds}")
+    scores = [r["summary"]["test"][metric] for r in runs]
+    mean = statistics.mean(scores)
+    row = {k: same[0].get(k) for k in SHARED}
+    row.update(task=task, variant=like + SUFFIX, metric=mean,
+               metric_std=statistics.stdev(scores) if len(scores) > 1 else None, seeds=seeds,
+               per_seed={str(s): v for s, v in zip(seeds, scores)},
+               dev_metric=statistics.mean(r["summary"]["dev"][metric] for r in runs),
+               pct_of_teacher=100 * mean / teacher["metric"], command=command.replace("{seed}", str(seeds[0])),
+               train_commands=[command.replace("{seed}", str(s)) for s in seeds],
+               train_examples=runs[0]["summary"].get("train_examples"),
+               transfer_examples=runs[0]["summary"].get("transfer_examples"),
+               teacher_dev_metric=full.get("dev_metric"), taught_by=FULL_TEACHER,
+               train_seconds=round(sum(r["summary"].get("seconds") or 0 for r in runs), 1))
+    return row
+
+
+def with_student_row(rows: List[Dict], row: Dict) -> List[Dict]:
+    """`rows` with `row` after the last row of its task and model (replacing an earlier row of its variant)."""
+    out = [r for r in rows if not (r.get("task") == row["task"] and r.get("model") == row["model"]
+                                   and r.get("variant") == row["variant"])]
+    at = max(i for i, r in enumerate(out) if r.get("task") == row["task"] and r.get("model") == row["model"]) + 1
+    return out[:at] + [row] + out[at:]
+
+
+def with_recorded(rows: List[Dict], results) -> List[Dict]:
+    """The report's `rows` plus the recorded student rows of the results file, each after its model's last row."""
+    for row in results if isinstance(results, list) else []:
+        if isinstance(row, dict) and row.get("taught_by") == FULL_TEACHER and \
+                any(r.get("task") == row.get("task") and r.get("model") == row.get("model") for r in rows):
+            rows = with_student_row(rows, row)
+    return rows
+
+
+def record(results_path: str, markdown_path: str, row: Dict) -> None:
+    """Write the row into the results file and re-render its task's table in the markdown report, its command
+    in the list of commands after the `--like` row's."""
+    from benchmarks.report import row_command_lines
+
+    def entry(r: Dict) -> str:
+        return "\n".join(row_command_lines(r)) + "\n"
+
+    rows, t = read_json(results_path), row["task"]
+    new_rows = with_student_row(rows, row)
+    markdown = Path(markdown_path).read_text(encoding="utf-8")
+    old_table = table_block(rows, t)
+    if markdown.count(old_table) != 1:
+        raise UserError(f"{markdown_path}: its {t} results table is not the one the results file gives; regenerate "
+                        "the report first (python tools/reproduce.py --report-only)")
+    markdown = markdown.replace(old_table, table_block(new_rows, t))
+    earlier = next((r for r in rows if r.get("task") == t and r.get("model") == row["model"]
+                    and r.get("variant") == row["variant"]), None)
+    if earlier and markdown.count(entry(earlier)) == 1:
+        markdown = markdown.replace(entry(earlier), "")
+    like = next(r for r in rows if r.get("task") == t and r.get("model") == row["model"]
+                and r.get("variant") == row["variant"][:-len(SUFFIX)])
+    if markdown.count(entry(like)) != 1:
+        raise UserError(f"{markdown_path}: no single command entry of the {t} {like['variant']} row to add after")
+    markdown = markdown.replace(entry(like), entry(like) + entry(row))
+    write_json(results_path, new_rows)
+    write_text(markdown_path, markdown)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from benchmarks.jobs import Matrix
+    from benchmarks.profile import load_profile
+    from benchmarks.report import report_paths
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_teacher_students", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", required=True, help="the finished student runs, one per seed")
+    parser.add_argument("--teacher-run", required=True, help="the full-data teacher's run directory")
+    parser.add_argument("--like", required=True, help="the matrix variant whose recipe the runs followed")
+    parser.add_argument("--command", required=True, help="the runs' command, {seed} for the seed, paths relative to the repository")
+    parser.add_argument("--task", default="imdb", help="the profile's task (default imdb)")
+    parser.add_argument("--profile", default="cpu", help="the profile whose results file and report get the row")
+    parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
+    args = parser.parse_args(argv)
+    p = load_profile(args.profile)
+    if args.task not in p.tasks:
+        raise UserError(f"--task: profile {p.name!r} has no task {args.task!r} (it has {sorted(p.tasks)})")
+    if args.out_dir:
+        p.out_dir = args.out_dir
+    paths = report_paths(Matrix(p, [args.task]))
+    row = student_row(read_json(paths["results"]) or [], args.task, args.runs, args.teacher_run, args.like,
+                      args.command)
+    record(paths["results"], paths["markdown"], row)
+    print(f"{paths['results']}, {paths['markdown']}: {row['model']} {row['variant']} (test "
+          f"{100 * row['metric']:.2f} over seeds {row['seeds']}, {row['pct_of_teacher']:.1f}% of the teacher)")
+    return 0
+
+
+if __name__ == "__main__":
+    from ernie_tiny_distill.cli import main_wrapper
+
+    sys.exit(main_wrapper(lambda: main([a for a in sys.argv[1:] if a != "--debug"]), "--debug" in sys.argv))

@@ -1,0 +1,126 @@
+"""Students of the full-data teacher (`python -m benchmarks.full_teacher_students`), recorded from fake finished
+runs into copies of the committed results file and report: one row over the seeds after the student's last row,
+its shape and speed from the matrix row it follows, its command listed; runs of another teacher are refused."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks import full_teacher, full_teacher_students
+from benchmarks.report import row_command_lines
+from ernie_tiny_distill.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER = "runs/imdb_teacher_full"
+COMMAND = ("python tools/train.py --config runs/bench/configs/imdb_Bp_task_kd_transfer50k_seed1.yaml "
+           "output_dir=runs/imdb_full_teacher/Bp/seed{seed} train.seed={seed} model.teacher=" + TEACHER)
+MODEL = "student Bp 2L-128H (pruned)"
+
+
+def _committed():
+    """The committed results file and report without any recorded student row (the tests record their own)."""
+    rows = json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for row in [r for r in rows if r.get("taught_by")]:
+        kept = [r for r in rows if r is not row]
+        markdown = markdown.replace(full_teacher.table_block(rows, row["task"]),
+                                    full_teacher.table_block(kept, row["task"]))
+        markdown = markdown.replace("\n".join(row_command_lines(row)) + "\n", "")
+        rows = kept
+    return rows, markdown
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    rows, markdown = _committed()
+    full = next(r for r in rows if r["task"] == "imdb" and r["variant"] == "teacher_full")
+    monkeypatch.chdir(tmp_path)
+    teacher = tmp_path / TEACHER
+    teacher.mkdir(parents=True)
+    (teacher / "summary.json").write_text(json.dumps({"test": {"accuracy": full["metric"]}}))
+    out = tmp_path / "out"
+    (out / "benchmarks").mkdir(parents=True)
+    (out / "docs").mkdir()
+    (out / "benchmarks" / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    (out / "docs" / "benchmarks.md").write_text(markdown, encoding="utf-8")
+    return out
+
+
+def _run(name, seed, accuracy, teacher=TEACHER):
+    run = Path("runs") / name
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "stage": "task", "dev": {"accuracy": accuracy + 0.01}, "test": {"accuracy": accuracy}, "layers": 2,
+        "hidden": 128, "train_examples": 4000, "transfer_examples": 50000, "seconds": 100.0}))
+    (run / "config.yaml").write_text(yaml.safe_dump({
+        "model": {"teacher": teacher}, "train": {"seed": seed},
+        "distill": {"teachers": [{"path": teacher, "weight": 1.0, "export": "runs/export"}]}}))
+    return str(run)
+
+
+def _record(out, runs, command=COMMAND, like="task_kd_transfer50k"):
+    return full_teacher_students.main(["--runs", *runs, "--teacher-run", TEACHER, "--like", like,
+                                       "--command", command, "--out-dir", str(out)])
+
+
+def test_the_row_averages_the_seeds_and_follows_the_students_last_row(world):
+    before = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    assert _record(world, [_run("s1", 1, 0.86), _run("s2", 2, 0.88)]) == 0
+    rows = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    assert len(rows) == len(before) + 1
+    at = next(i for i, r in enumerate(rows) if r.get("taught_by"))
+    row, like = rows[at], next(r for r in before if r["task"] == "imdb" and r["model"] == MODEL
+                                and r["variant"] == "task_kd_transfer50k")
+    assert row["variant"] == "task_kd_transfer50k_full_teacher" and row["model"] == MODEL
+    assert row["metric"] == pytest.approx(0.87) and row["seeds"] == [1, 2]
+    assert row["per_seed"] == {"1": 0.86, "2": 0.88} and row["dev_metric"] == pytest.approx(0.88)
+    assert row["latency_ms_p50"] == like["latency_ms_p50"] and row["size_mb"] == like["size_mb"]
+    assert row["train_commands"][1].endswith("Bp/seed2 train.seed=2 model.teacher=" + TEACHER)
+    assert rows[at + 1]["model"] != MODEL and rows[at - 1]["model"] == MODEL   # after the student's last row
+    markdown = (world / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    full = next(r for r in rows if r["task"] == "imdb" and r["variant"] == "teacher_full")
+    pct_full = f"{100 * 0.87 / full['metric']:.1f}"
+    assert f"| {MODEL} | task_kd_transfer50k_full_teacher | 2×128 |" in markdown
+    assert f"| 87.00 ± 1.41 (seeds 1,2) | {row['pct_of_teacher']:.1f} | {pct_full} |" in markdown
+    assert "\n".join(row_command_lines(like)) + "\n" + "\n".join(row_command_lines(row)) in markdown
+
+
+def test_recording_again_replaces_the_row(world):
+    _record(world, [_run("s1", 1, 0.86)], command=COMMAND.replace("{seed}", "1"))
+    _record(world, [_run("t1", 1, 0.85), _run("t2", 2, 0.87), _run("t3", 3, 0.89)])
+    rows = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    recorded = [r for r in rows if r.get("taught_by")]
+    assert len(recorded) == 1 and recorded[0]["seeds"] == [1, 2, 3]
+    markdown = (world / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert markdown.count("task_kd_transfer50k_full_teacher:") == 1   # one command entry
+
+
+def test_a_regenerated_report_keeps_the_recorded_row_after_its_student(world):
+    _record(world, [_run("s1", 1, 0.86)], command=COMMAND.replace("{seed}", "1"))
+    results = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    fresh = [r for r in results if not r.get("taught_by")]
+    assert full_teacher_students.with_recorded(fresh, results) == results
+
+
+@pytest.mark.parametrize("case, message", [
+    ("other teacher", "expected runs/imdb_teacher_full"),
+    ("teacher metric", "not the recorded full-data teacher"),
+    ("no seed slot", "write {seed}"),
+    ("absolute path", "relative to the repository"),
+    ("shape", "expected one imdb row of that variant"),
+])
+def test_runs_that_do_not_fit_the_row_are_refused(world, case, message):
+    runs, command, like = [_run("s1", 1, 0.86), _run("s2", 2, 0.87)], COMMAND, "task_kd_transfer50k"
+    if case == "other teacher":
+        runs[1] = _run("o2", 2, 0.87, teacher="runs/bench/imdb/teacher")
+    elif case == "teacher metric":
+        Path(TEACHER, "summary.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+    elif case == "no seed slot":
+        command = COMMAND.replace("{seed}", "1")
+    elif case == "absolute path":
+        command = COMMAND.replace("runs/bench", "/tmp/runs/bench")
+    else:
+        like = "no_kd_nonexistent"
+    with pytest.raises(UserError, match=message):
+        _record(world, runs, command=command, like=like)
