@@ -92,6 +92,38 @@ def test_evaluate_tool_checks_the_task_first(cls_export, tmp_path, monkeypatch, 
     assert "this export is a classification model, but a ner model was asked for" in err and "Traceback" not in err
 
 
+def test_evaluate_windows_reads_whole_texts_as_the_config_says(deploy_root, cls_export, ner_export, tmp_path,
+                                                                 monkeypatch, capsys):
+    """--windows: the metric of the predictor that reads whole texts as the config's windows; refused for NER."""
+    import json
+
+    from ernie_tiny_distill.data.readers import read_classification_file
+
+    config = tmp_path / "cls.yaml"
+    config.write_text("task: classification\nstage: teacher\noutput_dir: unused\nmodel:\n  teacher: minilm\n"
+                      f"data:\n  format: jsonl\n  train_file: {deploy_root['paths']['sentiment_train']}\n"
+                      f"  test_file: {deploy_root['paths']['sentiment_test']}\n")
+    tool = os.path.join(ROOT, "tools", "evaluate.py")
+    main = runpy.run_path(tool, run_name="tool")["main"]
+    args = [tool, "--model", cls_export, "--config", str(config), "--windows", "model.long_document.stride=4",
+            "model.long_document.max_windows=3", "model.max_seq_length=8"]
+    monkeypatch.setattr(sys, "argv", args)
+    assert main() == 0, capsys.readouterr().err
+    shown = json.loads(capsys.readouterr().out)
+    windows = {"stride": 4, "max_windows": 3, "pooling": "mean"}
+    assert shown["windows"] == windows and shown["num_examples"] == 40
+    test = read_classification_file(deploy_root["paths"]["sentiment_test"])
+    whole = Predictor(cls_export, long_document=windows)
+    assert shown["accuracy"] == evaluate_export(whole, test)["accuracy"]
+    assert any(len(f.get("windows", [])) > 1 for f in (whole.encoder.classification_feature(e.text) for e in test))
+    monkeypatch.setattr(sys, "argv", [tool, "--model", ner_export, "--config", str(config).replace("cls", "ner"),
+                                      "--windows"])
+    (tmp_path / "ner.yaml").write_text("task: ner\nstage: teacher\noutput_dir: unused\nmodel:\n  teacher: minilm\n"
+                                       f"data:\n  format: conll\n  path: {tmp_path}\n")
+    assert main() == 2
+    assert "model.long_document.mode" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- NFC before word splitting
 
 
