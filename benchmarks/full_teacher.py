@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -172,11 +172,21 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
     write_text(markdown_path, markdown)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def report_files(profile: str, task: str, out_dir: Optional[str]) -> Tuple[TaskSpec, Dict[str, str]]:
+    """The task's spec in `profile` and the paths of the results file and report a recorded row goes into."""
     from benchmarks.jobs import Matrix
     from benchmarks.profile import load_profile
     from benchmarks.report import report_paths
 
+    p = load_profile(profile)
+    if task not in p.tasks:
+        raise UserError(f"--task: profile {p.name!r} has no task {task!r} (it has {sorted(p.tasks)})")
+    if out_dir:
+        p.out_dir = out_dir
+    return p.tasks[task], report_paths(Matrix(p, [task]))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.full_teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="the finished teacher run directory (its summary.json)")
@@ -190,13 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
     args = parser.parse_args(argv)
     args.task = args.task or DEFAULT_TASK[args.variant]
-    p = load_profile(args.profile)
-    if args.task not in p.tasks:
-        raise UserError(f"--task: profile {p.name!r} has no task {args.task!r} (it has {sorted(p.tasks)})")
-    if args.out_dir:
-        p.out_dir = args.out_dir
-    paths = report_paths(Matrix(p, [args.task]))
-    row = teacher_row(read_json(paths["results"]) or [], args.task, p.tasks[args.task], args.run, args.command,
+    spec, paths = report_files(args.profile, args.task, args.out_dir)
+    row = teacher_row(read_json(paths["results"]) or [], args.task, spec, args.run, args.command,
                       VARIANTS[args.variant])
     record(paths["results"], paths["markdown"], row)
     print(f"{paths['results']}, {paths['markdown']}: {row['model']} (test {100 * row['metric']:.2f}, "

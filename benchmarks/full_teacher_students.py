@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from benchmarks.full_teacher import FULL_TEACHER, full_teacher, table_block
+from benchmarks.full_teacher import FULL_TEACHER, full_teacher, report_files, table_block
 from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
 
@@ -147,10 +147,6 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from benchmarks.jobs import Matrix
-    from benchmarks.profile import load_profile
-    from benchmarks.report import report_paths
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.full_teacher_students", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="the finished student runs, one per seed")
@@ -161,12 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--profile", default="cpu", help="the profile whose results file and report get the row")
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
     args = parser.parse_args(argv)
-    p = load_profile(args.profile)
-    if args.task not in p.tasks:
-        raise UserError(f"--task: profile {p.name!r} has no task {args.task!r} (it has {sorted(p.tasks)})")
-    if args.out_dir:
-        p.out_dir = args.out_dir
-    paths = report_paths(Matrix(p, [args.task]))
+    _, paths = report_files(args.profile, args.task, args.out_dir)
     row = student_row(read_json(paths["results"]) or [], args.task, args.runs, args.teacher_run, args.like,
                       args.command)
     record(paths["results"], paths["markdown"], row)

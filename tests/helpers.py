@@ -272,3 +272,21 @@ def random_teacher_workspace(tmp_path_factory, demo_root, name: str, **shape) ->
         texts = f.read().splitlines()
     teacher = write_random_teacher(str(root / "pretrained"), texts, **shape)
     return {"root": root, "demo": str(demo_root), "teacher": teacher}
+
+
+def committed_report_without(drop) -> tuple:
+    """The committed benchmarks/results.json rows and docs/benchmarks.md as they would be without the recorded rows
+    for which `drop(row)` is true (their table re-rendered, their command entries removed)."""
+    import json
+
+    from benchmarks.full_teacher import table_block
+    from benchmarks.report import row_command_lines
+
+    rows = json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for row in [r for r in rows if drop(r)]:
+        kept = [r for r in rows if r is not row]
+        markdown = markdown.replace(table_block(rows, row["task"]), table_block(kept, row["task"]))
+        markdown = markdown.replace("\n".join(row_command_lines(row)) + "\n", "")
+        rows = kept
+    return rows, markdown

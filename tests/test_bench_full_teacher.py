@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from benchmarks import full_teacher
+from helpers import committed_report_without
 from benchmarks.reviews import PER_REVIEW
 from ernie_tiny_distill.errors import UserError
 
@@ -31,8 +32,7 @@ def world(tmp_path):
     out = tmp_path / "out"
     (out / "benchmarks").mkdir(parents=True)
     (out / "docs").mkdir()
-    rows, markdown = _unrecorded(json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8")),
-                                 (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8"))
+    rows, markdown = _unrecorded()
     (out / "benchmarks" / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     (out / "docs" / "benchmarks.md").write_text(markdown, encoding="utf-8")
     return run, out
@@ -41,18 +41,10 @@ def world(tmp_path):
 RECORDED = ("teacher_full", "teacher_case_ids")
 
 
-def _unrecorded(rows, markdown):
-    """The committed results file and report as they were before any teacher row was recorded into them: the
-    tests record their own fake rows into that state."""
-    from benchmarks.report import row_command_lines
-
-    for row in [r for r in rows if r.get("variant") in RECORDED]:
-        kept = [r for r in rows if r is not row]
-        markdown = markdown.replace(full_teacher.table_block(rows, row["task"]),
-                                    full_teacher.table_block(kept, row["task"]))
-        markdown = markdown.replace("\n".join(row_command_lines(row)) + "\n", "")
-        rows = kept
-    return rows, markdown
+def _unrecorded():
+    """The committed results file and report as they were before any row was recorded into them: the tests
+    record their own fake rows into that state."""
+    return committed_report_without(lambda r: r.get("variant") in RECORDED or r.get("taught_by"))
 
 
 CASE_COMMAND = ("python tools/train.py --config configs/conll_teacher.yaml output_dir=runs/conll_teacher_case_ids "
@@ -134,7 +126,7 @@ def test_the_committed_tables_render_from_the_committed_rows_with_and_without_th
     markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for task in ("imdb", "conll"):
         assert markdown.count(full_teacher.table_block(rows, task) + "\n") == 1
-    rows, markdown = _unrecorded(rows, markdown)
+    rows, markdown = _unrecorded()
     assert not any(r["variant"] in RECORDED for r in rows) and "full-data" not in markdown
     for task in ("imdb", "conll"):
         assert markdown.count(full_teacher.table_block(rows, task) + "\n") == 1

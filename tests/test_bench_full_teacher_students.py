@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks import full_teacher, full_teacher_students
+from benchmarks import full_teacher_students
 from benchmarks.report import row_command_lines
+from helpers import committed_report_without
 from ernie_tiny_distill.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,22 +19,9 @@ COMMAND = ("python tools/train.py --config runs/bench/configs/imdb_Bp_task_kd_tr
 MODEL = "student Bp 2L-128H (pruned)"
 
 
-def _committed():
-    """The committed results file and report without any recorded student row (the tests record their own)."""
-    rows = json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8"))
-    markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    for row in [r for r in rows if r.get("taught_by")]:
-        kept = [r for r in rows if r is not row]
-        markdown = markdown.replace(full_teacher.table_block(rows, row["task"]),
-                                    full_teacher.table_block(kept, row["task"]))
-        markdown = markdown.replace("\n".join(row_command_lines(row)) + "\n", "")
-        rows = kept
-    return rows, markdown
-
-
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    rows, markdown = _committed()
+    rows, markdown = committed_report_without(lambda r: r.get("taught_by"))
     full = next(r for r in rows if r["task"] == "imdb" and r["variant"] == "teacher_full")
     monkeypatch.chdir(tmp_path)
     teacher = tmp_path / TEACHER
