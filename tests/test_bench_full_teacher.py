@@ -3,7 +3,6 @@ the results file and report: the full-data teacher's row after the task's teache
 nothing else rewritten; the case-ids teacher's row after those, without a column; without the rows the tables
 render as committed."""
 import json
-import shutil
 from pathlib import Path
 
 import pytest
