@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -148,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  speedup_request=speed["teacher"]["request_p50_ms"] / speed[c["name"]]["request_p50_ms"])
             for c in candidates]
     lines = table(rows, args.budget, metric, args.steps)
-    command = "python -m benchmarks.shapes " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.shapes " + shlex.join(argv if argv is not None else sys.argv[1:])
     write_json(os.path.join(args.out, "shapes.json"), {"command": command, "teacher": speed["teacher"],
                                                         "budget": args.budget, "steps": args.steps, "rows": rows})
     write_text(os.path.join(args.out, "shapes.md"), "\n".join([f"`{command}`", "", *lines]) + "\n")
