@@ -84,12 +84,24 @@ def _model_text(variant: str, run_dir: str, summary: Dict) -> str:
     return f"{name}, all {summary.get('train_examples')} labeled training examples"
 
 
+def check_command(command: str) -> None:
+    """A recorded row's command names paths relative to the repository (the row is committed)."""
+    if any(part.startswith("/") for word in command.split() for part in word.split("=")):
+        raise UserError(f"--command: write paths relative to the repository (the row is committed), got {command!r}")
+
+
+def command_entry(row: Dict) -> str:
+    """A row's entry in the report's list of commands, as the report writes it."""
+    from benchmarks.report import row_command_lines
+
+    return "\n".join(row_command_lines(row)) + "\n"
+
+
 def teacher_row(rows: Sequence[Dict], task: str, spec: TaskSpec, run_dir: str, command: str,
                 variant: str = FULL_TEACHER) -> Dict:
     """The `variant` row (one of RECORDED) of `task` from its finished run, its % of teacher against the task's
     `teacher` row."""
-    if any(part.startswith("/") for word in command.split() for part in word.split("=")):
-        raise UserError(f"--command: write paths relative to the repository (the row is committed), got {command!r}")
+    check_command(command)
     summary = _summary(run_dir)
     teacher = next((r for r in rows if r.get("task") == task and r.get("variant") == "teacher"), None)
     if not teacher or teacher.get("metric") is None:
@@ -140,7 +152,7 @@ def table_block(rows: Sequence[Dict], task: str) -> str:
     return "\n".join([markdown_table(trows), "", *note_lines(trows)]).rstrip("\n")
 
 
-def _replace_once(markdown: str, old: str, new: str, where: str, what: str) -> str:
+def replace_once(markdown: str, old: str, new: str, where: str, what: str) -> str:
     if markdown.count(old) != 1:
         raise UserError(f"{where}: its {what} is not the one the results file gives; regenerate the report first "
                         "(python tools/reproduce.py --report-only)")
@@ -151,23 +163,19 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
     """Write the row into the results file and, in the markdown report, re-render its task's table and add its
     command after the task's teacher's and those of the recorded rows before it (in place: the rest of the report
     stays as its runs wrote it)."""
-    from benchmarks.report import row_command_lines
-
-    def entry(r: Dict) -> str:
-        return "\n".join(row_command_lines(r)) + "\n"
-
+    entry = command_entry
     rows, t, variant = read_json(results_path), row["task"], row["variant"]
     new_rows = with_teacher_row(rows, row)
     markdown = Path(markdown_path).read_text(encoding="utf-8")
-    markdown = _replace_once(markdown, table_block(rows, t), table_block(new_rows, t), markdown_path,
+    markdown = replace_once(markdown, table_block(rows, t), table_block(new_rows, t), markdown_path,
                              f"{t} results table")
     earlier = next((r for r in rows if r.get("task") == t and r.get("variant") == variant), None)
     if earlier:
-        markdown = _replace_once(markdown, entry(earlier), "", markdown_path, f"{t} {variant} command")
+        markdown = replace_once(markdown, entry(earlier), "", markdown_path, f"{t} {variant} command")
     # the entries of the teacher and of the recorded rows before this one, in the order the table has them
     at = next(i for i, r in enumerate(new_rows) if r.get("task") == t and r.get("variant") == "teacher")
     anchor = "".join(entry(r) for r in new_rows[at:new_rows.index(row)])
-    markdown = _replace_once(markdown, anchor, anchor + entry(row), markdown_path, f"{t} teacher command")
+    markdown = replace_once(markdown, anchor, anchor + entry(row), markdown_path, f"{t} teacher command")
     write_json(results_path, new_rows)
     write_text(markdown_path, markdown)
 

@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from benchmarks.full_teacher import FULL_TEACHER, full_teacher, report_files, table_block
+from benchmarks.full_teacher import (FULL_TEACHER, check_command, command_entry, full_teacher, replace_once,
+                                     report_files, table_block)
 from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
 
@@ -62,8 +63,7 @@ def _check_teacher(runs: Sequence[Dict], teacher_run: str, full: Dict, metric: s
 def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teacher_run: str, like: str,
                 command: str) -> Dict:
     """The `<like>_full_teacher` row of `task` from its seeds' finished runs."""
-    if any(part.startswith("/") for word in command.split() for part in word.split("=")):
-        raise UserError(f"--command: write paths relative to the repository (the row is committed), got {command!r}")
+    check_command(command)
     if len(run_dirs) > 1 and "{seed}" not in command:
         raise UserError(f"--command: with {len(run_dirs)} runs, write {{seed}} where each run's seed goes, got "
                         f"{command!r}")
@@ -120,28 +120,20 @@ def with_recorded(rows: List[Dict], results) -> List[Dict]:
 def record(results_path: str, markdown_path: str, row: Dict) -> None:
     """Write the row into the results file and re-render its task's table in the markdown report, its command
     in the list of commands after the `--like` row's."""
-    from benchmarks.report import row_command_lines
-
-    def entry(r: Dict) -> str:
-        return "\n".join(row_command_lines(r)) + "\n"
-
+    entry = command_entry
     rows, t = read_json(results_path), row["task"]
     new_rows = with_student_row(rows, row)
     markdown = Path(markdown_path).read_text(encoding="utf-8")
-    old_table = table_block(rows, t)
-    if markdown.count(old_table) != 1:
-        raise UserError(f"{markdown_path}: its {t} results table is not the one the results file gives; regenerate "
-                        "the report first (python tools/reproduce.py --report-only)")
-    markdown = markdown.replace(old_table, table_block(new_rows, t))
+    markdown = replace_once(markdown, table_block(rows, t), table_block(new_rows, t), markdown_path,
+                            f"{t} results table")
     earlier = next((r for r in rows if r.get("task") == t and r.get("model") == row["model"]
                     and r.get("variant") == row["variant"]), None)
     if earlier and markdown.count(entry(earlier)) == 1:
         markdown = markdown.replace(entry(earlier), "")
     like = next(r for r in rows if r.get("task") == t and r.get("model") == row["model"]
                 and r.get("variant") == row["variant"][:-len(SUFFIX)])
-    if markdown.count(entry(like)) != 1:
-        raise UserError(f"{markdown_path}: no single command entry of the {t} {like['variant']} row to add after")
-    markdown = markdown.replace(entry(like), entry(like) + entry(row))
+    markdown = replace_once(markdown, entry(like), entry(like) + entry(row), markdown_path,
+                            f"{t} {like['variant']} command")
     write_json(results_path, new_rows)
     write_text(markdown_path, markdown)
 

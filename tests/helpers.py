@@ -279,14 +279,13 @@ def committed_report_without(drop) -> tuple:
     for which `drop(row)` is true (their table re-rendered, their command entries removed)."""
     import json
 
-    from benchmarks.full_teacher import table_block
-    from benchmarks.report import row_command_lines
+    from benchmarks.full_teacher import command_entry, table_block
 
     rows = json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8"))
     markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for row in [r for r in rows if drop(r)]:
         kept = [r for r in rows if r is not row]
         markdown = markdown.replace(table_block(rows, row["task"]), table_block(kept, row["task"]))
-        markdown = markdown.replace("\n".join(row_command_lines(row)) + "\n", "")
+        markdown = markdown.replace(command_entry(row), "")
         rows = kept
     return rows, markdown
