@@ -21,6 +21,8 @@ RESULT = {"tasks": {"conll": {
                     "student fp32": _model(2.0, 1.5, outside=0.08),
                     "student int8": _model(0.5, 0.3),
                     "A'3 fp32": _model(4.0, 3.0)},
+    "per_request_cold": {"teacher fp32": _model(21.0, 18.0, backend="paddle", outside=0.9),
+                         "student fp32": _model(3.0, 1.5, outside=0.6)},
     "engine": {"student": [_engine("paddle", 2.0, 0.9, 0.05), _engine("onnx", 0.25, 0.02, 0.3)],
                "teacher": [_engine("paddle", 6.0, 2.0, 0.15), _engine("onnx", 3.0, 0.0, 0.0)]},
     "serve": [{"concurrency": 8, "requests": 2000, "share": 0.5, "p50_ms": 1.0, "p99_ms": 9.0, "requests_per_s": 500.0,
@@ -61,7 +63,11 @@ def test_the_section_leads_with_the_goals_then_end_to_end_and_model_only_speed_u
     assert "| end-to-end speed-up vs the teacher's end to end, B' FP32 | conll | ≥ 9.0x | 10.0x | met |" in lines
     assert ("| HTTP server at concurrency 32, 2 worker processes: p99 / p50 | conll | ≤ 3.0x | 3.1x | missed |") in lines
     # teacher 20 ms / 2 ms end to end; 18 ms / 1.5 ms engine alone
-    assert "| conll | student fp32 | onnx | 2.00 | 4.00 | 0.080 | 1.50 | 10.0x | 12.0x | 1.00 | 10.0x |" in lines
+    # then the same texts cold (word memos emptied before each request): 21 ms / 3 ms
+    assert ("| conll | student fp32 | onnx | 2.00 | 4.00 | 0.080 | 1.50 | 10.0x | 12.0x | 1.00 | 10.0x "
+            "| 3.00 | 0.600 | 7.0x |") in lines
+    assert lines.count("| conll | student int8 | onnx | 0.50 | 1.00 | 0.050 | 0.30 | 40.0x | 60.0x | 0.25 | 40.0x "
+                       "| — | — | — |") == 1
     # the server rows of the measured layout, after the per-request table
     assert "| conll | 2 processes x 1 worker thread | 32 | 850 | 10.00 | 31.00 | 12.5 | 1000 | 85 |" in lines
 
@@ -99,6 +105,32 @@ def test_per_request_times_outside_the_engine_for_each_request(cls_export):
         assert r["requests"] == len(texts) and r["backend_used"] == "paddle"
         assert 0 < r["outside_engine_p50_ms"] < r["p50_ms"] and r["cpu_p50_ms"] > 0
         assert r["stages_ms"]["engine"] > 0
+
+
+def test_steady_state_rows_time_each_text_once_after_the_memo_is_filled(cls_export):
+    from benchmarks.speed import per_request
+
+    texts = ["a fine film .", "dull .", "far too long ."]
+    targets = [{"key": "student fp32", "name": "s", "export_dir": cls_export, "backend": "paddle",
+                "precision": "fp32"}]
+    out = per_request(targets, texts, rounds=1, warmup=3, served_before=["an earlier request", "and another"])
+    r = out["student fp32"]
+    assert r["memo"] == "after 2 other texts" and r["requests"] == len(texts)  # no warm-up text read twice
+    assert per_request(targets, texts, rounds=1, warmup=1)["student fp32"]["memo"] == "cold"
+
+
+def test_review_runner_keeps_or_empties_the_word_memo(cls_export):
+    from ernie_tiny_distill.deploy.latency_review import review_runner
+    from ernie_tiny_distill.deploy.predictor import Predictor
+
+    predictor = Predictor(cls_export)
+    memo = predictor.encoder.task.wordpieces._word_ids
+    warm = review_runner(predictor, cold=False)
+    warm("alpha beta")
+    warm("gamma")
+    assert {"alpha", "beta", "gamma"} <= set(memo)
+    review_runner(predictor)("gamma")
+    assert set(memo) == {"gamma"}
 
 
 def test_direct_iob2_decoder_gives_seqevals_spans_for_every_short_sequence():

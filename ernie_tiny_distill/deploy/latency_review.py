@@ -44,11 +44,14 @@ def interleave_items(runners: Dict[str, Callable[[object], object]], items: List
     return samples
 
 
-def review_runner(predictor) -> Callable[[str], object]:
+def review_runner(predictor, cold: bool = True) -> Callable[[str], object]:
     """One request as served: Predictor.predict on one raw text (tokenization, every window of a windows model
-    and their pooling, or the export's truncation; then the model and the decoding)."""
+    and their pooling, or the export's truncation; then the model and the decoding). `cold`: the word memos
+    are emptied before each request, so every word is tokenized as if never seen; else they keep what earlier
+    requests filled in, as in a running server."""
     def run(text: str):
-        predictor.encoder.clear_cache()  # NER memoizes word pieces: time text never seen before
+        if cold:
+            predictor.encoder.clear_cache()
         return predictor.predict([text])
     return run
 

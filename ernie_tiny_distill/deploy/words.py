@@ -36,6 +36,8 @@ _CONLL_RE = re.compile(
     """,
     re.VERBOSE | re.IGNORECASE,
 )
+# ASCII characters the tokenizer deletes that Python does not count as whitespace (\x1c-\x1f are whitespace)
+_ASCII_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 _TWEET_RE = re.compile(
     r"""
     (?:https?://|www\.)\S+                             # URLs
@@ -53,6 +55,8 @@ def _dropped(word: str) -> bool:
 
 
 def _conll(text: str, base: int = 0) -> List[Word]:
+    if text.isascii() and not _ASCII_INVISIBLE.search(text):  # no character here can be a dropped one
+        return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text)]
     return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text) if not _dropped(m.group())]
 
 
@@ -78,12 +82,11 @@ def invisible(ch: str) -> bool:
     return unicodedata.category(ch) in ("Cc", "Cf") and not ch.isspace()
 
 
-_ASCII_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
-
-
 def is_blank(text: str) -> bool:
     """True when `text` has nothing a model can read: only whitespace, control/format characters and U+FFFD."""
     if text.isascii():
+        if text.isprintable():  # the usual word: no control character to delete first
+            return not text.strip()
         return not _ASCII_INVISIBLE.sub("", text).strip()
     return all(ch.isspace() or ch == "\ufffd" or invisible(ch) for ch in text)
 

@@ -196,8 +196,12 @@ class TaggingTask(Task):
         window, a blank word O; tags None for a sentence whose logits are not finite."""
         tags, scores = [], []
         for start, best, kept, n_words in plans:
-            rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
-            rows = np.stack(rows) if rows else np.zeros((0, len(self.labels)))
+            # the last word read in window 0 means the sentence fits one window: each word's row in one gather
+            if best and best[-1][0] == 0:
+                rows = logits[start][features[start]["first_positions"][:len(best)]]
+            else:
+                rows = [logits[start + k][features[start + k]["first_positions"][pos]] for k, pos in best]
+                rows = np.stack(rows) if rows else np.zeros((0, len(self.labels)))
             if not np.isfinite(rows).all():
                 tags.append(None)
                 scores.append([])

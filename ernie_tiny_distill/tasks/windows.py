@@ -38,6 +38,8 @@ def best_window(lengths: Sequence[int], windows: Sequence[Tuple[int, int]]) -> L
     start or end of the text counts as unlimited. Ties go to the earlier window.
     """
     n = len(lengths)
+    if len(windows) == 1:  # a sentence that fits one window: every word is read there (the usual case)
+        return [(0, w) for w in range(n)]
     cum = np.concatenate([[0], np.cumsum(lengths)]) if n else np.zeros(1)
     best: List[Optional[Tuple[float, int, int]]] = [None] * n
     for k, (a, b) in enumerate(windows):
