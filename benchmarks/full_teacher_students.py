@@ -2,10 +2,11 @@
 
     python -m benchmarks.full_teacher_students --runs DIR [DIR ...] --teacher-run DIR --like VARIANT
         --command "python tools/train.py --config ... output_dir=.../seed{seed} train.seed={seed} ..."
-        [--task imdb] [--profile cpu]
+        [--variant NAME_full_teacher] [--task imdb] [--profile cpu]
 
 Each run is one seed of the same recipe as the matrix row `--like` of the same student (its config, with
-model.teacher and distill.teachers pointing at the full-data teacher). The row, `<like>_full_teacher`, goes after
+model.teacher and distill.teachers pointing at the full-data teacher; a run that changes more says so with
+`--variant`, e.g. task_kd_transfer74k_full_teacher). The row, `<like>_full_teacher` by default, goes after
 that student's last row (`{seed}` in the command stands for each run's train.seed); its shape, sizes and latency are those of the `--like` row (the same exported
 architecture). `--teacher-run` must be the run the task's `teacher_full` row records (same test metric), so the
 row's `% of the full-data teacher` compares the student with the teacher it learned from.
@@ -61,9 +62,13 @@ def _check_teacher(runs: Sequence[Dict], teacher_run: str, full: Dict, metric: s
 
 
 def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teacher_run: str, like: str,
-                command: str) -> Dict:
-    """The `<like>_full_teacher` row of `task` from its seeds' finished runs."""
+                command: str, variant: Optional[str] = None) -> Dict:
+    """The `variant` row (default `<like>_full_teacher`) of `task` from its seeds' finished runs."""
     check_command(command)
+    variant = variant or like + SUFFIX
+    if not variant.endswith(SUFFIX) or variant == SUFFIX:
+        raise UserError(f"--variant: a name ending in {SUFFIX!r} (a row taught by the full-data teacher), got "
+                        f"{variant!r}")
     if len(run_dirs) > 1 and "{seed}" not in command:
         raise UserError(f"--command: with {len(run_dirs)} runs, write {{seed}} where each run's seed goes, got "
                         f"{command!r}")
@@ -87,7 +92,7 @@ def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teache
     scores = [r["summary"]["test"][metric] for r in runs]
     mean = statistics.mean(scores)
     row = {k: same[0].get(k) for k in SHARED}
-    row.update(task=task, variant=like + SUFFIX, metric=mean,
+    row.update(task=task, variant=variant, like=like, metric=mean,
                metric_std=statistics.stdev(scores) if len(scores) > 1 else None, seeds=seeds,
                per_seed={str(s): v for s, v in zip(seeds, scores)},
                dev_metric=statistics.mean(r["summary"]["dev"][metric] for r in runs),
@@ -130,8 +135,9 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
                     and r.get("variant") == row["variant"]), None)
     if earlier and markdown.count(entry(earlier)) == 1:
         markdown = markdown.replace(entry(earlier), "")
+    like_variant = row.get("like") or row["variant"][:-len(SUFFIX)]
     like = next(r for r in rows if r.get("task") == t and r.get("model") == row["model"]
-                and r.get("variant") == row["variant"][:-len(SUFFIX)])
+                and r.get("variant") == like_variant)
     markdown = replace_once(markdown, entry(like), entry(like) + entry(row), markdown_path,
                             f"{t} {like['variant']} command")
     write_json(results_path, new_rows)
@@ -145,13 +151,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--teacher-run", required=True, help="the full-data teacher's run directory")
     parser.add_argument("--like", required=True, help="the matrix variant whose recipe the runs followed")
     parser.add_argument("--command", required=True, help="the runs' command, {seed} for the seed, paths relative to the repository")
+    parser.add_argument("--variant", help=f"the row's name, ending in {SUFFIX} (default: the --like variant + "
+                        f"{SUFFIX}); for runs that change the recipe beyond the teacher")
     parser.add_argument("--task", default="imdb", help="the profile's task (default imdb)")
     parser.add_argument("--profile", default="cpu", help="the profile whose results file and report get the row")
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
     args = parser.parse_args(argv)
     _, paths = report_files(args.profile, args.task, args.out_dir)
     row = student_row(read_json(paths["results"]) or [], args.task, args.runs, args.teacher_run, args.like,
-                      args.command)
+                      args.command, args.variant)
     record(paths["results"], paths["markdown"], row)
     print(f"{paths['results']}, {paths['markdown']}: {row['model']} {row['variant']} (test "
           f"{100 * row['metric']:.2f} over seeds {row['seeds']}, {row['pct_of_teacher']:.1f}% of the teacher)")

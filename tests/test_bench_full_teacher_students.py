@@ -47,9 +47,10 @@ def _run(name, seed, accuracy, teacher=TEACHER):
     return str(run)
 
 
-def _record(out, runs, command=COMMAND, like="task_kd_transfer50k"):
+def _record(out, runs, command=COMMAND, like="task_kd_transfer50k", variant=None):
     return full_teacher_students.main(["--runs", *runs, "--teacher-run", TEACHER, "--like", like,
-                                       "--command", command, "--out-dir", str(out)])
+                                       "--command", command, "--out-dir", str(out),
+                                       *(["--variant", variant] if variant else [])])
 
 
 def test_the_row_averages_the_seeds_and_follows_the_students_last_row(world):
@@ -82,6 +83,21 @@ def test_recording_again_replaces_the_row(world):
     assert len(recorded) == 1 and recorded[0]["seeds"] == [1, 2, 3]
     markdown = (world / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     assert markdown.count("task_kd_transfer50k_full_teacher:") == 1   # one command entry
+
+
+def test_a_named_variant_is_a_row_of_its_own_after_the_default_one(world):
+    _record(world, [_run("s1", 1, 0.86)], command=COMMAND.replace("{seed}", "1"))
+    _record(world, [_run("m1", 1, 0.88)], command=COMMAND.replace("{seed}", "1") + " data.max_train_examples=null",
+            variant="task_kd_transfer74k_full_teacher")
+    rows = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    recorded = [(r["variant"], r["like"], r["metric"]) for r in rows if r.get("taught_by")]
+    assert recorded == [("task_kd_transfer50k_full_teacher", "task_kd_transfer50k", 0.86),
+                        ("task_kd_transfer74k_full_teacher", "task_kd_transfer50k", 0.88)]
+    markdown = (world / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert f"| {MODEL} | task_kd_transfer74k_full_teacher | 2×128 |" in markdown
+    assert markdown.count("task_kd_transfer74k_full_teacher:") == 1
+    with pytest.raises(UserError, match="ending in '_full_teacher'"):
+        _record(world, [_run("m2", 1, 0.88)], command=COMMAND.replace("{seed}", "1"), variant="all_labels")
 
 
 def test_a_regenerated_report_keeps_the_recorded_row_after_its_student(world):
