@@ -88,8 +88,7 @@ def viterbi(log_probs: np.ndarray, labels: Sequence[str]) -> List[int]:
         return []
     start_mask, trans, prevs = _structure(tuple(labels))
     first = log_probs.argmax(-1)  # [N]
-    if (start_mask[first[0]] and trans[first[:-1], first[1:]].all()
-            and ((log_probs == log_probs[np.arange(n), first][:, None]).sum(-1) == 1).all()):
+    if _greedy_allowed(first, log_probs - log_probs[np.arange(n), first][:, None], labels):
         return first.tolist()
     start = start_mask.tolist()
     tags = range(len(labels))
@@ -109,6 +108,14 @@ def viterbi(log_probs: np.ndarray, labels: Sequence[str]) -> List[int]:
     return path[::-1]
 
 
+def _greedy_allowed(first: np.ndarray, shifted: np.ndarray, labels: Sequence[str]) -> bool:
+    """Whether the per-word best tags `first` [N] are the constrained optimum: IOB2 allows the sequence and each
+    word's best is unique (`shifted` [N, C]: each row's scores minus its best, so the best is 0 and alone)."""
+    start_mask, trans, _ = _structure(tuple(labels))
+    return bool(start_mask[first[0]] and trans[first[:-1], first[1:]].all()
+                and ((shifted == 0).sum(-1) == 1).all())
+
+
 def log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(-1, keepdims=True)
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
@@ -118,6 +125,16 @@ def decode_rows(rows: np.ndarray, labels: Sequence[str], decoding: str) -> Tuple
     """Tags and their probabilities for per-word logit rows [N, C] ("viterbi": IOB2-constrained; "argmax")."""
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
-    logp = log_softmax(np.asarray(rows, dtype="float64"))
-    path = viterbi(logp, labels) if decoding == "viterbi" else [int(k) for k in logp.argmax(-1)]
-    return [labels[k] for k in path], np.exp(logp[np.arange(len(path)), np.asarray(path, dtype=np.intp)]).tolist()
+    x = np.asarray(rows, dtype="float64")
+    n = x.shape[0]
+    if n == 0:
+        return [], []
+    # one softmax pass serves both the usual case and the search: rows shifted so each best is 0
+    first = x.argmax(-1)
+    shifted = x - x[np.arange(n), first][:, None]
+    total = np.exp(shifted).sum(-1)
+    if decoding == "argmax" or _greedy_allowed(first, shifted, labels):
+        return [labels[k] for k in first.tolist()], (1.0 / total).tolist()  # each best tag's e^0 / total
+    logp = shifted - np.log(total)[:, None]
+    path = viterbi(logp, labels)
+    return [labels[k] for k in path], np.exp(logp[np.arange(n), np.asarray(path, dtype=np.intp)]).tolist()
