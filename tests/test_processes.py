@@ -1,5 +1,5 @@
-"""Several server processes on one socket (deploy/processes.py, tools/serve.py --processes): the parent's exit
-status, stopping the others when one fails, and counters shared by all of them."""
+"""Several server processes on one port (deploy/processes.py, tools/serve.py --processes): the parent's exit
+status, stopping the others when one fails, counters shared by all of them, and a socket per process."""
 import json
 import os
 import re
@@ -23,7 +23,7 @@ def _value(text: str, name: str) -> float:
 def test_children_share_the_counters_and_a_clean_stop_gives_status_0():
     metrics = Metrics(shared=True)
 
-    def child():
+    def child(_number):
         metrics.request(200, 0.003, items=2)
         metrics.batch(2)
         while "batch_size_count 3" not in metrics.text(0):  # every child has counted: the first to leave
@@ -38,21 +38,6 @@ def test_children_share_the_counters_and_a_clean_stop_gives_status_0():
     assert _value(text, 'ernie_tiny_distill_request_latency_seconds_bucket{le="0.005"}') == 3
 
 
-def _numbered(body):
-    """A child function calling body(i), i = 0, 1, ... in the order the children start."""
-    import multiprocessing
-
-    counter = multiprocessing.Value("i", 0)
-
-    def child():
-        with counter.get_lock():
-            i = counter.value
-            counter.value += 1
-        return body(i)
-
-    return child
-
-
 def test_a_failing_child_stops_the_others_and_gives_its_status():
     def body(i):
         if i == 0:
@@ -61,7 +46,7 @@ def test_a_failing_child_stops_the_others_and_gives_its_status():
         return 0
 
     started = time.time()
-    assert run_processes(_numbered(body), 2) == 3
+    assert run_processes(body, 2) == 3
     assert time.time() - started < 30  # the sleeping child was stopped, not waited for
 
 
@@ -75,12 +60,60 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period():
         return 0
 
     started = time.time()
-    assert run_processes(_numbered(body), 2, stop_seconds=0.5) == 0
+    assert run_processes(body, 2, stop_seconds=0.5) == 0
     assert time.time() - started < 30
 
 
+def test_each_child_gets_its_own_number():
+    import multiprocessing
+
+    seen = multiprocessing.Array("i", 3)
+
+    def child(number):
+        seen[number] = number + 1
+        while 0 in seen[:]:  # the first child to leave makes the parent stop the others: all write first
+            time.sleep(0.01)
+        return 0
+
+    assert run_processes(child, 3) == 0
+    assert list(seen) == [1, 2, 3]
+
+
+def test_sockets_with_reuse_port_share_a_port_and_each_accepts_connections():
+    import socket
+
+    from ernie_tiny_distill.deploy.service import listen
+
+    first = listen("127.0.0.1", 0, reuse_port=True)
+    port = first.getsockname()[1]
+    second = listen("127.0.0.1", port, reuse_port=True)
+    try:
+        with pytest.raises(Exception, match=f"cannot listen on 127.0.0.1:{port}"):
+            listen("127.0.0.1", port)  # without SO_REUSEPORT the port is taken
+        accepted = {"first": 0, "second": 0}
+        for sock in (first, second):
+            sock.setblocking(False)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        time.sleep(0.2)
+        for name, sock in (("first", first), ("second", second)):
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                accepted[name] += 1
+        for c in clients:
+            c.close()
+        # the kernel hashes connections over the sockets: all 40 arrive, and both sockets get some
+        assert sum(accepted.values()) == 40 and min(accepted.values()) > 0
+    finally:
+        first.close()
+        second.close()
+
+
 def test_an_exception_in_a_child_is_a_failure(capfd):
-    def child():
+    def child(_number):
         raise RuntimeError("no model here")
 
     assert run_processes(child, 1) == 1

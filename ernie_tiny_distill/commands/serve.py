@@ -73,10 +73,16 @@ def main() -> int:
         from ernie_tiny_distill.deploy.processes import run_processes
         from ernie_tiny_distill.deploy.service import create_app, listen, serve
 
-        sock = listen(args.host, args.port)  # a bad host or a port in use: a one-line error before loading
-        metrics = Metrics(shared=args.processes > 1)  # made before the processes fork: one set of counters
+        # a bad host or a port in use: a one-line error before loading; one socket per process (processes.py)
+        many = args.processes > 1
+        socks = [listen(args.host, args.port, reuse_port=many)]
+        socks += [listen(args.host, socks[0].getsockname()[1], reuse_port=True) for _ in range(args.processes - 1)]
+        metrics = Metrics(shared=many)  # made before the processes fork: one set of counters
 
-        def serve_here() -> int:
+        def serve_here(number: int = 0) -> int:
+            for k, other in enumerate(socks):
+                if k != number:
+                    other.close()  # each process accepts on its own socket only
             predictor = Predictor(args.model, backend=args.backend, precision=args.precision,
                                   num_threads=args.threads, batch_size=args.max_batch,
                                   word_splitter=args.word_splitter, decoding=args.decoding)
@@ -84,12 +90,12 @@ def main() -> int:
                              max_batch_size=args.max_batch_size, max_text_chars=args.max_text_chars,
                              workers=args.workers, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                              max_queue=args.max_queue, docs=args.docs, metrics=metrics, processes=args.processes)
-            serve(app, sock, log_level=args.log_level)
+            serve(app, socks[number], log_level=args.log_level)
             return 0
 
-        if args.processes == 1:
+        if not many:
             return serve_here()
-        return run_processes(lambda: main_wrapper(serve_here, args.debug), args.processes)
+        return run_processes(lambda number: main_wrapper(lambda: serve_here(number), args.debug), args.processes)
 
     return run_tool(parser, run)
 

@@ -198,14 +198,20 @@ def create_app(predictor: Predictor, *, max_request_bytes: int = 1 << 20, max_ba
     return app
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port and listening; a UserError naming host:port when that is impossible."""
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port and listening; a UserError naming host:port when that is impossible.
+    `reuse_port`: SO_REUSEPORT, so that several such sockets share the port (one per server process)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as e:
         raise UserError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise UserError("several server processes need SO_REUSEPORT, which this platform lacks",
+                        hint="run one process (--processes 1) with --workers threads")
     sock = socket.socket(family, kind, proto)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(1024)
     except OSError as e:
