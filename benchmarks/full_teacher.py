@@ -32,7 +32,10 @@ CASE_IDS_TEACHER = "teacher_case_ids"
 RECORDED = (FULL_TEACHER, CASE_IDS_TEACHER)   # their order after the task's teacher row
 VARIANTS = {"full": FULL_TEACHER, "case_ids": CASE_IDS_TEACHER}   # --variant -> the row's variant
 DEFAULT_TASK = {"full": "imdb", "case_ids": "conll"}   # case ids exist for tagging tasks only
-FULL_PCT_HEAD = "% of the full-data teacher"
+# the column a results table gains when its task has one of the recorded teachers (the first of RECORDED found),
+# and the variant suffix of the student rows taught by that teacher (benchmarks/full_teacher_students.py)
+PCT_HEADS = {FULL_TEACHER: "% of the full-data teacher", CASE_IDS_TEACHER: "% of the case-ids teacher"}
+STUDENT_SUFFIXES = {FULL_TEACHER: "_full_teacher", CASE_IDS_TEACHER: "_case_ids"}
 
 
 def teacher_name(teacher: str) -> str:
@@ -40,23 +43,35 @@ def teacher_name(teacher: str) -> str:
     return "teacher MiniLM-L6-H384" if "minilm" in str(teacher) else "teacher"
 
 
+def recorded_teacher(rows: Sequence[Dict], variant: str) -> Optional[Dict]:
+    """The `variant` row (one of RECORDED) with a metric among `rows` (one task's), else None."""
+    return next((r for r in rows if r.get("variant") == variant and r.get("metric")), None)
+
+
 def full_teacher(rows: Sequence[Dict]) -> Optional[Dict]:
     """The `teacher_full` row with a metric among `rows` (one task's), else None."""
-    return next((r for r in rows if r.get("variant") == FULL_TEACHER and r.get("metric")), None)
+    return recorded_teacher(rows, FULL_TEACHER)
 
 
-def pct_of_full_teacher(row: Dict, full: Dict) -> Optional[float]:
-    return None if row.get("metric") is None else 100 * row["metric"] / full["metric"]
+def second_teacher(rows: Sequence[Dict]) -> Optional[Dict]:
+    """The recorded teacher a task's table also compares every row with: the first of RECORDED it has."""
+    return next((t for t in (recorded_teacher(rows, v) for v in RECORDED) if t), None)
+
+
+def pct_of(row: Dict, teacher: Dict) -> Optional[float]:
+    return None if row.get("metric") is None else 100 * row["metric"] / teacher["metric"]
 
 
 def note_lines(rows: Sequence[Dict]) -> List[str]:
-    """The line under a results table that has the full-data teacher's column (none without that row)."""
-    full = full_teacher(rows)
-    if not full:
+    """The line under a results table that has a recorded teacher's column (none without such a row)."""
+    second = second_teacher(rows)
+    if not second:
         return []
-    return [f"{FULL_PCT_HEAD}: each row's test metric over that of the `{FULL_TEACHER}` row ({full['model']}, "
-            f"test {100 * full['metric']:.2f}); `% of teacher` compares with the `teacher` row, the teacher the "
-            "students here learned from.", ""]
+    variant = second["variant"]
+    return [f"{PCT_HEADS[variant]}: each row's test metric over that of the `{variant}` row ({second['model']}, "
+            f"test {100 * second['metric']:.2f}); `% of teacher` compares with the `teacher` row, the teacher of "
+            f"the matrix's students. Rows whose variant ends in `{STUDENT_SUFFIXES[variant]}` learned from the "
+            f"`{variant}` teacher instead.", ""]
 
 
 def _summary(run_dir: str) -> Dict:

@@ -1,15 +1,19 @@
-"""Students taught by the full-data teacher, recorded from their finished runs as a row of their own:
+"""Students taught by a recorded teacher (benchmarks/full_teacher.py), recorded from their finished runs as a row
+of their own:
 
     python -m benchmarks.full_teacher_students --runs DIR [DIR ...] --teacher-run DIR --like VARIANT
         --command "python tools/train.py --config ... output_dir=.../seed{seed} train.seed={seed} ..."
-        [--variant NAME_full_teacher] [--task imdb] [--profile cpu]
+        [--taught-by full|case_ids] [--variant NAME] [--task imdb|conll] [--profile cpu]
 
+`--taught-by full` (default, task imdb): the full-data teacher, row `<like>_full_teacher`; `--taught-by case_ids`
+(task conll): the teacher trained with case ids, row `<like>_case_ids` (the runs have model.case_ids true too).
 Each run is one seed of the same recipe as the matrix row `--like` of the same student (its config, with
-model.teacher and distill.teachers pointing at the full-data teacher; a run that changes more says so with
-`--variant`, e.g. task_kd_transfer74k_full_teacher). The row, `<like>_full_teacher` by default, goes after
-that student's last row (`{seed}` in the command stands for each run's train.seed); its shape, sizes and latency are those of the `--like` row (the same exported
-architecture). `--teacher-run` must be the run the task's `teacher_full` row records (same test metric), so the
-row's `% of the full-data teacher` compares the student with the teacher it learned from.
+model.teacher and distill.teachers pointing at that teacher; a run that changes more says so with `--variant`,
+a name with the same suffix, e.g. task_kd_transfer74k_full_teacher). The row goes after that student's last row
+(`{seed}` in the command stands for each run's train.seed); its shape, sizes and latency are those of the
+`--like` row (the same exported architecture). `--teacher-run` must be the run the task's recorded teacher row
+records (same test metric), so the row's `% of the full-data teacher` (or `% of the case-ids teacher`) compares
+the student with the teacher it learned from.
 """
 from __future__ import annotations
 
@@ -22,12 +26,11 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from benchmarks.full_teacher import (FULL_TEACHER, check_command, command_entry, full_teacher, replace_once,
-                                     report_files, table_block)
+from benchmarks.full_teacher import (DEFAULT_TASK, RECORDED, STUDENT_SUFFIXES, VARIANTS, check_command,
+                                     command_entry, recorded_teacher, replace_once, report_files, table_block)
 from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
 
-SUFFIX = "_full_teacher"   # the row's variant: the --like variant + this
 # what a student row shares with the matrix row of the same architecture
 SHARED = ("dataset", "metric_name", "model", "layers", "hidden", "params", "nonembedding_params", "size_mb",
           "size_mb_int8", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "speedup_vs_teacher",
@@ -45,15 +48,19 @@ def _read_run(run_dir: str, metric: str) -> Dict:
     return {"dir": run_dir, "summary": summary, "config": config}
 
 
-def _check_teacher(runs: Sequence[Dict], teacher_run: str, full: Dict, metric: str) -> None:
-    """Every run learned from `teacher_run`, and it is the run the `teacher_full` row records."""
+def _check_teacher(runs: Sequence[Dict], teacher_run: str, recorded: Dict, metric: str) -> None:
+    """Every run learned from `teacher_run`, and it is the run the `recorded` teacher row records (a case-ids
+    teacher's students read case ids too)."""
     taught = read_json(os.path.join(teacher_run, "summary.json")) or {}
-    if (taught.get("test") or {}).get(metric) != full["metric"]:
+    if (taught.get("test") or {}).get(metric) != recorded["metric"]:
         raise UserError(f"--teacher-run: {teacher_run}/summary.json has test {metric} "
-                        f"{(taught.get('test') or {}).get(metric)!r}, the {FULL_TEACHER} row {full['metric']!r}: "
-                        "not the recorded full-data teacher")
+                        f"{(taught.get('test') or {}).get(metric)!r}, the {recorded['variant']} row "
+                        f"{recorded['metric']!r}: not the recorded teacher")
     for run in runs:
         cfg = run["config"]
+        if recorded["variant"] == VARIANTS["case_ids"] and (cfg.get("model") or {}).get("case_ids") is not True:
+            raise UserError(f"{run['dir']}/config.yaml: model.case_ids is not true; a student of the case-ids "
+                            "teacher reads case ids as it does")
         paths = [(cfg.get("model") or {}).get("teacher")] + [
             t.get("path") for t in (cfg.get("distill") or {}).get("teachers") or []]
         if any(os.path.normpath(str(p)) != os.path.normpath(teacher_run) for p in paths if p):
@@ -62,25 +69,28 @@ def _check_teacher(runs: Sequence[Dict], teacher_run: str, full: Dict, metric: s
 
 
 def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teacher_run: str, like: str,
-                command: str, variant: Optional[str] = None) -> Dict:
-    """The `variant` row (default `<like>_full_teacher`) of `task` from its seeds' finished runs."""
+                command: str, variant: Optional[str] = None, taught_by: str = "full") -> Dict:
+    """The `variant` row (default `<like>` + the teacher's suffix) of `task` from its seeds' finished runs, taught
+    by the recorded teacher `taught_by` (full or case_ids)."""
     check_command(command)
-    variant = variant or like + SUFFIX
-    if not variant.endswith(SUFFIX) or variant == SUFFIX:
-        raise UserError(f"--variant: a name ending in {SUFFIX!r} (a row taught by the full-data teacher), got "
-                        f"{variant!r}")
+    teacher_variant = VARIANTS[taught_by]
+    suffix = STUDENT_SUFFIXES[teacher_variant]
+    variant = variant or like + suffix
+    if not variant.endswith(suffix) or variant == suffix:
+        raise UserError(f"--variant: a name ending in {suffix!r} (a row taught by the {teacher_variant} teacher), "
+                        f"got {variant!r}")
     if len(run_dirs) > 1 and "{seed}" not in command:
         raise UserError(f"--command: with {len(run_dirs)} runs, write {{seed}} where each run's seed goes, got "
                         f"{command!r}")
     task_rows = [r for r in rows if r.get("task") == task]
-    full = full_teacher(task_rows)
+    recorded = recorded_teacher(task_rows, teacher_variant)
     teacher = next((r for r in task_rows if r.get("variant") == "teacher" and r.get("metric")), None)
-    if not full or not teacher:
-        raise UserError(f"the results file needs the {task!r} rows 'teacher' and '{FULL_TEACHER}' "
-                        "(python -m benchmarks.full_teacher) before students of the full-data teacher")
+    if not recorded or not teacher:
+        raise UserError(f"the results file needs the {task!r} rows 'teacher' and '{teacher_variant}' "
+                        f"(python -m benchmarks.full_teacher) before students of that teacher")
     metric = teacher["metric_name"]
     runs = [_read_run(d, metric) for d in run_dirs]
-    _check_teacher(runs, teacher_run, full, metric)
+    _check_teacher(runs, teacher_run, recorded, metric)
     shapes = {(r["summary"].get("layers"), r["summary"].get("hidden")) for r in runs}
     same = [r for r in task_rows if r.get("variant") == like and (r.get("layers"), r.get("hidden")) in shapes]
     if len(shapes) != 1 or len(same) != 1:
@@ -100,7 +110,7 @@ def student_row(rows: Sequence[Dict], task: str, run_dirs: Sequence[str], teache
                train_commands=[command.replace("{seed}", str(s)) for s in seeds],
                train_examples=runs[0]["summary"].get("train_examples"),
                transfer_examples=runs[0]["summary"].get("transfer_examples"),
-               teacher_dev_metric=full.get("dev_metric"), taught_by=FULL_TEACHER,
+               teacher_dev_metric=recorded.get("dev_metric"), taught_by=teacher_variant,
                train_seconds=round(sum(r["summary"].get("seconds") or 0 for r in runs), 1))
     return row
 
@@ -116,7 +126,7 @@ def with_student_row(rows: List[Dict], row: Dict) -> List[Dict]:
 def with_recorded(rows: List[Dict], results) -> List[Dict]:
     """The report's `rows` plus the recorded student rows of the results file, each after its model's last row."""
     for row in results if isinstance(results, list) else []:
-        if isinstance(row, dict) and row.get("taught_by") == FULL_TEACHER and \
+        if isinstance(row, dict) and row.get("taught_by") in RECORDED and \
                 any(r.get("task") == row.get("task") and r.get("model") == row.get("model") for r in rows):
             rows = with_student_row(rows, row)
     return rows
@@ -135,7 +145,7 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
                     and r.get("variant") == row["variant"]), None)
     if earlier and markdown.count(entry(earlier)) == 1:
         markdown = markdown.replace(entry(earlier), "")
-    like_variant = row.get("like") or row["variant"][:-len(SUFFIX)]
+    like_variant = row.get("like") or row["variant"][:-len(STUDENT_SUFFIXES[row["taught_by"]])]
     like = next(r for r in rows if r.get("task") == t and r.get("model") == row["model"]
                 and r.get("variant") == like_variant)
     markdown = replace_once(markdown, entry(like), entry(like) + entry(row), markdown_path,
@@ -151,15 +161,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--teacher-run", required=True, help="the full-data teacher's run directory")
     parser.add_argument("--like", required=True, help="the matrix variant whose recipe the runs followed")
     parser.add_argument("--command", required=True, help="the runs' command, {seed} for the seed, paths relative to the repository")
-    parser.add_argument("--variant", help=f"the row's name, ending in {SUFFIX} (default: the --like variant + "
-                        f"{SUFFIX}); for runs that change the recipe beyond the teacher")
-    parser.add_argument("--task", default="imdb", help="the profile's task (default imdb)")
+    parser.add_argument("--taught-by", choices=sorted(VARIANTS), default="full",
+                        help="full: the full-data teacher (row teacher_full, the default); case_ids: the teacher "
+                             "trained with case ids (row teacher_case_ids)")
+    parser.add_argument("--variant", help="the row's name, ending in the teacher's suffix (default: the --like "
+                        "variant + _full_teacher or _case_ids); for runs that change the recipe beyond the teacher")
+    parser.add_argument("--task", help="the profile's task (default imdb; conll with --taught-by case_ids)")
     parser.add_argument("--profile", default="cpu", help="the profile whose results file and report get the row")
     parser.add_argument("--out-dir", help="report root: <out>/benchmarks/, <out>/docs/ (default: the profile's)")
     args = parser.parse_args(argv)
+    args.task = args.task or DEFAULT_TASK[args.taught_by]
     _, paths = report_files(args.profile, args.task, args.out_dir)
     row = student_row(read_json(paths["results"]) or [], args.task, args.runs, args.teacher_run, args.like,
-                      args.command, args.variant)
+                      args.command, args.variant, args.taught_by)
     record(paths["results"], paths["markdown"], row)
     print(f"{paths['results']}, {paths['markdown']}: {row['model']} {row['variant']} (test "
           f"{100 * row['metric']:.2f} over seeds {row['seeds']}, {row['pct_of_teacher']:.1f}% of the teacher)")

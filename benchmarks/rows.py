@@ -7,7 +7,7 @@ import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import decoding as dec
-from benchmarks.full_teacher import FULL_PCT_HEAD, full_teacher, pct_of_full_teacher, teacher_name
+from benchmarks.full_teacher import PCT_HEADS, pct_of, second_teacher, teacher_name
 from benchmarks.jobs import Matrix
 from benchmarks.row_builders import _row_base, _student_row
 from benchmarks.rows_documents import document_rows, latency_cell
@@ -218,10 +218,11 @@ def _metric_cell(row: Dict) -> str:
 
 
 def markdown_table(rows: List[Dict]) -> str:
-    """One task's results table; with a `teacher_full` row among `rows`, a column of each row's % of it."""
-    full = full_teacher(rows)
+    """One task's results table; with a recorded teacher row among `rows` (full-data or case ids), a column of
+    each row's % of it."""
+    second = second_teacher(rows)
     head = ["model", "variant", "L×H", "params (non-emb.)", "FP32 MB", "INT8 MB", "test metric (%)", "% of teacher",
-            *([FULL_PCT_HEAD] if full else []), "p50 ms", "p95 ms", "seq/s @32", "speed-up"]
+            *([PCT_HEADS[second["variant"]]] if second else []), "p50 ms", "p95 ms", "seq/s @32", "speed-up"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lh = f"{r['layers']}×{r['hidden']}" if r["layers"] else "–"
@@ -230,7 +231,7 @@ def markdown_table(rows: List[Dict]) -> str:
         lines.append("| " + " | ".join([
             r["model"] + (" †" if r.get("carried") else ""), r["variant"], lh, params, _f(r["size_mb"], "{:.1f}"), _f(r["size_mb_int8"], "{:.1f}"),
             _metric_cell(r) + seeds, _f(r["pct_of_teacher"], "{:.1f}"),
-            *([_f(pct_of_full_teacher(r, full), "{:.1f}")] if full else []), latency_cell(r), _f(r["latency_ms_p95"]),
+            *([_f(pct_of(r, second), "{:.1f}")] if second else []), latency_cell(r), _f(r["latency_ms_p95"]),
             _f(r["throughput_per_s"], "{:.0f}"), _f(r["speedup_vs_teacher"], "{:.1f}×")]) + " |")
     return "\n".join(lines)
 

@@ -154,7 +154,7 @@ def test_unfinished_runs_and_machine_paths_are_refused(world):
     assert (out / "benchmarks" / "results.json").read_bytes() == results_before
 
 
-def test_the_case_ids_row_follows_the_teacher_without_a_column_of_its_own(world, tmp_path):
+def test_the_case_ids_row_follows_the_teacher_and_every_conll_row_gets_its_column(world, tmp_path):
     run, out = _conll_run(tmp_path / "case", 0.87), world[1]
     before = _results(out)
     markdown_before = (out / "docs" / "benchmarks.md").read_text(encoding="utf-8")
@@ -169,8 +169,10 @@ def test_the_case_ids_row_follows_the_teacher_without_a_column_of_its_own(world,
     assert row["pct_of_teacher"] == pytest.approx(100 * 0.87 / before[at]["metric"])
     markdown = (out / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     conll = _conll_table(markdown)
-    assert conll[0] == _conll_table(markdown_before)[0] and "% of the full-data" not in conll[0]   # no new column
+    assert conll[0] == _conll_table(markdown_before)[0].replace(
+        "| % of teacher |", "| % of teacher | % of the case-ids teacher |")   # one new column
     assert conll[3].startswith(f"| {CASE_MODEL} | teacher_case_ids | 6×384 | ")
+    assert f"| 87.00 | {100 * 0.87 / before[at]['metric']:.1f} | 100.0 |" in conll[3]
     assert "full-data" not in markdown
     entry = f"- conll / {CASE_MODEL} / teacher_case_ids: `{CASE_COMMAND}`\n"
     teacher_entry = ("- conll / teacher MiniLM-L6-H384 / teacher: "

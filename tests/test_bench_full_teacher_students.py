@@ -109,7 +109,7 @@ def test_a_regenerated_report_keeps_the_recorded_row_after_its_student(world):
 
 @pytest.mark.parametrize("case, message", [
     ("other teacher", "expected runs/imdb_teacher_full"),
-    ("teacher metric", "not the recorded full-data teacher"),
+    ("teacher metric", "the teacher_full row [0-9.]+: not the recorded teacher"),
     ("no seed slot", "write {seed}"),
     ("absolute path", "relative to the repository"),
     ("shape", "expected one imdb row of that variant"),
@@ -128,3 +128,43 @@ def test_runs_that_do_not_fit_the_row_are_refused(world, case, message):
         like = "no_kd_nonexistent"
     with pytest.raises(UserError, match=message):
         _record(world, runs, command=command, like=like)
+
+
+CASE_TEACHER = "runs/conll_teacher_case"
+CASE_COMMAND = ("python tools/train.py --config runs/bench/configs/conll_Bp_kd_recipe_aug_seed1.yaml "
+                "output_dir=runs/conll_case/Bp/seed{seed} train.seed={seed} model.teacher=" + CASE_TEACHER +
+                " model.case_ids=true")
+
+
+def _conll_run(name, seed, f1, case_ids=True):
+    run = Path("runs") / name
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "stage": "task", "dev": {"f1": f1 + 0.01}, "test": {"f1": f1}, "layers": 2, "hidden": 128,
+        "train_examples": 14041, "transfer_examples": 14041, "seconds": 100.0}))
+    (run / "config.yaml").write_text(yaml.safe_dump({
+        "model": {"teacher": CASE_TEACHER, "case_ids": case_ids}, "train": {"seed": seed}}))
+    return str(run)
+
+
+def _record_case(out, runs):
+    return full_teacher_students.main(["--runs", *runs, "--teacher-run", CASE_TEACHER, "--like", "kd_recipe_aug",
+                                       "--command", CASE_COMMAND, "--taught-by", "case_ids", "--out-dir", str(out)])
+
+
+def test_students_of_the_case_ids_teacher_are_compared_with_it(world):
+    rows = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    case = next(r for r in rows if r["task"] == "conll" and r["variant"] == "teacher_case_ids")
+    Path(CASE_TEACHER).mkdir(parents=True)
+    Path(CASE_TEACHER, "summary.json").write_text(json.dumps({"test": {"f1": case["metric"]}}))
+    assert _record_case(world, [_conll_run("c1", 1, 0.84), _conll_run("c2", 2, 0.86)]) == 0   # --task: conll
+    after = json.loads((world / "benchmarks" / "results.json").read_text(encoding="utf-8"))
+    row = next(r for r in after if r.get("taught_by"))
+    assert (row["task"], row["variant"], row["like"], row["taught_by"]) == (
+        "conll", "kd_recipe_aug_case_ids", "kd_recipe_aug", "teacher_case_ids")
+    assert row["metric"] == pytest.approx(0.85)
+    markdown = (world / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    cells = f"| 85.00 ± 1.41 (seeds 1,2) | {row['pct_of_teacher']:.1f} | {100 * 0.85 / case['metric']:.1f} |"
+    assert f"| {MODEL} | kd_recipe_aug_case_ids | 2×128 |" in markdown and cells in markdown
+    with pytest.raises(UserError, match="model.case_ids is not true"):
+        _record_case(world, [_conll_run("u1", 1, 0.84, case_ids=False)])
