@@ -35,8 +35,10 @@ def readme_rows(rows: List[Dict], tasks: Sequence[str], shapes=README_SHAPES) ->
             continue
         out.append({"row": teacher, "kind": "teacher"})
         for layers, hidden in shapes:
+            # students of a recorded teacher (full-data, case ids) stay out: % of teacher compares with `teacher`
             same = [r for r in rows if r["task"] == t and r["metric"] is not None and r["model"].startswith("student")
-                    and (r.get("layers"), r.get("hidden")) == (layers, hidden) and _reads_like_teacher(r, teacher)]
+                    and (r.get("layers"), r.get("hidden")) == (layers, hidden) and _reads_like_teacher(r, teacher)
+                    and not r.get("taught_by")]
             students = [r for r in same if r["variant"] != "int8"]
             if not students:
                 continue
