@@ -48,11 +48,6 @@ def recorded_teacher(rows: Sequence[Dict], variant: str) -> Optional[Dict]:
     return next((r for r in rows if r.get("variant") == variant and r.get("metric")), None)
 
 
-def full_teacher(rows: Sequence[Dict]) -> Optional[Dict]:
-    """The `teacher_full` row with a metric among `rows` (one task's), else None."""
-    return recorded_teacher(rows, FULL_TEACHER)
-
-
 def second_teacher(rows: Sequence[Dict]) -> Optional[Dict]:
     """The recorded teacher a task's table also compares every row with: the first of RECORDED it has."""
     return next((t for t in (recorded_teacher(rows, v) for v in RECORDED) if t), None)

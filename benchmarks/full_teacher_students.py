@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from benchmarks.full_teacher import (DEFAULT_TASK, RECORDED, STUDENT_SUFFIXES, VARIANTS, check_command,
+from benchmarks.full_teacher import (CASE_IDS_TEACHER, DEFAULT_TASK, RECORDED, STUDENT_SUFFIXES, VARIANTS, check_command,
                                      command_entry, recorded_teacher, replace_once, report_files, table_block)
 from benchmarks.util import read_json, write_json, write_text
 from ernie_tiny_distill.errors import UserError
@@ -58,7 +58,7 @@ def _check_teacher(runs: Sequence[Dict], teacher_run: str, recorded: Dict, metri
                         f"{recorded['metric']!r}: not the recorded teacher")
     for run in runs:
         cfg = run["config"]
-        if recorded["variant"] == VARIANTS["case_ids"] and (cfg.get("model") or {}).get("case_ids") is not True:
+        if recorded["variant"] == CASE_IDS_TEACHER and (cfg.get("model") or {}).get("case_ids") is not True:
             raise UserError(f"{run['dir']}/config.yaml: model.case_ids is not true; a student of the case-ids "
                             "teacher reads case ids as it does")
         paths = [(cfg.get("model") or {}).get("teacher")] + [

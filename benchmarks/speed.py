@@ -77,26 +77,27 @@ def make_exports(task: str, work: str, datasets: str, log: Callable[[str], None]
     return exports
 
 
-def test_texts(task: str, datasets: str) -> List[str]:
-    """Real test texts: IMDB test reviews from the tarball, or CoNLL-2003 test sentences (words joined by spaces)."""
+def task_texts(task: str, datasets: str, split: str = "test") -> List[str]:
+    """Real texts of a split ("train" or "test"): IMDB reviews from the tarball, or CoNLL-2003 sentences (words
+    joined by spaces)."""
     from ernie_tiny_distill.data import readers
 
     if task == "imdb":
-        return [ex.text for ex in readers.read_imdb(os.path.join(datasets, "aclImdb_v1.tar.gz"), "test")]
-    return [" ".join(s.tokens) for s in readers.read_conll(os.path.join(datasets, "conll2003", "test.txt"))]
+        return [ex.text for ex in readers.read_imdb(os.path.join(datasets, "aclImdb_v1.tar.gz"), split)]
+    return [" ".join(s.tokens) for s in readers.read_conll(os.path.join(datasets, "conll2003", f"{split}.txt"))]
+
+
+def test_texts(task: str, datasets: str) -> List[str]:
+    """Real test texts (task_texts of the test split)."""
+    return task_texts(task, datasets, "test")
 
 
 def memo_texts(task: str, datasets: str, count: int = MEMO_TEXTS) -> List[str]:
     """`count` training texts (seeded sample) that fill the word memos before the steady-state rows: traffic a
     running server has already served, never the measured test texts."""
-    from ernie_tiny_distill.data import readers
     from ernie_tiny_distill.deploy import latency_review
 
-    if task == "imdb":
-        texts = [ex.text for ex in readers.read_imdb(os.path.join(datasets, "aclImdb_v1.tar.gz"), "train")]
-    else:
-        texts = [" ".join(s.tokens) for s in readers.read_conll(os.path.join(datasets, "conll2003", "train.txt"))]
-    return latency_review.sample_texts(texts, count)
+    return latency_review.sample_texts(task_texts(task, datasets, "train"), count)
 
 
 def per_request(targets: List[Dict], texts: List[str], rounds: int = 5, warmup: int = 3,
