@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.util import write_text
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.pipeline.report import ENGINES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RUNS_DIR = "runs/unseen"
@@ -134,6 +135,12 @@ def _num(v: Optional[float], spec: str, signed: bool = False) -> str:
     return format(v, ("+" if signed else "") + spec)
 
 
+def engine(timing: Dict) -> str:
+    """The engine a latency row ran on (older reports name only the backend asked for)."""
+    used = timing.get("backend_used") or timing.get("backend")
+    return ENGINES.get(used, used or "—")
+
+
 def model_rows(report: Dict, shape: str) -> List[List[str]]:
     """The student FP32/INT8 and control rows of one run: model, metric, % of teacher, KD gain, p50, speed-up."""
     s, lat, m = report["student"], report["latency"], report["metric"]
@@ -141,19 +148,19 @@ def model_rows(report: Dict, shape: str) -> List[List[str]]:
     gain_fp32, gain_int8 = kd_gains(report)
     minutes = f"{run_minutes(report):.1f}"
     rows = [[f"{shape} student FP32 ({shape_txt})", _num(s["fp32"], ".4f"), _num(s["pct_of_teacher_fp32"], ".2f"),
-             _num(gain_fp32, ".2f", True), _num(lat["student_fp32"]["p50_ms"], ".2f"),
+             _num(gain_fp32, ".2f", True), engine(lat["student_fp32"]), _num(lat["student_fp32"]["p50_ms"], ".2f"),
              _num(lat["speedup_fp32"], ".2f"), minutes],
             [f"{shape} student INT8 ({shape_txt})", _num(s.get("int8"), ".4f"),
              _num(s.get("pct_of_teacher_int8"), ".2f"), _num(gain_int8, ".2f", True),
-             _num((lat.get("student_int8") or {}).get("p50_ms"), ".2f"), _num(lat.get("speedup_int8"), ".2f"),
+             engine(lat.get("student_int8") or {}), _num((lat.get("student_int8") or {}).get("p50_ms"), ".2f"), _num(lat.get("speedup_int8"), ".2f"),
              minutes]]
     control = report.get("control")
     if control:
         score = control["test" if report["split"] == "test" else "dev"][m]
         rows.append([f"{shape} no-KD control ({shape_txt}, FP32)", f"{score:.4f}",
-                     f"{100 * score / report['teacher']['fp32']:.2f}", "0 (reference)", "—", "—", minutes])
+                     f"{100 * score / report['teacher']['fp32']:.2f}", "0 (reference)", "—", "—", "—", minutes])
     else:
-        rows.append([f"{shape} no-KD control", "not run (no --control)", "—", "—", "—", "—", minutes])
+        rows.append([f"{shape} no-KD control", "not run (no --control)", "—", "—", "—", "—", "—", minutes])
     return rows
 
 
@@ -168,16 +175,17 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
         d = first["data"]
         lines += [f"Data: train {d['train']}, dev {d['dev']}, test {d['test']}, {d['labels']} labels; "
                   f"metric: {first['split']} {m} of the exported models.", "",
-                  f"| model | {first['split']} {m} | % of teacher | KD gain (points) | p50 ms | speed-up "
-                  "| run time (min) |", "|---|---|---|---|---|---|---|",
+                  f"| model | {first['split']} {m} | % of teacher | KD gain (points) | engine | p50 ms | speed-up "
+                  "| run time (min) |", "|---|---|---|---|---|---|---|---|",
                   f"| teacher FP32 ({t['layers']}x{t['hidden']}) | {t['fp32']:.4f} | 100.00 | — | "
-                  f"{first['latency']['teacher_fp32']['p50_ms']:.2f} | 1.00 | {run_minutes(first):.1f} |"]
+                  f"{engine(first['latency']['teacher_fp32'])} | {first['latency']['teacher_fp32']['p50_ms']:.2f} | 1.00 | {run_minutes(first):.1f} |"]
         for n in done:
             lines += ["| " + " | ".join(r) + " |" for r in model_rows(reports[n], n.rsplit("_", 1)[1])]
         lines += ["", f"The teacher row is from the {done[0].rsplit('_', 1)[1]} run. KD gain: the report's "
                   "student minus control (best-on-dev checkpoints, dygraph) for FP32; the exported INT8 score "
                   "minus the control for INT8. The control has the student's shape, so its latency is the FP32 "
-                  "student's. p50 ms: per request of one raw text, 1 thread; speed-up: teacher p50 / student p50 "
+                  "student's. p50 ms: per request of one raw text, 1 thread, FP32 on the engine that serve and "
+                  "predict pick by default (--backend auto: the faster at load); speed-up: teacher p50 / student p50 "
                   "in the same run. Run time: every pipeline step as run."]
         for n in done:
             if reports[n]["teacher"].get("reused"):

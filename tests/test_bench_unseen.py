@@ -20,8 +20,10 @@ def _report(task, metric, teacher, fp32, int8, control, kd_gain, seconds, reused
         "student": {"layers": layers, "hidden": hidden, "fp32": fp32, "int8": int8,
                     "pct_of_teacher_fp32": round(100 * fp32 / teacher, 2),
                     "pct_of_teacher_int8": round(100 * int8 / teacher, 2)},
-        "latency": {"teacher_fp32": {"p50_ms": 10.0}, "student_fp32": {"p50_ms": 2.0},
-                    "student_int8": {"p50_ms": 0.5}, "speedup_fp32": 5.0, "speedup_int8": 20.0},
+        "latency": {"teacher_fp32": {"p50_ms": 10.0, "backend": "auto", "backend_used": "paddle"},
+                    "student_fp32": {"p50_ms": 2.0, "backend": "auto", "backend_used": "onnx"},
+                    "student_int8": {"p50_ms": 0.5, "backend": "onnx"},  # a report older than backend_used
+                    "speedup_fp32": 5.0, "speedup_int8": 20.0},
         "control": {"test": {metric: control}, "kd_gain": kd_gain},
         "time": {"steps_total_seconds": seconds},
     }
@@ -74,12 +76,12 @@ def test_the_doc_has_a_table_per_data_set_the_goals_and_the_missing_runs():
     assert [ln for ln in lines if ln.startswith("## ")] == [
         "## MIT Restaurant (NER, 8 entity types)", "## TREC (question classification, 6 coarse classes)",
         "## Commands"]
-    assert "| teacher FP32 (6x384) | 0.9600 | 100.00 | — | 10.00 | 1.00 | 30.0 |" in lines
-    assert "| 10x student FP32 (2x128) | 0.9500 | 98.96 | +0.50 | 2.00 | 5.00 | 30.0 |" in lines
+    assert "| teacher FP32 (6x384) | 0.9600 | 100.00 | — | Paddle Inference | 10.00 | 1.00 | 30.0 |" in lines
+    assert "| 10x student FP32 (2x128) | 0.9500 | 98.96 | +0.50 | ONNX Runtime | 2.00 | 5.00 | 30.0 |" in lines
     # INT8 gain: the exported INT8 score minus the control, 0.94 - 0.945
-    assert "| 10x student INT8 (2x128) | 0.9400 | 97.92 | -0.50 | 0.50 | 20.00 | 30.0 |" in lines
-    assert "| 10x no-KD control (2x128, FP32) | 0.9450 | 98.44 | 0 (reference) | — | — | 30.0 |" in lines
-    assert "| 5x student FP32 (3x256) | 0.7800 | 97.50 | +2.00 | 2.00 | 5.00 | 75.0 |" in lines
+    assert "| 10x student INT8 (2x128) | 0.9400 | 97.92 | -0.50 | ONNX Runtime | 0.50 | 20.00 | 30.0 |" in lines
+    assert "| 10x no-KD control (2x128, FP32) | 0.9450 | 98.44 | 0 (reference) | — | — | — | 30.0 |" in lines
+    assert "| 5x student FP32 (3x256) | 0.7800 | 97.50 | +2.00 | ONNX Runtime | 2.00 | 5.00 | 75.0 |" in lines
     assert "| 10x KD − no-KD (test, points) | ≥ 1 pt | +0.50 pt | missed |" in lines
     assert "| 5x run's total time | ≤ 60 min | 75.00 min | missed |" in lines
     assert "| 5x student FP32, % of teacher | ≥ 99.5% | not run yet | — |" in lines

@@ -92,6 +92,11 @@ def test_the_report_has_every_figure_and_they_agree(name, request, world):
     for key in ("teacher_fp32", "student_fp32", "student_int8"):
         assert 0 < r["latency"][key]["p50_ms"] <= r["latency"][key]["p95_ms"]
         assert r["latency"][key]["reviews"] == 5
+    # FP32 is timed on the engine serve/predict pick by default; INT8 runs on ONNX Runtime
+    assert [r["latency"][k]["backend"] for k in ("teacher_fp32", "student_fp32", "student_int8")] == \
+        ["auto", "auto", "onnx"]
+    assert r["latency"]["student_fp32"]["backend_used"] in ("paddle", "onnx")
+    assert r["latency"]["student_int8"]["backend_used"] == "onnx"
     assert r["latency"]["speedup_int8"] == round(r["latency"]["teacher_fp32"]["p50_ms"]
                                                  / r["latency"]["student_int8"]["p50_ms"], 2)
     assert s["seconds_per_step"] > 0 and t["seconds_per_step"] > 0
@@ -104,6 +109,7 @@ def test_the_report_has_every_figure_and_they_agree(name, request, world):
     with open(os.path.join(os.path.dirname(s["export"]), "..", "report.md"), encoding="utf-8") as f:
         md = f.read()
     assert r["commands"]["predict"] in md and f"{s['pct_of_teacher_fp32']:.2f}" in md
+    assert "| student INT8 | 2x24 |" in md and "| ONNX Runtime |" in md
 
 
 def test_ner_distills_with_the_augmented_transfer_set(ner_report):

@@ -51,7 +51,9 @@ def build(*, opts, recipe, user, estimate, teacher, student, control, exports, s
         "latency": {**lat, "speedup_fp32": _ratio(lat["teacher_fp32"]["p50_ms"], lat["student_fp32"]["p50_ms"]),
                     "speedup_int8": _ratio(lat["teacher_fp32"]["p50_ms"], lat["student_int8"]["p50_ms"]),
                     "how": "p50/p95 per request of one raw text (tokenization to decoded answer), the three exports "
-                           "interleaved round-robin over the same texts, after 3 warm-up requests each"},
+                           "interleaved round-robin over the same texts, after 3 warm-up requests each; FP32 on the engine "
+                           "that serve and predict pick by default (--backend auto: the faster at load), INT8 on "
+                           "ONNX Runtime"},
         "time": {"estimate_seconds": estimate["seconds"], "estimate_parts": estimate["parts"],
                  "estimate_method": estimate["method"], "step_seconds": step_seconds,
                  "steps_total_seconds": round(sum(step_seconds.values()), 1),
@@ -99,13 +101,17 @@ def consistency_errors(r: Dict) -> List[str]:
     return errors
 
 
+ENGINES = {"paddle": "Paddle Inference", "onnx": "ONNX Runtime"}
+
+
 def _fmt(x, digits=4) -> str:
     return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
 def _row(name: str, model: Dict, mb, score, pct, timing: Dict, speedup) -> str:
     return (f"| {name} | {model['layers']}x{model['hidden']} | {model['params'] / 1e6:.1f}M | {_fmt(mb, 2)} | "
-            f"{_fmt(score)} | {_fmt(pct, 2)} | {timing['p50_ms']:.2f} | {timing['p95_ms']:.2f} | {_fmt(speedup, 2)} |")
+            f"{_fmt(score)} | {_fmt(pct, 2)} | {ENGINES.get(timing.get('backend_used'), '-')} | {timing['p50_ms']:.2f} | "
+            f"{timing['p95_ms']:.2f} | {_fmt(speedup, 2)} |")
 
 
 def markdown(r: Dict) -> str:
@@ -116,8 +122,8 @@ def markdown(r: Dict) -> str:
              f"- train {d['train']}, dev {d['dev']} ({d['dev_source']}), test {d['test']}, "
              f"transfer set {d['transfer']} ({d['transfer_source']}); {d['labels']} labels", "",
              f"## Scores ({r['split']} {m}, exported models)", "",
-             "| model | layers x hidden | params | MB on disk | " + m + " | % of teacher | p50 ms | p95 ms | "
-             "speed-up |", "|---|---|---|---|---|---|---|---|---|",
+             "| model | layers x hidden | params | MB on disk | " + m + " | % of teacher | engine | p50 ms | p95 ms | "
+             "speed-up |", "|---|---|---|---|---|---|---|---|---|---|",
              _row("teacher FP32", t, t["fp32_mb"], t["fp32"], 100.0, lat["teacher_fp32"], 1.0),
              _row("student FP32", s, s["fp32_mb"], s["fp32"], s["pct_of_teacher_fp32"], lat["student_fp32"],
                   lat["speedup_fp32"]),

@@ -75,9 +75,10 @@ def run_pipeline(opts: Options) -> Dict:
                        lambda: _scores(exports, examples, split, user.threads), inputs=[exports, split, len(examples)])
     task = make_task(opts.task, models.load_tokenizer(teacher["dir"]), user.splits.labels, 8)
     texts = [task.request_text(ex) for ex in examples]
+    targets = _latency_targets(exports)
     timing = steps.run("latency", f"latency per request on {min(len(texts), opts.latency_texts)} {split} texts",
-                       lambda: measure.latency(_latency_targets(exports), texts, opts.latency_texts, user.threads),
-                       inputs=[exports, opts.latency_texts, user.threads])
+                       lambda: measure.latency(targets, texts, opts.latency_texts, user.threads),
+                       inputs=[exports, opts.latency_texts, user.threads, targets])
     result = report.build(opts=opts, recipe=recipe, user=user, estimate=estimate, teacher=teacher, student=student,
                           control=control, exports=exports, scores=scores, split=split, latency=timing,
                           step_seconds=steps.seconds(), wall_seconds=time.time() - started,
@@ -249,8 +250,9 @@ def _scores(exports: Dict, examples, split: str, threads: int) -> Dict:
 
 
 def _latency_targets(exports: Dict) -> List[Dict]:
-    return [{"key": "teacher_fp32", "export_dir": exports["teacher"]["dir"], "backend": "paddle", "precision": "fp32"},
-            {"key": "student_fp32", "export_dir": exports["student"]["dir"], "backend": "paddle", "precision": "fp32"},
+    """FP32 on the engine that serve/predict pick by default (backend auto: the faster of the two at load)."""
+    return [{"key": "teacher_fp32", "export_dir": exports["teacher"]["dir"], "backend": "auto", "precision": "fp32"},
+            {"key": "student_fp32", "export_dir": exports["student"]["dir"], "backend": "auto", "precision": "fp32"},
             {"key": "student_int8", "export_dir": exports["student"]["dir"], "backend": "onnx", "precision": "int8"}]
 
 
