@@ -33,22 +33,40 @@ DATASETS = {
              ["data.label_separator=:"]),
 }
 SPEEDUPS = (10, 5)
-RUN_NAMES = [f"{d}_{s}x" for d in DATASETS for s in SPEEDUPS]
+# the 10x recipe runs again with these train.seed values (its first run keeps the default seed, 42), reusing its
+# teacher: one test score moves by a question or two between seeds
+EXTRA_SEEDS = (2, 3)
+DEFAULT_SEED = 42
+
+
+def dataset_runs(dataset: str) -> List[str]:
+    return [f"{dataset}_{s}x" for s in SPEEDUPS] + [f"{dataset}_10x_seed{s}" for s in EXTRA_SEEDS]
+
+
+RUN_NAMES = [n for d in DATASETS for n in dataset_runs(d)]
 # % of the teacher's test metric the student must keep, per task and shape
 PCT_GOALS = {"classification": {10: 98.0, 5: 99.5}, "ner": {10: 95.0, 5: 98.0}}
 KD_GAIN_GOAL = 1.0  # points, KD student minus the no-KD control
 TIME_GOAL_MINUTES = 60.0
 
 
+def parse_name(name: str) -> Tuple[str, int, Optional[int]]:
+    """(data set, speed-up, extra seed or None) of a run name: trec_10x, trec_5x, trec_10x_seed2."""
+    base, _, seed = name.partition("_seed")
+    dataset, shape = base.rsplit("_", 1)
+    return dataset, int(shape.rstrip("x")), int(seed) if seed else None
+
+
 def command(name: str, runs_dir: str = DEFAULT_RUNS_DIR) -> List[str]:
-    """The tools/distill.py argument list of run `name`; the 5x run reuses the 10x run's teacher."""
-    dataset, speedup = name.rsplit("_", 1)
-    speedup = int(speedup.rstrip("x"))
+    """The tools/distill.py argument list of run `name`; every run but the 10x one reuses the 10x run's teacher."""
+    dataset, speedup, seed = parse_name(name)
     _, task, data_args, overrides = DATASETS[dataset]
-    teacher = ["--teacher", f"{runs_dir}/{dataset}_10x/teacher"] if speedup != 10 else []
+    reuses = speedup != 10 or seed is not None
+    teacher = ["--teacher", f"{runs_dir}/{dataset}_10x/teacher"] if reuses else []
     return (["python", "tools/distill.py", "--task", task] + data_args
             + ["--speedup", str(speedup), "--control"] + teacher
-            + ["--out", f"{runs_dir}/{name}", "--threads", "1"] + overrides)
+            + ["--out", f"{runs_dir}/{name}", "--threads", "1"] + overrides
+            + ([f"train.seed={seed}"] if seed is not None else []))
 
 
 def command_text(name: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
@@ -104,20 +122,29 @@ def kd_gains(report: Dict) -> Tuple[Optional[float], Optional[float]]:
     return 100 * control["kd_gain"], (None if int8 is None else 100 * (int8 - ctl))
 
 
-def goal_rows(name: str, report: Optional[Dict]) -> List[Dict]:
-    """One row per goal of run `name`: {goal, target, value, unit, met} (value and met None when not run)."""
-    dataset, shape = name.rsplit("_", 1)
-    speedup = int(shape.rstrip("x"))
+def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
+    return None if not values or any(v is None for v in values) else sum(values) / len(values)
+
+
+def goal_rows(name: str, report: Optional[Dict], seed_reports: Sequence[Dict] = ()) -> List[Dict]:
+    """One row per goal of run `name`: {goal, target, value, unit, met} (value and met None when not run).
+    With `seed_reports` (the same recipe's runs at other seeds) the score goals take the mean over all runs."""
+    dataset, speedup, _ = parse_name(name)
+    shape = f"{speedup}x"
     pct = PCT_GOALS[DATASETS[dataset][1]][speedup]
-    student = (report or {}).get("student", {})
-    gain = kd_gains(report)[0] if report else None
+    runs = [report] + list(seed_reports) if report else []
+    over = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
+
+    def mean(value) -> Optional[float]:
+        return _mean([value(r) for r in runs]) if runs else None
+
     rows = [
-        {"goal": f"{shape} student FP32, % of teacher", "target": pct, "direction": "min", "unit": "%",
-         "value": student.get("pct_of_teacher_fp32")},
-        {"goal": f"{shape} student INT8, % of teacher", "target": pct, "direction": "min", "unit": "%",
-         "value": student.get("pct_of_teacher_int8")},
-        {"goal": f"{shape} KD − no-KD (test, points)", "target": KD_GAIN_GOAL, "direction": "min", "unit": " pt",
-         "value": gain},
+        {"goal": f"{shape} student FP32, % of teacher{over}", "target": pct, "direction": "min", "unit": "%",
+         "value": mean(lambda r: r["student"].get("pct_of_teacher_fp32"))},
+        {"goal": f"{shape} student INT8, % of teacher{over}", "target": pct, "direction": "min", "unit": "%",
+         "value": mean(lambda r: r["student"].get("pct_of_teacher_int8"))},
+        {"goal": f"{shape} KD − no-KD (test, points){over}", "target": KD_GAIN_GOAL, "direction": "min",
+         "unit": " pt", "value": mean(lambda r: kd_gains(r)[0])},
         {"goal": f"{shape} run's total time", "target": TIME_GOAL_MINUTES, "direction": "max", "unit": " min",
          "value": run_minutes(report) if report else None},
     ]
@@ -164,9 +191,34 @@ def model_rows(report: Dict, shape: str) -> List[List[str]]:
     return rows
 
 
+def seed_table(names: List[str], reports: Dict[str, Dict]) -> List[str]:
+    """The 10x recipe at each seed run (same teacher) and their mean; nothing when only the first run exists."""
+    if len(names) < 2:
+        return []
+    m = reports[names[0]]["metric"]
+    lines = ["", f"The 10x recipe at {len(names)} seeds (`train.seed`; the later runs reuse the first run's "
+             "teacher):", "", f"| seed | student FP32 {m} | % of teacher | student INT8 {m} | % of teacher | "
+             "KD gain (points) |", "|---|---|---|---|---|---|"]
+    cols = []
+    for n in names:
+        r, seed = reports[n], parse_name(n)[2] or DEFAULT_SEED
+        s = r["student"]
+        col = [s["fp32"], s["pct_of_teacher_fp32"], s.get("int8"), s.get("pct_of_teacher_int8"), kd_gains(r)[0]]
+        cols.append(col)
+        lines.append(f"| {seed} | " + " | ".join(_seed_cells(col)) + " |")
+    means = [_mean([c[k] for c in cols]) for k in range(5)]
+    return lines + [f"| mean | " + " | ".join(_seed_cells(means)) + " |"]
+
+
+def _seed_cells(col: List[Optional[float]]) -> List[str]:
+    return [_num(col[0], ".4f"), _num(col[1], ".2f"), _num(col[2], ".4f"), _num(col[3], ".2f"),
+            _num(col[4], ".2f", True)]
+
+
 def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> List[str]:
     title = DATASETS[dataset][0]
     names = [f"{dataset}_{s}x" for s in SPEEDUPS]
+    seeds = [f"{dataset}_10x_seed{s}" for s in EXTRA_SEEDS]
     done = [n for n in names if n in reports]
     lines = [f"## {title}", ""]
     if done:
@@ -191,11 +243,13 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
             if reports[n]["teacher"].get("reused"):
                 lines.append(f"The {n.rsplit('_', 1)[1]} run reuses the 10x run's teacher, so its run time "
                              "leaves out the teacher's fine-tuning.")
+        lines += seed_table([n for n in [f"{dataset}_10x"] + seeds if n in reports], reports)
     else:
         lines.append("No run of this data set has finished yet.")
     lines += ["", "| goal | target | value | |", "|---|---|---|---|"]
     for n in names:
-        for g in goal_rows(n, reports.get(n)):
+        extra = [reports[x] for x in seeds if x in reports] if n.endswith("_10x") else []
+        for g in goal_rows(n, reports.get(n), extra):
             sign = "≥" if g["direction"] == "min" else "≤"
             if g["value"] is None:
                 value, verdict = "not run yet" if n not in reports else "not measured", "—"
@@ -203,7 +257,7 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
                 value = _num(g["value"], ".2f", g["unit"] == " pt") + g["unit"]
                 verdict = "met" if g["met"] else "missed"
             lines.append(f"| {g['goal']} | {sign} {g['target']:g}{g['unit']} | {value} | {verdict} |")
-    missing = [n for n in names if n not in reports]
+    missing = [n for n in names + seeds if n not in reports]
     if missing:
         lines += ["", "Not run yet:", ""] + [f"- {n}: `{command_text(n, runs_dir)}`" for n in missing]
     return lines + [""]
@@ -240,7 +294,7 @@ def run(runs_dir: str, only: Optional[str], overrides: Dict[str, str]) -> int:
         args[0] = sys.executable
         args[args.index("--out") + 1] = dirs[name]
         if "--teacher" in args:
-            teacher = os.path.join(dirs[name.rsplit("_", 1)[0] + "_10x"], "teacher")
+            teacher = os.path.join(dirs[parse_name(name)[0] + "_10x"], "teacher")
             if not os.path.isdir(teacher):
                 print(f"{name}: needs the 10x run's teacher at {teacher}; run the 10x run first", file=sys.stderr)
                 return 1
