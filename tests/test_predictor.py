@@ -46,6 +46,27 @@ def test_split_words_offsets_index_the_original(text):
             assert i in covered, (text, i, ch)
 
 
+ASCII_TRICKS = ["The U.S. team's coach didn't say, (Reuters) 1-0 O'Neill.", "can't WON'T y'all rock'n'roll 'quoted'",
+                "e.g. a.b.c. x_y __init__ 3.5% 1,000,000 me@x.org a/b-c:d&e", "DON'T Isn't it? I'M THEY'RE",
+                "tab\there\x1cfile-sep", "ends with n't", "n't alone", "x" * 300]
+
+
+@pytest.mark.parametrize("text", ASCII_TRICKS)
+def test_the_ascii_word_regex_splits_as_the_unicode_one(text):
+    """Clean ASCII text takes a faster regex with an explicit word class; the words must not change."""
+    from ernie_tiny_distill.deploy import words as words_mod
+
+    assert words_mod._CONLL_ASCII_RE.findall(text) == words_mod._CONLL_RE.findall(text)
+
+
+@pytest.mark.parametrize("text", ASCII_TRICKS + ["naïve café didn't", "zero\u200bwidth", "bell\x07 here", ""])
+def test_words_and_offsets_are_split_words_as_two_lists(text):
+    from ernie_tiny_distill.deploy.words import words_and_offsets
+
+    split = split_words(text)
+    assert words_and_offsets(text) == ([w for w, _, _ in split], [(a, b) for _, a, b in split])
+
+
 def test_split_words_conll_style():
     words = [w for w, _, _ in split_words("The U.S. team's coach didn't say, (Reuters) 1-0 O'Neill.")]
     assert words == ["The", "U.S.", "team", "'s", "coach", "did", "n't", "say", ",", "(", "Reuters", ")", "1-0",

@@ -62,8 +62,7 @@ class TextEncoder:
 
     def words(self, text: str) -> Tuple[List[str], List[Tuple[int, int]]]:
         """The words of raw text (this export's word splitter, after NFC) and their offsets in `text`."""
-        split = words_mod.split_words(text, self.word_splitter)
-        return [w for w, _, _ in split], [(a, b) for _, a, b in split]
+        return words_mod.words_and_offsets(text, self.word_splitter)
 
     def clear_cache(self) -> None:
         """Forget memoized word pieces, here and in the tokenizer (for timing tokenization from cold)."""

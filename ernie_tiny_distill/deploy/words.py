@@ -24,18 +24,25 @@ _CJK = ("\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
         "\U00020000-\U0002a6df\U0002a700-\U0002ebef\U00030000-\U0003134f")
 _W = rf"[^\W{_CJK}]"  # a word character that is not CJK
 _CLITIC = r"(?:'|\u2019)(?:s|re|ve|ll|d|m)(?![^\W_])"
-_CONLL_RE = re.compile(
-    rf"""
+
+
+def _conll_pattern(w: str) -> str:
+    """The conll splitter's regex, `w` being one word character (CJK characters are words of their own)."""
+    return rf"""
     (?:[A-Za-z]\.){{2,}}(?![^\W_])                     # abbreviations: U.S. U.K. e.g.
-    | {_W}+(?=n(?:'|\u2019)t(?![^\W_]))                 # do|n't
+    | {w}+(?=n(?:'|\u2019)t(?![^\W_]))                 # do|n't
     | n(?:'|\u2019)t(?![^\W_])                         # n't
     | {_CLITIC}                                        # 's 're 've 'll 'd 'm
-    | {_W}+(?:(?:[-.,/:&@]|(?:'|\u2019)(?!(?:s|re|ve|ll|d|m|t)(?![^\W_]))){_W}+)*   # words, numbers
+    | {w}+(?:(?:[-.,/:&@]|(?:'|\u2019)(?!(?:s|re|ve|ll|d|m|t)(?![^\W_]))){w}+)*   # words, numbers
     | [{_CJK}]                                         # one CJK character
     | \S                                               # any other visible character (punctuation)
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
+    """
+
+
+_CONLL_RE = re.compile(_conll_pattern(_W), re.VERBOSE | re.IGNORECASE)
+# the same words for ASCII text, faster (about 1.5x on CoNLL sentences): an explicit class is a bitmap test,
+# [^\W...] a Unicode lookup; without re.ASCII, as \S must keep Python's meaning (\x1c-\x1f are whitespace)
+_CONLL_ASCII_RE = re.compile(_conll_pattern("[A-Za-z0-9_]"), re.VERBOSE | re.IGNORECASE)
 # ASCII characters the tokenizer deletes that Python does not count as whitespace (\x1c-\x1f are whitespace)
 _ASCII_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 _TWEET_RE = re.compile(
@@ -56,7 +63,7 @@ def _dropped(word: str) -> bool:
 
 def _conll(text: str, base: int = 0) -> List[Word]:
     if text.isascii() and not _ASCII_INVISIBLE.search(text):  # no character here can be a dropped one
-        return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text)]
+        return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_ASCII_RE.finditer(text)]
     return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text) if not _dropped(m.group())]
 
 
@@ -141,6 +148,21 @@ def _glue_marks(norm: str, spans: List[Tuple[int, int]]) -> List[Tuple[int, int]
         else:
             out.append((a, b))
     return out
+
+
+def words_and_offsets(text: str, splitter: str = DEFAULT_SPLITTER) -> Tuple[List[str], List[Tuple[int, int]]]:
+    """split_words as two lists: the words, and per word its (start, end) in `text`."""
+    if splitter == "conll" and text.isascii() and not _ASCII_INVISIBLE.search(text):
+        # clean ASCII (most requests): findall runs in C, and as every visible character belongs to a word and
+        # no word holds whitespace, each word starts at its first occurrence after the previous word
+        words, offsets, at = _CONLL_ASCII_RE.findall(text), [], 0
+        for w in words:
+            at = text.find(w, at)
+            offsets.append((at, at + len(w)))
+            at += len(w)
+        return words, offsets
+    split = split_words(text, splitter)
+    return [w for w, _, _ in split], [(a, b) for _, a, b in split]
 
 
 def split_words(text: str, splitter: str = DEFAULT_SPLITTER) -> List[Word]:

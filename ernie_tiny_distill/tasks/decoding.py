@@ -112,8 +112,9 @@ def _greedy_allowed(first: np.ndarray, shifted: np.ndarray, labels: Sequence[str
     """Whether the per-word best tags `first` [N] are the constrained optimum: IOB2 allows the sequence and each
     word's best is unique (`shifted` [N, C]: each row's scores minus its best, so the best is 0 and alone)."""
     start_mask, trans, _ = _structure(tuple(labels))
+    # every row has at least one 0 (its best), so N zeros in all means one per row
     return bool(start_mask[first[0]] and trans[first[:-1], first[1:]].all()
-                and ((shifted == 0).sum(-1) == 1).all())
+                and np.count_nonzero(shifted == 0) == len(first))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ def decode_rows(rows: np.ndarray, labels: Sequence[str], decoding: str) -> Tuple
         return [], []
     # one softmax pass serves both the usual case and the search: rows shifted so each best is 0
     first = x.argmax(-1)
-    shifted = x - x[np.arange(n), first][:, None]
+    shifted = x - x.max(-1, keepdims=True)
     total = np.exp(shifted).sum(-1)
     if decoding == "argmax" or _greedy_allowed(first, shifted, labels):
         return [labels[k] for k in first.tolist()], (1.0 / total).tolist()  # each best tag's e^0 / total
