@@ -68,7 +68,15 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
             ("task_kd_transfer50k", "logit KD with all 50k unlabeled reviews as transfer set (no hidden/attention)"),
             ("task_kd_transfer50k_2ep", "the 50k transfer set, 2 epochs instead of 1"),
             ("task_kd_transfer50k_lr25", "the 50k transfer set at learning rate 2.5e-4 instead of 1e-4"),
-            ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first")]
+            ("two_stage_kd_recipe", "+ stage 1 on unlabeled text first"),
+            # recorded students of another teacher (full_teacher_students): the teacher changes too
+            ("kd_recipe_aug_case_ids", "kd_recipe_aug with case ids in teacher and student (the case-ids teacher)"),
+            ("kd_recipe_aug_two_step_case_ids", "kd_recipe_aug_case_ids in two steps: hidden-state and attention KD "
+                                                "alone, then logit KD"),
+            ("kd_recipe_aug_long_case_ids", "kd_recipe_aug_long with case ids (the case-ids teacher)"),
+            ("task_kd_transfer50k_full_teacher", "task_kd_transfer50k taught by the full-data teacher"),
+            ("task_kd_transfer74k_full_teacher", "taught by the full-data teacher on all 74k texts (the 24k labeled "
+                                                 "reviews too)")]
 
 
 def ablation(rows: List[Dict], tasks: Sequence[str]) -> List[str]:

@@ -132,6 +132,23 @@ def with_recorded(rows: List[Dict], results) -> List[Dict]:
     return rows
 
 
+ABLATION_HEADING = "### Ablation: what each ingredient adds (dev; test beside it)\n\n"
+
+
+def with_ablation(markdown: str, rows: Sequence[Dict], where: str) -> str:
+    """`markdown` with its ablation table re-rendered from `rows` (born.ablation; recorded rows are in it too)."""
+    from benchmarks import born
+
+    start = markdown.find(ABLATION_HEADING)
+    if start < 0:
+        raise UserError(f"{where}: no {ABLATION_HEADING.strip()!r} section; regenerate the report first "
+                        "(python tools/reproduce.py --report-only)")
+    start += len(ABLATION_HEADING)
+    end = markdown.find("\n\n", start)
+    tasks = list(dict.fromkeys(r["task"] for r in rows if r.get("task")))
+    return markdown[:start] + "\n".join(born.ablation(list(rows), tasks)) + markdown[end:]
+
+
 def record(results_path: str, markdown_path: str, row: Dict) -> None:
     """Write the row into the results file and re-render its task's table in the markdown report, its command
     in the list of commands after the `--like` row's."""
@@ -150,6 +167,7 @@ def record(results_path: str, markdown_path: str, row: Dict) -> None:
                 and r.get("variant") == like_variant)
     markdown = replace_once(markdown, entry(like), entry(like) + entry(row), markdown_path,
                             f"{t} {like['variant']} command")
+    markdown = with_ablation(markdown, new_rows, markdown_path)
     write_json(results_path, new_rows)
     write_text(markdown_path, markdown)
 

@@ -73,6 +73,12 @@ def test_the_row_averages_the_seeds_and_follows_the_students_last_row(world):
     assert f"| {MODEL} | task_kd_transfer50k_full_teacher | 2×128 |" in markdown
     assert f"| 87.00 ± 1.41 (seeds 1,2) | {row['pct_of_teacher']:.1f} | {pct_full} |" in markdown
     assert "\n".join(row_command_lines(like)) + "\n" + "\n".join(row_command_lines(row)) in markdown
+    # the ablation grows by the row, after its student's matrix rows, with its dev and test scores
+    ablation = markdown.split(full_teacher_students.ABLATION_HEADING)[1].split("\n\n")[0].splitlines()
+    mine = [ln for ln in ablation if "| task_kd_transfer50k_full_teacher |" in ln]
+    assert mine == [f"| imdb | {MODEL} | task_kd_transfer50k_full_teacher | task_kd_transfer50k taught by the "
+                    "full-data teacher | 88.00 | 87.00 |"]
+    assert ablation.index(mine[0]) == max(i for i, ln in enumerate(ablation) if f"| imdb | {MODEL} |" in ln)
 
 
 def test_recording_again_replaces_the_row(world):
