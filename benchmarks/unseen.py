@@ -207,7 +207,7 @@ def seed_table(names: List[str], reports: Dict[str, Dict]) -> List[str]:
         cols.append(col)
         lines.append(f"| {seed} | " + " | ".join(_seed_cells(col)) + " |")
     means = [_mean([c[k] for c in cols]) for k in range(5)]
-    return lines + [f"| mean | " + " | ".join(_seed_cells(means)) + " |"]
+    return lines + ["| mean | " + " | ".join(_seed_cells(means)) + " |"]
 
 
 def _seed_cells(col: List[Optional[float]]) -> List[str]:
