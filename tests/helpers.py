@@ -276,10 +276,11 @@ def random_teacher_workspace(tmp_path_factory, demo_root, name: str, **shape) ->
 
 def committed_report_without(drop) -> tuple:
     """The committed benchmarks/results.json rows and docs/benchmarks.md as they would be without the recorded rows
-    for which `drop(row)` is true (their table re-rendered, their command entries removed)."""
+    for which `drop(row)` is true (their table and the ablation re-rendered, their command entries removed)."""
     import json
 
     from benchmarks.full_teacher import command_entry, table_block
+    from benchmarks.full_teacher_students import with_ablation
 
     rows = json.loads((ROOT / "benchmarks" / "results.json").read_text(encoding="utf-8"))
     markdown = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
@@ -288,4 +289,4 @@ def committed_report_without(drop) -> tuple:
         markdown = markdown.replace(table_block(rows, row["task"]), table_block(kept, row["task"]))
         markdown = markdown.replace(command_entry(row), "")
         rows = kept
-    return rows, markdown
+    return rows, with_ablation(markdown, rows, "docs/benchmarks.md")
