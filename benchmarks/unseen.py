@@ -179,8 +179,8 @@ def model_rows(report: Dict, shape: str) -> List[List[str]]:
              _num(lat["speedup_fp32"], ".2f"), minutes],
             [f"{shape} student INT8 ({shape_txt})", _num(s.get("int8"), ".4f"),
              _num(s.get("pct_of_teacher_int8"), ".2f"), _num(gain_int8, ".2f", True),
-             engine(lat.get("student_int8") or {}), _num((lat.get("student_int8") or {}).get("p50_ms"), ".2f"), _num(lat.get("speedup_int8"), ".2f"),
-             minutes]]
+             engine(lat.get("student_int8") or {}), _num((lat.get("student_int8") or {}).get("p50_ms"), ".2f"),
+             _num(lat.get("speedup_int8"), ".2f"), minutes]]
     control = report.get("control")
     if control:
         score = control["test" if report["split"] == "test" else "dev"][m]
@@ -230,7 +230,8 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
                   f"| model | {first['split']} {m} | % of teacher | KD gain (points) | engine | p50 ms | speed-up "
                   "| run time (min) |", "|---|---|---|---|---|---|---|---|",
                   f"| teacher FP32 ({t['layers']}x{t['hidden']}) | {t['fp32']:.4f} | 100.00 | — | "
-                  f"{engine(first['latency']['teacher_fp32'])} | {first['latency']['teacher_fp32']['p50_ms']:.2f} | 1.00 | {run_minutes(first):.1f} |"]
+                  f"{engine(first['latency']['teacher_fp32'])} | {first['latency']['teacher_fp32']['p50_ms']:.2f} | "
+                  f"1.00 | {run_minutes(first):.1f} |"]
         for n in done:
             lines += ["| " + " | ".join(r) + " |" for r in model_rows(reports[n], n.rsplit("_", 1)[1])]
         lines += ["", f"The teacher row is from the {done[0].rsplit('_', 1)[1]} run. KD gain: the report's "

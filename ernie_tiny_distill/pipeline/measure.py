@@ -107,7 +107,6 @@ def latency(targets: List[Dict], texts: List[str], count: int, threads: int) -> 
 
     picked = sample_texts(texts, count, seed=0)
     results = measure_per_review(targets, picked, num_threads=threads, rounds=5, warmup=3)
-    return {key: {k: r[k] for k in ("p50_ms", "p95_ms", "mean_ms", "backend", "backend_used", "precision",
-                                            "threads", "reviews")}
-            for key, r in results.items()}
+    kept = ("p50_ms", "p95_ms", "mean_ms", "backend", "backend_used", "precision", "threads", "reviews")
+    return {key: {k: r[k] for k in kept} for key, r in results.items()}
 

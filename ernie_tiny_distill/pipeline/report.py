@@ -51,9 +51,9 @@ def build(*, opts, recipe, user, estimate, teacher, student, control, exports, s
         "latency": {**lat, "speedup_fp32": _ratio(lat["teacher_fp32"]["p50_ms"], lat["student_fp32"]["p50_ms"]),
                     "speedup_int8": _ratio(lat["teacher_fp32"]["p50_ms"], lat["student_int8"]["p50_ms"]),
                     "how": "p50/p95 per request of one raw text (tokenization to decoded answer), the three exports "
-                           "interleaved round-robin over the same texts, after 3 warm-up requests each; FP32 on the engine "
-                           "that serve and predict pick by default (--backend auto: the faster at load), INT8 on "
-                           "ONNX Runtime"},
+                           "interleaved round-robin over the same texts, after 3 warm-up requests each; FP32 on the "
+                           "engine that serve and predict pick by default (--backend auto: the faster at load), "
+                           "INT8 on ONNX Runtime"},
         "time": {"estimate_seconds": estimate["seconds"], "estimate_parts": estimate["parts"],
                  "estimate_method": estimate["method"], "step_seconds": step_seconds,
                  "steps_total_seconds": round(sum(step_seconds.values()), 1),
@@ -110,8 +110,8 @@ def _fmt(x, digits=4) -> str:
 
 def _row(name: str, model: Dict, mb, score, pct, timing: Dict, speedup) -> str:
     return (f"| {name} | {model['layers']}x{model['hidden']} | {model['params'] / 1e6:.1f}M | {_fmt(mb, 2)} | "
-            f"{_fmt(score)} | {_fmt(pct, 2)} | {ENGINES.get(timing.get('backend_used'), '-')} | {timing['p50_ms']:.2f} | "
-            f"{timing['p95_ms']:.2f} | {_fmt(speedup, 2)} |")
+            f"{_fmt(score)} | {_fmt(pct, 2)} | {ENGINES.get(timing.get('backend_used'), '-')} | "
+            f"{timing['p50_ms']:.2f} | {timing['p95_ms']:.2f} | {_fmt(speedup, 2)} |")
 
 
 def markdown(r: Dict) -> str:
