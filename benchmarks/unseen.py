@@ -1,6 +1,6 @@
 """The unseen-data benchmark: TREC and MIT Restaurant through tools/distill.py at 10x and 5x, rendered with goals.
 
-python -m benchmarks.unseen run [--runs-dir runs/unseen] [--only NAME]
+python -m benchmarks.unseen run [--runs-dir runs/unseen] [--only NAME] [--again]
 python -m benchmarks.unseen report [--runs-dir runs/unseen] [--out docs/unseen_data.md] [--run NAME=DIR ...]
 """
 from __future__ import annotations
@@ -282,13 +282,14 @@ def render(reports: Dict[str, Dict], runs_dir: str = DEFAULT_RUNS_DIR, out: str 
 
 # ---- CLI ----
 
-def run(runs_dir: str, only: Optional[str], overrides: Dict[str, str]) -> int:
-    """Run the pipeline for each selected run whose report.json is missing, in order; stop at the first failure."""
+def run(runs_dir: str, only: Optional[str], overrides: Dict[str, str], again: bool = False) -> int:
+    """Run the pipeline for each selected run whose report.json is missing (with `again`, every selected run: the
+    pipeline then re-runs only the steps whose inputs changed), in order; stop at the first failure."""
     dirs = {n: os.path.abspath(d) for n, d in run_dirs(runs_dir, overrides).items()}
     for name in RUN_NAMES:
         if only and name != only:
             continue
-        if os.path.isfile(os.path.join(dirs[name], "report.json")):
+        if not again and os.path.isfile(os.path.join(dirs[name], "report.json")):
             print(f"{name}: finished ({dirs[name]}/report.json), skipped")
             continue
         args = command(name, runs_dir)
@@ -318,13 +319,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        help="this run's OUT directory instead of RUNS_DIR/NAME (repeatable)")
         if name == "run":
             s.add_argument("--only", choices=RUN_NAMES, help="run just this one")
+            s.add_argument("--again", action="store_true",
+                           help="call finished runs too: their steps whose inputs changed run again (e.g. latency "
+                                "after a change in how it is measured), the others are skipped")
         else:
             s.add_argument("--out", default=DEFAULT_OUT, help="the markdown file to write")
     args = p.parse_args(argv)
     try:
         overrides = parse_run_overrides(args.run)
         if args.cmd == "run":
-            return run(args.runs_dir, args.only, overrides)
+            return run(args.runs_dir, args.only, overrides, args.again)
         reports = load_reports(run_dirs(args.runs_dir, overrides))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -145,6 +145,12 @@ def test_run_skips_finished_runs_and_needs_the_10x_teacher_for_5x(tmp_path, monk
         (tmp_path / name / "report.json").write_text("{}", encoding="utf-8")
     assert unseen.main(["run", "--runs-dir", str(tmp_path), "--only", "trec_5x"]) == 0
     assert called == [] and "trec_5x: finished" in capsys.readouterr().out
+    # --again calls a finished run too (the pipeline skips its unchanged steps)
+    (tmp_path / "trec_10x" / "teacher").mkdir()
+    assert unseen.main(["run", "--runs-dir", str(tmp_path), "--only", "trec_5x", "--again"]) == 0
+    assert len(called) == 1
+    args = called.pop()
+    assert args[args.index("--out") + 1] == str(tmp_path / "trec_5x")
     # MIT: the 10x run starts; the 5x run finds no 10x teacher and stops
     assert unseen.main(["run", "--runs-dir", str(tmp_path)]) == 1
     assert len(called) == 1
