@@ -57,6 +57,11 @@ def parse_name(name: str) -> Tuple[str, int, Optional[int]]:
     return dataset, int(shape.rstrip("x")), int(seed) if seed else None
 
 
+def shape_of(name: str) -> str:
+    """The recipe of a run as the doc names it: "10x", "5x"."""
+    return f"{parse_name(name)[1]}x"
+
+
 def command(name: str, runs_dir: str = DEFAULT_RUNS_DIR) -> List[str]:
     """The tools/distill.py argument list of run `name`; every run but the 10x one reuses the 10x run's teacher."""
     dataset, speedup, seed = parse_name(name)
@@ -130,7 +135,7 @@ def goal_rows(name: str, report: Optional[Dict], seed_reports: Sequence[Dict] = 
     """One row per goal of run `name`: {goal, target, value, unit, met} (value and met None when not run).
     With `seed_reports` (the same recipe's runs at other seeds) the score goals take the mean over all runs."""
     dataset, speedup, _ = parse_name(name)
-    shape = f"{speedup}x"
+    shape = shape_of(name)
     pct = PCT_GOALS[DATASETS[dataset][1]][speedup]
     runs = [report] + list(seed_reports) if report else []
     over = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
@@ -233,8 +238,8 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
                   f"{engine(first['latency']['teacher_fp32'])} | {first['latency']['teacher_fp32']['p50_ms']:.2f} | "
                   f"1.00 | {run_minutes(first):.1f} |"]
         for n in done:
-            lines += ["| " + " | ".join(r) + " |" for r in model_rows(reports[n], n.rsplit("_", 1)[1])]
-        lines += ["", f"The teacher row is from the {done[0].rsplit('_', 1)[1]} run. KD gain: the report's "
+            lines += ["| " + " | ".join(r) + " |" for r in model_rows(reports[n], shape_of(n))]
+        lines += ["", f"The teacher row is from the {shape_of(done[0])} run. KD gain: the report's "
                   "student minus control (best-on-dev checkpoints, dygraph) for FP32; the exported INT8 score "
                   "minus the control for INT8. The control has the student's shape, so its latency is the FP32 "
                   "student's. p50 ms: per request of one raw text, 1 thread, FP32 on the engine that serve and "
@@ -242,7 +247,7 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
                   "in the same run. Run time: every pipeline step as run."]
         for n in done:
             if reports[n]["teacher"].get("reused"):
-                lines.append(f"The {n.rsplit('_', 1)[1]} run reuses the 10x run's teacher, so its run time "
+                lines.append(f"The {shape_of(n)} run reuses the 10x run's teacher, so its run time "
                              "leaves out the teacher's fine-tuning.")
         lines += seed_table([n for n in [f"{dataset}_10x"] + seeds if n in reports], reports)
     else:

@@ -45,6 +45,12 @@ _CONLL_RE = re.compile(_conll_pattern(_W), re.VERBOSE | re.IGNORECASE)
 _CONLL_ASCII_RE = re.compile(_conll_pattern("[A-Za-z0-9_]"), re.VERBOSE | re.IGNORECASE)
 # ASCII characters the tokenizer deletes that Python does not count as whitespace (\x1c-\x1f are whitespace)
 _ASCII_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+
+
+def _clean_ascii(text: str) -> bool:
+    """ASCII without a character the tokenizer deletes: nothing to drop or normalise (most requests)."""
+    return text.isascii() and not _ASCII_INVISIBLE.search(text)
+
 _TWEET_RE = re.compile(
     r"""
     (?:https?://|www\.)\S+                             # URLs
@@ -62,7 +68,7 @@ def _dropped(word: str) -> bool:
 
 
 def _conll(text: str, base: int = 0) -> List[Word]:
-    if text.isascii() and not _ASCII_INVISIBLE.search(text):  # no character here can be a dropped one
+    if _clean_ascii(text):  # no character here can be a dropped one
         return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_ASCII_RE.finditer(text)]
     return [(m.group(), base + m.start(), base + m.end()) for m in _CONLL_RE.finditer(text) if not _dropped(m.group())]
 
@@ -101,7 +107,7 @@ def is_blank(text: str) -> bool:
 def nfc_with_offsets(text: str) -> Tuple[str, List[int], List[int]]:
     """Invisible characters dropped, then NFC; per character of the result, the [start, end) of the original
     characters it came from."""
-    if text.isascii() and not _ASCII_INVISIBLE.search(text):
+    if _clean_ascii(text):
         return text, list(range(len(text))), list(range(1, len(text) + 1))
     norm, starts, ends = [], [], []
     i = 0
@@ -152,9 +158,9 @@ def _glue_marks(norm: str, spans: List[Tuple[int, int]]) -> List[Tuple[int, int]
 
 def words_and_offsets(text: str, splitter: str = DEFAULT_SPLITTER) -> Tuple[List[str], List[Tuple[int, int]]]:
     """split_words as two lists: the words, and per word its (start, end) in `text`."""
-    if splitter == "conll" and text.isascii() and not _ASCII_INVISIBLE.search(text):
-        # clean ASCII (most requests): findall runs in C, and as every visible character belongs to a word and
-        # no word holds whitespace, each word starts at its first occurrence after the previous word
+    if splitter == "conll" and _clean_ascii(text):
+        # findall runs in C; as every visible character belongs to a word and no word holds whitespace, each
+        # word starts at its first occurrence after the previous word
         words, offsets, at = _CONLL_ASCII_RE.findall(text), [], 0
         for w in words:
             at = text.find(w, at)
