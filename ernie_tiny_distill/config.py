@@ -180,6 +180,8 @@ class TrainConfig:
     keep_checkpoints_after_finish: bool = False
     num_threads: int = 2
     amp: bool = False
+    # evaluate and keep an exponential moving average of the weights (decay per step, e.g. 0.999); null = the weights
+    average_decay: Optional[float] = None
     seed: int = 42
     resume: bool = True
     # true: a run that starts over may replace the best/ of a finished run in output_dir (refused otherwise);

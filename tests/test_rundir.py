@@ -17,7 +17,7 @@ from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.models.random_teacher import write_random_teacher
 from ernie_tiny_distill.train import checkpoint, rundir
 from ernie_tiny_distill.train.stages import run_stage
-from ernie_tiny_distill.train.trainer import _truncate_log
+from ernie_tiny_distill.train.rundir import truncate_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -175,9 +175,9 @@ def test_resume_drops_log_lines_past_the_checkpoint(tmp_path):
     log = tmp_path / "train_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (1, 2, 3, 4, 5, 6)) + '{"step": 7',
                    encoding="utf-8")
-    _truncate_log(str(log), 4)
+    truncate_log(str(log), 4)
     assert [json.loads(line)["step"] for line in log.read_text(encoding="utf-8").splitlines()] == [1, 2, 3, 4]
-    _truncate_log(str(log), 0)  # a fresh start (train.resume=false) starts a fresh log
+    truncate_log(str(log), 0)  # a fresh start (train.resume=false) starts a fresh log
     assert log.read_text(encoding="utf-8") == ""
 
 

@@ -10,6 +10,7 @@ from ernie_tiny_distill.config import config_from_dict
 from ernie_tiny_distill.data.demo import write_demo_data
 from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.models.random_teacher import write_random_teacher
+from ernie_tiny_distill.train import checkpoint
 from ernie_tiny_distill.train.stages import run_stage
 
 
@@ -144,11 +145,13 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, monkeypatch):
+@pytest.mark.parametrize("average_decay", [None, 0.9])
+def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, monkeypatch, average_decay):
     common = dict(model={"teacher": cls_teacher["output_dir"]},
                   distill={"temperature": 2.0, "allow_weak_teacher": True},
-                  train={"max_steps": 12, "eval_every": 4})
-    straight = run_stage(make_config(workspace, "classification", "task", "resume_a", **common))
+                  train={"max_steps": 12, "eval_every": 4, "average_decay": average_decay})
+    suffix = "" if average_decay is None else "_average"
+    straight = run_stage(make_config(workspace, "classification", "task", "resume_a" + suffix, **common))
 
     # crash in the middle of step 7, after the checkpoint at step 4 was written
     original = Distiller.loss_parts
@@ -161,7 +164,7 @@ def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, mo
         return original(self, batch, step)
 
     monkeypatch.setattr(Distiller, "loss_parts", crashing)
-    cfg_b = make_config(workspace, "classification", "task", "resume_b", **common)
+    cfg_b = make_config(workspace, "classification", "task", "resume_b" + suffix, **common)
     with pytest.raises(Interrupt):
         run_stage(cfg_b)
     monkeypatch.setattr(Distiller, "loss_parts", original)
@@ -174,6 +177,22 @@ def test_interrupted_run_resumes_to_identical_weights(workspace, cls_teacher, mo
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6, err_msg=key)
     assert resumed["test"]["accuracy"] == straight["test"]["accuracy"]
+
+
+def test_best_holds_the_average_and_the_checkpoint_the_trained_weights(workspace, cls_teacher):
+    cfg = make_config(workspace, "classification", "task", "average_best",
+                      model={"teacher": cls_teacher["output_dir"]}, distill={"allow_weak_teacher": True},
+                      train={"max_steps": 6, "eval_every": 6, "average_decay": 0.5,
+                             "keep_checkpoints_after_finish": True})
+    summary = run_stage(cfg)
+    step = os.path.join(cfg.output_dir, "checkpoints", "step-6")
+    best = load_file(os.path.join(summary["best_dir"], "model.safetensors"))
+    averaged = load_file(os.path.join(step, checkpoint.AVERAGE_FILE))
+    trained = load_file(os.path.join(step, "model.safetensors"))
+    assert set(averaged) <= set(best)
+    for name, value in averaged.items():
+        np.testing.assert_array_equal(best[name], value, err_msg=name)
+    assert any(not np.array_equal(trained["student." + name], value) for name, value in averaged.items())
 
 
 def test_teacher_at_its_own_length_teaches_a_longer_student(workspace, cls_teacher):

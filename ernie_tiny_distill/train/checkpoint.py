@@ -17,6 +17,7 @@ from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.util import fsutil
 
 STATE_FILE = "trainer_state.json"
+AVERAGE_FILE = "average.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_PREFIX = ".tmp-step-"  # a checkpoint being written; left behind only by a crash
 
@@ -66,8 +67,9 @@ def load_optimizer_state(optimizer, layer, tensors: Dict[str, np.ndarray], extra
     optimizer.set_state_dict(state)
 
 
-def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) -> str:
-    """Write checkpoints/step-N atomically; keep the newest `keep`. Returns the checkpoint path."""
+def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int, average=None) -> str:
+    """Write checkpoints/step-N atomically; keep the newest `keep`. Returns the checkpoint path.
+    `average`: the run's WeightAverage (train.average_decay), saved beside the weights."""
     final = os.path.join(directory, f"step-{step}")
     try:
         with fsutil.atomic_dir(final, durable=True, prefix=f"{_TMP_PREFIX}{step}-") as tmp:
@@ -75,6 +77,9 @@ def save(directory: str, step: int, layer, optimizer, state: Dict, keep: int) ->
                       os.path.join(tmp, "model.safetensors"))
             tensors, extras = optimizer_state(optimizer, layer)
             save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+            if average is not None:
+                save_file(average.tensors(), os.path.join(tmp, AVERAGE_FILE))
+                state = {**state, "average_updates": average.updates}
             with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
                 json.dump({**state, "step": step, "optimizer_extras": extras}, f, indent=2)
                 f.flush()
@@ -145,8 +150,9 @@ def _rotate(directory: str, keep: int, current: int) -> None:
     remove_incomplete(directory)
 
 
-def load(path: str, layer, optimizer) -> Dict:
-    """Restore weights and optimizer state from a checkpoint; returns the trainer state dict."""
+def load(path: str, layer, optimizer, average=None) -> Dict:
+    """Restore weights, optimizer state and the weight average (when `average`) from a checkpoint; returns the
+    trainer state dict."""
     try:
         with open(os.path.join(path, STATE_FILE), encoding="utf-8") as f:
             state = json.load(f)
@@ -167,4 +173,10 @@ def load(path: str, layer, optimizer) -> Dict:
                             f"{tuple(own[key].shape)}", where=path)
     layer.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
     load_optimizer_state(optimizer, layer, opt_tensors, state.pop("optimizer_extras", {}))
+    updates = state.pop("average_updates", None)
+    if average is not None:
+        if updates is None or not os.path.isfile(os.path.join(path, AVERAGE_FILE)):
+            raise UserError("the checkpoint has no weight average, but train.average_decay is set", where=path,
+                            hint="resume with the run's own train.average_decay, or train.resume=false")
+        average.load(load_file(os.path.join(path, AVERAGE_FILE)), updates, path)
     return state

@@ -14,6 +14,7 @@ from filelock import FileLock, Timeout
 
 from ernie_tiny_distill import extensions
 from ernie_tiny_distill.errors import UserError
+from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
 
@@ -194,3 +195,20 @@ def remove_checkpoints(output_dir: str, keep: bool) -> Optional[int]:
     logger.info("run finished: removed %s (%.1f MB of resume state; train.keep_checkpoints_after_finish=true "
                 "keeps it)", ckpt, freed / 1e6)
     return freed
+
+
+def truncate_log(log_path: str, step: int) -> None:
+    """Keep the train_log.jsonl lines up to `step` (the checkpoint a run resumes from; 0 = a fresh start)."""
+    if not os.path.isfile(log_path):
+        return
+    with open(log_path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass  # a line cut by a kill mid-write
+    if len(kept) != len(lines):
+        fsutil.write_text(log_path, "".join(kept))

@@ -7,6 +7,7 @@ models, tokenizers and LinearDecayWithWarmup, and writes safetensors + JSON chec
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,9 +28,9 @@ from ernie_tiny_distill.data import batching
 from ernie_tiny_distill.distill.distiller import Distiller
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.tasks.base import Feature, Task
-from ernie_tiny_distill.train import checkpoint
+from ernie_tiny_distill.train import checkpoint, rundir
+from ernie_tiny_distill.train.averaging import WeightAverage
 from ernie_tiny_distill.train.evaluation import _to_tensors, evaluate  # noqa: F401 (pipeline/measure reads _to_tensors here)
-from ernie_tiny_distill.util import fsutil
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class _Run:
     earlier_seconds: float
     skipped: int
     started: float
+    average: Optional[WeightAverage] = None  # train.average_decay
     sums: Dict[str, float] = field(default_factory=dict)
     n_logged: int = 0
     epoch_batches: Optional[list] = None
@@ -141,13 +143,14 @@ class Trainer:
             raise UserError(f"the training set has {len(train)} examples, fewer than one batch per process")
         total_steps = t.max_steps or max(1, math.ceil(t.epochs * per_epoch), t.min_steps or 0)
         optimizer, scheduler = self._optimizer(total_steps)
+        average = WeightAverage(self.trainable.student, t.average_decay) if t.average_decay else None
         # Data parallel without paddle.DataParallel: loss_parts calls the student (and the projection) directly,
         # which DataParallel's reducer would never see; gradients are averaged explicitly in _sync_gradients.
-        state, start = self._resume(optimizer, total_steps)
+        state, start = self._resume(optimizer, total_steps, average)
         log_path = os.path.join(self.run_dir, "train_log.jsonl")
         if self.is_main:
             checkpoint.remove_incomplete(self.ckpt_dir)  # e.g. a step-N emptied by a kill during rotation
-            _truncate_log(log_path, start)  # lines past the checkpoint are logged again by this run
+            rundir.truncate_log(log_path, start)  # lines past the checkpoint are logged again by this run
         if self.world_size > 1:
             self._broadcast_parameters()  # every process starts from rank 0's weights
         if t.amp and not paddle.device.is_compiled_with_cuda():
@@ -163,9 +166,9 @@ class Trainer:
                     eval_every=t.eval_every or per_epoch, lengths=lengths, optimizer=optimizer, scheduler=scheduler,
                     log_path=log_path, writer=self._visualdl() if self.is_main else None, progress=progress,
                     earlier_seconds=float(state.get("train_seconds", 0.0)), skipped=state.get("skipped_batches", 0),
-                    started=time.time())
+                    started=time.time(), average=average)
 
-    def _resume(self, optimizer, total_steps: int):
+    def _resume(self, optimizer, total_steps: int, average: Optional[WeightAverage]):
         """(state, first step): a fresh state at step 0, or the newest checkpoint's when train.resume."""
         state = {"best_metric": None, "best_step": None, "history": [], "skipped_batches": 0}
         start = 0
@@ -175,7 +178,7 @@ class Trainer:
             logger.warning("train.resume=false: removing the earlier checkpoints in %s", self.ckpt_dir)
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         if last:
-            state = checkpoint.load(last, self.trainable, optimizer)
+            state = checkpoint.load(last, self.trainable, optimizer, average)
             start = state.pop("step")
             logger.info("resumed from %s (step %d of %d)", last, start, total_steps)
         # training time of earlier segments (up to the checkpoint) is in state, so a resumed run reports the total
@@ -206,6 +209,8 @@ class Trainer:
                 self._sync_gradients()
             run.optimizer.step()
             run.optimizer.clear_grad()
+            if run.average:
+                run.average.update()
             for name, value in parts.items():
                 run.sums[name] = run.sums.get(name, 0.0) + float(value)
             run.sums["loss"] = run.sums.get("loss", 0.0) + float(total)
@@ -238,25 +243,17 @@ class Trainer:
                            on_best) -> bool:
         """Score dev, keep the best (on_best), write a checkpoint; True when train.patience says stop."""
         state, metric = run.state, self.task.metric_name
-        metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
-        # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
-        # checkpoint never holds merged weights (a resume would add the adapters twice)
-        self.trainable.train()
+        with run.average.applied() if run.average else contextlib.nullcontext():  # scored and kept: the average
+            metrics = self.evaluate(self.trainable.student, dev, dev_examples) if self.is_main else {}
+            # back to training mode before on_best and the checkpoint: LoRA layers unmerge here, so the
+            # checkpoint never holds merged weights (a resume would add the adapters twice)
+            self.trainable.train()
+            if self.is_main:
+                self._record(state, step, float(metrics[metric]), metrics, run.writer, on_best)
         if self.is_main:
-            score = float(metrics[metric])
-            sign = 1 if self.task.greater_is_better else -1
-            improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
-            state["history"].append({"step": step + 1, metric: score})
-            logger.info("step %d dev %s = %.4f%s", step + 1, metric, score, " (best)" if improved else "")
-            if run.writer:
-                run.writer.add_scalar(f"dev/{metric}", score, step + 1)
-            if improved:
-                state["best_metric"], state["best_step"] = score, step + 1
-                if on_best:
-                    on_best(metrics)
             state["train_seconds"] = round(run.earlier_seconds + time.time() - run.started, 1)
             checkpoint.save(self.ckpt_dir, step + 1, self.trainable, run.optimizer, state,
-                            self.cfg.train.keep_checkpoints)
+                            self.cfg.train.keep_checkpoints, run.average)
         if self.world_size > 1:
             paddle.distributed.barrier()
         # a plateau at the last planned step is not an early stop: the run used every step
@@ -267,6 +264,18 @@ class Trainer:
             state["stopped_early"] = step + 1
             return True
         return False
+
+    def _record(self, state: Dict, step: int, score: float, metrics: Dict, writer, on_best) -> None:
+        metric, sign = self.task.metric_name, 1 if self.task.greater_is_better else -1
+        improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
+        state["history"].append({"step": step + 1, metric: score})
+        logger.info("step %d dev %s = %.4f%s", step + 1, metric, score, " (best)" if improved else "")
+        if writer:
+            writer.add_scalar(f"dev/{metric}", score, step + 1)
+        if improved:
+            state["best_metric"], state["best_step"] = score, step + 1
+            if on_best:
+                on_best(metrics)
 
     # ------------------------------------------------------------ data parallel
 
@@ -359,23 +368,6 @@ def plateaued(history: Sequence[Dict], best_step: Optional[int], patience: Optio
     if not patience or best_step is None:
         return False
     return sum(1 for h in history if h["step"] > best_step) >= patience
-
-
-def _truncate_log(log_path: str, step: int) -> None:
-    """Keep the train_log.jsonl lines up to `step` (the checkpoint a run resumes from; 0 = a fresh start)."""
-    if not os.path.isfile(log_path):
-        return
-    with open(log_path, encoding="utf-8") as f:
-        lines = f.readlines()
-    kept = []
-    for line in lines:
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            pass  # a line cut by a kill mid-write
-    if len(kept) != len(lines):
-        fsutil.write_text(log_path, "".join(kept))
 
 
 def shard_digest(indices: Sequence[int]) -> str:
