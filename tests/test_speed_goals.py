@@ -198,3 +198,14 @@ def test_the_committed_results_measure_every_goal_and_render():
     assert len(rows) == 2 * len(speed_goals.GOALS) and all(r["met"] is not None for r in rows)
     assert results["goals"] == rows  # the table written with the run is the one the report recomputes
     assert speed_goals.render_section(results)[0] == "## Speed, end to end"
+
+
+def test_timed_engine_counts_the_engine_seconds_and_changes_no_answer(cls_export):
+    from benchmarks.speed import TimedEngine
+    from ernie_tiny_distill.deploy.predictor import Predictor
+
+    predictor = Predictor(cls_export)
+    plain = predictor.predict(["a fine film .", "dull ."])
+    predictor.engine = engine = TimedEngine(predictor.engine)
+    assert predictor.predict(["a fine film .", "dull ."]) == plain and engine.seconds > 0
+    assert engine.pads_to_buckets == engine.engine.pads_to_buckets  # everything else is the engine's
