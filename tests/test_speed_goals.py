@@ -104,7 +104,7 @@ def test_per_request_times_outside_the_engine_for_each_request(cls_export):
     for r in out.values():
         assert r["requests"] == len(texts) and r["backend_used"] == "paddle"
         assert 0 < r["outside_engine_p50_ms"] < r["p50_ms"] and r["cpu_p50_ms"] > 0
-        assert r["stages_ms"]["engine"] > 0 and 0 < r["engine_mean_ms"] < r["p50_ms"] * 2
+        assert r["stages_ms"]["engine"] > 0 and 0 < r["engine_mean_ms"] <= r["mean_ms"]
 
 
 def test_steady_state_rows_time_each_text_once_after_the_memo_is_filled(cls_export):
