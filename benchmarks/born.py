@@ -75,6 +75,8 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
                                                 "alone, then logit KD"),
             ("kd_recipe_aug_two_step_long_case_ids", "the two steps, the second 5 epochs instead of 3"),
             ("kd_recipe_aug_long_case_ids", "kd_recipe_aug_long with case ids (the case-ids teacher)"),
+            ("kd_recipe_aug_long_two_step_case_ids", "kd_recipe_aug_long_case_ids in two steps (hidden-state and "
+                                                     "attention KD alone, then logit KD; 5 epochs each)"),
             ("task_kd_transfer50k_full_teacher", "task_kd_transfer50k taught by the full-data teacher"),
             ("task_kd_transfer74k_full_teacher", "taught by the full-data teacher on all 74k texts (the 24k labeled "
                                                  "reviews too)")]
