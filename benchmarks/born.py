@@ -74,6 +74,8 @@ ABLATION = [("no_kd", "initialisation from the teacher alone (CE only)"),
             ("kd_recipe_aug_two_step_case_ids", "kd_recipe_aug_case_ids in two steps: hidden-state and attention KD "
                                                 "alone, then logit KD"),
             ("kd_recipe_aug_two_step_long_case_ids", "the two steps, the second 5 epochs instead of 3"),
+            ("kd_recipe_aug_two_step_aug4_case_ids", "the two steps, the second on 4 augmented copies of each "
+                                                     "sentence instead of 1 (2 epochs: as many steps as 5)"),
             ("kd_recipe_aug_long_case_ids", "kd_recipe_aug_long with case ids (the case-ids teacher)"),
             ("kd_recipe_aug_long_two_step_case_ids", "kd_recipe_aug_long_case_ids in two steps (hidden-state and "
                                                      "attention KD alone, then logit KD; 5 epochs each)"),
