@@ -31,22 +31,6 @@ def _session(path: str):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def _quantize(export_dir: str, layout) -> None:
-    """deploy/quantize.py's dynamic INT8 (per-channel weights of the weight MatMuls); the default tensor type is
-    given because shape inference does not type the outputs of the fused (com.microsoft) operators."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from ernie_tiny_distill.deploy.quantize import activation_matmuls
-
-    pre = os.path.join(export_dir, "pre.onnx")
-    quant_pre_process(os.path.join(export_dir, layout.ONNX_FILE), pre, skip_symbolic_shape=True)
-    quantize_dynamic(pre, os.path.join(export_dir, layout.INT8_ONNX_FILE), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=activation_matmuls(pre),
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="an export directory with model.onnx (tools/export.py --onnx)")
@@ -59,6 +43,7 @@ def main(argv=None) -> dict:
     from onnxruntime.transformers.optimizer import optimize_model
 
     from ernie_tiny_distill.deploy import layout
+    from ernie_tiny_distill.deploy.quantize import write_int8_file
 
     meta = layout.read_export_metadata(args.export)
     work = args.out or tempfile.mkdtemp(prefix="ort-fusion-")
@@ -70,7 +55,7 @@ def main(argv=None) -> dict:
     fusions = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
     model.save_model_to_file(os.path.join(fused, layout.ONNX_FILE))
     for d in (plain, fused):
-        _quantize(d, layout)
+        write_int8_file(d, None)
     files = {f"{name} {precision}": os.path.join(d, file) for name, d in (("plain", plain), ("fused", fused))
              for precision, file in (("fp32", layout.ONNX_FILE), ("int8", layout.INT8_ONNX_FILE))}
     sessions = {k: _session(f) for k, f in files.items()}

@@ -46,6 +46,7 @@ def write_int8_file(export_dir: str, texts: Optional[Sequence[str]], method: str
         raise UserError(f"INT8 method must be one of {', '.join(INT8_METHODS)}, got {method!r}")
     require_onnx_tools("INT8 quantization")
     try:
+        import onnx
         from onnxruntime.quantization import (
             CalibrationDataReader,
             QuantFormat,
@@ -68,8 +69,11 @@ def write_int8_file(export_dir: str, texts: Optional[Sequence[str]], method: str
         skip = activation_matmuls(pre)
         with fsutil.atomic_path(out) as tmp_out:  # model.int8.onnx appears complete or not at all
             if method == "dynamic":
+                # DefaultTensorType: shape inference does not type the outputs of com.microsoft operators (a graph
+                # fused by ONNX Runtime's transformer optimizer); every activation here is float32
                 quantize_dynamic(pre, tmp_out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                                 per_channel=True, nodes_to_exclude=skip)
+                                 per_channel=True, nodes_to_exclude=skip,
+                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             else:
                 encoder = TextEncoder(export_dir)
                 features = encoder.calibration_features(texts)

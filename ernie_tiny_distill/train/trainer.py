@@ -249,7 +249,7 @@ class Trainer:
             # checkpoint never holds merged weights (a resume would add the adapters twice)
             self.trainable.train()
             if self.is_main:
-                self._record(state, step, float(metrics[metric]), metrics, run.writer, on_best)
+                self._record(state, step, metrics, run.writer, on_best)
         if self.is_main:
             state["train_seconds"] = round(run.earlier_seconds + time.time() - run.started, 1)
             checkpoint.save(self.ckpt_dir, step + 1, self.trainable, run.optimizer, state,
@@ -265,8 +265,10 @@ class Trainer:
             return True
         return False
 
-    def _record(self, state: Dict, step: int, score: float, metrics: Dict, writer, on_best) -> None:
+    def _record(self, state: Dict, step: int, metrics: Dict, writer, on_best) -> None:
+        """Dev metrics into the history, the log and VisualDL; on_best(metrics) when they are a new best."""
         metric, sign = self.task.metric_name, 1 if self.task.greater_is_better else -1
+        score = float(metrics[metric])
         improved = state["best_metric"] is None or sign * score > sign * state["best_metric"]
         state["history"].append({"step": step + 1, metric: score})
         logger.info("step %d dev %s = %.4f%s", step + 1, metric, score, " (best)" if improved else "")
