@@ -6,7 +6,7 @@ import pytest
 from ernie_tiny_distill.config import DataConfig
 from ernie_tiny_distill.data.augment import Augmenter, augmented_transfer_set, mentions
 from ernie_tiny_distill.data.examples import TaggedSentence
-from ernie_tiny_distill.data.load import _augmented, augment_count
+from ernie_tiny_distill.data.load import augment_count, augmented_copies
 
 TRAIN = [
     TaggedSentence("John Smith lives in New York .".split(), ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC", "O"]),
@@ -70,9 +70,9 @@ def test_transfer_set_has_the_requested_size_no_tags_and_is_seeded():
 
 def test_data_unlabeled_augment_gives_max_unlabeled_examples_sentences():
     cfg = DataConfig(unlabeled="augment", max_unlabeled_examples=7)
-    assert len(_augmented(cfg, "ner", TRAIN)) == 7
-    assert len(_augmented(DataConfig(unlabeled="augment"), "ner", TRAIN)) == len(TRAIN)
-    assert all(isinstance(s, TaggedSentence) and s.tags is None for s in _augmented(cfg, "ner", TRAIN))
+    assert len(augmented_copies(cfg, "ner", TRAIN)) == 7
+    assert len(augmented_copies(DataConfig(unlabeled="augment"), "ner", TRAIN)) == len(TRAIN)
+    assert all(isinstance(s, TaggedSentence) and s.tags is None for s in augmented_copies(cfg, "ner", TRAIN))
 
 
 @pytest.mark.parametrize("copies, cap, expected", [(None, None, 10), (None, 7, 7), (3, None, 30), (3, 25, 25),

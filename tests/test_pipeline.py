@@ -160,6 +160,18 @@ def test_missing_files_are_named(world, tmp_path):
         run_pipeline(options(world, "classification", "missing", test=str(tmp_path / "nothing.csv")))
 
 
+def test_an_error_in_the_labeled_file_is_raised_as_it_is_not_as_a_missing_transfer_set(world, tmp_path, caplog):
+    from ernie_tiny_distill.pipeline.recipes import load_recipe
+    from ernie_tiny_distill.pipeline.run import read_user_data
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngood film,pos\nbad film,neg\nno label here,\n", encoding="utf-8")
+    opts = options(world, "classification", "bad", train=str(bad), test=None)
+    with pytest.raises(UserError, match=r"bad\.csv:4: missing or empty label in column 'label'"):
+        read_user_data(opts, load_recipe("classification", 10, world["recipes"]["classification"]))
+    assert "transfer set" not in caplog.text
+
+
 def test_the_quickstart_prints_the_students_answers_on_its_sentences(cls_report, ner_report):
     from ernie_tiny_distill.pipeline.quickstart import SAMPLES, format_reports, predict_samples
 

@@ -132,7 +132,7 @@ def augment_count(cfg: DataConfig, train_size: int) -> int:
     return min(count, cfg.max_unlabeled_examples) if cfg.max_unlabeled_examples else count
 
 
-def _augmented(cfg: DataConfig, task: str, train: list) -> list:
+def augmented_copies(cfg: DataConfig, task: str, train: list) -> list:
     """data.unlabeled=augment: unlabeled augmented copies of the training examples as the transfer set,
     data.augment_copies per training example (capped by data.max_unlabeled_examples), else
     data.max_unlabeled_examples of them (default: as many as there are training examples)."""
@@ -230,7 +230,7 @@ def load_splits(cfg: DataConfig, task: str, need_unlabeled: bool = False) -> Dat
     dev = readers.check_labels_known(dev, labels, where=dev_where, policy=cfg.unknown_eval_labels)
     test = readers.check_labels_known(test, labels, where=test_where, policy=cfg.unknown_eval_labels)
     if need_unlabeled and cfg.unlabeled == AUGMENT:
-        unlabeled = _augmented(cfg, task, train)
+        unlabeled = augmented_copies(cfg, task, train)
     else:
         unlabeled = read_unlabeled(cfg, task) if need_unlabeled else []
     return DataSplits(train=train, dev=dev, test=test, unlabeled=unlabeled, labels=labels)

@@ -98,16 +98,15 @@ def read_user_data(opts: Options, recipe: Dict) -> UserData:
         f"data.unlabeled: {data['unlabeled']} (recipe)" if data["unlabeled"] else "none")
     cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
                          "data": data, "model": {"teacher": opts.teacher}}, "data")
-    try:
-        splits = data_lib.load_splits(cfg.data, opts.task, need_unlabeled=bool(cfg.data.unlabeled))
-    except UserError as e:
-        if opts.unlabeled or cfg.data.unlabeled != data_lib.AUGMENT:
-            raise
-        logger.warning("no transfer set: data.unlabeled=augment is refused for %s here (%s)", opts.task, e)
-        data["unlabeled"], transfer_source = None, "none (augmentation not available for this task)"
-        cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
-                             "data": data, "model": {"teacher": opts.teacher}}, "data")
-        splits = data_lib.load_splits(cfg.data, opts.task)
+    augment = not opts.unlabeled and cfg.data.unlabeled == data_lib.AUGMENT
+    # the labeled files first: an error in them is the user's to fix, never a reason to drop the transfer set
+    splits = data_lib.load_splits(cfg.data, opts.task, need_unlabeled=bool(cfg.data.unlabeled) and not augment)
+    if augment:
+        try:
+            splits.unlabeled = data_lib.augmented_copies(cfg.data, opts.task, splits.train)
+        except UserError as e:
+            logger.warning("no transfer set: data.unlabeled=augment is refused for %s here (%s)", opts.task, e)
+            data["unlabeled"], transfer_source = None, "none (augmentation not available for this task)"
     if opts.dev:
         dev_source = f"--dev {opts.dev}"
     else:
