@@ -134,17 +134,21 @@ def _check_label_kind(value, first_of_kind: Dict[type, tuple], where: str, line_
 Column = Union[str, int]
 
 
+# the keys a hint names: config keys, and the flags of the one-command pipeline
+COLUMN_KEYS = "data.text_column / data.label_column (tools/distill.py: --text-column / --label-column)"
+
+
 def _column_name(column: Column, names: List[str], fmt: str, path, header: bool) -> str:
     """The record key for a configured column: its name, or a 0-based position (CSV/TSV)."""
     if isinstance(column, str):
         if not header and fmt != "jsonl":
             raise UserError(f"column {column!r} is a name but the file has no header row (header=False): "
                             f"give its 0-based position (0 to {len(names) - 1})", where=location(str(path), 1),
-                            hint="set text_column / label_column to column positions")
+                            hint=f"set {COLUMN_KEYS} to column positions")
         return column
     if fmt == "jsonl":
         raise UserError(f"column position {column} given for JSON lines, whose fields have names only",
-                        where=str(path), hint="set text_column / label_column to field names")
+                        where=str(path), hint=f"set {COLUMN_KEYS} to field names")
     if not 0 <= column < len(names):
         raise UserError(f"column position {column} is out of range: the {'header' if header else 'first record'} "
                         f"has {len(names)} columns (positions 0 to {len(names) - 1})",
@@ -191,8 +195,8 @@ def read_classification_file(
             raise UserError(
                 f"no column {', '.join(repr(c) for c in missing)} in the header; columns found: {names}",
                 where=location(str(path), 1),
-                hint="set text_column / label_column to the right names (or 0-based positions); "
-                     "header=False for a file without a header row",
+                hint=f"set {COLUMN_KEYS} to the right names (or 0-based positions); "
+                     "data.header=false for a file without a header row",
             )
     text_keys = [_column_name(c, names, fmt, path, header) for c in text_columns]
     label_key = None if label_column is None else _column_name(label_column, names, fmt, path, header)
@@ -208,7 +212,7 @@ def read_classification_file(
             raise UserError(
                 f"no field {', '.join(repr(c) for c in missing)}; fields found: {sorted(rec)}",
                 where=where,
-                hint="set text_column / label_column to the right names",
+                hint=f"set {COLUMN_KEYS} to the right names",
             )
         parts = []
         for key, column in zip(text_keys, text_columns):
