@@ -16,6 +16,8 @@ from ernie_tiny_distill.pipeline.run import run_pipeline
 N_TRAIN, N_TEST = 60, 20  # demo examples written per split; dev is carved from train unless a file is given
 TINY_STUDENT = {"init": "teacher_pruned", "layers": [0, 2], "num_heads": 2, "intermediate_size": 16,
                 "hidden_size": 24, "importance_examples": 32}
+TINY_ASSISTANT = {"init": "teacher_pruned", "layers": [0, 1, 2], "num_heads": 4, "intermediate_size": 32,
+                  "importance_examples": 32}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,16 @@ def world(tmp_path_factory):
             recipe[role]["train"].update(epochs=1, min_steps=4, batch_size=8, learning_rate=3e-3)
         recipe["student"]["model"]["student"] = dict(TINY_STUDENT)
         recipe["student"].setdefault("data", {})["max_unlabeled_examples"] = 16
+        recipe.pop("assistant", None)
+        if task == "classification":  # the classification runs have an assistant (a tiny 5x recipe)
+            with open(ROOT / "configs" / "recipes" / f"{task}_5x.yaml", encoding="utf-8") as f:
+                five = yaml.safe_load(f)
+            five["student"]["model"]["student"] = dict(TINY_ASSISTANT)
+            five["student"]["train"].update(epochs=1, min_steps=4, batch_size=8, learning_rate=3e-3)
+            five["student"].setdefault("data", {})["max_unlabeled_examples"] = 12
+            with open(root / "assistant_5x.yaml", "w", encoding="utf-8") as f:
+                yaml.safe_dump(five, f)
+            recipe["assistant"] = {"recipe": str(root / "assistant_5x.yaml"), "weight": 0.5}
         recipes[task] = str(root / f"recipe_{task}.yaml")
         with open(recipes[task], "w", encoding="utf-8") as f:
             yaml.safe_dump(recipe, f)
@@ -102,14 +114,33 @@ def test_the_report_has_every_figure_and_they_agree(name, request, world):
     assert s["seconds_per_step"] > 0 and t["seconds_per_step"] > 0
     assert s["planned_steps"] == planned_steps(d["train"] + d["transfer"], {"epochs": 1, "batch_size": 8,
                                                                             "min_steps": 4})
+    assistant = {"assistant"} if name == "cls_report" else set()
     assert set(r["time"]["step_seconds"]) == {"estimate", "teacher", "student", "control", "export", "evaluate",
-                                               "latency"}
+                                               "latency"} | assistant
     assert r["time"]["estimate_seconds"] > 0
     assert r["commands"]["serve"].startswith("python tools/serve.py --model ")
     with open(os.path.join(os.path.dirname(s["export"]), "..", "report.md"), encoding="utf-8") as f:
         md = f.read()
     assert r["commands"]["predict"] in md and f"{s['pct_of_teacher_fp32']:.2f}" in md
     assert "| student INT8 | 2x24 |" in md and "| ONNX Runtime |" in md
+
+
+def test_an_assistant_is_distilled_first_and_teaches_with_the_teacher(cls_report, world):
+    a = cls_report["assistant"]
+    assert (a["layers"], a["hidden"], a["weight"]) == (3, 32, 0.5)
+    assert a["recipe"] == str(world["root"] / "assistant_5x.yaml") and a["steps"] >= 4
+    out = world["root"] / "cls"
+    with open(out / "configs" / "assistant.yaml", encoding="utf-8") as f:
+        assistant_cfg = yaml.safe_load(f)
+    # its own transfer set (the 5x recipe's, not the student's) and no teacher ensemble of its own
+    assert assistant_cfg["data"]["max_unlabeled_examples"] == 12 and "teachers" not in assistant_cfg["distill"]
+    with open(out / "configs" / "student.yaml", encoding="utf-8") as f:
+        teachers = yaml.safe_load(f)["distill"]["teachers"]
+    assert [(t["path"], t["weight"]) for t in teachers] == [(str(out / "teacher"), 1.0), (str(out / "assistant"), 0.5)]
+    assert teachers[1]["export"] == str(out / "export" / "assistant")
+    assert cls_report["time"]["estimate_parts"]["assistant"] > 0
+    with open(out / "report.md", encoding="utf-8") as f:
+        assert "Assistant: a 3x32 student" in f.read()
 
 
 def test_ner_distills_with_the_augmented_transfer_set(ner_report):

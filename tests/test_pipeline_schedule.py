@@ -118,3 +118,26 @@ def test_the_time_estimate_is_the_per_example_model_it_states():
                             "student dev evaluations": round(10 * 300 * 0.01 * share / 10, 1),
                             "export, test scores, latency": float(measure.EXPORT_SECONDS)}
     assert est["seconds"] == round(sum(est["parts"].values()), 1) and "control (no KD)" not in est["parts"]
+
+
+def test_an_assistant_section_names_a_recipe_one_level_deep(tmp_path):
+    from ernie_tiny_distill.errors import UserError
+    from ernie_tiny_distill.pipeline.recipes import RECIPE_DIR
+
+    base = (RECIPE_DIR / "classification_10x.yaml").read_text(encoding="utf-8").split("\nassistant:")[0]
+
+    def recipe(name, assistant):
+        path = tmp_path / name
+        path.write_text(base + "\nassistant: " + assistant + "\n", encoding="utf-8")
+        return str(path)
+
+    # a bare file name is a built-in recipe; its student section is what the assistant trains
+    built_in = load_recipe("classification", 10, recipe("a.yaml", "{recipe: classification_5x.yaml}"))
+    assert built_in["assistant"] == {"recipe": str(RECIPE_DIR / "classification_5x.yaml"), "weight": 1.0,
+                                     "student": load_recipe("classification", 5)["student"]}
+    for bad, message in (("{recipe: classification_5x.yaml, copies: 3}", "takes the keys recipe"),
+                         ("{recipe: classification_5x.yaml, weight: 0}", "above 0"),
+                         ("{recipe: nothing.yaml}", "recipe file not found"),
+                         ("{recipe: " + str(tmp_path / "a.yaml") + "}", "one level only")):
+        with pytest.raises(UserError, match=message):
+            load_recipe("classification", 10, recipe("b.yaml", bad))

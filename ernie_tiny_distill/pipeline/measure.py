@@ -17,6 +17,8 @@ FORWARD_SHARE = 1 / 3
 # A student training step costs about this many teacher steps per unit of speed-up (backward through the
 # projection and attention terms included); a rough constant, checked against the report's wall time per step.
 STUDENT_STEP_SHARE = 1.5
+# An assistant (a recipe's larger student, distilled first) is costed as a student of this speed-up.
+ASSISTANT_SPEEDUP = 5
 EXPORT_SECONDS = 60  # export, INT8 quantization and parity checks of both models (measured order of magnitude)
 TIMED_STEPS = 3
 LENGTH_SAMPLE = 2000  # examples encoded to measure the data's mean length in word pieces
@@ -56,7 +58,7 @@ def seconds_per_example(teacher: str, task, examples: Sequence, batch_size: int)
 
 def estimate(per_example: float, *, teacher_steps: int, student_steps: int, control_steps: int, batch: int,
              speedup: int, student_epochs: float, evals: Dict[str, int], dev: int, test: int,
-             importance_examples: int) -> Dict:
+             importance_examples: int, assistant_steps: int = 0, assistant_epochs: float = 1.0) -> Dict:
     """Seconds per part from the measured teacher cost per example (a per-example model; see the constants)."""
     student_cost = STUDENT_STEP_SHARE / speedup
     parts = {
@@ -65,6 +67,9 @@ def estimate(per_example: float, *, teacher_steps: int, student_steps: int, cont
         "importance (pruning)": importance_examples * per_example,
         "distillation": student_steps * batch * per_example * (FORWARD_SHARE / max(1.0, student_epochs)
                                                                 + student_cost),
+        "assistant": assistant_steps * batch * per_example * (FORWARD_SHARE / max(1.0, assistant_epochs)
+                                                              + STUDENT_STEP_SHARE / ASSISTANT_SPEEDUP)
+        + evals.get("assistant", 0) * dev * per_example * FORWARD_SHARE / ASSISTANT_SPEEDUP,
         "control (no KD)": control_steps * batch * per_example * student_cost,
         "student dev evaluations": (evals.get("student", 0) + evals.get("control", 0)) * dev * per_example
         * FORWARD_SHARE / speedup,

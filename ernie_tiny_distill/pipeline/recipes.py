@@ -16,7 +16,7 @@ from ernie_tiny_distill.tasks.adapters import task_class
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 SPEEDUPS = (5, 10)
-RECIPE_SECTIONS = ("teacher", "student", "control", "schedule")
+RECIPE_SECTIONS = ("teacher", "student", "control", "schedule", "assistant")
 # file formats guessed from the file name when the task reads them; otherwise the task's plain-file format
 FORMAT_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 LINES_FORMAT = "label_text"  # `LABEL text` lines (data/readers/lines.py)
@@ -54,8 +54,16 @@ def recipe_path(task: str, speedup: int) -> Path:
 
 
 def load_recipe(task: str, speedup: int, path: Optional[str] = None) -> Dict[str, Any]:
-    """The recipe's sections (teacher, student, control, schedule) as dicts; unknown sections are refused."""
+    """The recipe's sections (teacher, student, control, schedule, assistant) as dicts; unknown sections are
+    refused."""
     file = Path(path) if path else recipe_path(task, speedup)
+    raw = _read_recipe(file)
+    if raw.get("assistant") is not None:
+        raw["assistant"] = _assistant_section(raw["assistant"], str(file))
+    return raw
+
+
+def _read_recipe(file: Path) -> Dict[str, Any]:
     if not file.is_file():
         raise UserError(f"recipe file not found: {file}")
     try:
@@ -72,6 +80,23 @@ def load_recipe(task: str, speedup: int, path: Optional[str] = None) -> Dict[str
     raw.setdefault("schedule", {})
     raw["file"] = str(file)
     return raw
+
+
+def _assistant_section(section: Any, where: str) -> Dict[str, Any]:
+    """The recipe's `assistant`: {recipe: the assistant's recipe file, weight: its share of the soft target}.
+    A bare file name is one of the built-in recipes (configs/recipes); a path is taken as it is."""
+    if not isinstance(section, dict) or set(section) - {"recipe", "weight"} or not section.get("recipe"):
+        raise UserError(f"recipe section 'assistant' takes the keys recipe (a recipe file) and weight; got {section!r}",
+                        where=where)
+    name = str(section["recipe"])
+    path = RECIPE_DIR / name if os.path.basename(name) == name else Path(name)
+    weight = section.get("weight", 1.0)
+    if not isinstance(weight, (int, float)) or not weight > 0:
+        raise UserError(f"assistant.weight must be a number above 0, got {weight!r}", where=where)
+    assistant = _read_recipe(path)
+    if assistant.get("assistant") is not None:
+        raise UserError(f"the assistant's recipe {path} has an assistant of its own: one level only", where=where)
+    return {"recipe": str(path), "weight": float(weight), "student": assistant["student"]}
 
 
 def data_section(opts: Options) -> Dict[str, Any]:

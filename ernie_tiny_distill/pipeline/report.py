@@ -23,7 +23,7 @@ def _per_step(summary: Optional[Dict]) -> Optional[float]:
 
 
 def build(*, opts, recipe, user, estimate, teacher, student, control, exports, scores, split, latency,
-          step_seconds, wall_seconds, skipped) -> Dict:
+          step_seconds, wall_seconds, skipped, assistant=None) -> Dict:
     """Every figure of the run, from the steps' records."""
     metric = student["metric_name"]
     t_score = scores["teacher_fp32"][metric]
@@ -60,6 +60,11 @@ def build(*, opts, recipe, user, estimate, teacher, student, control, exports, s
                  "this_call_seconds": round(wall_seconds, 1), "skipped_steps": list(skipped)},
         "commands": commands(exports["student"]["dir"]),
     }
+    if assistant is not None:
+        out["assistant"] = {"dir": assistant["best_dir"], "recipe": recipe["assistant"]["recipe"],
+                            "weight": recipe["assistant"]["weight"], "layers": assistant["layers"],
+                            "hidden": assistant["hidden"], "dev": assistant["dev"], "steps": assistant["steps_run"],
+                            "train_seconds": assistant["train_seconds"]}
     if control is not None:
         kd_split, ctl_split = student.get(split) or student["dev"], control.get(split) or control["dev"]
         out["control"] = {"dir": control["best_dir"], "dev": control["dev"], split: control.get(split),
@@ -141,6 +146,11 @@ def markdown(r: Dict) -> str:
                   + f"; best at step {check.get('best_at')} of {check.get('evaluations')} evaluations"
                   + ("; trained longer once" if check.get("extended") else "")
                   + (f". Warning: {check['warning']}" if check.get("warning") else "") + ".", ""]
+    if "assistant" in r:
+        a = r["assistant"]
+        lines += [f"Assistant: a {a['layers']}x{a['hidden']} student (`{a['recipe']}`) distilled first, dev "
+                  f"{_fmt(a['dev'][m])}; the student's soft target is the mean of the teacher's and the assistant's "
+                  f"(weights 1 and {a['weight']:g}).", ""]
     if "control" in r:
         c = r["control"]
         lines += ["## KD gain (--control)", "",

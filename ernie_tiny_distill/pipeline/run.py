@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ernie_tiny_distill.config import Config
+from ernie_tiny_distill.config import Config, DataConfig
 from ernie_tiny_distill.data import load as data_lib
 from ernie_tiny_distill.data.augment_text import TEACHER_EMBEDDINGS, teacher_word_table
 from ernie_tiny_distill.errors import UserError
@@ -29,7 +29,7 @@ from ernie_tiny_distill.train.stages import run_stage
 
 logger = logging.getLogger(__name__)
 
-STEP_NAMES = ["estimate", "teacher", "student", "control", "export", "evaluate", "latency"]
+STEP_NAMES = ["estimate", "teacher", "assistant", "student", "control", "export", "evaluate", "latency"]
 # data keys of the student's transfer set: the teacher never reads it, so they stay out of the teacher's config
 # (a new transfer set in a recipe does not make a finished teacher look changed and train again)
 TRANSFER_SET_KEYS = ("unlabeled", "unlabeled_column", "unlabeled_rows", "max_unlabeled_examples", "augment_embeddings",
@@ -50,7 +50,8 @@ def run_pipeline(opts: Options) -> Dict:
     started = time.time()
     recipe = load_recipe(opts.task, opts.speedup, opts.recipe)
     os.makedirs(opts.out, exist_ok=True)
-    steps = Steps(opts.out, [n for n in STEP_NAMES if n != "control" or opts.control])
+    left_out = ({"control"} if not opts.control else set()) | ({"assistant"} if not recipe.get("assistant") else set())
+    steps = Steps(opts.out, [n for n in STEP_NAMES if n not in left_out])
     user = read_user_data(opts, recipe)
     reused = reusable_teacher(opts.teacher, opts.task, user.splits.labels)
     plans = plan_stages(opts, recipe, user, reused)
@@ -62,9 +63,13 @@ def run_pipeline(opts: Options) -> Dict:
     teacher = steps.run("teacher", "teacher: fine-tuning and checking it",
                         lambda: _teacher(opts, recipe, user, plans, reused),
                         inputs=[plans["teacher"], reused, recipe["schedule"], opts.allow_weak_teacher, opts.overrides])
+    assistant = steps.run("assistant", "assistant: a larger born student, distilled first",
+                          lambda: _assistant(opts, plans["assistant"], teacher["dir"]),
+                          inputs=[plans["assistant"], teacher, opts.overrides]) if "assistant" in plans else None
+    taught = _taught_by(plans["student"], teacher["dir"], assistant, recipe)
     student = steps.run("student", "student: born from the teacher, distilled",
-                        lambda: _train(opts, plans["student"], teacher["dir"], "student"),
-                        inputs=[plans["student"], teacher, opts.overrides])
+                        lambda: _train(opts, taught, teacher["dir"], "student"),
+                        inputs=[plans["student"], teacher, opts.overrides] + ([assistant] if assistant else []))
     control = steps.run("control", "control: the same born student without KD",
                         lambda: _train(opts, plans["control"], teacher["dir"], "control"),
                         inputs=[plans["control"], teacher, opts.overrides]) if opts.control else None
@@ -80,7 +85,8 @@ def run_pipeline(opts: Options) -> Dict:
                        lambda: measure.latency(targets, texts, opts.latency_texts, user.threads),
                        inputs=[exports, opts.latency_texts, user.threads, targets])
     result = report.build(opts=opts, recipe=recipe, user=user, estimate=estimate, teacher=teacher, student=student,
-                          control=control, exports=exports, scores=scores, split=split, latency=timing,
+                          assistant=assistant, control=control, exports=exports, scores=scores, split=split,
+                          latency=timing,
                           step_seconds=steps.seconds(), wall_seconds=time.time() - started,
                           skipped=steps.skipped)
     report.write(opts.out, result)
@@ -90,10 +96,7 @@ def run_pipeline(opts: Options) -> Dict:
 def read_user_data(opts: Options, recipe: Dict) -> UserData:
     """The user's splits (and transfer set) as the stages will read them; the transfer set falls back to none
     when augmentation is not available for the task here (said in the log and the report)."""
-    data = merge(data_section(opts), recipe["student"].get("data") or {})
-    data["unlabeled"] = opts.unlabeled or data.get("unlabeled")
-    if data.get("augment_embeddings") == TEACHER_EMBEDDINGS:
-        data["augment_embeddings"] = teacher_word_table(opts.teacher)  # known before the teacher is fine-tuned
+    data = _stage_data(opts, recipe["student"].get("data"))
     transfer_source = f"--unlabeled {opts.unlabeled}" if opts.unlabeled else (
         f"data.unlabeled: {data['unlabeled']} (recipe)" if data["unlabeled"] else "none")
     cfg = _config(opts, {"task": opts.task, "stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
@@ -115,6 +118,25 @@ def read_user_data(opts: Options, recipe: Dict) -> UserData:
         dev_source = f"held out from --train: {share}, seeded (data.split_seed {cfg.data.split_seed})"
     return UserData(splits=splits, data=data, dev_source=dev_source, transfer_source=transfer_source,
                     threads=cfg.train.num_threads)
+
+
+def _stage_data(opts: Options, recipe_data: Optional[Dict]) -> Dict:
+    """The data section of a distillation stage: the user's files, the recipe's transfer set (or --unlabeled)."""
+    data = merge(data_section(opts), recipe_data or {})
+    data["unlabeled"] = opts.unlabeled or data.get("unlabeled")
+    if data.get("augment_embeddings") == TEACHER_EMBEDDINGS:
+        data["augment_embeddings"] = teacher_word_table(opts.teacher)  # known before the teacher is fine-tuned
+    return data
+
+
+def _transfer_count(data: Dict, n_train: int, n_user_transfer: int) -> int:
+    """Transfer-set examples of a stage's data section (augmented copies, or the user's --unlabeled file)."""
+    if not data.get("unlabeled"):
+        return 0
+    if data["unlabeled"] != data_lib.AUGMENT:
+        return n_user_transfer
+    return data_lib.augment_count(DataConfig(augment_copies=data.get("augment_copies"),
+                                             max_unlabeled_examples=data.get("max_unlabeled_examples")), n_train)
 
 
 def reusable_teacher(spec: str, task: str, labels: List[str]) -> Optional[str]:
@@ -149,10 +171,22 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
     control = merge(student, recipe["control"])
     control = merge(control, {"output_dir": os.path.join(opts.out, "control")})
     n_control = n_train + (n_transfer if control["data"].get("unlabeled") else 0)
-    return {"teacher": with_schedule(teacher, n_train, evaluations, opts.overrides),
-            "student": with_schedule(student, n_train + n_transfer, evaluations, opts.overrides),
-            "control": with_schedule(control, n_control, evaluations, opts.overrides),
-            "reused_teacher": reused}
+    plans = {"teacher": with_schedule(teacher, n_train, evaluations, opts.overrides),
+             "student": with_schedule(student, n_train + n_transfer, evaluations, opts.overrides),
+             "control": with_schedule(control, n_control, evaluations, opts.overrides),
+             "reused_teacher": reused}
+    if recipe.get("assistant"):
+        section = recipe["assistant"]["student"]
+        data = _stage_data(opts, section.get("data"))
+        if not user.data.get("unlabeled"):
+            data["unlabeled"] = None  # augmentation was refused for the student: the assistant has none either
+        assistant = merge({"task": opts.task, "data": data}, {k: v for k, v in section.items() if k != "data"})
+        assistant = merge(assistant, {"stage": "task", "output_dir": os.path.join(opts.out, "assistant")})
+        if opts.allow_weak_teacher:
+            assistant = merge(assistant, {"distill": {"allow_weak_teacher": True}})
+        plans["assistant_examples"] = n_train + _transfer_count(data, n_train, n_transfer)
+        plans["assistant"] = with_schedule(assistant, plans["assistant_examples"], evaluations, opts.overrides)
+    return plans
 
 
 def _config(opts: Options, raw: Dict, name: str) -> Config:
@@ -176,8 +210,12 @@ def _estimate(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: 
         per_example, teacher_steps=0 if reused else _steps_of(plans["teacher"], n_train, opts.overrides),
         student_steps=_steps_of(plans["student"], n_train + n_transfer, opts.overrides),
         control_steps=_steps_of(plans["control"], n_train, opts.overrides) if opts.control else 0,
+        assistant_steps=(_steps_of(plans["assistant"], plans["assistant_examples"], opts.overrides)
+                         if "assistant" in plans else 0),
+        assistant_epochs=float(plans.get("assistant", {}).get("train", {}).get("epochs", 1)),
         batch=cfg.train.batch_size, speedup=opts.speedup, student_epochs=float(student_train.get("epochs", 3)),
         evals={"teacher": 0 if reused else evaluations, "student": evaluations,
+               "assistant": evaluations if "assistant" in plans else 0,
                "control": evaluations if opts.control else 0},
         dev=len(user.splits.dev), test=len(user.splits.test), importance_examples=min(importance, n_train))
 
@@ -215,6 +253,24 @@ def _teacher(opts: Options, recipe: Dict, user: UserData, plans: Dict, reused: O
 def _train(opts: Options, raw: Dict, teacher_dir: str, name: str) -> Dict:
     raw = merge(raw, {"model": {"teacher": teacher_dir}})
     return _brief(_run_owned(_config(opts, raw, name)))
+
+
+def _assistant(opts: Options, raw: Dict, teacher_dir: str) -> Dict:
+    """The assistant trained like any student, then exported (FP32) to score the transfer set fast."""
+    brief = _train(opts, raw, teacher_dir, "assistant")
+    exported = measure.export(brief["best_dir"], os.path.join(opts.out, "export", "assistant"), int8=False)
+    return {**brief, "export": exported["dir"]}
+
+
+def _taught_by(raw: Dict, teacher_dir: str, assistant: Optional[Dict], recipe: Dict) -> Dict:
+    """The student's plan, its soft target the weighted mean of the teacher's and the assistant's when there is
+    one (distill.teachers; model.teacher still gives the student its birth)."""
+    if assistant is None:
+        return raw
+    members = [{"path": teacher_dir, "weight": 1.0},
+               {"path": assistant["output_dir"], "weight": recipe["assistant"]["weight"],
+                "export": assistant["export"]}]
+    return merge(raw, {"distill": {"teachers": members}})
 
 
 def _run_owned(cfg: Config) -> Dict:
