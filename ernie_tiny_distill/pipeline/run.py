@@ -179,7 +179,9 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
         section = recipe["assistant"]["student"]
         data = _stage_data(opts, section.get("data"))
         if not user.data.get("unlabeled"):
-            data["unlabeled"] = None  # augmentation was refused for the student: the assistant has none either
+            # the student has no transfer set (none given, or augmentation refused here, as logged): neither has
+            # the assistant, so one refusal is not met again half-way through the run
+            data["unlabeled"] = None
         assistant = merge({"task": opts.task, "data": data}, {k: v for k, v in section.items() if k != "data"})
         assistant = merge(assistant, {"stage": "task", "output_dir": os.path.join(opts.out, "assistant")})
         if opts.allow_weak_teacher:
