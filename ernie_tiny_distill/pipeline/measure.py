@@ -61,14 +61,17 @@ def estimate(per_example: float, *, teacher_steps: int, student_steps: int, cont
              importance_examples: int, assistant_steps: int = 0, assistant_epochs: float = 1.0) -> Dict:
     """Seconds per part from the measured teacher cost per example (a per-example model; see the constants)."""
     student_cost = STUDENT_STEP_SHARE / speedup
+
+    def kd_seconds(steps: int, epochs: float, student_speedup: int) -> float:
+        # the teacher forward once per epoch of cached outputs, the student's forward + backward every step
+        return steps * batch * per_example * (FORWARD_SHARE / max(1.0, epochs) + STUDENT_STEP_SHARE / student_speedup)
+
     parts = {
         "teacher fine-tuning": teacher_steps * batch * per_example,
         "teacher dev evaluations": evals.get("teacher", 0) * dev * per_example * FORWARD_SHARE,
         "importance (pruning)": importance_examples * per_example,
-        "distillation": student_steps * batch * per_example * (FORWARD_SHARE / max(1.0, student_epochs)
-                                                                + student_cost),
-        "assistant": assistant_steps * batch * per_example * (FORWARD_SHARE / max(1.0, assistant_epochs)
-                                                              + STUDENT_STEP_SHARE / ASSISTANT_SPEEDUP)
+        "distillation": kd_seconds(student_steps, student_epochs, speedup),
+        "assistant": kd_seconds(assistant_steps, assistant_epochs, ASSISTANT_SPEEDUP)
         + evals.get("assistant", 0) * dev * per_example * FORWARD_SHARE / ASSISTANT_SPEEDUP,
         "control (no KD)": control_steps * batch * per_example * student_cost,
         "student dev evaluations": (evals.get("student", 0) + evals.get("control", 0)) * dev * per_example

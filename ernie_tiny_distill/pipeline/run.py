@@ -159,15 +159,11 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
     """The raw configs of the teacher, student and control runs, schedules fitted to the data sizes."""
     evaluations = int(recipe["schedule"].get("evaluations", 10))
     n_train, n_transfer = len(user.splits.train), len(user.splits.unlabeled)
-    base = {"task": opts.task, "data": user.data}
     teacher_data = {k: v for k, v in user.data.items() if k not in TRANSFER_SET_KEYS}
     teacher = merge({"task": opts.task, "data": teacher_data}, recipe["teacher"])
     teacher = merge(teacher, {"stage": "teacher", "output_dir": os.path.join(opts.out, "teacher"),
                               "model": {"teacher": opts.teacher}})
-    student = merge(base, {k: v for k, v in recipe["student"].items() if k != "data"})
-    student = merge(student, {"stage": "task", "output_dir": os.path.join(opts.out, "student")})
-    if opts.allow_weak_teacher:
-        student = merge(student, {"distill": {"allow_weak_teacher": True}})
+    student = _distill_plan(opts, user.data, recipe["student"], "student")
     control = merge(student, recipe["control"])
     control = merge(control, {"output_dir": os.path.join(opts.out, "control")})
     n_control = n_train + (n_transfer if control["data"].get("unlabeled") else 0)
@@ -182,13 +178,17 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
             # the student has no transfer set (none given, or augmentation refused here, as logged): neither has
             # the assistant, so one refusal is not met again half-way through the run
             data["unlabeled"] = None
-        assistant = merge({"task": opts.task, "data": data}, {k: v for k, v in section.items() if k != "data"})
-        assistant = merge(assistant, {"stage": "task", "output_dir": os.path.join(opts.out, "assistant")})
-        if opts.allow_weak_teacher:
-            assistant = merge(assistant, {"distill": {"allow_weak_teacher": True}})
+        assistant = _distill_plan(opts, data, section, "assistant")
         plans["assistant_examples"] = n_train + _transfer_count(data, n_train, n_transfer)
         plans["assistant"] = with_schedule(assistant, plans["assistant_examples"], evaluations, opts.overrides)
     return plans
+
+
+def _distill_plan(opts: Options, data: Dict, section: Dict, name: str) -> Dict:
+    """The raw config of a distillation run (stage 'task') into OUT/<name>: the recipe section on `data`."""
+    raw = merge({"task": opts.task, "data": data}, {k: v for k, v in section.items() if k != "data"})
+    raw = merge(raw, {"stage": "task", "output_dir": os.path.join(opts.out, name)})
+    return merge(raw, {"distill": {"allow_weak_teacher": True}}) if opts.allow_weak_teacher else raw
 
 
 def _config(opts: Options, raw: Dict, name: str) -> Config:
