@@ -2,6 +2,7 @@
 
 python -m benchmarks.unseen run [--runs-dir runs/unseen] [--only NAME] [--again]
 python -m benchmarks.unseen report [--runs-dir runs/unseen] [--out docs/unseen_data.md] [--run NAME=DIR ...]
+    [--keep-committed-runs] [--record benchmarks/unseen_results.json]
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from benchmarks import unseen_record
 from benchmarks.util import write_text
 from ernie_tiny_distill.errors import UserError
 from ernie_tiny_distill.pipeline.report import ENGINES
@@ -246,6 +248,13 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
                   "predict pick by default (--backend auto: the faster at load); speed-up: teacher p50 / student p50 "
                   "in the same run. Run time: every pipeline step as run."]
         for n in done:
+            a = reports[n].get("assistant")
+            if a:
+                lines.append(f"The {shape_of(n)} student learns from the teacher and an assistant distilled first, "
+                             f"a {a['layers']}x{a['hidden']} student ({os.path.basename(a['recipe'])}, dev {m} "
+                             f"{a['dev'][m]:.4f}; weight {a['weight']:g} beside the teacher's 1); its run time "
+                             "includes the assistant's.")
+        for n in done:
             if reports[n]["teacher"].get("reused"):
                 lines.append(f"The {shape_of(n)} run reuses the 10x run's teacher, so its run time "
                              "leaves out the teacher's fine-tuning.")
@@ -269,8 +278,10 @@ def dataset_section(dataset: str, reports: Dict[str, Dict], runs_dir: str) -> Li
     return lines + [""]
 
 
-def render(reports: Dict[str, Dict], runs_dir: str = DEFAULT_RUNS_DIR, out: str = DEFAULT_OUT) -> str:
-    """The markdown doc of whichever of the four runs finished; the commands in it are repo-relative."""
+def render(reports: Dict[str, Dict], runs_dir: str = DEFAULT_RUNS_DIR, out: str = DEFAULT_OUT,
+           kept: Sequence[str] = ()) -> str:
+    """The markdown doc of whichever runs finished; `kept` names those taken from the committed record instead of a
+    run directory. The commands in it are repo-relative."""
     shown_dir = runs_dir if not os.path.isabs(runs_dir) else DEFAULT_RUNS_DIR
     generator = "python -m benchmarks.unseen report" + ("" if shown_dir == DEFAULT_RUNS_DIR
                                                          else f" --runs-dir {shown_dir}") \
@@ -279,6 +290,9 @@ def render(reports: Dict[str, Dict], runs_dir: str = DEFAULT_RUNS_DIR, out: str 
              "Two data sets no recipe was tuned on, each distilled at the 10x and 5x recipes with the no-KD control "
              "(`--control`), one thread per run. Made by `python -m benchmarks.unseen run` "
              f"(the commands below) and rendered by `{generator}`.", ""]
+    if kept:
+        lines += [f"Taken from the committed record (`{unseen_record.DEFAULT_RECORD}`, written when the doc was "
+                  f"last rendered from their run directories), not run again: {', '.join(kept)}.", ""]
     for dataset in DATASETS:
         lines += dataset_section(dataset, reports, shown_dir)
     lines += ["## Commands", "", "```bash"] + [command_text(n, shown_dir) for n in RUN_NAMES] + ["```", ""]
@@ -329,18 +343,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 "after a change in how it is measured), the others are skipped")
         else:
             s.add_argument("--out", default=DEFAULT_OUT, help="the markdown file to write")
+            s.add_argument("--record", default=unseen_record.DEFAULT_RECORD,
+                           help="the JSON record of the shown runs' reports, written beside the doc")
+            s.add_argument("--keep-committed-runs", action="store_true",
+                           help="a run without a finished run directory is taken from the record (the doc says so)")
     args = p.parse_args(argv)
     try:
         overrides = parse_run_overrides(args.run)
         if args.cmd == "run":
             return run(args.runs_dir, args.only, overrides, args.again)
         reports = load_reports(run_dirs(args.runs_dir, overrides))
+        kept = []
+        if args.keep_committed_runs:
+            committed = unseen_record.read(args.record)
+            kept = [n for n in RUN_NAMES if n not in reports and n in committed]
+            reports.update({n: committed[n] for n in kept})
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    text = render(reports, args.runs_dir, args.out)
+    reports = {n: reports[n] for n in RUN_NAMES if n in reports}
+    text = render(reports, args.runs_dir, args.out, kept)
     write_text(args.out, text)
-    print(f"{args.out}: {len(reports)} of {len(RUN_NAMES)} runs ({', '.join(reports) or 'none'})")
+    unseen_record.write(reports, args.record)
+    print(f"{args.out}: {len(reports)} of {len(RUN_NAMES)} runs ({', '.join(reports) or 'none'})"
+          + (f", {len(kept)} from {args.record}" if kept else "") + f"; record: {args.record}")
     return 0
 
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from benchmarks import unseen
+from benchmarks import unseen, unseen_record
 from ernie_tiny_distill.errors import UserError
 
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|tmp)/")
@@ -122,7 +122,7 @@ def test_runs_read_from_other_directories_leave_no_machine_path_in_the_doc(tmp_p
     (run_dir / "report.json").write_text(json.dumps(TREC_10X), encoding="utf-8")
     out = tmp_path / "doc.md"
     assert unseen.main(["report", "--runs-dir", str(tmp_path / "none"), "--run", f"trec_10x={run_dir}",
-                        "--out", str(out)]) == 0
+                        "--out", str(out), "--record", str(tmp_path / "record.json")]) == 0
     text = out.read_text(encoding="utf-8")
     assert "| 10x student FP32 (2x128) | 0.9500 | 98.96 |" in text
     assert "--out runs/unseen/trec_10x" in text and "- trec_10x:" not in text
@@ -160,3 +160,47 @@ def test_run_skips_finished_runs_and_needs_the_10x_teacher_for_5x(tmp_path, monk
     (tmp_path / "mit_restaurant_10x" / "teacher").mkdir(parents=True)
     assert unseen.main(["run", "--runs-dir", str(tmp_path), "--only", "mit_restaurant_5x"]) == 0
     assert called[1][called[1].index("--teacher") + 1] == str(tmp_path / "mit_restaurant_10x" / "teacher")
+
+
+def test_the_record_keeps_each_shown_run_without_machine_paths_and_fills_in_runs_not_run_again(tmp_path):
+    runs = tmp_path / "runs"
+    for name, report in (("trec_10x", TREC_10X), ("mit_restaurant_5x", MIT_5X)):
+        (runs / name).mkdir(parents=True)
+        located = {**report, "student": {**report["student"], "dir": "/work/runs/x/student/best"},
+                   "commands": {"serve": "python tools/serve.py --model /work/runs/x/export/student"}}
+        if name == "trec_10x":
+            located["assistant"] = {"recipe": "/work/main/configs/recipes/classification_5x.yaml", "layers": 3,
+                                    "hidden": 384, "dev": {"accuracy": 0.9431}, "weight": 1.0}
+        (runs / name / "report.json").write_text(json.dumps(located), encoding="utf-8")
+    record, doc = tmp_path / "record.json", tmp_path / "doc.md"
+    assert unseen.main(["report", "--runs-dir", str(runs), "--out", str(doc), "--record", str(record)]) == 0
+    written = json.loads(record.read_text(encoding="utf-8"))["runs"]
+    assert sorted(written) == ["mit_restaurant_5x", "trec_10x"]
+    assert "dir" not in written["trec_10x"]["student"] and "commands" not in written["trec_10x"]
+    assert written["trec_10x"]["assistant"]["recipe"] == "classification_5x.yaml"
+    assert written["trec_10x"]["student"]["fp32"] == 0.95
+    assert ("The 10x student learns from the teacher and an assistant distilled first, a 3x384 student "
+            "(classification_5x.yaml, dev accuracy 0.9431; weight 1 beside the teacher's 1); its run time "
+            "includes the assistant's.") in doc.read_text(encoding="utf-8").splitlines()
+
+    # only the 10x run repeated: without the flag the doc shows it alone; with it, the 5x run comes from the record
+    (runs / "mit_restaurant_5x" / "report.json").unlink()
+    assert unseen.main(["report", "--runs-dir", str(runs), "--out", str(doc), "--record", str(tmp_path / "r2.json"),
+                        ]) == 0
+    assert "| 5x student FP32 (3x256) |" not in doc.read_text(encoding="utf-8")
+    assert unseen.main(["report", "--runs-dir", str(runs), "--out", str(doc), "--record", str(record),
+                        "--keep-committed-runs"]) == 0
+    text = doc.read_text(encoding="utf-8")
+    assert "| 5x student FP32 (3x256) | 0.7800 | 97.50 | +2.00 |" in text
+    assert ("Taken from the committed record (`benchmarks/unseen_results.json`, written when the doc was last "
+            "rendered from their run directories), not run again: mit_restaurant_5x.") in text.splitlines()
+    assert [ln for ln in text.splitlines() if MACHINE_PATH.search(ln)] == []
+    assert sorted(json.loads(record.read_text(encoding="utf-8"))["runs"]) == ["mit_restaurant_5x", "trec_10x"]
+
+
+def test_a_record_that_is_not_the_unseen_record_is_refused_by_name(tmp_path):
+    bad = tmp_path / "record.json"
+    bad.write_text(json.dumps({"trec_10x": {}}), encoding="utf-8")
+    with pytest.raises(UserError, match="record.json.*expected an object"):
+        unseen_record.read(str(bad))
+    assert unseen_record.read(str(tmp_path / "missing.json")) == {}
