@@ -224,6 +224,7 @@ class DistillConfig:
     # weighted mean of the teachers' softmax(logits / temperature). null = model.teacher alone. A path entry may
     # name `export: <its tools/export.py directory>`: the teacher is then scored through Paddle Inference (faster
     # than dygraph) if that export holds the same weights (checked, see deploy/scoring.py), else in dygraph.
+    # The hidden-state and attention terms, when on, still follow model.teacher (the student's origin).
     teachers: Any = field(default=None, metadata={"parse": "teachers"})
 
 

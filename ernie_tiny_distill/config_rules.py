@@ -236,12 +236,13 @@ def check_losses(cfg) -> None:
         if cfg.stage not in DISTILL_STAGES:
             raise UserError(f"config key 'distill.teachers' applies to stages "
                             f"{' and '.join(repr(s) for s in DISTILL_STAGES)} only")
-        if not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0 or d.attention_weight > 0 \
-                or d.mlm_weight > 0:
-            raise UserError("distill.teachers (an ensemble) works with cached logit KD only",
+        # the ensemble gives the KD term its soft target, computed once and cached; the hidden-state and
+        # attention terms still read model.teacher, the model the student was born from and is matched to
+        if not d.cache_teacher or d.kd_weight <= 0 or d.mlm_weight > 0:
+            raise UserError("distill.teachers (an ensemble) is the soft target of cached logit KD",
                             where="config key 'distill.teachers'",
-                            hint="set distill.cache_teacher=true, distill.kd_weight > 0 and "
-                                 "distill.hidden_weight/attention_weight/mlm_weight to 0")
+                            hint="set distill.cache_teacher=true, distill.kd_weight > 0 and distill.mlm_weight to 0 "
+                                 "(hidden_weight and attention_weight may stay: those terms follow model.teacher)")
     if cfg.stage == "general":
         if d.hidden_weight + d.attention_weight + d.mlm_weight <= 0:
             raise UserError("stage 'general' needs at least one of distill.hidden_weight, distill.attention_weight, "

@@ -59,9 +59,13 @@ def test_config_teachers_entries():
         raw["distill"]["teachers"] = bad
         with pytest.raises(UserError, match=key.replace("[", r"\[").replace("]", r"\]")):
             config_from_dict(raw)
-    raw["distill"] = {"teachers": [{"tfidf": True}], "hidden_weight": 1.0}
-    with pytest.raises(UserError, match="cached logit KD only"):
-        config_from_dict(raw)
+    # the ensemble is the KD term's soft target: intermediate terms may stay on (they follow model.teacher)
+    raw["distill"] = {"teachers": [{"tfidf": True}], "hidden_weight": 1.0, "attention_weight": 1.0}
+    assert config_from_dict(raw).distill.hidden_weight == 1.0
+    for bad in ({"kd_weight": 0.0}, {"cache_teacher": False}):
+        raw["distill"] = {"teachers": [{"tfidf": True}], **bad}
+        with pytest.raises(UserError, match="soft target of cached logit KD"):
+            config_from_dict(raw)
 
 
 TRAIN = [TextExample(t, y) for t, y in [("the film was great", "pos"), ("great great film", "pos"),

@@ -237,6 +237,34 @@ def test_a_new_transfer_set_leaves_the_teachers_config_as_it_was(world):
     assert plans[1]["student"]["data"]["unlabeled"] == "other.txt"
 
 
+def test_a_student_section_the_assistant_cannot_teach_is_refused_before_any_training(world, tmp_path):
+    """An assistant teaches through the soft target of cached logit KD: a student section without a KD term is
+    refused when the run is planned, naming the recipe, not after the teacher and the assistant have trained."""
+    from types import SimpleNamespace
+
+    from ernie_tiny_distill.pipeline.recipes import load_recipe
+    from ernie_tiny_distill.pipeline.run import UserData, check_plans, plan_stages
+
+    with open(world["recipes"]["classification"], encoding="utf-8") as f:
+        recipe = yaml.safe_load(f)
+    recipe["student"]["distill"]["kd_weight"] = 0.0
+    path = tmp_path / "no_kd.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    opts = dataclasses.replace(options(world, "classification", "no_kd"), recipe=str(path))
+    splits = SimpleNamespace(train=[None] * 40, unlabeled=[None] * 80)
+    user = UserData(splits, {"format": "csv", "unlabeled": "augment"}, "held out", "augment", 1)
+    for loaded, refused in ((load_recipe("classification", 10, str(path)), True),
+                            (load_recipe("classification", 10, world["recipes"]["classification"]), False),
+                            (load_recipe("ner", 10, world["recipes"]["ner"]), False)):
+        plans = plan_stages(opts, loaded, user, None)
+        if refused:
+            with pytest.raises(UserError, match=r"no_kd\.yaml: the student step's config.*soft target of cached "
+                                                r"logit KD"):
+                check_plans(opts, plans, loaded)
+        else:
+            check_plans(opts, plans, loaded)
+
+
 def test_recipe_augment_embeddings_teacher_is_the_pipelines_teacher_or_a_logged_fallback(world, caplog):
     from ernie_tiny_distill.data.augment_text import teacher_word_table
 

@@ -308,6 +308,34 @@ def test_progress_shows_one_final_bar_and_log_lines_on_their_own(workspace, cls_
     assert any(line.startswith("INFO ernie_tiny_distill.distill.teacher_cache: computing teacher logits") for line in shown)
 
 
+def test_an_ensemble_gives_the_soft_target_while_hidden_and_attention_terms_follow_model_teacher(
+        workspace, cls_teacher, monkeypatch):
+    """distill.teachers with intermediate terms on: the KD rows are the ensemble's (cached, scored on dev as the
+    run's teacher), the hidden-state and attention terms come from model.teacher run online."""
+    made = []
+    real = Distiller.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Distiller, "__init__", spy)
+    cfg = make_config(workspace, "classification", "task", "cls_ensemble_hidden",
+                      model={"teacher": cls_teacher["output_dir"]},
+                      data={"cache_dir": str(workspace["root"] / "ens_hidden_cache")}, train={"epochs": 1},
+                      distill={"allow_weak_teacher": True, "hidden_weight": 1.0, "attention_weight": 1.0,
+                               "teachers": [{"path": cls_teacher["output_dir"], "weight": 1.0},
+                                            {"tfidf": True, "weight": 1.0}]})
+    summary = run_stage(cfg)
+    (d,) = made
+    assert d.teacher_rows is not None and d.needs_online_teacher  # cached mixed rows + the live teacher
+    assert [t["teacher"] for t in summary["ensemble"]["teachers"]] == [cls_teacher["output_dir"], "tfidf"]
+    assert summary["teacher_dev"] == summary["ensemble"]["dev"]
+    for part in ("kd", "hidden", "attention"):
+        values = logged(summary["output_dir"], part)
+        assert np.isfinite(values).all() and min(values) > 0, part
+
+
 def test_windows_student_distilled_from_an_ensemble(workspace, cls_teacher):
     """Long documents as windows (12 tokens: every demo review spans several) and a two-teacher ensemble (the
     fine-tuned teacher reading the same windows + TF-IDF): the run trains on pooled logits, reports the

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from ernie_tiny_distill.config import Config, DataConfig
+from ernie_tiny_distill.config import Config, DataConfig, config_from_dict
 from ernie_tiny_distill.data import load as data_lib
 from ernie_tiny_distill.data.augment_text import TEACHER_EMBEDDINGS, teacher_word_table
 from ernie_tiny_distill.errors import UserError
@@ -55,6 +55,7 @@ def run_pipeline(opts: Options) -> Dict:
     user = read_user_data(opts, recipe)
     reused = reusable_teacher(opts.teacher, opts.task, user.splits.labels)
     plans = plan_stages(opts, recipe, user, reused)
+    check_plans(opts, plans, recipe)
 
     estimate = steps.run("estimate", "estimating the total time",
                          lambda: _estimate(opts, recipe, user, plans, reused), inputs=[plans, opts.control])
@@ -182,6 +183,23 @@ def plan_stages(opts: Options, recipe: Dict, user: UserData, reused: Optional[st
         plans["assistant_examples"] = n_train + _transfer_count(data, n_train, n_transfer)
         plans["assistant"] = with_schedule(assistant, plans["assistant_examples"], evaluations, opts.overrides)
     return plans
+
+
+def check_plans(opts: Options, plans: Dict[str, Dict], recipe: Dict) -> None:
+    """Every distillation step's config, with the user's overrides, is checked before the first step runs: a
+    mistake in the student's section is not met after the teacher and the assistant have trained."""
+    assistant = {"output_dir": os.path.join(opts.out, "assistant"), "export": None}
+    for name in ("assistant", "student", "control"):
+        if name not in plans:
+            continue
+        raw = _taught_by(plans[name], "teacher", assistant if "assistant" in plans else None, recipe) \
+            if name == "student" else plans[name]
+        try:
+            config_from_dict(with_overrides(merge(raw, {"model": {"teacher": opts.teacher or "minilm"}}),
+                                            opts.overrides))
+        except UserError as e:
+            raise UserError(f"the {name} step's config, from the recipe's {name} section and your key=value "
+                            f"settings, is refused: {e}", where=recipe["file"]) from None
 
 
 def _distill_plan(opts: Options, data: Dict, section: Dict, name: str) -> Dict:
