@@ -137,7 +137,8 @@ def test_an_assistant_is_distilled_first_and_teaches_with_the_teacher(cls_report
     with open(out / "configs" / "student.yaml", encoding="utf-8") as f:
         teachers = yaml.safe_load(f)["distill"]["teachers"]
     assert [(t["path"], t["weight"]) for t in teachers] == [(str(out / "teacher"), 1.0), (str(out / "assistant"), 0.5)]
-    assert teachers[1]["export"] == str(out / "export" / "assistant")
+    # both score the transfer set through their Paddle Inference exports
+    assert [t.get("export") for t in teachers] == [str(out / "export" / "teacher"), str(out / "export" / "assistant")]
     assert cls_report["time"]["estimate_parts"]["assistant"] > 0
     with open(out / "report.md", encoding="utf-8") as f:
         assert "Assistant: a 3x32 student" in f.read()
