@@ -83,7 +83,8 @@ def estimate(per_example: float, *, teacher_steps: int, student_steps: int, cont
             "method": f"the teacher's training step (median of {TIMED_STEPS} runs of a random training batch, per "
                       f"word piece, at the data's mean length) times the planned steps; a KD step counted as "
                       f"{FORWARD_SHARE:.2f} of a teacher step per epoch of cached teacher outputs + "
-                      f"{STUDENT_STEP_SHARE}/{speedup} for the student (a rough model)"}
+                      f"{STUDENT_STEP_SHARE}/{speedup} for the student (a rough model); every planned step counts, "
+                      f"and training that stops on a dev plateau runs fewer, so it is an upper bound"}
 
 
 def export(best_dir: str, out_dir: str, int8: bool) -> Dict:

@@ -59,7 +59,7 @@ def run_pipeline(opts: Options) -> Dict:
 
     estimate = steps.run("estimate", "estimating the total time",
                          lambda: _estimate(opts, recipe, user, plans, reused), inputs=[plans, opts.control])
-    logger.info("estimated total time: %s (%s); parts: %s", _clock(estimate["seconds"]), estimate["method"],
+    logger.info("estimated total time, at most: %s (%s); parts: %s", _clock(estimate["seconds"]), estimate["method"],
                 ", ".join(f"{k} {_clock(v)}" for k, v in estimate["parts"].items()))
     teacher = steps.run("teacher", "teacher: fine-tuning and checking it",
                         lambda: _teacher(opts, recipe, user, plans, reused),
