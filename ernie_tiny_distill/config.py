@@ -209,6 +209,9 @@ class DistillConfig:
     # Student layer i (1-based; 0 = embeddings) is matched to teacher layer layer_map[i]; null = uniform.
     layer_map: Optional[List[int]] = None
     cache_teacher: bool = True
+    # model.teacher's Paddle Inference export (tools/export.py): cached logit KD scores the teacher through it, the
+    # same logits in a fraction of the CPU time, when it holds the teacher's weights (checked; else dygraph)
+    teacher_export: Optional[str] = None
     # Task stage with hidden/attention terms and more than one epoch: keep the teacher's outputs those terms read
     # (mapped layers' hidden states, used attention maps, logit rows; float32, in RAM) from epoch 1 and reuse them,
     # so the teacher runs once per example. Above teacher_state_cache_gb (estimated up front) it stays online.

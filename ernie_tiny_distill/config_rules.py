@@ -243,6 +243,13 @@ def check_losses(cfg) -> None:
                             where="config key 'distill.teachers'",
                             hint="set distill.cache_teacher=true, distill.kd_weight > 0 and distill.mlm_weight to 0 "
                                  "(hidden_weight and attention_weight may stay: those terms follow model.teacher)")
+    if d.teacher_export is not None and (d.teachers is not None or cfg.stage not in DISTILL_STAGES
+                                         or not d.cache_teacher or d.kd_weight <= 0 or d.hidden_weight > 0
+                                         or d.attention_weight > 0 or d.mlm_weight > 0):
+        raise UserError("distill.teacher_export scores model.teacher for cached logit KD only; here the teacher "
+                        "runs online or distill.teachers scores the teachers",
+                        where="config key 'distill.teacher_export'",
+                        hint="remove it, or give the export in the distill.teachers entry ({path, weight, export})")
     if cfg.stage == "general":
         if d.hidden_weight + d.attention_weight + d.mlm_weight <= 0:
             raise UserError("stage 'general' needs at least one of distill.hidden_weight, distill.attention_weight, "

@@ -62,6 +62,13 @@ def test_config_teachers_entries():
     # the ensemble is the KD term's soft target: intermediate terms may stay on (they follow model.teacher)
     raw["distill"] = {"teachers": [{"tfidf": True}], "hidden_weight": 1.0, "attention_weight": 1.0}
     assert config_from_dict(raw).distill.hidden_weight == 1.0
+    # model.teacher's export scores cached logit KD; with intermediate terms or an ensemble it would go unused
+    raw["distill"] = {"teacher_export": "exports/teacher"}
+    assert config_from_dict(raw).distill.teacher_export == "exports/teacher"
+    for unused in ({"hidden_weight": 1.0}, {"teachers": [{"tfidf": True}]}, {"cache_teacher": False}):
+        raw["distill"] = {"teacher_export": "exports/teacher", **unused}
+        with pytest.raises(UserError, match="distill.teacher_export.*cached logit KD only"):
+            config_from_dict(raw)
     for bad in ({"kd_weight": 0.0}, {"cache_teacher": False}):
         raw["distill"] = {"teachers": [{"tfidf": True}], **bad}
         with pytest.raises(UserError, match="soft target of cached logit KD"):

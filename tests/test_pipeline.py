@@ -266,6 +266,32 @@ def test_a_student_section_the_assistant_cannot_teach_is_refused_before_any_trai
             check_plans(opts, plans, loaded)
 
 
+def test_a_cached_soft_target_is_scored_through_the_teachers_export(world, monkeypatch):
+    """The student step exports the teacher first whenever its soft labels are cached: as distill.teacher_export
+    for logit KD alone, as the teacher's entry in distill.teachers with an assistant; not when the teacher runs
+    online for hidden-state and attention terms."""
+    from ernie_tiny_distill.pipeline import run
+    from ernie_tiny_distill.pipeline.recipes import load_recipe
+
+    exported, trained = [], []
+    monkeypatch.setattr(run.measure, "export", lambda src, out, int8: exported.append((src, out, int8)) or {"dir": out})
+    monkeypatch.setattr(run, "_train", lambda opts, raw, teacher_dir, name: trained.append(raw) or {})
+    opts = options(world, "classification", "exports")
+    recipe = load_recipe("classification", 10, world["recipes"]["classification"])
+    plan = dict(recipe["student"], task="classification", stage="task", output_dir="s", data={"format": "csv"})
+    export = str(world["root"] / "exports" / "export" / "teacher")
+    run._student(opts, plan, "T", None, recipe)  # logit KD alone (the 10x classification recipe)
+    assert exported == [("T", export, False)] and trained[-1]["distill"]["teacher_export"] == export
+    run._student(opts, plan, "T", {"output_dir": "A", "export": "A/export"}, recipe)
+    assert [m.get("export") for m in trained[-1]["distill"]["teachers"]] == [export, "A/export"]
+    assert "teacher_export" not in trained[-1]["distill"]
+    exported.clear()
+    ner = load_recipe("ner", 10, world["recipes"]["ner"])  # hidden-state and attention terms: online teacher
+    run._student(options(world, "ner", "exports"), dict(ner["student"], task="ner", stage="task", output_dir="s",
+                                                       data={"format": "conll"}), "T", None, ner)
+    assert exported == [] and "teacher_export" not in trained[-1].get("distill", {})
+
+
 def test_recipe_augment_embeddings_teacher_is_the_pipelines_teacher_or_a_logged_fallback(world, caplog):
     from ernie_tiny_distill.data.augment_text import teacher_word_table
 

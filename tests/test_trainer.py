@@ -336,6 +336,30 @@ def test_an_ensemble_gives_the_soft_target_while_hidden_and_attention_terms_foll
         assert np.isfinite(values).all() and min(values) > 0, part
 
 
+def test_cached_logits_through_the_teachers_export_are_the_dygraph_logits(workspace, cls_teacher, monkeypatch):
+    """distill.teacher_export: model.teacher's soft labels are computed through its Paddle Inference export (the
+    scorer is asked for them), and the cached rows equal those computed in dygraph."""
+    from ernie_tiny_distill.deploy import scoring
+    from ernie_tiny_distill.deploy.export import export_model
+
+    export = str(workspace["root"] / "cls_teacher_export")
+    export_model(cls_teacher["output_dir"], export)
+    through = []
+    real = scoring.predict_logits
+    monkeypatch.setattr(scoring, "predict_logits", lambda *a, **k: through.append(len(a[2])) or real(*a, **k))
+    rows = {}
+    for name, extra in (("dygraph", {}), ("export", {"teacher_export": export})):
+        cache = workspace["root"] / f"cache_{name}"
+        cfg = make_config(workspace, "classification", "task", f"cls_logits_{name}",
+                          model={"teacher": cls_teacher["output_dir"]}, data={"cache_dir": str(cache)},
+                          train={"epochs": 1}, distill={"allow_weak_teacher": True, **extra})
+        run_stage(cfg)
+        (npz,) = [p for p in (cache / "teacher_logits").glob("*.npz") if np.load(p)["rows"].shape[0] == 128]
+        rows[name] = np.load(npz)["rows"]
+    assert 128 in through  # the 64 labeled + 64 transfer texts, scored through the export
+    np.testing.assert_allclose(rows["export"], rows["dygraph"], atol=1e-4)
+
+
 def test_windows_student_distilled_from_an_ensemble(workspace, cls_teacher):
     """Long documents as windows (12 tokens: every demo review spans several) and a two-teacher ensemble (the
     fine-tuned teacher reading the same windows + TF-IDF): the run trains on pooled logits, reports the

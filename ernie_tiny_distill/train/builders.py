@@ -38,12 +38,17 @@ def cache_dir(cfg: Config, kind: str) -> str:
 
 def cached_teacher_rows(cfg: Config, task: Task, teacher, features, pad_token_id: int):
     """The teacher's KD rows of `features`, from the logit cache or computed once and stored there."""
+    from ernie_tiny_distill.deploy import scoring
+
     teacher_dir = models.resolve(cfg.model.teacher)
     def predict(fs):
         return evaluation.predict_logits(task, teacher, fs, cfg.train.eval_batch_size, pad_token_id,
                                           progress_bar(cfg, "teacher logits"))
 
-    return teacher_cache.load_or_build(cache_dir(cfg, "logits"), teacher_dir, task, features, predict)
+    compute = scoring.export_scorer(cfg.distill.teacher_export, teacher_dir, task.labels, task, pad_token_id, predict,
+                                    num_threads=int(os.environ.get("OMP_NUM_THREADS") or cfg.train.num_threads or 1),
+                                    progress=progress_bar(cfg, "teacher logits"))
+    return teacher_cache.load_or_build(cache_dir(cfg, "logits"), teacher_dir, task, features, compute)
 
 
 def progress_bar(cfg: Config, description: str):
