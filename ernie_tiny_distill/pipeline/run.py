@@ -285,7 +285,7 @@ def _assistant(opts: Options, raw: Dict, teacher_dir: str) -> Dict:
 def _student(opts: Options, raw: Dict, teacher_dir: str, assistant: Optional[Dict], recipe: Dict) -> Dict:
     """The student distilled. When the teacher's soft labels are cached (always with an assistant, and for logit
     KD alone), the teacher is exported first and scored through Paddle Inference: the same logits, spot-checked
-    against dygraph, in about a quarter of the CPU time. The export step writes the same export again later."""
+    against dygraph, in a fraction of the CPU time. The export step writes the same export again later."""
     plan = config_from_dict(with_overrides(merge(raw, {"model": {"teacher": teacher_dir}}), opts.overrides))
     cached = plan.distill.cache_teacher and kd_from_logits_only(plan)
     if assistant is None and not cached:
