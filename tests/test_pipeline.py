@@ -292,6 +292,19 @@ def test_a_cached_soft_target_is_scored_through_the_teachers_export(world, monke
     assert exported == [] and "teacher_export" not in trained[-1].get("distill", {})
 
 
+def test_no_assistant_skips_the_recipes_assistant(world):
+    from ernie_tiny_distill.pipeline.cli import parser
+    from ernie_tiny_distill.pipeline.run import run_recipe
+
+    args = ["--task", "classification", "--train", "t.csv", "--out", "o"]
+    assert parser().parse_args(args).assistant is True
+    assert parser().parse_args(args + ["--no-assistant"]).assistant is False
+    opts = options(world, "classification", "no_assistant")
+    assert run_recipe(opts)["assistant"]["weight"] == 0.5
+    skipped = run_recipe(dataclasses.replace(opts, assistant=False))
+    assert "assistant" not in skipped and skipped["student"] == run_recipe(opts)["student"]
+
+
 def test_recipe_augment_embeddings_teacher_is_the_pipelines_teacher_or_a_logged_fallback(world, caplog):
     from ernie_tiny_distill.data.augment_text import teacher_word_table
 

@@ -36,6 +36,7 @@ class Options:
     teacher: str = "minilm"
     speedup: int = 10
     control: bool = False
+    assistant: bool = True  # False: skip the recipe's assistant section (--no-assistant)
     encoding: Optional[str] = None
     format: Optional[str] = None
     text_column: Optional[str] = None

@@ -49,7 +49,7 @@ class UserData:
 def run_pipeline(opts: Options) -> Dict:
     """Run every step not yet done under opts.out and write OUT/report.json and OUT/report.md."""
     started = time.time()
-    recipe = load_recipe(opts.task, opts.speedup, opts.recipe)
+    recipe = run_recipe(opts)
     os.makedirs(opts.out, exist_ok=True)
     left_out = ({"control"} if not opts.control else set()) | ({"assistant"} if not recipe.get("assistant") else set())
     steps = Steps(opts.out, [n for n in STEP_NAMES if n not in left_out])
@@ -92,6 +92,16 @@ def run_pipeline(opts: Options) -> Dict:
                           skipped=steps.skipped)
     report.write(opts.out, result)
     return result
+
+
+def run_recipe(opts: Options) -> Dict:
+    """The recipe the run follows: --recipe or the built-in one for the task and speed-up, without its assistant
+    when --no-assistant says so."""
+    recipe = load_recipe(opts.task, opts.speedup, opts.recipe)
+    if not opts.assistant and recipe.get("assistant"):
+        logger.info("the recipe's assistant (%s) is skipped (--no-assistant)", recipe["assistant"]["recipe"])
+        recipe = {k: v for k, v in recipe.items() if k != "assistant"}
+    return recipe
 
 
 def read_user_data(opts: Options, recipe: Dict) -> UserData:
