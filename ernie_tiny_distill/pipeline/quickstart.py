@@ -18,8 +18,8 @@ DEMO_PREFIX = {"classification": "sentiment", "ner": "ner"}
 # in about 10 minutes on 2 cores (a user's run keeps the recipe's floor of 300 steps). No transfer set is given,
 # so each task uses the recipe's augmented copies of its training texts, the path of a user without unlabeled
 # text; the classifier gets 5 copies per review instead of the recipe's 20 (the teacher scores each copy once),
-# and no assistant: distilling the 5x student first nearly doubled the classifier's time here and left its test
-# accuracy as it was.
+# and no assistant: distilling the 5x student first added about half to the classifier's time here and left its
+# test accuracy as it was.
 QUICK_OVERRIDES = {"classification": ("train.min_steps=120", "train.batch_size=16", "data.augment_copies=5"),
                    "ner": ("train.min_steps=120", "train.batch_size=16")}
 
