@@ -205,11 +205,15 @@ def check_plans(opts: Options, plans: Dict[str, Dict], recipe: Dict) -> None:
         raw = _taught_by(plans[name], "teacher", assistant if "assistant" in plans else None, recipe) \
             if name == "student" else plans[name]
         try:
-            config_from_dict(with_overrides(merge(raw, {"model": {"teacher": opts.teacher or "minilm"}}),
-                                            opts.overrides))
+            _plan_config(opts, raw, opts.teacher or "minilm")
         except UserError as e:
             raise UserError(f"the {name} step's config, from the recipe's {name} section and your key=value "
                             f"settings, is refused: {e}", where=recipe["file"]) from None
+
+
+def _plan_config(opts: Options, raw: Dict, teacher: str) -> Config:
+    """The Config a step's plan gives with this teacher and the user's overrides, checked, without writing it."""
+    return config_from_dict(with_overrides(merge(raw, {"model": {"teacher": teacher}}), opts.overrides))
 
 
 def _distill_plan(opts: Options, data: Dict, section: Dict, name: str) -> Dict:
@@ -296,7 +300,7 @@ def _student(opts: Options, raw: Dict, teacher_dir: str, assistant: Optional[Dic
     """The student distilled. When the teacher's soft labels are cached (always with an assistant, and for logit
     KD alone), the teacher is exported first and scored through Paddle Inference: the same logits, spot-checked
     against dygraph, in a fraction of the CPU time. The export step writes the same export again later."""
-    plan = config_from_dict(with_overrides(merge(raw, {"model": {"teacher": teacher_dir}}), opts.overrides))
+    plan = _plan_config(opts, raw, teacher_dir)
     cached = plan.distill.cache_teacher and kd_from_logits_only(plan)
     if assistant is None and not cached:
         return _train(opts, raw, teacher_dir, "student")
